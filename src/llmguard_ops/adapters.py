@@ -1,0 +1,204 @@
+"""Adapters that give torch, transformers and ONNX models a predict()/predict_proba() face.
+
+Imported only when a suite names one of these loaders. Nothing here reaches a model
+hub: transformers loads with ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ArtifactError
+
+
+def _as_array(x: Any) -> np.ndarray:
+    if hasattr(x, "to_numpy"):
+        x = x.to_numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def pick_device(requested: str | None) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; explicit values pass through."""
+    import torch
+
+    if requested in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(requested).startswith("cuda") and not torch.cuda.is_available():
+        raise ArtifactError(f"device '{requested}' requested but CUDA is not available")
+    return str(requested)
+
+
+class TorchModel:
+    """A torch module over tabular inputs: logits → classes and probabilities."""
+
+    input_kind = "tabular"
+
+    def __init__(self, module: Any, device: str, task: str = "classification", batch_size: int = 4096):
+        self.module = module
+        self.device = device
+        self.task = task
+        self.batch_size = batch_size
+
+    def _forward(self, x: Any) -> np.ndarray:
+        import torch
+
+        arr = _as_array(x)
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(arr), self.batch_size):
+                batch = torch.from_numpy(arr[start:start + self.batch_size]).to(self.device)
+                outs.append(self.module(batch).float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def __call__(self, x: Any) -> Any:
+        return self._forward(x)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        logits = self._forward(x)
+        if logits.ndim == 1 or logits.shape[1] == 1:
+            p = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
+            return np.column_stack([1 - p, p])
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, x: Any) -> np.ndarray:
+        if self.task == "regression":
+            return self._forward(x).reshape(-1)
+        return np.asarray(self.predict_proba(x).argmax(axis=1))
+
+
+def load_torch(path: Path, options: dict[str, Any]) -> TorchModel:
+    import torch
+
+    device = pick_device(options.get("device"))
+    if options.get("format") == "torchscript":
+        module = torch.jit.load(str(path), map_location=device)
+    else:
+        warnings.warn(f"loading {path.name} with torch.load(weights_only=False) runs pickled code; "
+                      "load only models you trust (or use format: torchscript)", UserWarning, stacklevel=2)
+        module = torch.load(str(path), map_location=device, weights_only=False)
+    module.eval()
+    return TorchModel(module, device, options.get("task", "classification"), int(options.get("batch_size", 4096)))
+
+
+class TransformersModel:
+    """A local transformers model: sequence classifier or causal LM, fed texts."""
+
+    input_kind = "text"
+
+    def __init__(self, model: Any, tokenizer: Any, task: str, device: str, options: dict[str, Any]):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.task = task
+        self.device = device
+        self.batch_size = int(options.get("batch_size", 32))
+        self.max_length = int(options.get("max_length", 256))
+        self.max_new_tokens = int(options.get("max_new_tokens", 32))
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                                     truncation=True, max_length=self.max_length).to(self.device)
+                outs.append(self.model(**enc).logits.float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, 0))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        if self.task != "sequence-classification":
+            raise ArtifactError("predict_proba needs a sequence-classification model")
+        logits = self._logits(list(texts))
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        if self.task == "sequence-classification":
+            return np.asarray(self.predict_proba(texts).argmax(axis=1))
+        return np.asarray(self.generate(list(texts)), dtype=object)
+
+    def generate(self, prompts: list[str], max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
+        """Greedy continuation of each prompt (deterministic), without the prompt."""
+        import torch
+
+        if self.task != "causal-lm":
+            raise ArtifactError("generate needs a causal-lm model")
+        out = []
+        with torch.inference_mode():
+            for prompt in prompts:
+                enc = self.tokenizer(prompt, return_tensors="pt").to(self.device)
+                ids = self.model.generate(
+                    **enc, max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, **kwargs,
+                )
+                out.append(self.tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        return out
+
+
+def load_transformers(path: Path, options: dict[str, Any]) -> TransformersModel:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import transformers as tf
+
+    if not path.is_dir():
+        raise ArtifactError(f"transformers models load from a local folder; {path} is not one")
+    config = tf.AutoConfig.from_pretrained(path, local_files_only=True)
+    task = options.get("task")
+    if task is None:
+        archs = " ".join(getattr(config, "architectures", None) or [])
+        task = "sequence-classification" if "SequenceClassification" in archs else "causal-lm"
+    auto = {"sequence-classification": tf.AutoModelForSequenceClassification,
+            "causal-lm": tf.AutoModelForCausalLM}.get(task)
+    if auto is None:
+        raise ArtifactError(f"unknown transformers task '{task}' (sequence-classification or causal-lm)")
+    device = pick_device(options.get("device"))
+    model = auto.from_pretrained(path, local_files_only=True).to(device).eval()
+    tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return TransformersModel(model, tokenizer, task, device, options)
+
+
+class OnnxModel:
+    """An ONNX graph (e.g. from skl2onnx): first output = labels, second = probabilities."""
+
+    input_kind = "tabular"
+
+    def __init__(self, session: Any):
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def _run(self, x: Any) -> list[Any]:
+        out: list[Any] = self.session.run(None, {self.input_name: _as_array(x)})
+        return out
+
+    def predict(self, x: Any) -> np.ndarray:
+        labels = np.asarray(self._run(x)[0])
+        return labels.reshape(-1) if labels.ndim > 1 and labels.shape[-1] == 1 else labels
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        outs = self._run(x)
+        if len(outs) < 2:
+            raise ArtifactError("this ONNX graph has no probability output")
+        probs = outs[1]
+        if isinstance(probs, list) and probs and isinstance(probs[0], dict):  # ZipMap output
+            keys = sorted(probs[0])
+            return np.array([[row[k] for k in keys] for row in probs], dtype=float)
+        return np.asarray(probs, dtype=float)
+
+
+def load_onnx(path: Path, options: dict[str, Any]) -> OnnxModel:
+    import onnxruntime as ort
+
+    providers = options.get("providers") or ["CPUExecutionProvider"]
+    return OnnxModel(ort.InferenceSession(str(path), providers=providers))

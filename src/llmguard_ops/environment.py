@@ -1,0 +1,76 @@
+"""Facts about the machine a run happened on, for the report and the attestation.
+
+Only facts, never the environment's variables (they hold secrets). Heavy packages are
+reported by version from their metadata, without importing them; GPU facts come from
+torch only if the run already imported it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPORTED_PACKAGES = (
+    "llmguard-ops", "pluggy", "pydantic", "numpy", "scipy", "pandas", "scikit-learn", "torch",
+    "transformers", "fairlearn", "aif360", "shap", "deepeval", "cryptography", "hypothesis",
+    "onnxruntime", "sentence-transformers",
+)
+
+
+def package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit(path: Path) -> dict[str, Any] | None:
+    """Commit and dirtiness of the git work tree holding ``path``, if any."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def gpu_info() -> list[dict[str, Any]]:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    try:
+        if not torch.cuda.is_available():
+            return []
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append({"index": i, "name": props.name, "memory_mb": props.total_memory // 2**20,
+                         "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda})
+        return gpus
+    except Exception:
+        return []
+
+
+def collect(suite_dir: Path) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": f"{platform.system()} {platform.release()}",
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or None,
+        "packages": package_versions(),
+        "gpu": gpu_info(),
+        "git": git_commit(suite_dir),
+    }

@@ -1,0 +1,121 @@
+"""The gate: a pure function of the suite's policy and the check results.
+
+No I/O, no plugins: the same inputs always give the same decision, so the decision in
+a report can be recomputed by anyone from the report itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .results import CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
+from .suite import GateBound, Policy
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.6g}"
+
+
+def evaluate_bound(name: str, bound: GateBound, metric: Metric) -> GateOutcome:
+    """Test one metric against one bound.
+
+    Without ``confidence`` the point estimate is compared. With it, ``min`` is compared
+    with the interval's lower end and ``max`` with its upper end, so the bound must hold
+    for every value the interval admits. The caller guarantees the interval exists at
+    the asked level (see :func:`interval_problem`).
+    """
+    use_ci = bound.confidence is not None
+    low = metric.lower if use_ci else metric.value
+    high = metric.upper if use_ci else metric.value
+    problems = []
+    if bound.min is not None and (low is None or low < bound.min):
+        what = f"lower {bound.confidence:.0%} bound {_fmt(low)}" if use_ci else _fmt(low)
+        problems.append(f"{what} < min {_fmt(bound.min)}")
+    if bound.max is not None and (high is None or high > bound.max):
+        what = f"upper {bound.confidence:.0%} bound {_fmt(high)}" if use_ci else _fmt(high)
+        problems.append(f"{what} > max {_fmt(bound.max)}")
+    interval = f" [{_fmt(metric.lower)}, {_fmt(metric.upper)}]" if metric.has_interval else ""
+    head = f"{name} = {_fmt(metric.value)}{interval}"
+    reason = f"{head}: " + "; ".join(problems) if problems else f"{head} within gate"
+    return GateOutcome(
+        metric=name, min=bound.min, max=bound.max, confidence=bound.confidence,
+        value=metric.value,
+        tested_low=low if bound.min is not None else None,
+        tested_high=high if bound.max is not None else None,
+        passed=not problems, reason=reason,
+    )
+
+
+def interval_problem(name: str, bound: GateBound, metric: Metric | None) -> str | None:
+    """Why ``bound`` cannot be tested on ``metric`` (a check defect → ERROR), or None."""
+    if metric is None:
+        return f"the check did not report gated metric '{name}'"
+    if bound.confidence is None:
+        return None
+    if not metric.has_interval:
+        return f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported none"
+    if metric.confidence is None or abs(metric.confidence - bound.confidence) > 1e-9:
+        return (f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported "
+                f"one at {_fmt(metric.confidence)}")
+    return None
+
+
+def status_of(severity: Severity, outcomes: Sequence[GateOutcome]) -> Status:
+    """PASS when every gate holds; a failed gate is FAIL for blockers, WARN otherwise."""
+    if all(o.passed for o in outcomes):
+        return Status.PASS
+    return Status.FAIL if severity is Severity.BLOCKER else Status.WARN
+
+
+def decide(policy: Policy, results: Iterable[CheckResult], vetoes: Iterable[str] = ()) -> GateDecision:
+    """Reduce check results to PROMOTE / REVIEW / BLOCK, with every reason.
+
+    * a check in ERROR blocks (fail closed) unless it sets ``allow_error: true``;
+    * a failed blocker blocks;
+    * a failed warning asks for REVIEW when ``policy.review_on == "warning"``;
+    * ``info`` never gates;
+    * a skipped blocker follows ``policy.on_skip``;
+    * a waived check's failure is recorded and does not gate;
+    * any veto from a plugin blocks. Nothing turns a BLOCK into a pass.
+    """
+    block: list[str] = []
+    review: list[str] = []
+    notes: list[str] = []
+    for r in results:
+        waived = r.waiver is not None and r.status in (Status.FAIL, Status.WARN, Status.ERROR)
+        if r.status is Status.ERROR:
+            message = r.error.message if r.error else "error"
+            line = f"{r.id}: ERROR: {message}"
+            if r.allow_error:
+                notes.append(line + " (allowed by allow_error)")
+            elif waived:
+                notes.append(line + f" (waived by {r.waiver.get('approver') if r.waiver else '?'})")
+            else:
+                block.append(line)
+        elif r.status in (Status.FAIL, Status.WARN):
+            failed = "; ".join(g.reason for g in r.failed_gates)
+            line = f"{r.id} ({r.severity.value}): {failed}"
+            if waived:
+                notes.append(line + f" (waived by {r.waiver.get('approver') if r.waiver else '?'})")
+            elif r.severity is Severity.BLOCKER:
+                block.append(line)
+            elif r.severity is Severity.WARNING and policy.review_on == "warning":
+                review.append(line)
+            else:
+                notes.append(line)
+        elif r.status is Status.SKIP and r.severity is Severity.BLOCKER:
+            line = f"{r.id}: skipped blocker check"
+            if policy.on_skip == "block":
+                block.append(line)
+            elif policy.on_skip == "review":
+                review.append(line)
+            else:
+                notes.append(line)
+    block += [f"veto: {v}" for v in vetoes]
+    if block:
+        return GateDecision.of(Decision.BLOCK, block + review + notes)
+    if review:
+        return GateDecision.of(Decision.REVIEW, review + notes)
+    return GateDecision.of(Decision.PROMOTE, notes)

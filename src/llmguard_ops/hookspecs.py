@@ -1,0 +1,122 @@
+"""Hook specifications: the whole plugin API of llmguard-ops in one module.
+
+A plugin is a module (or object) exposing functions marked with
+:data:`llmguard_ops.hookimpl`, loaded through the ``llmguard`` entry-point group. Every
+hook is named ``llmguard_*``; unknown ``llmguard_*`` implementations are rejected at
+load time (``check_pending``), so a typo never silently does nothing.
+
+Registration hooks receive a ``register`` callback rather than returning values: the
+host binds the callback to the calling plugin and so records which plugin provided
+each check, loader and reporter, and refuses duplicates naming both plugins.
+
+Lifecycle of ``llmguard run``::
+
+    load plugins → llmguard_register_* → validate suite → load models and datasets
+    → for each check: llmguard_run_check (wrappers around the host's runner)
+    → gate (pure function) + llmguard_gate_veto → evidence and reporters
+    → llmguard_on_decision
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .context import CheckContext
+    from .registry import CheckDefinition, DatasetLoader, ModelLoader, Reporter
+    from .report import Report
+    from .results import CheckOutput
+
+PROJECT = "llmguard"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
+    """Register the checks this plugin provides.
+
+    :param register: call once per :class:`~llmguard_ops.CheckDefinition`. The host
+        records the calling plugin as the check's provider. A name already provided by
+        another plugin raises :class:`~llmguard_ops.PluginError` naming both.
+
+    Called once per plugin when the registry is built; the return value is ignored.
+    An exception here is reported as that plugin's load failure; other plugins still
+    register.
+    """
+
+
+@hookspec
+def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    """Register model loaders (the ``loader:`` of a suite's model entry).
+
+    :param register: call once per :class:`~llmguard_ops.ModelLoader`. Names are unique
+        across plugins, as for checks.
+    """
+
+
+@hookspec
+def llmguard_register_dataset_loaders(register: Callable[[DatasetLoader], None]) -> None:
+    """Register dataset loaders (chosen by a dataset's ``loader:`` or file extension).
+
+    :param register: call once per :class:`~llmguard_ops.DatasetLoader`.
+    """
+
+
+@hookspec
+def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
+    """Register reporters: each writes one output file of a run into the output folder.
+
+    :param register: call once per :class:`~llmguard_ops.Reporter`.
+    """
+
+
+@hookspec(firstresult=True)
+def llmguard_run_check(
+    context: CheckContext, check: CheckDefinition, params: Any
+) -> CheckOutput | None:
+    """Run one check and return its :class:`~llmguard_ops.CheckOutput`.
+
+    :param context: the run's view for this check (models, datasets, cached predictions,
+        seed, confidence levels, artifact folder).
+    :param check: the definition being run.
+    :param params: the validated instance of ``check.params``.
+
+    Stops at the first non-``None`` result. The host's own implementation calls
+    ``check.run(context, params)`` and runs last; implement this hook with
+    ``wrapper=True`` to surround every check (timing, tracing, resource limits) and
+    ``return (yield)``. Exceptions propagate to the host, which records the check as
+    ERROR; they never end the run.
+    """
+
+
+@hookspec
+def llmguard_gate_veto(report: Report) -> list[str] | None:
+    """Return reasons to BLOCK the run, or ``None``/``[]`` for no objection.
+
+    :param report: the report with every check result and the gate's own decision.
+
+    All implementations are called and their reasons collected; any reason turns the
+    decision into BLOCK. A plugin can add reasons to block; it can never turn a block
+    into a pass.
+    """
+
+
+@hookspec
+def llmguard_on_decision(report: Report, out_dir: Path) -> None:
+    """React to the final decision, after every output has been written.
+
+    :param report: the final report (``report.decision.decision`` is PROMOTE, REVIEW or
+        BLOCK).
+    :param out_dir: the folder holding ``report.json`` and the attestation.
+
+    All implementations are called (e.g. a registry plugin moves an alias on PROMOTE,
+    an incident plugin opens a ticket on BLOCK). An exception is reported as a warning
+    and does not change the decision.
+    """

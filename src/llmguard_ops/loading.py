@@ -1,0 +1,322 @@
+"""Reading a suite file into a validated :class:`~llmguard_ops.suite.Suite`.
+
+Every error names ``file:line:col key.path`` and, for near misses, suggests the
+closest valid name. Check parameters are validated against the parameter model of
+the installed check, so third-party checks get the same quality of errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError, create_model
+
+from .errors import SuiteError, did_you_mean
+from .registry import Registry
+from .suite import CheckConfig, GateBound, Suite
+from .yamlsource import Path_, SourceMap, format_path, load_yaml
+
+
+class SuiteErrors(SuiteError):
+    """Several located problems; printed one per line."""
+
+    def __init__(self, errors: Sequence[SuiteError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, column=first.column, key=first.key)
+
+    def format(self) -> str:
+        return "\n".join(e.format() for e in getattr(self, "errors", [])) or super().format()
+
+
+@dataclass
+class LoadedSuite:
+    """A validated suite with where it came from."""
+
+    suite: Suite
+    path: Path
+    text: str
+    sha256: str
+    source: SourceMap
+    raw: dict[str, Any]
+    params: dict[str, BaseModel] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def raw_params(self, check_id: str) -> dict[str, Any]:
+        """The check's ``with:`` as written (``${ENV}`` unresolved, so no secret leaks)."""
+        for check in self.raw.get("checks", []):
+            if isinstance(check, dict) and check.get("id") == check_id:
+                return copy.deepcopy(check.get("with") or {})
+        return {}
+
+
+_TYPE_WORDS = {
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "list_type": "expected a list",
+}
+
+
+def _message(err: Mapping[str, Any], model: type[BaseModel] | None, loc: Path_) -> tuple[str, bool]:
+    """One readable message for a pydantic error, and whether to point at the key."""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known = _fields_at(model, loc[:-1])
+        hint = did_you_mean(key, known) if known else ""
+        return f"unknown key '{key}'{hint}", True
+    if kind == "missing":
+        return f"missing required key '{loc[-1]}'", True
+    got = err.get("input")
+    shown = f", got {got!r}" if not isinstance(got, dict | list) and got is not None else ""
+    if kind in _TYPE_WORDS:
+        return _TYPE_WORDS[kind] + shown, False
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    elif msg.startswith("Input should be"):
+        msg = "expected" + msg[len("Input should be"):] + shown
+    else:
+        msg = msg[0].lower() + msg[1:]
+    return msg, False
+
+
+def _fields_at(model: type[BaseModel] | None, loc: Path_) -> list[str]:
+    """Field names (by alias) of the model found at ``loc`` under ``model``, best effort."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            current = _inner_model(current, item=True)
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields:
+            return []
+        match = next((f for n, f in fields.items() if (f.alias or n) == part), None)
+        current = _inner_model(match.annotation if match else None)
+    fields = getattr(current, "model_fields", None) or {}
+    return [(f.alias or n) for n, f in fields.items()]
+
+
+def _inner_model(annotation: Any, item: bool = False) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _located(exc: ValidationError, smap: SourceMap, model: type[BaseModel], prefix: Path_ = ()) -> SuiteErrors:
+    errors = []
+    for err in exc.errors():
+        loc: Path_ = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg, at_key = _message(err, model, loc)
+        errors.append(smap.error((*prefix, *loc), msg, prefer_key=at_key))
+    return SuiteErrors(errors)
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``checks.quality.gate.accuracy.min=0.9`` → (path parts, YAML-parsed value)."""
+    if "=" not in text:
+        raise SuiteError(f"--set expects PATH=VALUE, got {text!r}", file="--set")
+    path, _, value = text.partition("=")
+    parts: list[str | int] = []
+    for piece in path.strip().replace("]", "").replace("[", ".").split("."):
+        if piece == "":
+            continue
+        parts.append(int(piece) if piece.isdigit() else piece)
+    if not parts:
+        raise SuiteError(f"--set has an empty path: {text!r}", file="--set")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return parts, parsed
+
+
+def apply_overrides(data: dict[str, Any], raw: dict[str, Any], smap: SourceMap, overrides: Iterable[str]) -> None:
+    """Apply ``--set`` overrides to both trees; a check may be addressed by its id."""
+    for text in overrides:
+        parts, value = parse_override(text)
+        for tree in (data, raw):
+            node: Any = tree
+            resolved: list[str | int] = []
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                if isinstance(node, list):
+                    if isinstance(part, str):  # checks.<id>
+                        idx = next((j for j, c in enumerate(node) if isinstance(c, dict) and c.get("id") == part), None)
+                        if idx is None:
+                            ids = [c.get("id") for c in node if isinstance(c, dict)]
+                            raise SuiteError(f"no item with id '{part}'{did_you_mean(part, ids)}",
+                                             file="--set", key=format_path(tuple(resolved)))
+                        part = idx
+                    if part >= len(node):
+                        raise SuiteError(f"index {part} out of range", file="--set", key=format_path(tuple(resolved)))
+                elif not isinstance(node, dict):
+                    raise SuiteError(f"cannot set below a {type(node).__name__}", file="--set",
+                                     key=format_path(tuple(resolved)))
+                resolved.append(part)
+                if last:
+                    node[part] = copy.deepcopy(value)
+                else:
+                    if isinstance(node, dict) and part not in node:
+                        node[part] = {}
+                    node = node[part]
+            smap.overridden.add(tuple(resolved))
+
+
+def read_suite_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError("suite file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"cannot read suite file: {exc}", file=str(path)) from None
+
+
+def load_suite(
+    path: str | Path,
+    registry: Registry,
+    overrides: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> LoadedSuite:
+    """Read, interpolate, override and validate a suite and every check's parameters.
+
+    Raises :class:`SuiteError` (possibly :class:`SuiteErrors`) with positions.
+    """
+    path = Path(path)
+    text = read_suite_text(path)
+    try:
+        data, raw, smap = load_yaml(text, str(path), env)
+    except yaml.YAMLError as exc:  # e.g. a !!python tag refused by the safe loader
+        mark = getattr(exc, "problem_mark", None)
+        raise SuiteError(
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+            file=str(path), line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
+        ) from None
+    if not isinstance(data, dict):
+        raise SuiteError("a suite must be a mapping with apiVersion, name, models, datasets, checks",
+                         file=str(path), line=1, column=1)
+    apply_overrides(data, raw, smap, overrides)
+    _precheck(data, smap)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise _located(exc, smap, Suite) from None
+
+    loaded = LoadedSuite(
+        suite=suite, path=path.resolve(), text=text,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        source=smap, raw=raw, overrides=list(overrides),
+    )
+    errors: list[SuiteError] = []
+    context = {"models": set(suite.models), "datasets": set(suite.datasets)}
+    for i, check in enumerate(suite.checks):
+        definition = registry.checks.get(check.uses)
+        if definition is None:
+            failure = registry.failure_for_check(check.uses)
+            if failure is not None:
+                msg = f"check '{check.uses}' is unavailable: {failure.line()}"
+            else:
+                msg = f"unknown check '{check.uses}'{did_you_mean(check.uses, registry.checks)}"
+                if not did_you_mean(check.uses, registry.checks):
+                    msg += "; run 'llmguard checks' to list the installed ones"
+            errors.append(smap.error(("checks", i, "uses"), msg))
+            continue
+        try:
+            loaded.params[check.id] = definition.params.model_validate(check.with_, context=context)
+        except ValidationError as exc:
+            errors.extend(_located(exc, smap, definition.params, ("checks", i, "with")).errors)
+        for metric in check.gate:
+            if not definition.declares(metric):
+                names = [m for m in definition.metric_names() if "*" not in m]
+                errors.append(smap.error(
+                    ("checks", i, "gate", metric),
+                    f"check '{check.uses}' has no metric '{metric}'{did_you_mean(metric, names)}",
+                    prefer_key=True,
+                ))
+    for name, model in suite.models.items():
+        if model.loader not in registry.model_loaders:
+            errors.append(smap.error(
+                ("models", name, "loader"),
+                f"unknown model loader '{model.loader}'{did_you_mean(model.loader, registry.model_loaders)}",
+            ))
+    if errors:
+        raise SuiteErrors(errors)
+    return loaded
+
+
+def _precheck(data: dict[str, Any], smap: SourceMap) -> None:
+    """Errors pydantic would place badly: duplicate check ids."""
+    checks = data.get("checks")
+    if isinstance(checks, list):
+        seen: dict[Any, int] = {}
+        for i, check in enumerate(checks):
+            if isinstance(check, dict) and "id" in check:
+                if check["id"] in seen:
+                    raise smap.error(("checks", i, "id"), f"duplicate check id '{check['id']}' "
+                                     f"(first at checks[{seen[check['id']]}])")
+                seen[check["id"]] = i
+
+
+def suite_json_schema(registry: Registry) -> dict[str, Any]:
+    """JSON Schema of the suite format with each installed check's parameters."""
+    variants: list[Any] = []
+    for name, definition in sorted(registry.checks.items()):
+        fields: dict[str, Any] = {
+            "uses": (Any, ...),
+            "with_": (definition.params, None),
+            "gate": (dict[str, GateBound], None),
+        }
+        model = create_model(  # type: ignore[call-overload]
+            "Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields
+        )
+        schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        schema["properties"]["uses"] = {"const": name, "description": definition.summary}
+        schema["properties"]["with"] = schema["properties"].pop("with_", schema["properties"].get("with"))
+        schema["properties"]["gate"] = {
+            "type": "object",
+            "description": "Metric name → bounds. Metrics: " + ", ".join(definition.metric_names()),
+            "additionalProperties": {"$ref": "#/$defs/GateBound"},
+            "propertyNames": {"anyOf": [{"pattern": _glob_to_regex(m)} for m in definition.metric_names()]},
+        }
+        variants.append(schema)
+    base = Suite.model_json_schema(by_alias=True)
+    defs = base.setdefault("$defs", {})
+    items = []
+    for schema in variants:
+        defs.update(schema.pop("$defs", {}))
+        items.append(schema)
+    if items:
+        base["properties"]["checks"]["items"] = {"oneOf": items}
+    base["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    base["title"] = "llmguard suite (apiVersion llmguard/v1)"
+    json.dumps(base)  # must be serialisable
+    return base
+
+
+def _glob_to_regex(pattern: str) -> str:
+    import fnmatch
+
+    return fnmatch.translate(pattern).replace("\\Z", "$").replace("(?s:", "^(?:")

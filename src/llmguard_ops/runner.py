@@ -1,0 +1,286 @@
+"""Running a validated suite: artifacts once, checks isolated, gate, outputs.
+
+Each check runs in a worker thread under its timeout. An exception, a timeout, a
+malformed output or a non-finite metric becomes an ERROR result with the reason (and
+the traceback, for exceptions); the run always goes on to the next check. A check that
+hangs keeps its (daemon) thread but no longer holds up the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import environment
+from .artifacts import LoadedDataset, LoadedModel, load_datasets, load_models
+from .context import CheckContext, PredictionCache, derive_seed
+from .gate import decide, evaluate_bound, interval_problem, status_of
+from .loading import LoadedSuite
+from .plugins import PluginHost
+from .report import Report, SuiteInfo, write_report
+from .results import CheckOutput, CheckResult, ErrorInfo, GateDecision, Status
+from .suite import CheckConfig
+
+log = logging.getLogger("llmguard")
+
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+
+class CheckTimeout(Exception):  # noqa: N818 - an outcome
+    """A check ran past its timeout."""
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+            box["traceback"] = traceback.format_exc()
+
+    worker = threading.Thread(target=target, name=f"llmguard:{name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise CheckTimeout(f"timed out after {timeout:g}s (the check is abandoned; raise 'timeout:' if it "
+                           "needs longer)")
+    if "error" in box:
+        box["error"].__llmguard_traceback__ = box["traceback"]
+        raise box["error"]
+    return box.get("value")
+
+
+@dataclass
+class Session:
+    """A suite with its artifacts loaded, ready to run checks (one per run)."""
+
+    loaded: LoadedSuite
+    host: PluginHost
+    models: dict[str, LoadedModel]
+    datasets: dict[str, LoadedDataset]
+    out_dir: Path
+    cache: PredictionCache = field(default_factory=PredictionCache)
+    started_at: str = field(default_factory=now_rfc3339)
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    t0: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def open(cls, loaded: LoadedSuite, host: PluginHost, out_dir: Path) -> Session:
+        registry = host.registry()
+        datasets = load_datasets(loaded, registry)
+        models = load_models(loaded, registry)
+        return cls(loaded=loaded, host=host, models=models, datasets=datasets, out_dir=out_dir)
+
+    def context(self, config: CheckConfig) -> CheckContext:
+        artifact_dir = self.out_dir / "artifacts" / config.id
+        return CheckContext(
+            suite=self.loaded, check=config, models=self.models, datasets=self.datasets,
+            cache=self.cache, artifact_dir=artifact_dir,
+            seed=derive_seed(self.loaded.suite.seed, config.id),
+            default_confidence=self.loaded.suite.policy.confidence,
+        )
+
+    def run_check(self, config: CheckConfig) -> CheckResult:
+        """Run one check in isolation and gate its metrics; never raises for check faults."""
+        registry = self.host.registry()
+        definition = registry.checks[config.uses]
+        params = self.loaded.params[config.id]
+        ctx = self.context(config)
+        timeout = config.timeout or self.loaded.suite.policy.default_timeout
+        base = dict(
+            id=config.id, uses=config.uses, plugin=definition.plugin, plugin_version=definition.plugin_version,
+            severity=config.severity, allow_error=config.allow_error,
+            params=self.loaded.raw_params(config.id), seed=ctx.seed,
+        )
+        start = time.perf_counter()
+
+        def call() -> Any:
+            ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+            return self.host.hook.llmguard_run_check(context=ctx, check=definition, params=params)
+
+        error: ErrorInfo | None = None
+        output: CheckOutput | None = None
+        status: Status | None = None
+        try:
+            value = _call_with_timeout(call, timeout, config.id)
+            if not isinstance(value, CheckOutput):
+                raise TypeError(f"check '{config.uses}' returned {type(value).__name__}, not CheckOutput")
+            output = value
+        except CheckTimeout as exc:
+            error = ErrorInfo(type="Timeout", message=str(exc))
+        except Exception as exc:
+            from .errors import CheckSkipped
+
+            if isinstance(exc, CheckSkipped):
+                status = Status.SKIP
+                error = ErrorInfo(type="Skipped", message=str(exc))
+            else:
+                error = ErrorInfo(type=type(exc).__name__, message=str(exc) or type(exc).__name__,
+                                  traceback=getattr(exc, "__llmguard_traceback__", None))
+        duration = time.perf_counter() - start
+
+        gates = []
+        if output is not None:
+            problems = [f"metric '{name}' is {'/'.join(m.non_finite())} not finite"
+                        for name, m in output.metrics.items() if m.non_finite()]
+            for name, bound in config.gate.items():
+                problem = interval_problem(name, bound, output.metrics.get(name))
+                if problem:
+                    problems.append(problem)
+            if problems:
+                error = ErrorInfo(type="InvalidResult", message="; ".join(problems))
+            else:
+                gates = [evaluate_bound(name, bound, output.metrics[name]) for name, bound in config.gate.items()]
+        if status is None:
+            status = Status.ERROR if error is not None else status_of(config.severity, gates)
+        result = CheckResult(
+            **base, status=status, gates=gates, error=error, duration_s=round(duration, 6),
+            metrics=output.metrics if output else {}, details=output.details if output else {},
+            warnings=[*(output.warnings if output else []), *ctx.notes],
+            artifacts={k: str(v) for k, v in (output.artifacts if output else {}).items()},
+        )
+        self._apply_waiver(result)
+        return result
+
+    def _apply_waiver(self, result: CheckResult) -> None:
+        today = dt.date.today().isoformat()
+        for waiver in self.loaded.suite.waivers:
+            if waiver.check != result.id:
+                continue
+            if waiver.expires < today:
+                result.warnings.append(f"waiver by {waiver.approver} expired on {waiver.expires}; ignored")
+                continue
+            result.waiver = waiver.model_dump()
+
+    def report(self, results: list[CheckResult], decision: GateDecision) -> Report:
+        suite = self.loaded.suite
+        registry = self.host.registry()
+        return Report(
+            run_id=self.run_id, started_at=self.started_at, finished_at=now_rfc3339(),
+            duration_s=round(time.perf_counter() - self.t0, 6),
+            suite=SuiteInfo(name=suite.name, path=str(self.loaded.path), sha256=self.loaded.sha256,
+                            api_version=suite.apiVersion, seed=suite.seed, description=suite.description,
+                            metadata=suite.metadata, overrides=self.loaded.overrides),
+            decision=decision, checks=results,
+            models={n: m.describe() for n, m in self.models.items()},
+            datasets={n: d.describe() for n, d in self.datasets.items()},
+            environment=environment.collect(self.loaded.base_dir),
+            plugins=dict(registry.plugins),
+            plugin_failures=[f.line() for f in registry.failures],
+            prediction_calls=self.cache.stats(),
+            waivers=[c.waiver for c in results if c.waiver],
+        )
+
+
+def decide_with_vetoes(session: Session, results: list[CheckResult]) -> GateDecision:
+    """The gate's decision, then every plugin's veto (which can only add BLOCK reasons)."""
+    policy = session.loaded.suite.policy
+    decision = decide(policy, results)
+    draft = session.report(results, decision)
+    vetoes: list[str] = []
+    for reasons in session.host.hook.llmguard_gate_veto(report=draft):
+        vetoes.extend(reasons or [])
+    return decide(policy, results, vetoes) if vetoes else decision
+
+
+def run_checks(session: Session, only: Iterable[str] | None = None,
+               progress: ProgressFn | None = None) -> list[CheckResult]:
+    wanted = set(only) if only is not None else None
+    results = []
+    for config in session.loaded.suite.checks:
+        if wanted is not None and config.id not in wanted:
+            continue
+        if progress:
+            progress("check_start", {"id": config.id, "uses": config.uses})
+        result = session.run_check(config)
+        if progress:
+            progress("check_end", {"id": config.id, "result": result})
+        results.append(result)
+    return results
+
+
+def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str]:
+    """Call every ``llmguard_on_decision`` implementation; failures become warnings."""
+    problems = []
+    for impl in session.host.hook.llmguard_on_decision.get_hookimpls():
+        try:
+            impl.function(**{k: v for k, v in {"report": report, "out_dir": out_dir}.items() if k in impl.argnames})
+        except Exception as exc:
+            problems.append(f"plugin '{impl.plugin_name}' failed on the decision: {type(exc).__name__}: {exc}")
+    return problems
+
+
+@dataclass
+class RunOutcome:
+    report: Report
+    out_dir: Path
+    written: list[Path]
+    warnings: list[str]
+
+
+def run_suite(
+    loaded: LoadedSuite,
+    host: PluginHost,
+    out_dir: Path,
+    *,
+    only: Iterable[str] | None = None,
+    progress: ProgressFn | None = None,
+    write: bool = True,
+) -> RunOutcome:
+    """Run a validated suite end to end and write its outputs into ``out_dir``."""
+    out_dir = Path(out_dir)
+    session = Session.open(loaded, host, out_dir)
+    if progress:
+        progress("loaded", {"models": list(session.models), "datasets": list(session.datasets)})
+    results = run_checks(session, only, progress)
+    decision = decide_with_vetoes(session, results)
+    report = session.report(results, decision)
+    written: list[Path] = []
+    warnings: list[str] = []
+    if write:
+        written.append(write_report(report, out_dir))
+        for reporter in host.registry().reporters.values():
+            try:
+                written.extend(reporter.write(report, out_dir))
+            except Exception as exc:
+                warnings.append(f"reporter '{reporter.name}' ({reporter.plugin}) failed: {type(exc).__name__}: {exc}")
+    warnings.extend(notify_decision(session, report, out_dir))
+    return RunOutcome(report=report, out_dir=out_dir, written=written, warnings=warnings)
+
+
+def run(
+    suite: str | Path,
+    out_dir: str | Path = "llmguard-out",
+    *,
+    overrides: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    objects: Iterable[tuple[str, Any]] = (),
+    entry_points: bool = True,
+    only: Iterable[str] | None = None,
+    write: bool = True,
+) -> RunOutcome:
+    """Library entry point: load plugins, validate ``suite`` and run it.
+
+    Raises :class:`~llmguard_ops.SuiteError` for problems in the suite or its inputs;
+    check faults never raise, they become ERROR results.
+    """
+    from .loading import load_suite
+    from .plugins import get_plugin_manager
+
+    host = get_plugin_manager(entry_points=entry_points, plugins=plugins, objects=objects)
+    loaded = load_suite(suite, host.registry(), overrides=list(overrides))
+    return run_suite(loaded, host, Path(out_dir), only=only, write=write)

@@ -1,0 +1,170 @@
+"""The suite format, ``apiVersion: llmguard/v1``, as pydantic models.
+
+These models are the contract of the YAML file. Check parameters (``with:``) are
+validated in a second step against the parameter model of the check named by
+``uses`` (see :mod:`llmguard_ops.loading`), so each check's own errors carry their
+full key path too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .errors import did_you_mean
+from .results import Severity
+
+API_VERSION = "llmguard/v1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSpec(_Strict):
+    """A model artifact: which loader reads it and from where."""
+
+    loader: str = Field(description="Model loader name, e.g. sklearn, python, torch, transformers, onnx.")
+    path: str | None = Field(None, description="File, folder or 'module:callable', relative to the suite file.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
+    description: str | None = None
+
+
+class DatasetSpec(_Strict):
+    """A dataset: a CSV, Parquet or JSONL file, and the roles of its columns."""
+
+    path: str = Field(description="Data file, relative to the suite file.")
+    loader: str | None = Field(None, description="Dataset loader; by default chosen by file extension.")
+    target: str | None = Field(None, description="Column holding the label or regression target.")
+    sensitive: list[str] = Field(default_factory=list, description="Sensitive attribute columns (never fed to a model).")
+    features: list[str] | None = Field(
+        None, description="Columns fed to models that do not declare their own feature names."
+    )
+    text: str | None = Field(None, description="Column holding text inputs for language models.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
+    description: str | None = None
+
+    @field_validator("sensitive", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class GateBound(_Strict):
+    """Bounds one metric must respect.
+
+    With ``confidence`` set, the bound must hold for the whole confidence interval at
+    that level: ``min`` is compared with the lower end, ``max`` with the upper end.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    confidence: float | None = Field(None, gt=0, lt=1, description="e.g. 0.95")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> GateBound:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs 'min' and/or 'max'")
+        for name in ("min", "max"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"'{name}' must be a finite number")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        return self
+
+
+class Waiver(_Strict):
+    """An approved exception for one check: its failure does not gate until ``expires``."""
+
+    check: str
+    approver: str
+    reason: str
+    expires: str = Field(description="ISO date (YYYY-MM-DD); an expired waiver is ignored.")
+
+
+class CheckConfig(_Strict):
+    """One check of a suite: ``uses`` names an installed check, ``with`` its parameters."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="Unique id of this check.")]
+    uses: str = Field(description="Installed check name, e.g. performance.classification.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="Check parameters.")
+    gate: dict[str, GateBound] = Field(default_factory=dict, description="Metric name → bounds.")
+    severity: Severity = Severity.BLOCKER
+    timeout: float | None = Field(None, gt=0, description="Seconds before the check becomes ERROR.")
+    allow_error: bool = Field(False, description="An ERROR of this check does not block (explicit exception).")
+    description: str | None = None
+
+
+class Policy(_Strict):
+    """How results become a decision."""
+
+    review_on: Literal["warning", "never"] = Field(
+        "warning", description="'warning': a failed warning-severity gate asks for human REVIEW."
+    )
+    on_skip: Literal["review", "block", "ignore"] = Field(
+        "review", description="What a skipped blocker check means for the decision."
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Level of reported confidence intervals.")
+    default_timeout: float = Field(600.0, gt=0, description="Seconds per check when it sets no timeout.")
+    require_signature: bool = Field(False, description="BLOCK when the run is not signed.")
+
+
+def _known(kind: str) -> Any:
+    def check(v: str, info: ValidationInfo) -> str:
+        names = (info.context or {}).get(kind)
+        if names is not None and v not in names:
+            listed = ", ".join(sorted(names)) or "none"
+            raise ValueError(f"unknown {kind[:-1]} '{v}'{did_you_mean(v, names)}; the suite defines: {listed}")
+        return v
+
+    return AfterValidator(check)
+
+
+ModelRef = Annotated[str, _known("models")]
+"""A check parameter naming one of the suite's models (validated against them)."""
+
+DatasetRef = Annotated[str, _known("datasets")]
+"""A check parameter naming one of the suite's datasets (validated against them)."""
+
+
+class Suite(_Strict):
+    """A validated suite (``apiVersion: llmguard/v1``)."""
+
+    apiVersion: Literal["llmguard/v1"]  # noqa: N815 - the YAML key
+    name: str
+    description: str | None = None
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form facts for reports (owner, intended use, ...)."
+    )
+    seed: int = Field(0, description="Seed of every random draw in the run.")
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    checks: list[CheckConfig] = Field(min_length=1)
+    policy: Policy = Field(default_factory=Policy)
+    waivers: list[Waiver] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Suite:
+        seen: set[str] = set()
+        for check in self.checks:
+            if check.id in seen:
+                raise ValueError(f"two checks have the id '{check.id}'")
+            seen.add(check.id)
+        return self
+
+    def check(self, check_id: str) -> CheckConfig:
+        for c in self.checks:
+            if c.id == check_id:
+                return c
+        raise KeyError(check_id)
