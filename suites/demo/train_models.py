@@ -3,8 +3,9 @@
 Both are scikit-learn pipelines fitted on ``data/train.csv`` with fixed seeds, fed the
 feature columns only (never ``sex``, ``age_group`` or ``applicant_id``):
 
-* ``models/champion.joblib``: logistic regression (the model in production);
-* ``models/candidate.joblib``: histogram gradient boosting (the challenger).
+* ``models/champion.joblib``: last year's model in production: a shallow decision tree
+  on four features;
+* ``models/candidate.joblib``: the challenger: logistic regression on every feature.
 
     python suites/demo/train_models.py
 """
@@ -16,10 +17,10 @@ from pathlib import Path
 import joblib
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 HERE = Path(__file__).parent
 NUMERIC = ["age", "income", "debt_ratio", "credit_history_months", "num_accounts"]
@@ -27,21 +28,23 @@ CATEGORICAL = ["employment", "purpose"]
 TARGET = "approved"
 
 
-def _prep() -> ColumnTransformer:
+def _prep(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
     return ColumnTransformer([
-        ("num", StandardScaler(), NUMERIC),
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
+        ("num", StandardScaler(), numeric),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
     ])
 
 
 def main() -> None:
     train = pd.read_csv(HERE / "data" / "train.csv")
     x, y = train[NUMERIC + CATEGORICAL], train[TARGET]
-    champion = Pipeline([("prep", _prep()), ("clf", LogisticRegression(max_iter=1000))]).fit(x, y)
+    old = ["income", "debt_ratio", "num_accounts", "employment"]
+    champion = Pipeline([
+        ("prep", _prep(["income", "debt_ratio", "num_accounts"], ["employment"])),
+        ("clf", DecisionTreeClassifier(max_depth=4, min_samples_leaf=40, random_state=0)),
+    ]).fit(train[old], y)
     candidate = Pipeline([
-        ("prep", _prep()),
-        ("clf", HistGradientBoostingClassifier(max_iter=150, learning_rate=0.06, max_leaf_nodes=15,
-                                               l2_regularization=1.0, random_state=0)),
+        ("prep", _prep(NUMERIC, CATEGORICAL)), ("clf", LogisticRegression(max_iter=1000)),
     ]).fit(x, y)
     out = HERE / "models"
     out.mkdir(exist_ok=True)
