@@ -58,7 +58,7 @@ def balanced_accuracy(w: np.ndarray, d: ClassificationData) -> np.ndarray:
 
 def prf(w: np.ndarray, d: ClassificationData, average: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and F1 with scikit-learn's averaging rules."""
-    tp, support, predicted, total = confusion(w, d)
+    tp, support, predicted, _ = confusion(w, d)
     precision = _safe_div(tp, predicted)
     recall = _safe_div(tp, support)
     f1 = _safe_div(2 * tp, support + predicted)

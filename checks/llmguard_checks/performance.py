@@ -78,7 +78,7 @@ def _add_metrics(
         full = prefix + name + suffix
         level = ctx.confidence(full)
         low, high = intervals.get(level, {}).get(name, (None, None))
-        if low is not None and not (np.isfinite(low) and np.isfinite(high)):
+        if low is not None and high is not None and not (np.isfinite(low) and np.isfinite(high)):
             out.warnings.append(f"{full}: interval undefined (resamples lacking a class); reported without one")
             low = high = None
         fields: dict[str, Any] = {"n": n, **extra}
@@ -130,7 +130,9 @@ def _positive(params: ClassificationParams, classes: np.ndarray) -> int:
     return int(labels.index(params.positive_label))
 
 
-def _classification_stat(data: wm.ClassificationData, average: str, bins: int) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def _classification_stat(
+    data: wm.ClassificationData, average: str, bins: int
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     has_proba = data.proba is not None
     rows = wm.log_loss_rows(data) if has_proba else None
     ece_m = wm.ece_matrix(data, bins) if has_proba else None

@@ -8,8 +8,8 @@ from .context import CheckContext
 from .errors import ArtifactError, CheckSkipped, LlmguardError, PluginError, SuiteError
 from .hookspecs import hookimpl, hookspec
 from .registry import CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
-from .runner import RunOutcome, run
 from .results import CheckOutput, CheckResult, Decision, GateDecision, Metric, Severity, Status
+from .runner import RunOutcome, run
 from .suite import DatasetRef, ModelRef
 
 __version__ = "0.1.0"

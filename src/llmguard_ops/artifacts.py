@@ -86,7 +86,7 @@ class LoadedDataset:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "path": str(self.path), "sha256": self.sha256, "rows": int(len(self.frame)),
+            "path": str(self.path), "sha256": self.sha256, "rows": len(self.frame),
             "columns": [str(c) for c in self.frame.columns], "target": self.spec.target,
             "sensitive": self.sensitive,
         }
@@ -170,14 +170,15 @@ def load_datasets(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedDa
                              f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})")
         loader = registry.dataset_loaders.get(loader_name)
         if loader is None:
-            raise smap.error(("datasets", name, "loader"),
-                             f"unknown dataset loader '{loader_name}'{did_you_mean(loader_name, registry.dataset_loaders)}")
+            hint = did_you_mean(loader_name, registry.dataset_loaders)
+            raise smap.error(("datasets", name, "loader"), f"unknown dataset loader '{loader_name}'{hint}")
         try:
             frame = loader.load(path, spec)
         except ImportError as exc:
             raise smap.error(("datasets", name, "path"), f"cannot read {path.name}: {exc}") from None
         except Exception as exc:
-            raise smap.error(("datasets", name, "path"), f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
+            message = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
+            raise smap.error(("datasets", name, "path"), message) from None
         columns = [str(c) for c in frame.columns]
         roles: list[tuple[tuple[str | int, ...], str]] = []
         if spec.target:

@@ -80,7 +80,7 @@ def _load_sklearn(spec: ModelSpec, base: Path) -> Any:
     )
     if path.suffix in (".pkl", ".pickle"):
         with open(path, "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - documented: the suite names this file
+            return pickle.load(fh)
     import joblib
 
     return joblib.load(path)
@@ -147,7 +147,8 @@ def _load_onnx(spec: ModelSpec, base: Path) -> Any:
 
 @hookimpl
 def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
-    register(ModelLoader("sklearn", _load_sklearn, "scikit-learn estimator: .joblib/.pkl (pickle runs code) or .skops."))
+    register(ModelLoader("sklearn", _load_sklearn,
+                         "scikit-learn estimator: .joblib/.pkl (pickle runs code) or .skops."))
     register(ModelLoader("python", _load_python, "A Python object or factory: 'module:callable' or 'file.py:callable'.",
                          digest=_digest_python))
     register(ModelLoader("torch", _load_torch, "A torch module (.pt, full pickle or TorchScript) on cpu or cuda."))

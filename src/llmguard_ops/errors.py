@@ -52,7 +52,7 @@ class ArtifactError(LlmguardError):
     """A model or dataset cannot be found or loaded."""
 
 
-class CheckSkipped(Exception):  # noqa: N818 - reads as an outcome, like pytest's Skipped
+class CheckSkipped(Exception):
     """Raised by a check to report SKIP (e.g. a CUDA check on a machine without CUDA)."""
 
 

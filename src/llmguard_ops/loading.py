@@ -167,7 +167,7 @@ def apply_overrides(data: dict[str, Any], raw: dict[str, Any], smap: SourceMap, 
                     if isinstance(part, str):  # checks.<id>
                         idx = next((j for j, c in enumerate(node) if isinstance(c, dict) and c.get("id") == part), None)
                         if idx is None:
-                            ids = [c.get("id") for c in node if isinstance(c, dict)]
+                            ids = [str(c.get("id")) for c in node if isinstance(c, dict)]
                             raise SuiteError(f"no item with id '{part}'{did_you_mean(part, ids)}",
                                              file="--set", key=format_path(tuple(resolved)))
                         part = idx
@@ -289,9 +289,7 @@ def suite_json_schema(registry: Registry) -> dict[str, Any]:
             "with_": (definition.params, None),
             "gate": (dict[str, GateBound], None),
         }
-        model = create_model(  # type: ignore[call-overload]
-            "Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields
-        )
+        model: Any = create_model("Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields)
         schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         schema["properties"]["uses"] = {"const": name, "description": definition.summary}
         schema["properties"]["with"] = schema["properties"].pop("with_", schema["properties"].get("with"))

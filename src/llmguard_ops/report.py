@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -29,7 +30,7 @@ class SuiteInfo(BaseModel):
 class Report(BaseModel):
     """Everything a reviewer or auditor needs to understand and recheck one run."""
 
-    schema_: str = Field(REPORT_SCHEMA, alias="schema")
+    schema_: str = Field(default=REPORT_SCHEMA, alias="schema")
     run_id: str
     started_at: str
     finished_at: str
@@ -74,10 +75,8 @@ def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> Path
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     return path
 

@@ -34,7 +34,7 @@ log = logging.getLogger("llmguard")
 ProgressFn = Callable[[str, dict[str, Any]], None]
 
 
-class CheckTimeout(Exception):  # noqa: N818 - an outcome
+class CheckTimeout(Exception):
     """A check ran past its timeout."""
 
 
@@ -101,7 +101,7 @@ class Session:
         params = self.loaded.params[config.id]
         ctx = self.context(config)
         timeout = config.timeout or self.loaded.suite.policy.default_timeout
-        base = dict(
+        base: dict[str, Any] = dict(
             id=config.id, uses=config.uses, plugin=definition.plugin, plugin_version=definition.plugin_version,
             severity=config.severity, allow_error=config.allow_error,
             params=self.loaded.raw_params(config.id), seed=ctx.seed,

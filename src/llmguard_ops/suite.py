@@ -46,7 +46,9 @@ class DatasetSpec(_Strict):
     path: str = Field(description="Data file, relative to the suite file.")
     loader: str | None = Field(None, description="Dataset loader; by default chosen by file extension.")
     target: str | None = Field(None, description="Column holding the label or regression target.")
-    sensitive: list[str] = Field(default_factory=list, description="Sensitive attribute columns (never fed to a model).")
+    sensitive: list[str] = Field(
+        default_factory=list, description="Sensitive attribute columns (never fed to a model)."
+    )
     features: list[str] | None = Field(
         None, description="Columns fed to models that do not declare their own feature names."
     )
@@ -141,7 +143,7 @@ DatasetRef = Annotated[str, _known("datasets")]
 class Suite(_Strict):
     """A validated suite (``apiVersion: llmguard/v1``)."""
 
-    apiVersion: Literal["llmguard/v1"]  # noqa: N815 - the YAML key
+    apiVersion: Literal["llmguard/v1"]
     name: str
     description: str | None = None
     metadata: dict[str, Any] = Field(
@@ -151,7 +153,7 @@ class Suite(_Strict):
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     checks: list[CheckConfig] = Field(min_length=1)
-    policy: Policy = Field(default_factory=Policy)
+    policy: Policy = Field(default_factory=lambda: Policy())
     waivers: list[Waiver] = Field(default_factory=list)
 
     @model_validator(mode="after")
