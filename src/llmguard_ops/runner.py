@@ -143,6 +143,8 @@ class Session:
                     problems.append(problem)
             if problems:
                 error = ErrorInfo(type="InvalidResult", message="; ".join(problems))
+                # JSON has no NaN: keep the finite metrics, name the others in the error
+                output.metrics = {k: m for k, m in output.metrics.items() if not m.non_finite()}
             else:
                 gates = [evaluate_bound(name, bound, output.metrics[name]) for name, bound in config.gate.items()]
         if status is None:
