@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 WeightedStatistic = Callable[[np.ndarray], np.ndarray]
 """``W (B × n) → values (k × B)``: k metrics for each of B weightings."""
@@ -51,6 +50,8 @@ def bootstrap_weighted(
     method: str = "percentile",
 ) -> Interval:
     """Intervals of every output of ``statistic`` by scipy's bootstrap over the n rows."""
+    from scipy import stats  # imported here: plugin modules load on every CLI call
+
     rows = np.arange(n)
 
     def stat(idx: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -36,11 +36,24 @@ class ClassificationData:
         self.Y = np.eye(k)[self.y_idx]
         self.P = np.eye(k)[self.p_idx]
         self.TP = self.Y * self.P
+        self._stacked = np.hstack([self.TP, self.Y, self.P])
+        self._memo: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None
 
 
 def confusion(w: np.ndarray, d: ClassificationData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted true positives, support, predicted counts per class, and total weight."""
-    return w @ d.TP, w @ d.Y, w @ d.P, w.sum(axis=1)
+    """Weighted true positives, support, predicted counts per class, and total weight.
+
+    One matrix product serves every metric of the same weights: the result is memoised
+    on the identity of ``w`` (the memo holds ``w`` itself, so the identity cannot be reused).
+    """
+    if d._memo is not None and d._memo[0] is w:
+        tp, support, predicted, total = d._memo[1]
+        return tp, support, predicted, total
+    k = d.n_classes
+    counts = w @ d._stacked
+    out = (counts[:, :k], counts[:, k:2 * k], counts[:, 2 * k:], w.sum(axis=1))
+    d._memo = (w, out)
+    return out
 
 
 def accuracy(w: np.ndarray, d: ClassificationData) -> np.ndarray:

@@ -69,8 +69,12 @@ def _add_metrics(
     intervals: dict[float, dict[str, tuple[float, float]]] = {}
     if params.n_resamples > 0 and n > 1:
         for level in sorted(levels):
+            def stacked(w: np.ndarray) -> np.ndarray:
+                values = stat(w)  # every metric from one pass over the weights
+                return np.vstack([values[k] for k in names])
+
             res = bootstrap_weighted(
-                lambda w: np.vstack([stat(w)[k] for k in names]), n, confidence=level,
+                stacked, n, confidence=level,
                 n_resamples=params.n_resamples, seed=ctx.seed, method=params.interval,
             )
             intervals[level] = {k: (float(res.low[i]), float(res.high[i])) for i, k in enumerate(names)}
