@@ -9,6 +9,12 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import llmguard_ops, skle
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -c constraints/ci.txt -e ".[all,dev]"
 fi
+# the plugins in plugins/ are separate distributions, installed as a user would
+for plugin in plugins/*/; do
+    if [ -f "$plugin/pyproject.toml" ] && ! .venv/bin/python -m pip show --quiet "$(basename "$plugin")" >/dev/null 2>&1; then
+        .venv/bin/python -m pip install --quiet --no-build-isolation -c constraints/ci.txt -e "$plugin"
+    fi
+done
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DEEPEVAL_TELEMETRY_OPT_OUT=YES
 set +e
 .venv/bin/python -m pytest "$@"

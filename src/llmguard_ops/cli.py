@@ -108,6 +108,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from .scaffold import new_plugin
+
+    target = new_plugin(args.name, Path(args.out), args.folder)
+    print(f"created {target}: cd {target} && pip install -e '.[test]' && pytest")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmguard",
@@ -139,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the suite format")
     schema.set_defaults(func=cmd_schema)
+
+    scaffold = sub.add_parser("new-plugin", help="start a check plugin distribution from the template")
+    scaffold.add_argument("name", help="plugin name, e.g. data_quality (check names become NAME.*)")
+    scaffold.add_argument("--out", default=".", help="parent folder (default: .)")
+    scaffold.add_argument("--folder", help="folder name (default: llmguard-NAME)")
+    scaffold.set_defaults(func=cmd_new_plugin)
     return parser
 
 

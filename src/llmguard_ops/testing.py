@@ -1,0 +1,173 @@
+"""A testing kit for plugin authors (an opt-in pytest plugin).
+
+Enable it in a plugin's tests with ``pytest_plugins = ["llmguard_ops.testing"]`` in
+``conftest.py`` (or ``-p llmguard_ops.testing``). The ``llmguard_project`` fixture lays
+out a temporary project — data, models, a suite, inline plugins — runs it in-process
+through the same library call as the CLI, and returns a :class:`ProjectOutcome`::
+
+    def test_my_check(llmguard_project):
+        llmguard_project.dataset("current", frame, target="label")
+        llmguard_project.model("candidate", fitted_estimator)
+        llmguard_project.plugin(my_plugin)
+        llmguard_project.check("mine", uses="my.check", gate={"score": {"min": 0.5}})
+        outcome = llmguard_project.run()
+        outcome.assert_decision("PROMOTE")
+        assert outcome.results["mine"].metrics["score"].value > 0.5
+        assert "llmguard_run_check" in outcome.hook_names
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .plugins import get_plugin_manager
+from .report import Report
+from .results import CheckResult, Decision
+
+
+@dataclass
+class HookCall:
+    """One hook call recorded during a run: its name, the plugins called and the kwargs' names."""
+
+    name: str
+    plugins: list[str]
+    arguments: list[str]
+
+
+@dataclass
+class ProjectOutcome:
+    """The result of :meth:`LlmguardProject.run`."""
+
+    report: Report
+    out_dir: Path
+    written: list[Path]
+    hook_calls: list[HookCall]
+    warnings: list[str]
+
+    @property
+    def decision(self) -> Decision:
+        return self.report.decision.decision
+
+    @property
+    def results(self) -> dict[str, CheckResult]:
+        return {c.id: c for c in self.report.checks}
+
+    @property
+    def hook_names(self) -> list[str]:
+        return [c.name for c in self.hook_calls]
+
+    def assert_decision(self, expected: str | Decision) -> None:
+        """Fail with the decision's reasons when the decision is not ``expected``."""
+        want = Decision(expected) if isinstance(expected, str) else expected
+        if self.decision is not want:
+            reasons = "\n  ".join(self.report.decision.reasons) or "(no reasons)"
+            errors = "\n  ".join(
+                f"{c.id}: {c.error.type}: {c.error.message}" for c in self.report.checks if c.error
+            )
+            raise AssertionError(f"expected {want.value}, got {self.decision.value}:\n  {reasons}"
+                                 + (f"\nerrors:\n  {errors}" if errors else ""))
+
+
+@dataclass
+class LlmguardProject:
+    """A temporary llmguard project: build it up, then :meth:`run` it."""
+
+    root: Path
+    name: str = "plugin-test"
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    policy: dict[str, Any] = field(default_factory=dict)
+    plugins: list[tuple[str, Any]] = field(default_factory=list)
+    seed: int = 0
+
+    def dataset(self, name: str, frame: Any, *, target: str | None = None, sensitive: list[str] | None = None,
+                **spec: Any) -> Path:
+        """Write a pandas DataFrame as CSV and declare it under ``name``."""
+        path = self.root / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        entry: dict[str, Any] = {"path": path.name, **spec}
+        if target is not None:
+            entry["target"] = target
+        if sensitive:
+            entry["sensitive"] = list(sensitive)
+        self.datasets[name] = entry
+        return path
+
+    def model(self, name: str, estimator: Any = None, *, loader: str = "sklearn", path: str | None = None,
+              **options: Any) -> None:
+        """Declare a model: a fitted estimator (saved with joblib) or a loader and path."""
+        if estimator is not None:
+            import joblib
+
+            target = self.root / f"{name}.joblib"
+            joblib.dump(estimator, target)
+            path = target.name
+        entry: dict[str, Any] = {"loader": loader, "path": path}
+        if options:
+            entry["options"] = options
+        self.models[name] = entry
+
+    def plugin(self, obj: Any, name: str | None = None) -> None:
+        """Register a plugin object or module for this run only."""
+        self.plugins.append((name or getattr(obj, "__name__", type(obj).__name__), obj))
+
+    def check(self, check_id: str, *, uses: str, with_: dict[str, Any] | None = None,
+              gate: dict[str, Any] | None = None, **extra: Any) -> None:
+        """Append a check (``with_`` is the suite's ``with:``)."""
+        entry: dict[str, Any] = {"id": check_id, "uses": uses}
+        if with_:
+            entry["with"] = with_
+        if gate:
+            entry["gate"] = gate
+        entry.update(extra)
+        self.checks.append(entry)
+
+    def suite(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"apiVersion": "llmguard/v1", "name": self.name, "seed": self.seed,
+                                "models": self.models, "datasets": self.datasets, "checks": self.checks}
+        if self.policy:
+            data["policy"] = self.policy
+        return data
+
+    def write_suite(self, text: str | None = None) -> Path:
+        """Write the suite (or the given YAML text) to ``suite.yaml`` and return its path."""
+        path = self.root / "suite.yaml"
+        path.write_text(text if text is not None else yaml.safe_dump(self.suite(), sort_keys=False),
+                        encoding="utf-8")
+        return path
+
+    def run(self, *, text: str | None = None, entry_points: bool = True, overrides: list[str] | None = None
+            ) -> ProjectOutcome:
+        """Run the project's suite in-process and record every hook call."""
+        from .loading import load_suite
+        from .runner import run_suite
+
+        path = self.write_suite(text)
+        host = get_plugin_manager(entry_points=entry_points, objects=self.plugins)
+        calls: list[HookCall] = []
+
+        def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+            calls.append(HookCall(hook_name, [i.plugin_name for i in impls], sorted(kwargs)))
+
+        def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+            return None
+
+        undo = host.pm.add_hookcall_monitoring(before, after)
+        try:
+            loaded = load_suite(path, host.registry(), overrides=overrides or [])
+            result = run_suite(loaded, host, self.root / "out")
+        finally:
+            undo()
+        return ProjectOutcome(result.report, result.out_dir, result.written, calls, result.warnings)
+
+
+@pytest.fixture
+def llmguard_project(tmp_path: Path) -> LlmguardProject:
+    """An empty temporary llmguard project in ``tmp_path``."""
+    return LlmguardProject(root=tmp_path)
