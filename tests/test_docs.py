@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import REPO
 
 from llmguard_ops.artifacts import check_model_paths, load_datasets
 from llmguard_ops.loading import load_suite
 from llmguard_ops.plugins import get_plugin_manager
-from tests.conftest import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("**/*.md"))]
 BLOCK = re.compile(r"```ya?ml\n(.*?)```", re.S)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO
 
 from llmguard_ops.cli import main
-from tests.conftest import REPO
 
 
 def files(root: Path) -> dict[str, str]:

@@ -18,6 +18,7 @@ through the same library call as the CLI, and returns a :class:`ProjectOutcome`:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ class LlmguardProject:
 
     def plugin(self, obj: Any, name: str | None = None) -> None:
         """Register a plugin object or module for this run only."""
-        self.plugins.append((name or getattr(obj, "__name__", type(obj).__name__), obj))
+        self.plugins.append((name or str(getattr(obj, "__name__", None) or type(obj).__name__), obj))
 
     def check(self, check_id: str, *, uses: str, with_: dict[str, Any] | None = None,
               gate: dict[str, Any] | None = None, **extra: Any) -> None:
@@ -152,10 +153,10 @@ class LlmguardProject:
         host = get_plugin_manager(entry_points=entry_points, objects=self.plugins)
         calls: list[HookCall] = []
 
-        def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             calls.append(HookCall(hook_name, [i.plugin_name for i in impls], sorted(kwargs)))
 
-        def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             return None
 
         undo = host.pm.add_hookcall_monitoring(before, after)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import llmguard_template
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-
-import llmguard_template
 
 pytest_plugins = ["llmguard_ops.testing"]
 
