@@ -116,7 +116,20 @@ def llmguard_on_decision(report: Report, out_dir: Path) -> None:
         BLOCK).
     :param out_dir: the folder holding ``report.json`` and the attestation.
 
-    All implementations are called (e.g. a registry plugin moves an alias on PROMOTE,
-    an incident plugin opens a ticket on BLOCK). An exception is reported as a warning
-    and does not change the decision.
+    All implementations are called (e.g. a registry plugin moves an alias on PROMOTE).
+    An exception is reported as a warning and does not change the decision.
+    """
+
+
+@hookspec
+def llmguard_on_incident(report: Report, out_dir: Path) -> None:
+    """Run an incident playbook: called after ``llmguard_on_decision`` when the decision
+    is BLOCK or REVIEW, and only then.
+
+    :param report: the final report; ``report.decision.reasons`` says why.
+    :param out_dir: the folder holding the run's outputs (attach them to a ticket).
+
+    All implementations are called (open a ticket, page the owner, post to a channel).
+    An exception is reported as a warning and does not change the decision. Suites can
+    also notify webhooks without a plugin (``notify:`` in the suite).
     """

@@ -26,7 +26,7 @@ from .gate import decide, evaluate_bound, interval_problem, status_of
 from .loading import LoadedSuite
 from .plugins import PluginHost
 from .report import Report, SuiteInfo, write_report
-from .results import CheckOutput, CheckResult, ErrorInfo, GateDecision, Status
+from .results import CheckOutput, CheckResult, Decision, ErrorInfo, GateDecision, Status
 from .suite import CheckConfig
 
 log = logging.getLogger("llmguard")
@@ -216,13 +216,32 @@ def run_checks(session: Session, only: Iterable[str] | None = None,
 
 
 def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str]:
-    """Call every ``llmguard_on_decision`` implementation; failures become warnings."""
+    """Decision hooks, incident hooks on BLOCK/REVIEW, then the suite's webhooks.
+
+    Each plugin is called on its own so that one failing cannot stop the others; every
+    failure becomes a warning and none changes the decision.
+    """
+    from .notify import post_json, summary_payload
+
     problems = []
-    for impl in session.host.hook.llmguard_on_decision.get_hookimpls():
+    hooks = [session.host.hook.llmguard_on_decision]
+    if report.decision.decision is not Decision.PROMOTE:
+        hooks.append(session.host.hook.llmguard_on_incident)
+    kwargs = {"report": report, "out_dir": out_dir}
+    for hook in hooks:
+        for impl in hook.get_hookimpls():
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except Exception as exc:
+                problems.append(f"plugin '{impl.plugin_name}' failed in {hook.name}: {type(exc).__name__}: {exc}")
+    for i, target in enumerate(session.loaded.suite.notify):
+        if report.decision.decision.value not in target.when:
+            continue
         try:
-            impl.function(**{k: v for k, v in {"report": report, "out_dir": out_dir}.items() if k in impl.argnames})
-        except Exception as exc:
-            problems.append(f"plugin '{impl.plugin_name}' failed on the decision: {type(exc).__name__}: {exc}")
+            post_json(target.webhook, summary_payload(report), headers=target.headers, timeout=target.timeout,
+                      retries=target.retries)
+        except RuntimeError as exc:
+            problems.append(f"notify[{i}]: {exc}")
     return problems
 
 

@@ -108,6 +108,26 @@ class CheckConfig(_Strict):
     description: str | None = None
 
 
+DecisionName = Literal["PROMOTE", "REVIEW", "BLOCK"]
+
+
+def _incidents() -> list[DecisionName]:
+    return ["BLOCK", "REVIEW"]
+
+
+class Notification(_Strict):
+    """A webhook told about the decision (e.g. an incident channel on BLOCK)."""
+
+    webhook: str = Field(
+        pattern=r"^https?://",
+        description="URL receiving a JSON POST of the decision summary; write secret URLs as ${VAR}.",
+    )
+    when: list[DecisionName] = Field(default_factory=_incidents, description="Decisions that trigger the POST.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; use ${VAR} for tokens.")
+    timeout: float = Field(5.0, gt=0, description="Seconds per attempt.")
+    retries: int = Field(3, ge=0, le=10, description="Retries after the first attempt (5xx, 429, network errors).")
+
+
 class Policy(_Strict):
     """How results become a decision."""
 
@@ -155,6 +175,7 @@ class Suite(_Strict):
     checks: list[CheckConfig] = Field(min_length=1)
     policy: Policy = Field(default_factory=lambda: Policy())
     waivers: list[Waiver] = Field(default_factory=list)
+    notify: list[Notification] = Field(default_factory=list, description="Webhooks told about the decision.")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Suite:

@@ -112,7 +112,8 @@ def load_yaml(
                         "mapping keys must be plain scalars",
                         file=file, line=k_node.start_mark.line + 1, column=k_node.start_mark.column + 1,
                     )
-                key = str(key)
+                # keys are names, never YAML 1.1 booleans: `on:` means "on", not True
+                key = k_node.value if isinstance(k_node, yaml.ScalarNode) and not isinstance(key, str) else str(key)
                 if key in out:
                     raise SuiteError(
                         f"duplicate key '{key}'",
