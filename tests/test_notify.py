@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import BASE_SUITE
 
 from llmguard_ops import hookimpl, run
-from tests.conftest import BASE_SUITE
 
 QUALITY = "  - id: quality\n    uses: performance.classification\n    with: {n_resamples: 0}\n"
 
@@ -28,7 +28,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 receiver.attempts += 1
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if receiver.attempts <= receiver.fail_first:
