@@ -72,3 +72,37 @@ def test_quickstart_runs_and_promotes(demo_models: Path, tmp_path: Path) -> None
 
     outcome = llmguard_ops.run(REPO / "suites" / "examples" / "quickstart.yaml", tmp_path)
     assert outcome.report.decision.decision is llmguard_ops.Decision.PROMOTE
+
+
+PY_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def python_blocks() -> list[tuple[str, str]]:
+    return [(f"{doc.relative_to(REPO)}#{i}", block) for doc in DOCS
+            for i, block in enumerate(PY_BLOCK.findall(doc.read_text(encoding="utf-8")))]
+
+
+@pytest.mark.parametrize(("where", "code"), python_blocks(), ids=[w for w, _ in python_blocks()])
+def test_python_examples_compile(where: str, code: str) -> None:
+    compile(code, where, "exec")
+
+
+def test_plugin_guide_example_check_runs(tabular_project: Path, tmp_path: Path) -> None:
+    import types
+
+    import llmguard_ops
+
+    code = PY_BLOCK.findall((REPO / "docs" / "plugin-guide.md").read_text(encoding="utf-8"))[0]
+    module = types.ModuleType("guide_example")
+    sys.modules["guide_example"] = module  # pydantic resolves annotations through the module
+    exec(compile(code, "plugin-guide.md", "exec"), module.__dict__)
+    suite = tabular_project / "guide.yaml"
+    suite.write_text(
+        "apiVersion: llmguard/v1\nname: guide\nmodels:\n  candidate: {loader: sklearn, path: good.joblib}\n"
+        "datasets:\n  current: {path: test.csv, target: label}\nchecks:\n"
+        "  - id: rate\n    uses: mine.positive_rate\n    gate: {positive_rate: {max: 0.9}}\n"
+    )
+    outcome = llmguard_ops.run(suite, tmp_path, objects=[("mine", module)])
+    rate = outcome.report.check("rate").metrics["positive_rate"].value
+    assert 0.1 < rate < 0.9
+    assert outcome.report.decision.decision is llmguard_ops.Decision.PROMOTE
