@@ -123,9 +123,15 @@ def advise(ctx: CheckContext, params: GroupFairnessParams, failed: list[str], co
         "suggested_constraint": _constraint(params, failed),
     }
     ds = ctx.dataset(params.dataset)
-    if params.model is not None and ctx.model(params.model).input_kind == "tabular":
-        features = ctx.model(params.model).feature_names(ds)
-        advice["proxies"] = proxies(ds.frame[[*features, *columns]], columns)
+    if params.predictions is None and params.model is not None:
+        model = ctx.model(params.model)
+        if model.input_kind != "tabular":
+            return advice
+        features = model.feature_names(ds)
+    else:  # predictions from a column: any other non-role column may be a proxy
+        skip = {ds.spec.target, ds.spec.text, params.predictions, *columns}
+        features = [c for c in ds.frame.columns if c not in skip]
+    advice["proxies"] = proxies(ds.frame[[*features, *columns]], columns)
     return advice
 
 
