@@ -11,9 +11,17 @@ from collections.abc import Callable
 
 from llmguard_ops import CheckDefinition, hookimpl
 
+from .counterfactual import METRICS as COUNTERFACTUAL_METRICS
+from .counterfactual import CounterfactualParams, run_counterfactual
 from .group_fairness import GroupFairnessParams, metric_specs, run_group_fairness
 
-__all__ = ["GroupFairnessParams", "llmguard_register_checks", "run_group_fairness"]
+__all__ = [
+    "CounterfactualParams",
+    "GroupFairnessParams",
+    "llmguard_register_checks",
+    "run_counterfactual",
+    "run_group_fairness",
+]
 
 
 @hookimpl
@@ -24,4 +32,9 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
         metrics=metric_specs(),
         summary="Disparities between (intersectional) groups from fairlearn and AIF360, with bootstrap "
                 "intervals and mitigation advice.",
+    ))
+    register(CheckDefinition(
+        name="bias.counterfactual", run=run_counterfactual, params=CounterfactualParams,
+        metrics=COUNTERFACTUAL_METRICS,
+        summary="Swap demographic terms in templates; flip rate and score gap of a language model's outputs.",
     ))
