@@ -1,6 +1,6 @@
 """bias.group_fairness vs fairlearn's MetricFrame on 1M rows, values compared.
 
-Two sensitive columns (sex × 4 regions = 8 intersectional groups) with planted selection
+Two sensitive columns (sex x 4 regions = 8 intersectional groups) with planted selection
 rates. The peer is one fairlearn MetricFrame with four metrics (selection rate, TPR, FPR,
 accuracy) over the intersectional groups; the check is run through the host (suite →
 Session → run_check), intervals (2000 bootstrap resamples) and per-attribute groupings
@@ -70,11 +70,19 @@ def main() -> None:
         session = Session.open(loaded, host, folder / "out")
         data = session.datasets["current"].frame
 
-        metrics = {"selection_rate": flm.selection_rate, "true_positive_rate": flm.true_positive_rate,
-                   "false_positive_rate": flm.false_positive_rate, "accuracy": accuracy_score}
+        metrics = {
+            "selection_rate": flm.selection_rate,
+            "true_positive_rate": flm.true_positive_rate,
+            "false_positive_rate": flm.false_positive_rate,
+            "accuracy": accuracy_score,
+        }
         t0 = time.perf_counter()
-        mf = flm.MetricFrame(metrics=metrics, y_true=data["y"], y_pred=data["yhat"],
-                             sensitive_features=data[["sex", "region"]])
+        mf = flm.MetricFrame(
+            metrics=metrics,
+            y_true=data["y"],
+            y_pred=data["yhat"],
+            sensitive_features=data[["sex", "region"]],
+        )
         t_mf = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -90,19 +98,25 @@ def main() -> None:
             worst = max(worst, abs(ours - float(row[metric])))
     dp = result.metrics["demographic_parity_difference"]
     dp_mf = float(mf.difference()["selection_rate"])
-    print(f"rows: {args.rows:,}  groups: {len(mf.by_group)}  machine: {platform.machine()} "
-          f"python {platform.python_version()}  fairlearn {fairlearn.__version__}  "
-          f"aif360 {version('aif360')}  scikit-learn {sklearn.__version__}  pandas {pd.__version__}")
+    print(
+        f"rows: {args.rows:,}  groups: {len(mf.by_group)}  machine: {platform.machine()} "
+        f"python {platform.python_version()}  fairlearn {fairlearn.__version__}  "
+        f"aif360 {version('aif360')}  scikit-learn {sklearn.__version__}  pandas {pd.__version__}"
+    )
     print()
     print("| what | seconds | speed-up |")
     print("| --- | ---: | ---: |")
-    print(f"| fairlearn MetricFrame, 4 metrics, 8 groups | {t_mf:.3f} | 1.0× |")
-    print(f"| bias.group_fairness (whole check, 2000-resample intervals, + per-attribute) "
-          f"| {t_check:.3f} | {t_mf / t_check:.1f}× |")
+    print(f"| fairlearn MetricFrame, 4 metrics, 8 groups | {t_mf:.3f} | 1.0x |")
+    print(
+        f"| bias.group_fairness (whole check, 2000-resample intervals, + per-attribute) "
+        f"| {t_check:.3f} | {t_mf / t_check:.1f}x |"
+    )
     print()
-    print(f"largest |check − MetricFrame| over 8 groups × 4 metrics: {worst:.2e}")
-    print(f"demographic_parity_difference: check {dp.value:.12f} [{dp.lower:.4f}, {dp.upper:.4f}], "
-          f"MetricFrame {dp_mf:.12f}")
+    print(f"largest |check - MetricFrame| over 8 groups x 4 metrics: {worst:.2e}")
+    print(
+        f"demographic_parity_difference: check {dp.value:.12f} [{dp.lower:.4f}, {dp.upper:.4f}], "
+        f"MetricFrame {dp_mf:.12f}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ class KeywordClassifier:
     input_kind = "text"
 
     def predict_proba(self, texts):
-        p = np.array([0.8 if FEMALE & set(re.findall(r"[a-z]+", t.lower())) else 0.3 for t in texts])
+        words = [set(re.findall(r"[a-z]+", t.lower())) for t in texts]
+        p = np.array([0.8 if FEMALE & w else 0.3 for w in words])
         return np.column_stack([1 - p, p])
 '''
 
@@ -63,9 +64,13 @@ def test_shipped_term_lists_are_aligned_and_fill_every_template() -> None:
 def test_keyword_model_gives_the_analytic_flip_rate_and_gap(tmp_path: Path) -> None:
     (tmp_path / "model.py").write_text(KEYWORD_MODEL)
     suite = tmp_path / "suite.yaml"
-    suite.write_text(suite_text("  candidate: {loader: python, path: model.py:KeywordClassifier}",
-                                "{model: candidate, axes: [gender, religion], n_resamples: 200}",
-                                "{axis.religion.flip_rate: {max: 0.0}}"))
+    suite.write_text(
+        suite_text(
+            "  candidate: {loader: python, path: model.py:KeywordClassifier}",
+            "{model: candidate, axes: [gender, religion], n_resamples: 200}",
+            "{axis.religion.flip_rate: {max: 0.0}}",
+        )
+    )
     outcome = llmguard_ops.run(suite, tmp_path / "out")
     result = outcome.report.checks[0]
     assert result.status is Status.PASS, result.error
@@ -76,14 +81,18 @@ def test_keyword_model_gives_the_analytic_flip_rate_and_gap(tmp_path: Path) -> N
     m = result.metrics
     assert m["flip_rate"].value == pytest.approx(gender_pairs / total, abs=1e-12)
     assert m["mean_score_gap"].value == pytest.approx(gender_pairs * 0.5 / total, abs=1e-12)
-    assert m["axis.gender.flip_rate"].value == 1.0 and m["axis.gender.mean_score_gap"].value == pytest.approx(0.5)
-    assert m["axis.religion.flip_rate"].value == 0.0 and m["max_score_gap"].value == pytest.approx(0.5)
+    assert m["axis.gender.flip_rate"].value == 1.0 and m[
+        "axis.gender.mean_score_gap"
+    ].value == pytest.approx(0.5)
+    assert m["axis.religion.flip_rate"].value == 0.0 and m["max_score_gap"].value == pytest.approx(
+        0.5
+    )
     # every template has the same share of flips, so the template bootstrap is degenerate
     assert m["flip_rate"].lower == pytest.approx(m["flip_rate"].value)
     assert m["flip_rate"].confidence == 0.95
     d = result.details
     assert d["n_pairs"] == total and d["worst_pairs"][0]["axis"] == "gender"
-    assert d["direction"]["gender"]["mean_signed_gap"]["female − male"] == pytest.approx(0.5)
+    assert d["direction"]["gender"]["mean_signed_gap"]["female - male"] == pytest.approx(0.5)
     lines = Path(result.artifacts["pairs"]).read_text().splitlines()
     assert len(lines) == total and json.loads(lines[0])["flip"] is True
 
@@ -92,8 +101,12 @@ def test_bad_term_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "model.py").write_text(KEYWORD_MODEL)
     (tmp_path / "terms.yaml").write_text("gender:\n  female: [woman, girl]\n  male: [man]\n")
     suite = tmp_path / "suite.yaml"
-    suite.write_text(suite_text("  candidate: {loader: python, path: model.py:KeywordClassifier}",
-                                "{terms: terms.yaml, templates: ['The {person} sings.']}"))
+    suite.write_text(
+        suite_text(
+            "  candidate: {loader: python, path: model.py:KeywordClassifier}",
+            "{terms: terms.yaml, templates: ['The {person} sings.']}",
+        )
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     assert result.status is Status.ERROR
     assert result.error is not None and "not aligned" in result.error.message
@@ -108,14 +121,24 @@ def _word_tokenizer(folder: Path, words: set[str]) -> None:
     vocab = {w: i for i, w in enumerate([*specials, *sorted(words)])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   cls_token="[CLS]", sep_token="[SEP]", eos_token="[EOS]")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        eos_token="[EOS]",
+    )
     fast.save_pretrained(folder)
 
 
 def _vocabulary(templates: list[str]) -> set[str]:
     terms, _ = load_terms(None, Path("."), None)
-    text = " ".join(templates) + " " + " ".join(t for g in terms.values() for ts in g.values() for t in ts)
+    text = (
+        " ".join(templates)
+        + " "
+        + " ".join(t for g in terms.values() for ts in g.values() for t in ts)
+    )
     return set(re.findall(r"\w+|[^\w\s]", text))
 
 
@@ -127,15 +150,27 @@ def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
     _word_tokenizer(folder, _vocabulary(templates))
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, num_labels=2,
-                                     id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
-                                     pad_token_id=tokenizer.pad_token_id)
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+        pad_token_id=tokenizer.pad_token_id,
+    )
     transformers.BertForSequenceClassification(config).save_pretrained(folder)
     suite = tmp_path / "suite.yaml"
-    suite.write_text(suite_text("  candidate: {loader: transformers, path: classifier}",
-                                "{axes: [gender, age], score_label: POSITIVE, n_resamples: 200, worst: 3, report_pairs: 500}",
-                                "{flip_rate: {max: 1.0, confidence: 0.9}}"))
+    suite.write_text(
+        suite_text(
+            "  candidate: {loader: transformers, path: classifier}",
+            "{axes: [gender, age], score_label: POSITIVE, n_resamples: 200, worst: 3,"
+            " report_pairs: 500}",
+            "{flip_rate: {max: 1.0, confidence: 0.9}}",
+        )
+    )
     outcome = llmguard_ops.run(suite, tmp_path / "out")
     result = outcome.report.checks[0]
     assert result.status is Status.PASS, result.error
@@ -149,7 +184,9 @@ def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
     assert result.metrics["mean_score_gap"].value == pytest.approx(gaps.mean())
     assert result.metrics["mean_score_gap"].value > 0  # the terms have different embeddings
     assert result.metrics["flip_rate"].confidence == 0.9
-    assert len(d["worst_pairs"]) == 3 and d["worst_pairs"][0]["score_gap"] == pytest.approx(gaps.max())
+    assert len(d["worst_pairs"]) == 3 and d["worst_pairs"][0]["score_gap"] == pytest.approx(
+        gaps.max()
+    )
     # the reported scores are the model's own, recomputed here with transformers directly
     model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     worst = d["worst_pairs"][0]
@@ -170,17 +207,29 @@ def test_tiny_causal_lm_generations_scored_by_a_classifier(tmp_path: Path) -> No
     for name in ("generator", "scorer"):
         _word_tokenizer(tmp_path / name, vocab)
     size = len(transformers.AutoTokenizer.from_pretrained(tmp_path / "generator"))
-    transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=size, n_positions=64, n_embd=32, n_layer=2, n_head=2)).save_pretrained(tmp_path / "generator")
-    transformers.BertForSequenceClassification(transformers.BertConfig(
-        vocab_size=size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        num_labels=2, pad_token_id=0)).save_pretrained(tmp_path / "scorer")
+    transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(vocab_size=size, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    ).save_pretrained(tmp_path / "generator")
+    transformers.BertForSequenceClassification(
+        transformers.BertConfig(
+            vocab_size=size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=2,
+            pad_token_id=0,
+        )
+    ).save_pretrained(tmp_path / "scorer")
     suite = tmp_path / "suite.yaml"
-    suite.write_text(suite_text(
-        "  candidate: {loader: transformers, path: generator, options: {max_new_tokens: 4}}\n"
-        "  sentiment: {loader: transformers, path: scorer}",
-        "{axes: [gender], scorer: sentiment, templates: ['The {person} said that', 'I saw the {person} and'],"
-        " n_resamples: 100}"))
+    suite.write_text(
+        suite_text(
+            "  candidate: {loader: transformers, path: generator, options: {max_new_tokens: 4}}\n"
+            "  sentiment: {loader: transformers, path: scorer}",
+            "{axes: [gender], scorer: sentiment, n_resamples: 100,"
+            " templates: ['The {person} said that', 'I saw the {person} and']}",
+        )
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     assert result.status is Status.PASS, result.error
     d = result.details

@@ -27,14 +27,23 @@ __all__ = [
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     """Register ``bias.group_fairness`` and ``bias.counterfactual``."""
-    register(CheckDefinition(
-        name="bias.group_fairness", run=run_group_fairness, params=GroupFairnessParams,
-        metrics=metric_specs(),
-        summary="Disparities between (intersectional) groups from fairlearn and AIF360, with bootstrap "
-                "intervals and mitigation advice.",
-    ))
-    register(CheckDefinition(
-        name="bias.counterfactual", run=run_counterfactual, params=CounterfactualParams,
-        metrics=COUNTERFACTUAL_METRICS,
-        summary="Swap demographic terms in templates; flip rate and score gap of a language model's outputs.",
-    ))
+    register(
+        CheckDefinition(
+            name="bias.group_fairness",
+            run=run_group_fairness,
+            params=GroupFairnessParams,
+            metrics=metric_specs(),
+            summary="Disparities between (intersectional) groups from fairlearn and AIF360, "
+            "with bootstrap intervals and mitigation advice.",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.counterfactual",
+            run=run_counterfactual,
+            params=CounterfactualParams,
+            metrics=COUNTERFACTUAL_METRICS,
+            summary="Swap demographic terms in templates; flip rate and score gap of a "
+            "language model's outputs.",
+        )
+    )

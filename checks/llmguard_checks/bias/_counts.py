@@ -1,7 +1,7 @@
 """Group fairness as a function of the (group, y, ŷ) count table.
 
 Every group-fairness metric of a binary classifier depends on the data only through
-how many rows fall in each cell (group g, label y, prediction ŷ): a ``G × 2 × 2``
+how many rows fall in each cell (group g, label y, prediction ŷ): a ``G x 2 x 2``
 table. Collapsing a million rows into that table takes one ``bincount``; the
 libraries (fairlearn, AIF360) then compute the point estimates on at most ``4·G``
 weighted rows (``sample_weight`` = cell count), which is exactly what they would
@@ -9,13 +9,16 @@ compute on the rows themselves.
 
 Resampling the rows with replacement (the ordinary bootstrap) is the same thing, in
 distribution, as drawing the table from a multinomial with the observed cell shares:
-so the bootstrap costs ``B × 4G`` numbers instead of ``B × n`` indices, and the
+so the bootstrap costs ``B x 4G`` numbers instead of ``B x n`` indices, and the
 disparities of every resample are computed from count arrays below. The point
 estimate of the same formulas is checked against the libraries on every run.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,31 +112,25 @@ def _range(x: np.ndarray) -> np.ndarray:
     return out
 
 
-class _quiet_nan:  # noqa: N801 - used as a context manager
+@contextmanager
+def _quiet_nan() -> Iterator[None]:
     """Silence numpy's all-NaN-slice warnings: an all-NaN resample stays NaN and is counted."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._w.__exit__(*exc)
+        yield
 
 
 def disparities(c: np.ndarray, privileged: int, labelled: bool = True) -> dict[str, np.ndarray]:
     """The disparity metrics of counts ``c[..., g, y, ŷ]`` (leading axes: resamples).
 
     Between-group metrics (fairlearn's definitions, over all groups present):
-    ``demographic_parity_difference`` = max − min selection rate, ``demographic_parity_ratio``
-    = min / max, ``equal_opportunity_difference`` = max − min TPR,
+    ``demographic_parity_difference`` = max - min selection rate, ``demographic_parity_ratio``
+    = min / max, ``equal_opportunity_difference`` = max - min TPR,
     ``equalized_odds_difference`` = the larger of the TPR and FPR ranges.
 
     Privileged-vs-rest metrics (AIF360's definitions, the unprivileged groups pooled):
     ``disparate_impact_ratio`` = P(ŷ=1 | unprivileged) / P(ŷ=1 | privileged),
-    ``average_odds_difference`` = ½[(FPR_u − FPR_p) + (TPR_u − TPR_p)].
+    ``average_odds_difference`` = ½[(FPR_u - FPR_p) + (TPR_u - TPR_p)].
     """
     rates = group_rates(c)
     sel = rates["selection_rate"]
@@ -160,7 +157,7 @@ def disparities(c: np.ndarray, privileged: int, labelled: bool = True) -> dict[s
 
 @dataclass(frozen=True)
 class Resamples:
-    """Bootstrap replicates of a count table (``counts`` is ``B × G × 2 × 2``)."""
+    """Bootstrap replicates of a count table (``counts`` is ``B x G x 2 x 2``)."""
 
     counts: np.ndarray
     n_resamples: int

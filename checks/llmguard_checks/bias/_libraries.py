@@ -52,10 +52,16 @@ def fairlearn_by_group(table: CountTable, labelled: bool) -> dict[str, Any]:
     g, y, p, w = table.weighted_rows()
     metrics: dict[str, Any] = {"selection_rate": flm.selection_rate}
     if labelled:
-        metrics.update(true_positive_rate=flm.true_positive_rate,
-                       false_positive_rate=flm.false_positive_rate, accuracy=accuracy_score)
+        metrics.update(
+            true_positive_rate=flm.true_positive_rate,
+            false_positive_rate=flm.false_positive_rate,
+            accuracy=accuracy_score,
+        )
     frame = flm.MetricFrame(
-        metrics=metrics, y_true=y, y_pred=p, sensitive_features=g,  # integer codes: cheapest grouping
+        metrics=metrics,
+        y_true=y,
+        y_pred=p,
+        sensitive_features=g,  # integer codes: cheapest grouping
         sample_params={k: {"sample_weight": w} for k in metrics},
     )
     by_group = frame.by_group
@@ -65,7 +71,10 @@ def fairlearn_by_group(table: CountTable, labelled: bool) -> dict[str, Any]:
         by_group.loc[[i for i in by_group.index if not has_pos[i]], "true_positive_rate"] = np.nan
         by_group.loc[[i for i in by_group.index if not has_neg[i]], "false_positive_rate"] = np.nan
     out: dict[str, Any] = {
-        "by_group": {table.labels[int(i)]: {m: float(by_group.loc[i, m]) for m in metrics} for i in by_group.index},
+        "by_group": {
+            table.labels[int(i)]: {m: float(by_group.loc[i, m]) for m in metrics}
+            for i in by_group.index
+        },
     }
     if labelled and not (has_pos.all() and has_neg.all()):
         ranges = by_group.max() - by_group.min()  # pandas skips the NaN groups
@@ -75,7 +84,9 @@ def fairlearn_by_group(table: CountTable, labelled: bool) -> dict[str, Any]:
     out["demographic_parity_ratio"] = float(frame.ratio(method="between_groups")["selection_rate"])
     if labelled:
         out["equal_opportunity_difference"] = float(ranges["true_positive_rate"])
-        out["equalized_odds_difference"] = float(max(ranges["true_positive_rate"], ranges["false_positive_rate"]))
+        out["equalized_odds_difference"] = float(
+            max(ranges["true_positive_rate"], ranges["false_positive_rate"])
+        )
     return out
 
 
@@ -91,8 +102,17 @@ def aif360_privileged(table: CountTable, privileged: int, labelled: bool) -> dic
     g, y, p, w = table.weighted_rows()
     prot = (g == privileged).astype(int)
     y_true = pd.Series(y, index=pd.Index(prot, name="privileged"))
-    kw: dict[str, Any] = {"prot_attr": "privileged", "priv_group": 1, "pos_label": 1, "sample_weight": w}
-    out = {"disparate_impact_ratio": float(am.disparate_impact_ratio(y_true, p, zero_division=np.nan, **kw))}
+    kw: dict[str, Any] = {
+        "prot_attr": "privileged",
+        "priv_group": 1,
+        "pos_label": 1,
+        "sample_weight": w,
+    }
+    out = {
+        "disparate_impact_ratio": float(
+            am.disparate_impact_ratio(y_true, p, zero_division=np.nan, **kw)
+        )
+    }
     if labelled:
         out["average_odds_difference"] = float(am.average_odds_difference(y_true, p, **kw))
     return out

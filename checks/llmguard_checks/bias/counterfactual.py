@@ -6,7 +6,7 @@ same template and slot is a counterfactual pair. The model's outputs for the two
 are compared:
 
 * a classifier (anything with ``predict_proba``, e.g. a transformers sequence classifier):
-  a *flip* when the predicted class differs, a *score gap* |P(c | a) − P(c | b)| for the
+  a *flip* when the predicted class differs, a *score gap* |P(c | a) - P(c | b)| for the
   score class c;
 * a generator (``generate``, e.g. a transformers causal LM): its continuations are
   compared as text (flip = they differ once the swapped term is masked; similarity by
@@ -37,28 +37,46 @@ from .terms import PLACEHOLDER, Counterfactual, counterfactuals, load_templates,
 class CounterfactualParams(BaseModel):
     """Parameters of ``bias.counterfactual``."""
 
-    model: ModelRef = Field("candidate", description="Text model: a classifier (predict_proba) or a generator.")
+    model: ModelRef = Field(
+        "candidate", description="Text model: a classifier (predict_proba) or a generator."
+    )
     scorer: ModelRef | None = Field(
-        None, description="Classifier scoring a generator's outputs (e.g. a local sentiment model).")
+        None, description="Classifier scoring a generator's outputs (e.g. a local sentiment model)."
+    )
     axes: list[str] | None = Field(None, description="Axes of the term file to use (default: all).")
-    terms: str | None = Field(None, description="Term-list YAML file (default: the shipped data/terms.yaml).")
+    terms: str | None = Field(
+        None, description="Term-list YAML file (default: the shipped data/terms.yaml)."
+    )
     templates: list[str] | str | None = Field(
-        None, description="Templates with one {person}, inline or a YAML list file (default: shipped).")
+        None,
+        description="Templates with one {person}, inline or a YAML list file (default: shipped).",
+    )
     score_label: str | int | None = Field(
-        None, description="Class whose probability is the score, by name (id2label) or index (default: last).")
+        None,
+        description="Class whose probability is the score, by name (id2label) or index "
+        "(default: the last class).",
+    )
     compare: Literal["auto", "classifier", "generation"] = Field(
-        "auto", description="How outputs are compared (auto: classifier when the model has predict_proba).")
-    n_resamples: int = Field(1000, ge=0, description="Bootstrap resamples over templates (0: no intervals).")
+        "auto",
+        description="How outputs are compared (auto: classifier when the model has predict_proba).",
+    )
+    n_resamples: int = Field(
+        1000, ge=0, description="Bootstrap resamples over templates (0: no intervals)."
+    )
     worst: int = Field(10, ge=0, description="Worst pairs shown as examples.")
-    report_pairs: int = Field(200, ge=0, description="Pairs listed in the report (all are in the artifact).")
+    report_pairs: int = Field(
+        200, ge=0, description="Pairs listed in the report (all are in the artifact)."
+    )
     model_config = ConfigDict(extra="forbid")
 
 
 METRICS = (
     MetricSpec("flip_rate", "share of counterfactual pairs whose predicted class differs", False),
-    MetricSpec("mean_score_gap", "mean |score(a) − score(b)| over counterfactual pairs", False),
-    MetricSpec("max_score_gap", "largest |score(a) − score(b)| over counterfactual pairs", False),
-    MetricSpec("mean_text_similarity", "generators: mean difflib similarity of the two outputs", True),
+    MetricSpec("mean_score_gap", "mean |score(a) - score(b)| over counterfactual pairs", False),
+    MetricSpec("max_score_gap", "largest |score(a) - score(b)| over counterfactual pairs", False),
+    MetricSpec(
+        "mean_text_similarity", "generators: mean difflib similarity of the two outputs", True
+    ),
     MetricSpec("axis.*.flip_rate", "flip_rate within one axis (e.g. axis.gender.flip_rate)", False),
     MetricSpec("axis.*.mean_score_gap", "mean_score_gap within one axis", False),
 )
@@ -87,7 +105,9 @@ def _score_index(names: list[str], wanted: str | int | None) -> int:
     return names.index(str(wanted))
 
 
-def _classify(obj: Any, texts: list[str], wanted: str | int | None) -> tuple[np.ndarray, np.ndarray, str]:
+def _classify(
+    obj: Any, texts: list[str], wanted: str | int | None
+) -> tuple[np.ndarray, np.ndarray, str]:
     proba = np.asarray(obj.predict_proba(texts), dtype=np.float64)
     if proba.ndim != 2 or proba.shape[0] != len(texts):
         raise ValueError(f"predict_proba returned shape {proba.shape} for {len(texts)} texts")
@@ -117,7 +137,9 @@ def _outputs(ctx: CheckContext, params: CounterfactualParams, texts: list[str]) 
         generated = [str(g) for g in obj.generate(texts)]
         out: dict[str, Any] = {"mode": "generation", "text": generated}
         if params.scorer is not None:
-            labels, scores, name = _classify(ctx.model(params.scorer).obj, generated, params.score_label)
+            labels, scores, name = _classify(
+                ctx.model(params.scorer).obj, generated, params.score_label
+            )
             out.update(label=labels, score=scores, score_label=name, scored_by=params.scorer)
         return out
     if not hasattr(obj, "predict_proba"):
@@ -126,14 +148,22 @@ def _outputs(ctx: CheckContext, params: CounterfactualParams, texts: list[str]) 
     return {"mode": "classifier", "label": labels, "score": scores, "score_label": name}
 
 
-def _pair_records(cfs: list[Counterfactual], index: dict[str, int], outs: dict[str, Any]) -> list[dict[str, Any]]:
+def _pair_records(
+    cfs: list[Counterfactual], index: dict[str, int], outs: dict[str, Any]
+) -> list[dict[str, Any]]:
     records = []
     labels, scores, texts = outs.get("label"), outs.get("score"), outs.get("text")
     for cf in cfs:
         for a, b in cf.pairs():
             ia, ib = index[cf.texts[a]], index[cf.texts[b]]
-            rec: dict[str, Any] = {"axis": cf.axis, "template": cf.template, "slot": cf.slot, "groups": [a, b],
-                                   "terms": [cf.terms[a], cf.terms[b]], "inputs": [cf.texts[a], cf.texts[b]]}
+            rec: dict[str, Any] = {
+                "axis": cf.axis,
+                "template": cf.template,
+                "slot": cf.slot,
+                "groups": [a, b],
+                "terms": [cf.terms[a], cf.terms[b]],
+                "inputs": [cf.texts[a], cf.texts[b]],
+            }
             if texts is not None:
                 # mask the swapped term so that echoing it back is not counted as a change
                 ta = texts[ia].replace(cf.terms[a], PLACEHOLDER)
@@ -141,15 +171,24 @@ def _pair_records(cfs: list[Counterfactual], index: dict[str, int], outs: dict[s
                 rec.update(outputs=[texts[ia], texts[ib]], similarity=round(_similarity(ta, tb), 6))
                 rec["flip"] = bool(ta.strip() != tb.strip())
             if labels is not None and scores is not None:
-                rec.update(labels=[int(labels[ia]), int(labels[ib])],
-                           scores=[round(float(scores[ia]), 6), round(float(scores[ib]), 6)],
-                           score_gap=float(abs(scores[ia] - scores[ib])), flip=bool(labels[ia] != labels[ib]))
+                rec.update(
+                    labels=[int(labels[ia]), int(labels[ib])],
+                    scores=[round(float(scores[ia]), 6), round(float(scores[ib]), 6)],
+                    score_gap=float(abs(scores[ia] - scores[ib])),
+                    flip=bool(labels[ia] != labels[ib]),
+                )
             records.append(rec)
     return records
 
 
-def _add_rates(out: CheckOutput, ctx: CheckContext, params: CounterfactualParams, records: list[dict[str, Any]],
-               n_templates: int, prefix: str = "") -> None:
+def _add_rates(
+    out: CheckOutput,
+    ctx: CheckContext,
+    params: CounterfactualParams,
+    records: list[dict[str, Any]],
+    n_templates: int,
+    prefix: str = "",
+) -> None:
     """flip_rate and mean_score_gap with intervals from a bootstrap over templates."""
     units = np.array([r["template"] for r in records])
     pairs = np.bincount(units, minlength=n_templates).astype(np.float64)
@@ -170,8 +209,9 @@ def _add_rates(out: CheckOutput, ctx: CheckContext, params: CounterfactualParams
     intervals: dict[str, tuple[float, float, float]] = {}
     if params.n_resamples > 0 and used > 1:
         for level in sorted({ctx.confidence(prefix + k) for k in names}):
-            res = bootstrap_weighted(stat, n_templates, confidence=level, n_resamples=params.n_resamples,
-                                     seed=ctx.seed)
+            res = bootstrap_weighted(
+                stat, n_templates, confidence=level, n_resamples=params.n_resamples, seed=ctx.seed
+            )
             for i, k in enumerate(names):
                 if ctx.confidence(prefix + k) == level:
                     intervals[k] = (float(res.low[i]), float(res.high[i]), level)
@@ -181,8 +221,13 @@ def _add_rates(out: CheckOutput, ctx: CheckContext, params: CounterfactualParams
         fields: dict[str, Any] = {"n": len(records)}
         if k in intervals and all(np.isfinite(intervals[k][:2])):
             low, high, level = intervals[k]
-            fields.update(lower=low, upper=high, confidence=level,
-                          interval_method=f"bootstrap-percentile over {used} templates ({params.n_resamples} resamples)")
+            fields.update(
+                lower=low,
+                upper=high,
+                confidence=level,
+                interval_method=f"bootstrap-percentile over {used} templates "
+                f"({params.n_resamples} resamples)",
+            )
         out.add(prefix + k, float(points[i]), **fields)
 
 
@@ -195,10 +240,14 @@ def _direction(records: list[dict[str, Any]]) -> dict[str, Any]:
         sa, sb = r["scores"]
         by_group[r["axis"]][a].append(sa)
         by_group[r["axis"]][b].append(sb)
-        gaps[r["axis"]][f"{a} − {b}"].append(sa - sb)
-    return {axis: {"mean_score": {g: round(float(np.mean(v)), 6) for g, v in groups.items()},
-                   "mean_signed_gap": {p: round(float(np.mean(v)), 6) for p, v in gaps[axis].items()}}
-            for axis, groups in by_group.items()}
+        gaps[r["axis"]][f"{a} - {b}"].append(sa - sb)
+    return {
+        axis: {
+            "mean_score": {g: round(float(np.mean(v)), 6) for g, v in groups.items()},
+            "mean_signed_gap": {p: round(float(np.mean(v)), 6) for p, v in gaps[axis].items()},
+        }
+        for axis, groups in by_group.items()
+    }
 
 
 def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> CheckOutput:
@@ -212,29 +261,54 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
     records = _pair_records(cfs, index, outs)
     out = CheckOutput()
     if outs["mode"] == "generation" and "score" not in outs:
-        out.warnings.append("generator without a 'scorer': flips compare the output texts; no score gap")
+        out.warnings.append(
+            "generator without a 'scorer': flips compare the output texts; no score gap"
+        )
     _add_rates(out, ctx, params, records, len(templates))
     for axis in terms:
-        _add_rates(out, ctx, params, [r for r in records if r["axis"] == axis], len(templates), f"axis.{axis}.")
+        _add_rates(
+            out,
+            ctx,
+            params,
+            [r for r in records if r["axis"] == axis],
+            len(templates),
+            f"axis.{axis}.",
+        )
     has_scores = "score_gap" in records[0]
     if has_scores:
         out.add("max_score_gap", max(r["score_gap"] for r in records), n=len(records))
-    key = (lambda r: (r["score_gap"], r["flip"])) if has_scores else (lambda r: (r["flip"], -r["similarity"]))
+    key = (
+        (lambda r: (r["score_gap"], r["flip"]))
+        if has_scores
+        else (lambda r: (r["flip"], -r["similarity"]))
+    )
     ranked = sorted(records, key=key, reverse=True)
     path = ctx.artifact_dir / "counterfactual_pairs.jsonl"
     atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ranked))
     out.artifacts["pairs"] = str(path)
     out.details.update(
-        mode=outs["mode"], score_label=outs.get("score_label"), scored_by=outs.get("scored_by"),
-        n_texts=len(texts), n_pairs=len(records), n_templates=len(templates),
-        axes={a: sorted(g) for a, g in terms.items()}, terms=terms_facts, templates=template_facts,
-        worst_pairs=ranked[:params.worst], pairs=ranked[:params.report_pairs],
+        mode=outs["mode"],
+        score_label=outs.get("score_label"),
+        scored_by=outs.get("scored_by"),
+        n_texts=len(texts),
+        n_pairs=len(records),
+        n_templates=len(templates),
+        axes={a: sorted(g) for a, g in terms.items()},
+        terms=terms_facts,
+        templates=template_facts,
+        worst_pairs=ranked[: params.worst],
+        pairs=ranked[: params.report_pairs],
         pairs_listed=min(len(ranked), params.report_pairs),
         direction=_direction(records) if has_scores else None,
-        definitions={"flip_rate": "share of pairs whose predicted class differs"
-                     + (" (scorer on the outputs)" if outs["mode"] == "generation" and has_scores else "")
-                     + ("; generators without scorer: outputs differ after masking the term"
-                        if outs["mode"] == "generation" and not has_scores else ""),
-                     "mean_score_gap": f"mean |P({outs.get('score_label')}|a) − P({outs.get('score_label')}|b)|"},
+        definitions={
+            "flip_rate": "share of pairs whose predicted class differs"
+            + (" (scorer on the outputs)" if outs["mode"] == "generation" and has_scores else "")
+            + (
+                "; generators without scorer: outputs differ after masking the term"
+                if outs["mode"] == "generation" and not has_scores
+                else ""
+            ),
+            "mean_score_gap": "mean |P({c}|a) - P({c}|b)|".format(c=outs.get("score_label")),
+        },
     )
     return out

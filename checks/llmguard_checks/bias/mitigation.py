@@ -25,30 +25,32 @@ _PARITY = {"demographic_parity_difference", "demographic_parity_ratio", "dispara
 _ODDS = {"equalized_odds_difference", "average_odds_difference"}
 _OPPORTUNITY = {"equal_opportunity_difference"}
 
+_TO = "fairlearn.postprocessing.ThresholdOptimizer"
+_EG = "fairlearn.reductions.ExponentiatedGradient"
 _OPTIONS = {
     "parity": [
-        "fairlearn.postprocessing.ThresholdOptimizer(constraints='demographic_parity'): group-specific "
-        "thresholds on the model's scores (needs the sensitive attribute at prediction time)",
-        "fairlearn.reductions.ExponentiatedGradient(estimator, DemographicParity()): retrain under a "
-        "parity constraint",
-        "aif360.sklearn.preprocessing.Reweighing: reweigh training rows so that label and group are "
-        "independent, then retrain",
-        "remove or transform proxy features strongly associated with the sensitive column (see 'proxies')",
+        f"{_TO}(constraints='demographic_parity'): group-specific thresholds on the model's "
+        "scores (needs the sensitive attribute at prediction time)",
+        f"{_EG}(estimator, DemographicParity()): retrain under a parity constraint",
+        "aif360.sklearn.preprocessing.Reweighing: reweigh training rows so that label and "
+        "group are independent, then retrain",
+        "remove or transform proxy features strongly associated with the sensitive column "
+        "(see 'proxies')",
     ],
     "odds": [
-        "fairlearn.postprocessing.ThresholdOptimizer(constraints='equalized_odds'): randomised group "
-        "thresholds equalising TPR and FPR",
-        "fairlearn.reductions.ExponentiatedGradient(estimator, EqualizedOdds()): retrain under the constraint",
+        f"{_TO}(constraints='equalized_odds'): randomised group thresholds equalising TPR and FPR",
+        f"{_EG}(estimator, EqualizedOdds()): retrain under the constraint",
         "aif360.sklearn.postprocessing.CalibratedEqualizedOdds: post-process calibrated scores",
     ],
     "opportunity": [
-        "fairlearn.postprocessing.ThresholdOptimizer(constraints='true_positive_rate_parity')",
-        "fairlearn.reductions.ExponentiatedGradient(estimator, TruePositiveRateParity())",
-        "aif360.sklearn.postprocessing.RejectOptionClassifierCV: favour the unprivileged near the boundary",
+        f"{_TO}(constraints='true_positive_rate_parity')",
+        f"{_EG}(estimator, TruePositiveRateParity())",
+        "aif360.sklearn.postprocessing.RejectOptionClassifierCV: favour the unprivileged near "
+        "the decision boundary",
     ],
     "group": [
-        "a single group's rate is out of bounds: check its sample size and label quality first, then "
-        "fairlearn.reductions.ErrorRateParity or more training data for that group",
+        "a single group's rate is out of bounds: check its sample size and label quality "
+        "first, then fairlearn.reductions.ErrorRateParity or more data for that group",
     ],
 }
 
@@ -87,8 +89,11 @@ def proxies(frame: pd.DataFrame, columns: list[str], top: int = 5) -> list[dict[
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     found = []
-    numeric = [c for c in frame.columns
-               if c not in columns and is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])]
+    numeric = [
+        c
+        for c in frame.columns
+        if c not in columns and is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])
+    ]
     for column in columns:
         groups = frame[column].astype(str)
         for feature in numeric:
@@ -98,7 +103,13 @@ def proxies(frame: pd.DataFrame, columns: list[str], top: int = 5) -> list[dict[
                 continue
             means = x.groupby(groups).transform("mean")
             between = float(((means - x.mean()) ** 2).sum())
-            found.append({"sensitive": column, "feature": feature, "eta": round(float(np.sqrt(between / total)), 4)})
+            found.append(
+                {
+                    "sensitive": column,
+                    "feature": feature,
+                    "eta": round(float(np.sqrt(between / total)), 4),
+                }
+            )
     found.sort(key=lambda r: -r["eta"])
     return found[:top]
 
@@ -114,14 +125,19 @@ def _constraint(params: GroupFairnessParams, failed: list[str]) -> str:
     return "demographic_parity"
 
 
-def advise(ctx: CheckContext, params: GroupFairnessParams, failed: list[str], columns: list[str]) -> dict[str, Any]:
+def advise(
+    ctx: CheckContext, params: GroupFairnessParams, failed: list[str], columns: list[str]
+) -> dict[str, Any]:
     """What fairlearn and AIF360 offer for the failed gates, and candidate proxy features."""
     families = sorted({_family(m) for m in failed})
     advice: dict[str, Any] = {
-        "label": ADVICE_LABEL, "failed_gates": failed,
+        "label": ADVICE_LABEL,
+        "failed_gates": failed,
         "options": [opt for fam in families for opt in _OPTIONS[fam]],
         "suggested_constraint": _constraint(params, failed),
     }
+    if not failed:
+        advice["summary"] = "no fairness gate failed; mitigation shown because 'mitigate: true'"
     ds = ctx.dataset(params.dataset)
     if params.predictions is None and params.model is not None:
         model = ctx.model(params.model)
@@ -144,7 +160,7 @@ def _score_column() -> Any:
     """
     from sklearn.base import BaseEstimator
 
-    class ScoreColumn(BaseEstimator):  # type: ignore[misc]
+    class ScoreColumn(BaseEstimator):
         def fit(self, x: Any, y: Any = None) -> ScoreColumn:
             self.fitted_ = True
             return self
@@ -155,8 +171,15 @@ def _score_column() -> Any:
     return ScoreColumn().fit(None)
 
 
-def threshold_optimizer(sensitive: pd.DataFrame, y01: np.ndarray, pred: np.ndarray, scores: np.ndarray | None,
-                        params: GroupFairnessParams, failed: list[str], seed: int) -> dict[str, Any]:
+def threshold_optimizer(
+    sensitive: pd.DataFrame,
+    y01: np.ndarray,
+    pred: np.ndarray,
+    scores: np.ndarray | None,
+    params: GroupFairnessParams,
+    failed: list[str],
+    seed: int,
+) -> dict[str, Any]:
     """Disparities and accuracy before and after fairlearn's ThresholdOptimizer (in-sample)."""
     from fairlearn.postprocessing import ThresholdOptimizer
 
@@ -165,23 +188,41 @@ def threshold_optimizer(sensitive: pd.DataFrame, y01: np.ndarray, pred: np.ndarr
 
     constraint = _constraint(params, failed)
     x = (scores if scores is not None else pred.astype(np.float64)).reshape(-1, 1)
-    optimizer = ThresholdOptimizer(estimator=_score_column(), constraints=constraint, prefit=True,
-                                   predict_method="predict", objective="accuracy_score")
+    optimizer = ThresholdOptimizer(
+        estimator=_score_column(),
+        constraints=constraint,
+        prefit=True,
+        predict_method="predict",
+        objective="accuracy_score",
+    )
     sens = sensitive.astype(str)
     optimizer.fit(x, y01, sensitive_features=sens)
-    adjusted = np.asarray(optimizer.predict(x, sensitive_features=sens, random_state=seed), dtype=np.int8)
+    adjusted = np.asarray(
+        optimizer.predict(x, sensitive_features=sens, random_state=seed), dtype=np.int8
+    )
     columns = [sensitive[c].to_numpy() for c in sensitive.columns]
 
     def summary(p: np.ndarray) -> dict[str, float]:
         table = cnt.build_table(columns, y01, p)
         fl = fairlearn_by_group(table, labelled=True)
-        keys = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
-                "equal_opportunity_difference")
-        return {"accuracy": float(np.mean(p == y01)), **{k: round(float(fl[k]), 6) for k in keys if k in fl}}
+        keys = (
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+            "equal_opportunity_difference",
+        )
+        return {
+            "accuracy": float(np.mean(p == y01)),
+            **{k: round(float(fl[k]), 6) for k in keys if k in fl},
+        }
 
     return {
         "label": ADVICE_LABEL + " (fitted and evaluated on the same rows: optimistic)",
-        "method": "fairlearn.postprocessing.ThresholdOptimizer", "constraint": constraint,
-        "scores": "P(favourable) from the model" if scores is not None else "hard predictions (no scores)",
-        "before": summary(pred), "after": summary(adjusted),
+        "method": "fairlearn.postprocessing.ThresholdOptimizer",
+        "constraint": constraint,
+        "scores": "P(favourable) from the model"
+        if scores is not None
+        else "hard predictions (no scores)",
+        "before": summary(pred),
+        "after": summary(adjusted),
     }

@@ -37,7 +37,11 @@ class Counterfactual:
 def _read(source: str | None, base_dir: Path, shipped: str) -> tuple[Any, str, str]:
     """``(parsed YAML, where it came from, sha256)`` of a user file or the shipped one."""
     if source is None:
-        text = resources.files("llmguard_checks.bias").joinpath("data", shipped).read_text(encoding="utf-8")
+        text = (
+            resources.files("llmguard_checks.bias")
+            .joinpath("data", shipped)
+            .read_text(encoding="utf-8")
+        )
         where = f"shipped data/{shipped}"
     else:
         path = Path(source).expanduser()
@@ -49,8 +53,9 @@ def _read(source: str | None, base_dir: Path, shipped: str) -> tuple[Any, str, s
     return yaml.safe_load(text), where, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_terms(source: str | None, base_dir: Path, axes: list[str] | None) -> tuple[dict[str, dict[str, list[str]]],
-                                                                                   dict[str, str]]:
+def load_terms(
+    source: str | None, base_dir: Path, axes: list[str] | None
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
     """Validated ``axis -> group -> terms`` (aligned lists), restricted to ``axes``."""
     data, where, digest = _read(source, base_dir, "terms.yaml")
     if not isinstance(data, dict) or not data:
@@ -61,12 +66,18 @@ def load_terms(source: str | None, base_dir: Path, axes: list[str] | None) -> tu
             raise ValueError(f"{where}: axis '{axis}' needs at least two groups")
         lengths = set()
         for group, terms in groups.items():
-            if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t for t in terms):
+            if (
+                not isinstance(terms, list)
+                or not terms
+                or not all(isinstance(t, str) and t for t in terms)
+            ):
                 raise ValueError(f"{where}: {axis}.{group} must be a non-empty list of strings")
             lengths.add(len(terms))
         if len(lengths) != 1:
-            raise ValueError(f"{where}: the term lists of axis '{axis}' are not aligned (lengths "
-                             f"{sorted(lengths)}); every group needs the same number of terms")
+            raise ValueError(
+                f"{where}: the term lists of axis '{axis}' are not aligned (lengths "
+                f"{sorted(lengths)}); every group needs the same number of terms"
+            )
         out[str(axis)] = {str(g): [str(t) for t in ts] for g, ts in groups.items()}
     if axes is not None:
         unknown = [a for a in axes if a not in out]
@@ -76,11 +87,18 @@ def load_terms(source: str | None, base_dir: Path, axes: list[str] | None) -> tu
     return out, {"source": where, "sha256": digest}
 
 
-def load_templates(source: str | list[str] | None, base_dir: Path) -> tuple[list[str], dict[str, str]]:
+def load_templates(
+    source: str | list[str] | None, base_dir: Path
+) -> tuple[list[str], dict[str, str]]:
     """Templates from an inline list, a YAML list file, or the shipped file."""
     if isinstance(source, list):
-        templates, facts = source, {"source": "inline", "sha256": hashlib.sha256(
-            "\n".join(source).encode("utf-8")).hexdigest()}
+        templates, facts = (
+            source,
+            {
+                "source": "inline",
+                "sha256": hashlib.sha256("\n".join(source).encode("utf-8")).hexdigest(),
+            },
+        )
     else:
         data, where, digest = _read(source, base_dir, "templates.yaml")
         if not isinstance(data, list):
@@ -88,11 +106,15 @@ def load_templates(source: str | list[str] | None, base_dir: Path) -> tuple[list
         templates, facts = data, {"source": where, "sha256": digest}
     for i, t in enumerate(templates):
         if not isinstance(t, str) or t.count(PLACEHOLDER) != 1:
-            raise ValueError(f"template {i} ({t!r}) must be a string with exactly one {PLACEHOLDER}")
+            raise ValueError(
+                f"template {i} ({t!r}) must be a string with exactly one {PLACEHOLDER}"
+            )
     return [str(t) for t in templates], facts
 
 
-def counterfactuals(templates: list[str], terms: dict[str, dict[str, list[str]]]) -> list[Counterfactual]:
+def counterfactuals(
+    templates: list[str], terms: dict[str, dict[str, list[str]]]
+) -> list[Counterfactual]:
     """Every template filled with every aligned slot of every axis."""
     out = []
     for axis, groups in terms.items():
@@ -100,6 +122,13 @@ def counterfactuals(templates: list[str], terms: dict[str, dict[str, list[str]]]
         for t, template in enumerate(templates):
             for s in range(slots):
                 used = {g: groups[g][s] for g in groups}
-                out.append(Counterfactual(axis, t, s, {g: template.replace(PLACEHOLDER, term)
-                                                       for g, term in used.items()}, used))
+                out.append(
+                    Counterfactual(
+                        axis,
+                        t,
+                        s,
+                        {g: template.replace(PLACEHOLDER, term) for g, term in used.items()},
+                        used,
+                    )
+                )
     return out
