@@ -142,11 +142,11 @@ def _vocabulary(templates: list[str]) -> set[str]:
     return set(re.findall(r"\w+|[^\w\s]", text))
 
 
-def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    templates, _ = load_templates(None, tmp_path)
-    folder = tmp_path / "classifier"
+def build_classifier(folder: Path, templates: list[str]) -> None:
+    """A tiny BERT sequence classifier (random weights, fixed seed) with a word-level tokenizer."""
+    import torch
+    import transformers
+
     _word_tokenizer(folder, _vocabulary(templates))
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(0)
@@ -162,6 +162,15 @@ def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     transformers.BertForSequenceClassification(config).save_pretrained(folder)
+
+
+def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    templates, _ = load_templates(None, tmp_path)
+    folder = tmp_path / "classifier"
+    build_classifier(folder, templates)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         suite_text(
@@ -238,3 +247,17 @@ def test_tiny_causal_lm_generations_scored_by_a_classifier(tmp_path: Path) -> No
     first = d["pairs"][0]
     assert len(first["outputs"]) == 2 and 0.0 <= first["similarity"] <= 1.0
     assert {"flip_rate", "mean_score_gap", "mean_text_similarity"} <= set(result.metrics)
+
+
+def test_docs_example_runs_on_a_tiny_sentiment_model(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    source = Path(__file__).parent / "data" / "bias" / "counterfactual.yaml"
+    (tmp_path / "suite.yaml").write_text(source.read_text())
+    templates, _ = load_templates(None, tmp_path)
+    build_classifier(tmp_path / "models" / "sentiment", templates)
+    result = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
+    assert result.status in (Status.PASS, Status.WARN), result.error
+    assert {"axis.gender.flip_rate", "axis.religion.flip_rate", "axis.ethnicity.flip_rate"} <= set(
+        result.metrics
+    )
+    assert len(result.details["worst_pairs"]) == 5
