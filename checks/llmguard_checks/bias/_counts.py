@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,11 @@ class CountTable:
         return CountTable(self.counts[idx], tuple(self.labels[i] for i in idx))
 
 
-def build_table(columns: list[np.ndarray], y: np.ndarray, pred: np.ndarray) -> CountTable:
+def build_table(columns: list[Any], y: np.ndarray, pred: np.ndarray) -> CountTable:
     """Collapse rows into a :class:`CountTable` over the intersection of ``columns``.
 
     Only combinations present in the data become groups (as in fairlearn's MetricFrame).
+    ``columns`` are arrays or pandas Series (factorized directly, without a copy to objects).
     """
     import pandas as pd
 

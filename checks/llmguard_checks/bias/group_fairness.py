@@ -373,7 +373,7 @@ def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckO
             f"dataset '{params.dataset}' has no target: only selection-rate metrics are reported"
         )
     labels = y01 if y01 is not None else np.zeros_like(pred)  # unlabelled: one dummy label
-    table = cnt.build_table([ds.frame[c].to_numpy() for c in columns], labels, pred)
+    table = cnt.build_table([ds.frame[c] for c in columns], labels, pred)
     rng = ctx.rng()
     out = CheckOutput()
     groupings = {
