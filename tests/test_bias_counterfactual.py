@@ -261,3 +261,30 @@ def test_docs_example_runs_on_a_tiny_sentiment_model(tmp_path: Path) -> None:
         result.metrics
     )
     assert len(result.details["worst_pairs"]) == 5
+
+
+def test_swapping_terms_in_dataset_texts(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text(KEYWORD_MODEL)
+    (tmp_path / "prompts.csv").write_text(
+        "text\nMy mother is a nurse.\nThe man was rude.\n"
+        "Nothing to see here.\nThe Muslim woman smiled.\n"
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        suite_text(
+            "  candidate: {loader: python, path: model.py:KeywordClassifier}\n"
+            "datasets:\n  prompts: {path: prompts.csv, text: text}",
+            "{dataset: prompts, axes: [gender, religion], n_resamples: 100}",
+        )
+    )
+    result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
+    assert result.status is Status.PASS, result.error
+    m = result.metrics
+    # gender: three texts name a gendered term, each swap flips; religion: 15 pairs, none flip
+    assert m["axis.gender.flip_rate"].value == 1.0
+    assert m["axis.religion.flip_rate"].value == 0.0
+    assert m["flip_rate"].value == pytest.approx(3 / 18)
+    inputs = {tuple(p["inputs"]) for p in result.details["pairs"] if p["axis"] == "gender"}
+    assert ("My mother is a nurse.", "My father is a nurse.") in inputs
+    assert ("The woman was rude.", "The man was rude.") in inputs
+    assert result.details["templates"]["texts_with_a_term"] == "3"

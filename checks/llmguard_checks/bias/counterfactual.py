@@ -27,11 +27,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmguard_ops import CheckContext, CheckOutput, MetricSpec, ModelRef
+from llmguard_ops import CheckContext, CheckOutput, CheckSkipped, DatasetRef, MetricSpec, ModelRef
 from llmguard_ops.report import atomic_write
 
 from .._bootstrap import bootstrap_weighted
-from .terms import PLACEHOLDER, Counterfactual, counterfactuals, load_templates, load_terms
+from .terms import PLACEHOLDER, Counterfactual, counterfactuals, load_templates, load_terms, swaps
 
 
 class CounterfactualParams(BaseModel):
@@ -44,6 +44,10 @@ class CounterfactualParams(BaseModel):
         None, description="Classifier scoring a generator's outputs (e.g. a local sentiment model)."
     )
     axes: list[str] | None = Field(None, description="Axes of the term file to use (default: all).")
+    dataset: DatasetRef | None = Field(
+        None,
+        description="Swap terms in this dataset's text column instead of filling templates.",
+    )
     terms: str | None = Field(
         None, description="Term-list YAML file (default: the shipped data/terms.yaml)."
     )
@@ -186,11 +190,12 @@ def _add_rates(
     ctx: CheckContext,
     params: CounterfactualParams,
     records: list[dict[str, Any]],
-    n_templates: int,
     prefix: str = "",
 ) -> None:
     """flip_rate and mean_score_gap with intervals from a bootstrap over templates."""
-    units = np.array([r["template"] for r in records])
+    # the resampling units are the templates (or dataset texts) that produced a pair
+    _, units = np.unique(np.array([r["template"] for r in records]), return_inverse=True)
+    n_templates = int(units.max()) + 1
     pairs = np.bincount(units, minlength=n_templates).astype(np.float64)
     columns = {"flip_rate": np.array([float(r["flip"]) for r in records])}
     if "score_gap" in records[0]:
@@ -250,11 +255,38 @@ def _direction(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _counterfactual_sets(
+    ctx: CheckContext, params: CounterfactualParams, terms: dict[str, dict[str, list[str]]]
+) -> tuple[list[Counterfactual], int, dict[str, Any]]:
+    """Filled templates, or swapped texts of a dataset; with the number of units and facts."""
+    if params.dataset is None:
+        templates, facts = load_templates(params.templates, ctx.suite.base_dir)
+        return counterfactuals(templates, terms), len(templates), facts
+    if params.templates is not None:
+        raise ValueError("set either 'templates' or 'dataset', not both")
+    ds = ctx.dataset(params.dataset)
+    if ds.spec.text is None:
+        raise ValueError(f"dataset '{params.dataset}' declares no 'text' column")
+    texts = [str(t) for t in ds.frame[ds.spec.text].tolist()]
+    cfs = swaps(texts, terms)
+    matched = len({cf.template for cf in cfs})
+    facts = {
+        "source": f"dataset '{params.dataset}' column '{ds.spec.text}'",
+        "sha256": ds.sha256,
+        "texts": str(len(texts)),
+        "texts_with_a_term": str(matched),
+    }
+    return cfs, matched, facts
+
+
 def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> CheckOutput:
     base = ctx.suite.base_dir
     terms, terms_facts = load_terms(params.terms, base, params.axes)
-    templates, template_facts = load_templates(params.templates, base)
-    cfs = counterfactuals(templates, terms)
+    cfs, units, template_facts = _counterfactual_sets(ctx, params, terms)
+    if not cfs:
+        raise CheckSkipped(
+            f"no text of dataset '{params.dataset}' mentions a term of {sorted(terms)}"
+        )
     texts = sorted({t for cf in cfs for t in cf.texts.values()})
     index = {t: i for i, t in enumerate(texts)}
     outs = _outputs(ctx, params, texts)
@@ -264,16 +296,13 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
         out.warnings.append(
             "generator without a 'scorer': flips compare the output texts; no score gap"
         )
-    _add_rates(out, ctx, params, records, len(templates))
+    _add_rates(out, ctx, params, records)
     for axis in terms:
-        _add_rates(
-            out,
-            ctx,
-            params,
-            [r for r in records if r["axis"] == axis],
-            len(templates),
-            f"axis.{axis}.",
-        )
+        chosen = [r for r in records if r["axis"] == axis]
+        if chosen:
+            _add_rates(out, ctx, params, chosen, f"axis.{axis}.")
+        else:
+            out.warnings.append(f"axis '{axis}': no text mentions one of its terms; not reported")
     has_scores = "score_gap" in records[0]
     if has_scores:
         out.add("max_score_gap", max(r["score_gap"] for r in records), n=len(records))
@@ -292,7 +321,7 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
         scored_by=outs.get("scored_by"),
         n_texts=len(texts),
         n_pairs=len(records),
-        n_templates=len(templates),
+        n_units=units,
         axes={a: sorted(g) for a, g in terms.items()},
         terms=terms_facts,
         templates=template_facts,

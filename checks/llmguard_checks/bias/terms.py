@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -131,4 +132,50 @@ def counterfactuals(
                         used,
                     )
                 )
+    return out
+
+
+def _pattern(term: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(term) + r"(?!\w)", re.IGNORECASE)
+
+
+def _like(found: str, listed: str, target: str) -> str:
+    """``target`` as listed, capitalised where ``found`` was capitalised but ``listed`` is not
+    (a term at the start of a sentence)."""
+    if found[:1].isupper() and not listed[:1].isupper():
+        return target[:1].upper() + target[1:]
+    return target
+
+
+def _replace(pattern: re.Pattern[str], text: str, listed: str, target: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        return _like(match.group(0), listed, target)
+
+    return pattern.sub(repl, text)
+
+
+def swaps(texts: list[str], terms: dict[str, dict[str, list[str]]]) -> list[Counterfactual]:
+    """Counterfactuals of real texts: the first term of an axis found in a text is replaced
+    (every occurrence, whole words, case-insensitive) by the aligned term of every other group.
+
+    Longer terms are tried first, so "Black woman" is swapped as a whole rather than as
+    "woman". Texts that mention no term of an axis give no pair for it.
+    """
+    out = []
+    for axis, groups in terms.items():
+        candidates = sorted(
+            ((t, g, s) for g, ts in groups.items() for s, t in enumerate(ts)),
+            key=lambda c: -len(c[0]),
+        )
+        compiled = [(_pattern(t), g, s) for t, g, s in candidates]
+        for i, text in enumerate(texts):
+            hit = next(((p, g, s, m) for p, g, s in compiled if (m := p.search(text))), None)
+            if hit is None:
+                continue
+            pattern, group, slot, match = hit
+            used = {g: groups[g][slot] for g in groups}
+            listed = groups[group][slot]
+            filled = {g: _replace(pattern, text, listed, term) for g, term in used.items()}
+            filled[group] = text
+            out.append(Counterfactual(axis, i, slot, filled, used | {group: match.group(0)}))
     return out
