@@ -41,7 +41,6 @@ DEFINITIONS = {
     "average_odds_difference": "AIF360: ½[(FPR_u - FPR_p) + (TPR_u - TPR_p)], "
     "unprivileged groups pooled",
 }
-RATIOS = {"demographic_parity_ratio", "disparate_impact_ratio"}
 
 
 class GroupFairnessParams(BaseModel):
