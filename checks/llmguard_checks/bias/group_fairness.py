@@ -77,6 +77,7 @@ class GroupFairnessParams(BaseModel):
         30, ge=1, description="Smaller groups are reported but excluded from the gate."
     )
     n_resamples: int = Field(2000, ge=0, description="Bootstrap resamples for intervals (0: none).")
+    plot: bool = Field(False, description="Write a chart of per-group rates with intervals (PNG).")
     mitigate: bool = Field(
         False,
         description="Also show the metrics after fairlearn's ThresholdOptimizer "
@@ -400,6 +401,12 @@ def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckO
         intervals=f"bootstrap percentile, {params.n_resamples} multinomial "
         "resamples of the (group, y, ŷ) count table",
     )
+    main = next(iter(groupings.values()))
+    if params.plot and "groups" in main:
+        from .plot import plot_group_rates
+
+        path = plot_group_rates(out, main, ctx.artifact_dir / "group_rates.png")
+        out.artifacts["group_rates"] = str(path)
     failed = failed_fairness_gates(ctx, out)
     if failed or params.mitigate:
         out.details["mitigation"] = advise(ctx, params, failed, columns)
