@@ -156,7 +156,8 @@ def _binary_inputs(
             raise ValueError("set 'model' or 'predictions'")
         obj = ctx.model(params.model).obj
         facts["source"] = f"model '{params.model}'"
-        if hasattr(obj, "predict_proba"):
+        # scores only when something needs them: a threshold, or the mitigation run
+        if hasattr(obj, "predict_proba") and (params.threshold is not None or params.mitigate):
             proba = np.asarray(
                 ctx.predict(params.model, params.dataset, "predict_proba"), dtype=np.float64
             )
