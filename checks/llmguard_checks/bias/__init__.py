@@ -1,0 +1,49 @@
+"""bias.group_fairness and bias.counterfactual: the bias checks of llmguard-ops.
+
+Registered through the ``llmguard`` entry point ``bias``. Importing this package imports
+no heavy library: fairlearn, AIF360, scikit-learn and torch are imported inside the
+functions that use them, when a suite runs one of these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llmguard_ops import CheckDefinition, hookimpl
+
+from .counterfactual import METRICS as COUNTERFACTUAL_METRICS
+from .counterfactual import CounterfactualParams, run_counterfactual
+from .group_fairness import GroupFairnessParams, metric_specs, run_group_fairness
+
+__all__ = [
+    "CounterfactualParams",
+    "GroupFairnessParams",
+    "llmguard_register_checks",
+    "run_counterfactual",
+    "run_group_fairness",
+]
+
+
+@hookimpl
+def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
+    """Register ``bias.group_fairness`` and ``bias.counterfactual``."""
+    register(
+        CheckDefinition(
+            name="bias.group_fairness",
+            run=run_group_fairness,
+            params=GroupFairnessParams,
+            metrics=metric_specs(),
+            summary="Disparities between (intersectional) groups from fairlearn and AIF360, "
+            "with bootstrap intervals and mitigation advice.",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.counterfactual",
+            run=run_counterfactual,
+            params=CounterfactualParams,
+            metrics=COUNTERFACTUAL_METRICS,
+            summary="Swap demographic terms in templates; flip rate and score gap of a "
+            "language model's outputs.",
+        )
+    )

@@ -1,0 +1,57 @@
+"""The examples of docs/bias.md are real suites, and they run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import llmguard_ops
+from llmguard_ops import Status
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "bias"
+DEMO = ROOT / "suites" / "demo"
+
+
+def test_every_yaml_example_in_the_docs_is_a_tested_file() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "bias.md").read_text(), re.S)
+    assert len(blocks) >= 3
+    sources = [DEMO / "suite.yaml", *sorted(DATA.glob("*.yaml"))]
+    texts = [p.read_text() for p in sources]
+    for block in blocks:
+        assert any(block in text for text in texts), (
+            f"docs example not in any tested file:\n{block}"
+        )
+
+
+def test_scored_llm_outputs_example_blocks_on_the_planted_dialect_gap(tmp_path: Path) -> None:
+    outcome = llmguard_ops.run(DATA / "llm_scores.yaml", tmp_path)
+    result = outcome.report.checks[0]
+    assert outcome.report.decision.decision.value == "BLOCK"
+    assert result.status is Status.FAIL
+    failed = {g.metric for g in result.failed_gates}
+    assert "attribute.dialect.equalized_odds_difference" in failed
+    advice = result.details["mitigation"]
+    assert advice["suggested_constraint"] == "equalized_odds"
+    assert any("CalibratedEqualizedOdds" in option for option in advice["options"])
+    # gender carries no planted gap
+    assert result.metrics["attribute.gender.equalized_odds_difference"].value < 0.1
+
+
+@pytest.mark.skipif(
+    not (DEMO / "models" / "candidate.joblib").exists(),
+    reason="demo models not built (python suites/demo/train_models.py)",
+)
+def test_demo_fairness_check_passes_with_intervals(tmp_path: Path) -> None:
+    outcome = llmguard_ops.run(DEMO / "suite.yaml", tmp_path, only=["fairness"])
+    result = outcome.report.checks[0]
+    assert result.status is Status.PASS, result.error or result.failed_gates
+    assert outcome.report.decision.decision.value in ("PROMOTE", "REVIEW")
+    dp = result.metrics["attribute.sex.demographic_parity_difference"]
+    assert dp.confidence == 0.95 and dp.lower is not None and dp.upper is not None
+    assert Path(result.artifacts["group_rates"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    mitigation = result.details["mitigation"]
+    assert mitigation["threshold_optimizer"]["constraint"] == "true_positive_rate_parity"
+    assert any(p["feature"] == "income" and p["sensitive"] == "sex" for p in mitigation["proxies"])
