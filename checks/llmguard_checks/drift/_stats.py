@@ -5,7 +5,7 @@ sort (linear time on two runs) and every ECDF-based quantity (KS, Wasserstein, P
 comes from that one merge. The formulas are scipy's own, evaluated on the same terms in
 the same order, so the values equal ``scipy.stats.ks_2samp`` and
 ``scipy.stats.wasserstein_distance`` (the tests check 1e-9). Categorical columns are
-reduced to aligned count vectors; chi-square, Jensen–Shannon and the z-test work on the
+reduced to aligned count vectors; chi-square, Jensen-Shannon and the z-test work on the
 counts. Where scipy has the test, scipy computes it (chi2_contingency, jensenshannon,
 anderson_ksamp, the KS distributions).
 """
@@ -54,14 +54,14 @@ class NumericSample:
         return self._merged
 
     def ecdf_gaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """|F_ref − F_cur| just right of each pooled value, and each gap to the next value."""
+        """|F_ref - F_cur| just right of each pooled value, and each gap to the next value."""
         values, rc, cc = self.merged()
         diff = np.abs(rc / self.ref.size - cc / self.cur.size)
         return diff, np.diff(values)
 
 
 def ks(sample: NumericSample) -> tuple[float, float]:
-    """Two-sided two-sample Kolmogorov–Smirnov: (D, p), equal to ``scipy.stats.ks_2samp``.
+    """Two-sided two-sample Kolmogorov-Smirnov: (D, p), equal to ``scipy.stats.ks_2samp``.
 
     Up to :data:`KS_EXACT_MAX_N` rows per side scipy itself computes both (exact p);
     above, D comes from the merge and p from Smirnov's distribution as scipy does it.
@@ -104,16 +104,20 @@ def normalised_wasserstein(sample: NumericSample) -> tuple[float, float, str | N
 
 
 def anderson(sample: NumericSample) -> tuple[float, float, str | None]:
-    """k-sample Anderson–Darling (scipy's ``anderson_ksamp``): (statistic, p, note).
+    """k-sample Anderson-Darling (scipy's ``anderson_ksamp``): (statistic, p, note).
 
-    scipy interpolates p in a table and caps it to [0.001, 0.25]; the note says when.
+    scipy interpolates p in a table and floors/caps it to [0.001, 0.25]; the note says when.
+    The midrank variant is the one for samples with ties (scipy's default).
     """
     from scipy import stats
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = stats.anderson_ksamp([sample.ref, sample.cur])
-    note = "; ".join(str(w.message) for w in caught) or None
+        res = stats.anderson_ksamp([sample.ref, sample.cur], variant="midrank")
+    note = (
+        "; ".join(str(w.message).split(".")[0] for w in caught if "p-value" in str(w.message))
+        or None
+    )
     return float(res.statistic), float(res.pvalue), note
 
 
@@ -134,7 +138,7 @@ def numeric_bin_counts(sample: NumericSample, bins: int) -> tuple[np.ndarray, np
 
 
 def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Population stability index Σ (q − p)·ln(q / p) over bins.
+    """Population stability index Σ (q - p)·ln(q / p) over bins.
 
     Proportions are floored at :data:`PSI_EPSILON` so that an empty bin on either side
     contributes a large but finite term.
@@ -145,14 +149,16 @@ def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
 
 
 def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Jensen–Shannon *distance* (natural log) between the two proportion vectors (scipy)."""
+    """Jensen-Shannon *distance* (natural log) between the two proportion vectors (scipy)."""
     from scipy.spatial import distance
 
-    return float(distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()))
+    return float(
+        distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+    )
 
 
 def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
-    """Chi-square test of homogeneity on the 2×k table (scipy, no continuity correction).
+    """Chi-square test of homogeneity on the 2xk table (scipy, no continuity correction).
 
     Both samples are random, so the table test is the right one rather than a
     goodness-of-fit against reference proportions. Categories absent on both sides are
