@@ -89,11 +89,13 @@ class ColumnResult:
 
 
 def _numeric_values(series: Any) -> tuple[np.ndarray, int]:
-    """Finite float values of a numeric Series and how many were infinite."""
+    """Finite float values of a numeric Series (a fresh array) and how many were infinite."""
     arr = series.to_numpy(dtype=float, na_value=np.nan)
     finite = np.isfinite(arr)
-    n_inf = int(np.count_nonzero(~finite & ~np.isnan(arr)))
-    return arr if finite.all() else arr[finite], n_inf
+    if finite.all():
+        return arr.copy(), 0
+    n_inf = int(np.count_nonzero(np.isinf(arr)))
+    return arr[finite], n_inf
 
 
 def _is_numeric(series: Any) -> bool:
@@ -187,7 +189,7 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
             out.notes.append(
                 f"infinite values treated as missing (reference {r_inf}, current {c_inf})"
             )
-        sample = st.NumericSample.of(r, c)
+        sample = st.NumericSample.of(r, c, owned=True)
         small = rules.categorical_max_unique
         nr = 1 + int(np.count_nonzero(np.diff(sample.ref))) if r.size else 0
         nc = 1 + int(np.count_nonzero(np.diff(sample.cur))) if c.size else 0
