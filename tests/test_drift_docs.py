@@ -44,7 +44,8 @@ def test_checks_are_listed_and_import_nothing_heavy() -> None:
 
     code = (
         "import sys, llmguard_checks.drift as d; "
-        "heavy = [m for m in ('scipy', 'pandas', 'sklearn', 'torch', 'sentence_transformers', 'transformers') "
+        "heavy = [m for m in ('scipy', 'pandas', 'sklearn', 'torch', 'sentence_transformers', "
+        "'transformers') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

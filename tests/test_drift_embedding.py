@@ -230,7 +230,8 @@ def test_bad_sources_are_clear_errors(tmp_path: Path) -> None:
     ref = pd.DataFrame({"a": [1.0] * 20})
     suite = write_suite(tmp_path, ref, ref, "{}")
     result = llmguard_ops.run(suite, tmp_path / "out", write=False).report.checks[0]
-    assert result.status.value == "error" and "names no 'text' column" in result.error.message
+    assert result.status.value == "error" and result.error is not None
+    assert "names no 'text' column" in result.error.message
     with pytest.raises(llmguard_ops.SuiteError, match="not both"):
         llmguard_ops.run(
             write_suite(tmp_path, ref, ref, "{text_column: a, embedding_columns: [a]}"),

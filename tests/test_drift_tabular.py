@@ -187,7 +187,8 @@ def write_suite(
     suite.write_text(
         "apiVersion: llmguard/v1\nname: drift-test\n"
         + models
-        + "datasets:\n  reference: {path: ref.csv, target: y}\n  current: {path: cur.csv, target: y}\n"
+        + "datasets:\n  reference: {path: ref.csv, target: y}\n"
+        + "  current: {path: cur.csv, target: y}\n"
         + "checks:\n"
         + check
     )
@@ -200,7 +201,8 @@ def test_suite_run_reports_metrics_details_and_gates(tmp_path: Path) -> None:
     cur["y"] = (cur["x1"] > 0).astype(int)
     check = (
         "  - id: drift\n    uses: drift.tabular\n    with: {correction: bonferroni}\n"
-        "    gate: {share_drifted_columns: {max: 0.3}, dataset_drift: {max: 0}, 'column.x1.drifted': {max: 0}}\n"
+        "    gate: {share_drifted_columns: {max: 0.3}, dataset_drift: {max: 0},\n"
+        "           'column.x1.drifted': {max: 0}}\n"
         "    severity: warning\n"
     )
     outcome = llmguard_ops.run(write_suite(tmp_path, ref, cur, check), tmp_path / "out")
@@ -225,7 +227,7 @@ def test_gate_on_an_undeclared_metric_is_a_suite_error(tmp_path: Path) -> None:
     ref, cur = make_frames(50, 50, 3)
     ref["y"] = cur["y"] = 0
     check = "  - id: drift\n    uses: drift.tabular\n    gate: {'column.x1.bogus': {max: 0}}\n"
-    with pytest.raises(llmguard_ops.SuiteError, match="no metric 'column.x1.bogus'"):
+    with pytest.raises(llmguard_ops.SuiteError, match=r"no metric 'column\.x1\.bogus'"):
         llmguard_ops.run(write_suite(tmp_path, ref, cur, check), tmp_path / "out")
 
 
@@ -241,7 +243,8 @@ def test_prediction_drift_of_a_real_model(tmp_path: Path) -> None:
     models = "models:\n  candidate: {loader: sklearn, path: m.joblib}\n"
     check = (
         "  - id: drift\n    uses: drift.tabular\n"
-        "    with: {model: candidate, columns: [x1, x3, x4]}\n    gate: {prediction.drifted: {max: 0}}\n"
+        "    with: {model: candidate, columns: [x1, x3, x4]}\n"
+        "    gate: {prediction.drifted: {max: 0}}\n"
     )
     with pytest.warns(UserWarning):
         outcome = llmguard_ops.run(write_suite(tmp_path, ref, cur, check, models), tmp_path / "out")

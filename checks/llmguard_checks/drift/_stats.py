@@ -2,7 +2,8 @@
 
 Numeric columns are sorted once per side; the two sorted runs are merged by a stable
 sort (linear time on two runs) and the ECDF-based quantities (KS, Wasserstein) come from
-that one merge; PSI bins are searches in the sorted samples. The formulas are scipy's own, evaluated on the same terms in
+that one merge; PSI bins are searches in the sorted samples. The formulas are scipy's
+own, evaluated on the same terms in
 the same order, so the values equal ``scipy.stats.ks_2samp`` and
 ``scipy.stats.wasserstein_distance`` (the tests check 1e-9). Categorical columns are
 reduced to aligned count vectors; chi-square, Jensen-Shannon and the z-test work on the
