@@ -238,3 +238,11 @@ def test_bad_sources_are_clear_errors(tmp_path: Path) -> None:
             tmp_path / "out",
             write=False,
         )
+
+
+def test_one_column_of_json_arrays_is_read_as_vectors() -> None:
+    frame = pd.DataFrame({"vec": ["[1, 2, 3]", "[4, 5, 6]", None], "other": [1, 2, 3]})
+    vectors = emb._vectors(frame, ["vec"])
+    assert vectors.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    numeric = pd.DataFrame({"e0": [1.0, np.nan, 3.0], "e1": [1.0, 2.0, 3.0]})
+    assert emb._vectors(numeric, ["e0", "e1"]).tolist() == [[1.0, 1.0], [3.0, 3.0]]
