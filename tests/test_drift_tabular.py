@@ -148,6 +148,7 @@ def test_edge_cases_are_handled_and_reported() -> None:
         and "missing share changed" in by["with_missing"].notes[0]
     )
     assert by["constant"].drifted is False and by["constant"].statistic == 0.0
+    assert "reference column is constant" in by["constant"].notes
     assert by["constant_moved"].drifted is True
     assert by["cats"].unseen_categories == ["new"] and by["cats"].method == "chisquare"
     assert by["mixed"].kind == "categorical" and any("mixed" in note for note in by["mixed"].notes)
@@ -174,6 +175,8 @@ def test_forced_methods_per_column_and_errors() -> None:
     assert by["x2"].notes[0].startswith("binned at 10 reference-quantile bins")
     features, _, _ = compare_frames(ref, cur, params(method="ks"))
     assert {r.column: r.method for r in features}["c1"] == "jensenshannon"  # ks needs numbers: auto
+    features, _, _ = compare_frames(ref, cur, params(methods={"k1": "ks"}))
+    assert {r.column: r.kind for r in features}["k1"] == "numeric"  # few values, but KS asked
     with pytest.raises(ValueError, match="'ks' needs numbers"):
         compare_frames(ref, cur, params(methods={"c1": "ks"}))
 

@@ -193,7 +193,10 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
         small = rules.categorical_max_unique
         nr = 1 + int(np.count_nonzero(np.diff(sample.ref))) if r.size else 0
         nc = 1 + int(np.count_nonzero(np.diff(sample.cur))) if c.size else 0
-        if rules.force_kind is None and nr <= small and nc <= small:
+        # few distinct values make a numeric column categorical, unless a numeric-only
+        # method was asked for
+        few = nr <= small and nc <= small and rules.method not in NUMERIC_ONLY
+        if rules.force_kind is None and few:
             values = np.union1d(np.unique(sample.ref), np.unique(sample.cur))
             if values.size <= small:
                 kind = "categorical"
@@ -234,7 +237,12 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
         return out
     method = _choose(kind, len(labels), rules, n_ref, out)
     out.method = method
-    if kind == "numeric" and sample is not None and sample.ref[0] == sample.ref[-1]:
+    constant = (
+        sample.ref[0] == sample.ref[-1]
+        if kind == "numeric" and sample is not None
+        else int(np.count_nonzero(rc)) == 1
+    )
+    if constant:
         out.notes.append("reference column is constant")
     _apply(method, kind, sample, rc, cc, rules, out)
     return out
