@@ -24,6 +24,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -127,6 +128,10 @@ class HttpModel:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = cls(self._host, self._port, timeout=self.timeout_s)
             self._local.conn = conn
+        if conn.sock is None:
+            conn.connect()
+            # small requests go out at once (no Nagle delay), as a latency client must
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
     def _drop_connection(self) -> None:

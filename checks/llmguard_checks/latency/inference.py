@@ -18,7 +18,7 @@ import numpy as np
 
 from llmguard_ops import CheckContext, CheckOutput
 
-from .metrics import add_deltas, add_percentiles, write_samples
+from .metrics import TooFewSamples, add_deltas, add_percentiles, write_samples
 from .params import InferenceParams
 from .scenarios import (
     Samples,
@@ -149,7 +149,11 @@ def run_inference(ctx: CheckContext, params: InferenceParams) -> CheckOutput:
     batch = params.effective_batch()
     samples, base, info = _measure(ctx, params, batch, device)
     latency_ms = samples.latency_ms
-    add_percentiles(out, ctx, latency_ms)
+    try:
+        add_percentiles(out, ctx, latency_ms)
+    except TooFewSamples as exc:
+        raise TooFewSamples(f"{exc} [{len(latency_ms)} requests in {samples.wall_ns / 1e9:.3g} s, stopped by "
+                            f"{_stop_reason(samples, params)}]") from None
     out.add("throughput_per_s", samples.throughput_per_s, n=len(latency_ms), unit="items/s")
     if "peak_memory_mb" in info:
         out.add("peak_memory_mb", info.pop("peak_memory_mb"), unit="MiB")
