@@ -130,8 +130,10 @@ class HttpModel:
             self._local.conn = conn
         if conn.sock is None:
             conn.connect()
+            sock = conn.sock
+            assert sock is not None
             # small requests go out at once (no Nagle delay), as a latency client must
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
     def _drop_connection(self) -> None:
