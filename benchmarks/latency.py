@@ -79,7 +79,8 @@ def harness_round(suite: Path, out: Path) -> dict[str, Any]:
         raise SystemExit(f"latency.inference failed: {result.error.message}")
     m = result.metrics
     samples = np.loadtxt(out / "artifacts" / "mlp" / "latency_samples.csv", delimiter=",", skiprows=1, ndmin=1)
-    return {"samples_us": samples * 1e3, "p50_us": m["p50_ms"].value * 1e3, "p99_us": m["p99_ms"].value * 1e3, "n": float(m["p50_ms"].n or 0),
+    return {"samples_us": samples * 1e3, "p50_us": m["p50_ms"].value * 1e3, "p99_us": m["p99_ms"].value * 1e3,
+            "n": float(m["p50_ms"].n or 0),
             "overhead_ns": float(result.details["timer_overhead_ns"])}
 
 

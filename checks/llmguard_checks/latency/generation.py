@@ -19,6 +19,7 @@ ends. An ``http`` endpoint streams server-sent events (see :mod:`.endpoint`).
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -83,7 +84,10 @@ def local_stream(model: Any, max_new_tokens: int, ignore_eos: bool, timeout_s: f
 
         worker = threading.Thread(target=produce, name="llmguard-generate", daemon=True)
         worker.start()
-        text = "".join(streamer)
+        try:
+            text = "".join(streamer)
+        except queue.Empty:
+            raise TimeoutError(f"no token from the model within timeout_s={timeout_s:g}s") from None
         worker.join(timeout_s)
         if failure:
             raise failure[0]
