@@ -111,3 +111,15 @@ def test_missing_api_key_variable_is_a_suite_error(project: Path, monkeypatch: p
     monkeypatch.delenv("LATENCY_TEST_API_KEY", raising=False)
     with pytest.raises(llmguard_ops.SuiteError, match="LATENCY_TEST_API_KEY"):
         llmguard_ops.run(project / "endpoint.yaml", project / "out-nokey", only=[], write=False)
+
+
+def test_a_failing_endpoint_is_an_error_naming_the_status(project: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LATENCY_TEST_API_KEY", SECRET)
+    with OpenAIServer(project / "lm", api_key=SECRET, max_requests=2) as server:
+        outcome = llmguard_ops.run(project / "endpoint.yaml", tmp_path, write=False, only=["completions-stream"],
+                                   overrides=[f"models.served.options.base_url={server.base_url}"])
+    result = _check(outcome, "completions-stream")
+    assert result.status is Status.ERROR and result.error is not None
+    assert "HTTP 429" in result.error.message and "budget" in result.error.message
+    assert server.requests == 3  # stopped at the first refusal
