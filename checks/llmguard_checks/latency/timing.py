@@ -75,8 +75,11 @@ def resolve_device(requested: str, obj: Any) -> Device:
     """
     actual = model_device(obj)
     if requested.startswith("cuda"):
-        torch = _torch()
-        if torch is None or not torch.cuda.is_available():
+        try:
+            import torch  # asked for explicitly: worth the import to tell "no CUDA" from "wrong device"
+        except ImportError:
+            raise CheckSkipped(f"device '{requested}' asked but torch is not installed") from None
+        if not torch.cuda.is_available():
             raise CheckSkipped(f"device '{requested}' asked but CUDA is not available on this machine")
     if requested != "auto":
         want = "cuda:0" if requested == "cuda" else requested
