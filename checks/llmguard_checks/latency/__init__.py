@@ -1,0 +1,82 @@
+"""Latency checks: ``latency.inference`` and ``latency.generation``, and the ``http`` loader.
+
+Registered through the ``llmguard`` entry point ``latency``. Importing this package
+imports neither torch nor transformers: the check modules are loaded when a check runs.
+See ``docs/latency.md`` for parameters, metrics and the statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmguard_ops import CheckDefinition, MetricSpec, ModelLoader, hookimpl
+
+from .params import GenerationParams, InferenceParams
+
+if TYPE_CHECKING:
+    from llmguard_ops import CheckContext, CheckOutput
+
+_PCT = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
+
+
+def _latency_specs() -> tuple[MetricSpec, ...]:
+    specs = [MetricSpec(n, f"{n[1:3]}th percentile of per-request latency (order-statistic interval)", False, "ms")
+             for n in _PCT]
+    specs += [
+        MetricSpec("max_ms", "slowest timed request (no confidence bound)", False, "ms"),
+        MetricSpec("mean_ms", "mean per-request latency (bootstrap interval)", False, "ms"),
+        MetricSpec("throughput_per_s", "rows (or prompts) processed per second of wall time", True, "items/s"),
+        MetricSpec("peak_memory_mb", "peak RSS (cpu) or peak CUDA allocation (cuda) while timing", False, "MiB"),
+    ]
+    for stat in (*_PCT, "mean_ms"):
+        specs.append(MetricSpec(f"{stat}_delta", f"candidate − baseline {stat}, interleaved (paired interval)",
+                                False, "ms"))
+        specs.append(MetricSpec(f"{stat}_ratio", f"candidate / baseline {stat}, interleaved (paired interval)",
+                                False))
+    specs.append(MetricSpec("batch_*.*", "batch-size sweep: the metrics above at batch size <b>", None))
+    return tuple(specs)
+
+
+def _generation_specs() -> tuple[MetricSpec, ...]:
+    specs = []
+    for what, text in (("ttft", "time to first token"), ("tpot", "time per output token after the first"),
+                       ("e2e", "request latency to the last token")):
+        for p in ("p50", "p90", "p95", "p99"):
+            specs.append(MetricSpec(f"{what}_{p}_ms", f"{p[1:]}th percentile of {text}", False, "ms"))
+        specs.append(MetricSpec(f"{what}_mean_ms", f"mean {text} (bootstrap interval)", False, "ms"))
+    specs.append(MetricSpec("tokens_per_s", "output tokens per second of wall time, all requests", True, "tokens/s"))
+    specs.append(MetricSpec("output_tokens_mean", "mean output tokens per request", None, "tokens"))
+    return tuple(specs)
+
+
+def _run_inference(ctx: CheckContext, params: Any) -> CheckOutput:
+    from .inference import run_inference
+
+    return run_inference(ctx, params)
+
+
+def _run_generation(ctx: CheckContext, params: Any) -> CheckOutput:
+    from .generation import run_generation
+
+    return run_generation(ctx, params)
+
+
+@hookimpl
+def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
+    register(CheckDefinition(
+        name="latency.inference", run=_run_inference, params=InferenceParams, metrics=_latency_specs(),
+        summary="Per-request latency percentiles with order-statistic bounds; single_stream, server, offline.",
+    ))
+    register(CheckDefinition(
+        name="latency.generation", run=_run_generation, params=GenerationParams, metrics=_generation_specs(),
+        summary="TTFT, TPOT and tokens/s of streamed generation (local causal LM or HTTP endpoint).",
+    ))
+
+
+@hookimpl
+def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
+    from .endpoint import digest_endpoint, load_endpoint
+
+    register(ModelLoader("http", load_endpoint, "An OpenAI-compatible HTTP endpoint (completions or chat, streaming).",
+                         digest=digest_endpoint, needs_path=False))

@@ -1,0 +1,253 @@
+"""The ``http`` model loader: an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp, ...).
+
+A suite names the endpoint, never a secret::
+
+    models:
+      served:
+        loader: http
+        options: {base_url: "http://127.0.0.1:8000/v1", model: my-model, api: completions,
+                  api_key_env: SERVING_API_KEY}
+
+The key is read from the environment variable named by ``api_key_env`` and sent as a
+bearer token; it is kept off the object's ``repr`` and out of every report. An endpoint
+has no weights to hash: its digest is the sha256 of the canonical JSON (sorted keys, no
+spaces, UTF-8) of the endpoint description — ``{"api", "base_url", "headers" (names
+only), "loader": "http", "model", "request"}`` — so it identifies what was asked for.
+Pin the served revision in ``model`` to make it identify what answered.
+
+Standard library only (``http.client``), one keep-alive connection per thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmguard_ops import ArtifactError
+
+API_KINDS = ("completions", "chat")
+_REQUEST_KEYS = ("temperature", "top_p", "max_tokens", "seed")
+
+
+@dataclass
+class StreamTiming:
+    """Clock readings (``perf_counter_ns``) of one streamed request."""
+
+    sent_ns: int
+    first_ns: int | None = None
+    last_ns: int | None = None
+    tokens: int = 0
+    text: str = ""
+    token_times_ns: list[int] = field(default_factory=list)
+
+
+def _description(options: dict[str, Any]) -> dict[str, Any]:
+    base_url = options.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ArtifactError("loader 'http' needs options.base_url, e.g. http://127.0.0.1:8000/v1")
+    api = options.get("api", "completions")
+    if api not in API_KINDS:
+        raise ArtifactError(f"options.api must be one of {', '.join(API_KINDS)}, got {api!r}")
+    model = options.get("model")
+    if not isinstance(model, str) or not model:
+        raise ArtifactError("loader 'http' needs options.model (the served model's name)")
+    headers = options.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ArtifactError("options.headers must be a mapping of header names to values")
+    return {
+        "loader": "http", "base_url": base_url.rstrip("/"), "api": api, "model": model,
+        "headers": sorted(str(h) for h in headers),
+        "request": {k: options[k] for k in _REQUEST_KEYS if k in options},
+    }
+
+
+def digest_endpoint(spec: Any, base: Path) -> tuple[str, str]:
+    """sha256 of the canonical JSON of the endpoint description (see the module docstring)."""
+    text = json.dumps(_description(dict(spec.options)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest(), "endpoint-description-sha256"
+
+
+def load_endpoint(spec: Any, base: Path) -> HttpModel:
+    """Build the client; the API key comes from the variable ``options.api_key_env``."""
+    options = dict(spec.options)
+    desc = _description(options)
+    key = None
+    env = options.get("api_key_env")
+    if env is not None:
+        key = os.environ.get(str(env))
+        if not key:
+            raise ArtifactError(f"environment variable {env} (options.api_key_env) is not set")
+    headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
+    return HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)))
+
+
+class HttpModel:
+    """An OpenAI-compatible text endpoint with ``predict``/``generate`` and timed streaming."""
+
+    input_kind = "text"
+    is_remote = True
+
+    def __init__(self, description: dict[str, Any], headers: dict[str, str], api_key: str | None,
+                 timeout_s: float) -> None:
+        self.description = description
+        self.api: str = description["api"]
+        self.model_name: str = description["model"]
+        self.defaults: dict[str, Any] = dict(description["request"])
+        url = urllib.parse.urlsplit(description["base_url"])
+        self._https = url.scheme == "https"
+        self._host = url.hostname or "127.0.0.1"
+        self._port = url.port
+        self._prefix = url.path.rstrip("/")
+        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json",
+                         **headers}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+
+    def __repr__(self) -> str:  # never the headers: they may hold the key
+        return f"HttpModel({self.description['base_url']!r}, api={self.api!r}, model={self.model_name!r})"
+
+    # -- transport ------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout_s)
+            self._local.conn = conn
+        if conn.sock is None:
+            conn.connect()
+            sock = conn.sock
+            assert sock is not None
+            # small requests go out at once (no Nagle delay), as a latency client must
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _post(self, body: dict[str, Any]) -> http.client.HTTPResponse:
+        path = f"{self._prefix}/{'chat/completions' if self.api == 'chat' else 'completions'}"
+        data = json.dumps(body).encode("utf-8")
+        for attempt in (0, 1):  # a kept-alive connection the server closed is retried once, fresh
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=data, headers=self._headers)
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                    http.client.CannotSendRequest):
+                self._drop_connection()
+                if attempt:
+                    raise
+                continue
+            if response.status != 200:
+                detail = response.read(500).decode("utf-8", "replace")
+                self._drop_connection()
+                raise ArtifactError(f"{self.description['base_url']}: HTTP {response.status}: {detail}")
+            return response
+        raise AssertionError("unreachable")
+
+    def _body(self, prompt: str, max_tokens: int | None, stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model_name, "temperature": 0, **self.defaults, **extra}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if self.api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _finish(self, response: http.client.HTTPResponse) -> None:
+        response.read()
+        if response.will_close:
+            self._drop_connection()
+
+    # -- model face -----------------------------------------------------------------
+
+    def generate(self, prompts: list[str], max_new_tokens: int | None = None, **extra: Any) -> list[str]:
+        """Non-streamed completions, one request per prompt, in order."""
+        out = []
+        for prompt in prompts:
+            response = self._post(self._body(prompt, max_new_tokens, False, extra))
+            payload = json.loads(response.read().decode("utf-8"))
+            if response.will_close:
+                self._drop_connection()
+            choice = (payload.get("choices") or [{}])[0]
+            text = choice.get("message", {}).get("content") if self.api == "chat" else choice.get("text")
+            out.append(text or "")
+        return out
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.generate(list(texts)), dtype=object)
+
+    def stream_timed(self, prompt: str, max_new_tokens: int, ignore_eos: bool = False) -> StreamTiming:
+        """One streamed request, with the clock read at send, at each content chunk and at the end.
+
+        The token count is the server's ``usage.completion_tokens`` when it reports one
+        (``stream_options.include_usage``), else the number of non-empty content chunks.
+        """
+        extra: dict[str, Any] = {"ignore_eos": True, "min_tokens": max_new_tokens} if ignore_eos else {}
+        timing = StreamTiming(sent_ns=time.perf_counter_ns())
+        response = self._post(self._body(prompt, max_new_tokens, True, extra))
+        chunks = 0
+        usage_tokens: int | None = None
+        parts: list[str] = []
+        for event in _sse_events(response):
+            if event == "[DONE]":
+                break
+            payload = json.loads(event)
+            usage = payload.get("usage")
+            if usage and usage.get("completion_tokens") is not None:
+                usage_tokens = int(usage["completion_tokens"])
+            for choice in payload.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content") if self.api == "chat" else choice.get("text")
+                if piece:
+                    now = time.perf_counter_ns()
+                    if timing.first_ns is None:
+                        timing.first_ns = now
+                    timing.last_ns = now
+                    timing.token_times_ns.append(now)
+                    chunks += 1
+                    parts.append(piece)
+        self._finish(response)
+        timing.tokens = usage_tokens if usage_tokens is not None else chunks
+        timing.text = "".join(parts)
+        return timing
+
+
+def _sse_events(response: http.client.HTTPResponse) -> Iterator[str]:
+    """The ``data:`` payloads of a server-sent event stream, one per event."""
+    data: list[str] = []
+    while True:
+        raw = response.readline()
+        if not raw:
+            break
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+    if data:
+        yield "\n".join(data)
