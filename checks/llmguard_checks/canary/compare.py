@@ -123,8 +123,9 @@ def _test(metric: str, y: np.ndarray, cand: Arm, base: Arm, s: Settings,
           stacked: Callable[[np.ndarray], dict[str, np.ndarray]]) -> PairedTest:
     if metric == "accuracy" and s.task == "classification":
         return mcnemar(cand.pred == y, base.pred == y, s.mcnemar_exact_below)
-    if metric == "roc_auc" and s.n_classes == 2 and cand.proba is not None and base.proba is not None:
-        j = s.positive if s.positive is not None else 1
+    j = s.positive if s.positive is not None else 1
+    if (metric == "roc_auc" and s.n_classes == 2 and cand.proba is not None and base.proba is not None
+            and min(np.sum(y == j), np.sum(y != j)) >= 2):
         return delong(y == j, cand.proba[:, j], base.proba[:, j])
 
     def delta(wc: np.ndarray, wb: np.ndarray) -> np.ndarray:

@@ -98,8 +98,8 @@ def delong(y_true: np.ndarray, cand_score: np.ndarray, base_score: np.ndarray) -
     """DeLong's test of equal ROC AUC for two scores of the same binary labels."""
     y = np.asarray(y_true, dtype=bool)
     scores = np.vstack([np.asarray(cand_score, dtype=float), np.asarray(base_score, dtype=float)])
-    if y.all() or not y.any():
-        raise ValueError("DeLong's test needs both classes among the rows")
+    if y.sum() < 2 or (~y).sum() < 2:
+        raise ValueError("DeLong's test needs at least two rows of each class")
     aucs, cov = delong_covariance(scores[:, y], scores[:, ~y])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     diff = float(aucs[0] - aucs[1])

@@ -13,10 +13,11 @@ fraction ``t_k = n_k / n_K``:
 * ``pocock``:        α(t) = α · ln(1 + (e − 1) t) — spends evenly, stops earlier.
 
 Under H0 (true delta = −margin) the Z_k are jointly normal with
-corr(Z_i, Z_j) = √(t_i / t_j), so ``c_k`` solves
-P(Z_1 > −c_1, …, Z_{k−1} > −c_{k−1}, Z_k ≤ −c_k) = α(t_k) − α(t_{k−1}),
-computed with scipy's multivariate normal CDF. The total one-sided type-I error is α
-however many stages there are.
+corr(Z_i, Z_j) = √(t_i / t_j), and ``c_k`` solves
+P(Z_1 > −c_1, …, Z_{k−1} > −c_{k−1}, Z_k ≤ −c_k) = α(t_k) − α(t_{k−1}). The total one-sided type-I error is α
+however many stages there are. The bounds are computed by numerical integration over
+the stages (see :func:`boundaries`), the method behind standard group-sequential
+software.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 
 def spent(t: float, alpha: float, spending: str) -> float:
@@ -42,32 +42,50 @@ def spent(t: float, alpha: float, spending: str) -> float:
     raise ValueError(f"unknown spending function '{spending}' (obrien-fleming or pocock)")
 
 
-def boundaries(fractions: Sequence[float], alpha: float, spending: str, seed: int = 0) -> list[float]:
-    """Critical values ``c_k`` (stop when Z_k ≤ −c_k) at the given information fractions."""
+def _weights(x: np.ndarray) -> np.ndarray:
+    """Trapezoid weights of an equally spaced grid."""
+    w = np.full(len(x), x[1] - x[0])
+    w[[0, -1]] *= 0.5
+    return w
+
+
+def boundaries(fractions: Sequence[float], alpha: float, spending: str, grid: int = 301) -> list[float]:
+    """Critical values ``c_k`` (stop when Z_k ≤ −c_k) at the given information fractions.
+
+    Numerical integration in the manner of Armitage, McPherson & Rowe (1969): with
+    B_k = Z_k √t_k a Brownian motion under H0, the sub-density of B_k on the paths not
+    yet stopped is carried from stage to stage on a grid, and each ``c_k`` solves
+    P(stop at stage k, not before) = α(t_k) − α(t_{k−1}) by root finding. A stage with
+    (numerically) nothing to spend gets an infinite bound.
+    """
     t = np.asarray(fractions, dtype=float)
     if np.any(np.diff(t) <= 0) or t[0] <= 0 or t[-1] > 1 + 1e-12:
         raise ValueError(f"information fractions must increase within (0, 1]: {t.tolist()}")
-    corr = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
     bounds: list[float] = []
-    for k in range(len(t)):
-        target = 1.0 - spent(float(t[k]), alpha, spending)  # P(no stop through stage k)
-        if k == 0:
-            bounds.append(float(stats.norm.isf(1.0 - target)))
-            continue
-        mvn = stats.multivariate_normal(mean=np.zeros(k + 1), cov=corr[: k + 1, : k + 1],
-                                        abseps=1e-7, releps=1e-7)
+    x = np.array([0.0])
+    f = np.array([1.0])  # a point mass at B_0 = 0
+    w = np.array([1.0])
+    prev_t, prev_spent = 0.0, 0.0
+    for tk in t:
+        sd = math.sqrt(tk - prev_t)
+        target = spent(float(tk), alpha, spending) - prev_spent
+        mass = w * f
 
-        def gap(c: float, mvn: Any = mvn) -> float:
-            # by symmetry, P(all Z_j > -c_j) = P(all Z_j < c_j); a fixed rng keeps the
-            # quasi-Monte Carlo integration (and so the bound) reproducible
-            upper = np.array([*bounds, c])
-            return float(mvn.cdf(upper, rng=np.random.default_rng(seed))) - target
+        def stop_prob(c: float, tk: float = tk, sd: float = sd, mass: np.ndarray = mass,
+                      x: np.ndarray = x) -> float:
+            return float(mass @ special.ndtr((-c * math.sqrt(tk) - x) / sd))
 
-        lo, hi = 0.0, 12.0
-        if gap(hi) < 0:  # nothing left to spend at this stage
-            bounds.append(math.inf)
-            continue
-        bounds.append(float(optimize.brentq(gap, lo, hi, xtol=1e-6)))
+        if target <= 1e-14 or stop_prob(40.0) >= target:
+            c = math.inf
+        else:
+            c = float(optimize.brentq(lambda v: stop_prob(v) - target, -40.0, 40.0, xtol=1e-9))
+        bounds.append(c)
+        low = -c * math.sqrt(tk) if math.isfinite(c) else -9 * math.sqrt(tk)
+        y = np.linspace(low, 9 * math.sqrt(tk), grid)
+        gauss = np.exp(-0.5 * ((y[:, None] - x[None, :]) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+        f = gauss @ mass
+        x, w = y, _weights(y)
+        prev_t, prev_spent = float(tk), prev_spent + (target if math.isfinite(c) else 0.0)
     return bounds
 
 
