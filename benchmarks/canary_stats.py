@@ -7,8 +7,8 @@ with real champion/challenger pairs). The rules are exactly the check's code:
 * ``regression_detected`` — one-sided McNemar for harm at alpha = 0.05 (what
   ``gate: {regression_detected: {max: 0}}`` blocks on), via
   :func:`llmguard_checks.canary.compare.compare`;
-* ``replay`` — the staged rollout 1 % → 5 % → 25 % → 100 % with Lan–DeMets
-  O'Brien–Fleming (and Pocock) alpha spending, total one-sided alpha 0.05, via
+* ``replay`` — the staged rollout 1 % → 5 % → 25 % → 100 % with Lan-DeMets
+  O'Brien-Fleming (and Pocock) alpha spending, total one-sided alpha 0.05, via
   :func:`llmguard_checks.canary.sequential.simulate_rollout`, with the log sized so the
   canary has seen about n requests at 100 %.
 
@@ -36,9 +36,11 @@ from llmguard_checks.canary.sequential import simulate_rollout
 STAGES = [0.01, 0.05, 0.25, 1.0]
 
 
-def draw_pair(rng: np.random.Generator, n: int, accuracy: float, drop: float) -> tuple[np.ndarray, np.ndarray]:
+def draw_pair(
+    rng: np.random.Generator, n: int, accuracy: float, drop: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Correctness of baseline and candidate on n rows with correlated errors."""
-    # P(right) per row ~ Beta(2·acc, 2·(1 − acc)): mostly easy rows, some hard for both;
+    # P(right) per row ~ Beta(2·acc, 2·(1 - acc)): mostly easy rows, some hard for both;
     # with acc = 0.85 about 17 % of rows are discordant
     difficulty = rng.beta(2.0 * accuracy, 2.0 * (1 - accuracy), n)
     base_ok = rng.random(n) < difficulty
@@ -51,14 +53,18 @@ def draw_pair(rng: np.random.Generator, n: int, accuracy: float, drop: float) ->
 def fixed_rule(rng: np.random.Generator, n: int, drop: float) -> bool:
     base_ok, cand_ok = draw_pair(rng, n, 0.85, drop)
     y = np.ones(n, dtype=int)
-    comp = compare(y, Arm(cand_ok.astype(int)), Arm(base_ok.astype(int)),
-                   Settings(metrics=["accuracy"], n_resamples=0))
+    comp = compare(
+        y,
+        Arm(cand_ok.astype(int)),
+        Arm(base_ok.astype(int)),
+        Settings(metrics=["accuracy"], n_resamples=0),
+    )
     return comp.deltas["accuracy"].p_harm_adjusted < 0.05
 
 
 def replay_rule(spending: str) -> Callable[[np.random.Generator, int, float], int | None]:
     def rule(rng: np.random.Generator, n: int, drop: float) -> int | None:
-        size = int(round(n / sum(STAGES)))  # equal windows; the canary sees ≈ n requests in all
+        size = round(n / sum(STAGES))  # equal windows; the canary sees ≈ n requests in all
         base_ok, cand_ok = draw_pair(rng, size * len(STAGES), 0.85, drop)
         diff = cand_ok.astype(float) - base_ok.astype(float)
         roll = simulate_rollout(diff, STAGES, alpha=0.05, spending=spending, margin=0.0, rng=rng)
@@ -78,9 +84,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=20261128)
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
-          f"{args.reps} replicates, n = {args.n}, alpha = 0.05 one-sided")
-    print(f"{'rule':<38} {'scenario':<18} {'BLOCK rate [95% CI]':<26} {'target':<14} ok   caught at stage")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
+        f"{args.reps} replicates, n = {args.n}, alpha = 0.05 one-sided"
+    )
+    print(
+        f"{'rule':<38} {'scenario':<18} {'BLOCK rate [95% CI]':<26} {'target':<14} "
+        "ok   caught at stage"
+    )
     rules: list[tuple[str, Callable[[np.random.Generator, int, float], object]]] = [
         ("regression_detected (McNemar)", fixed_rule),
         ("replay, O'Brien-Fleming spending", replay_rule("obrien-fleming")),
@@ -102,8 +113,10 @@ def main() -> None:
             if name.startswith("replay"):
                 counts = Counter(int(o) for o in stops if not isinstance(o, bool))
                 where = ", ".join(f"{STAGES[k]:.0%}: {counts[k]}" for k in range(len(STAGES)))
-            print(f"{name:<38} {scenario:<18} {rate(hits, args.reps):<26} {target:<14} "
-                  f"{'yes' if ok else 'NO ':<4} {where}  ({seconds:.1f}s)")
+            print(
+                f"{name:<38} {scenario:<18} {rate(hits, args.reps):<26} {target:<14} "
+                f"{'yes' if ok else 'NO ':<4} {where}  ({seconds:.1f}s)"
+            )
 
 
 if __name__ == "__main__":

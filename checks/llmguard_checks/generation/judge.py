@@ -58,8 +58,8 @@ def import_deepeval() -> None:
         original = signal.signal
         signal.signal = lambda signum, handler: signal.getsignal(signum)  # type: ignore[assignment]
         try:
-            import deepeval.metrics  # noqa: F401
-            import deepeval.models  # noqa: F401
+            import deepeval.metrics
+            import deepeval.models
             import deepeval.test_case  # noqa: F401
         finally:
             signal.signal = original
@@ -79,14 +79,17 @@ def parse_verdict(text: str, schema: Any) -> Any:
     """The first JSON object in ``text`` validated as ``schema`` (a pydantic model)."""
     match = _JSON.search(text or "")
     if match is None:
-        raise JudgeOutputError(f"no JSON object in the judge's answer for {schema.__name__}: {text[:120]!r}")
+        raise JudgeOutputError(
+            f"no JSON object in the judge's answer for {schema.__name__}: {text[:120]!r}"
+        )
     raw = re.sub(r",\s*([\]}])", r"\1", match.group(0))  # trailing commas are common
     try:
         return schema.model_validate(json.loads(raw))
     except Exception as exc:  # json.JSONDecodeError or pydantic.ValidationError
         first = str(exc).splitlines()[0]
-        raise JudgeOutputError(f"judge's answer is not a valid {schema.__name__}: {first}; "
-                               f"answer was {text[:120]!r}") from None
+        raise JudgeOutputError(
+            f"judge's answer is not a valid {schema.__name__}: {first}; answer was {text[:120]!r}"
+        ) from None
 
 
 @dataclass
@@ -103,7 +106,7 @@ def make_judge(llm: Any, name: str, *, max_new_tokens: int, temperature: float, 
     import_deepeval()
     from deepeval.models import DeepEvalBaseLLM
 
-    class LocalJudge(DeepEvalBaseLLM):  # type: ignore[misc]
+    class LocalJudge(DeepEvalBaseLLM):
         """deepeval's custom-model interface over a local generator."""
 
         def __init__(self) -> None:
@@ -119,8 +122,13 @@ def make_judge(llm: Any, name: str, *, max_new_tokens: int, temperature: float, 
             tok = getattr(self.llm, "tokenizer", None)
             if tok is not None and getattr(tok, "chat_template", None):
                 # instruction-tuned judges answer far better in their own chat format
-                return str(tok.apply_chat_template([{"role": "user", "content": prompt}],
-                                                   tokenize=False, add_generation_prompt=True))
+                return str(
+                    tok.apply_chat_template(
+                        [{"role": "user", "content": prompt}],
+                        tokenize=False,
+                        add_generation_prompt=True,
+                    )
+                )
             return prompt
 
         def _complete(self, prompt: str) -> str:
@@ -159,9 +167,14 @@ def sample(llm: Any, prompt: str, max_new_tokens: int, temperature: float, seed:
     tok = llm.tokenizer
     enc = tok(prompt, return_tensors="pt").to(llm.device)
     with torch.inference_mode():
-        ids = llm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
-    return str(tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        ids = llm.model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            temperature=temperature,
+            pad_token_id=tok.pad_token_id or tok.eos_token_id,
+        )
+    return str(tok.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True))
 
 
 def make_metric(name: str, judge: Any, threshold: float) -> Any:
@@ -170,8 +183,11 @@ def make_metric(name: str, judge: Any, threshold: float) -> Any:
     from deepeval import metrics as dm
 
     cls: Callable[..., Any] = {
-        "answer_relevancy": dm.AnswerRelevancyMetric, "faithfulness": dm.FaithfulnessMetric,
-        "bias": dm.BiasMetric, "toxicity": dm.ToxicityMetric, "hallucination": dm.HallucinationMetric,
+        "answer_relevancy": dm.AnswerRelevancyMetric,
+        "faithfulness": dm.FaithfulnessMetric,
+        "bias": dm.BiasMetric,
+        "toxicity": dm.ToxicityMetric,
+        "hallucination": dm.HallucinationMetric,
     }[name]
     return cls(threshold=threshold, model=judge, include_reason=False, async_mode=False)
 
@@ -181,5 +197,10 @@ def make_case(prompt: str, output: str, reference: str | None, context: list[str
     import_deepeval()
     from deepeval.test_case import LLMTestCase
 
-    return LLMTestCase(input=prompt, actual_output=output, expected_output=reference,
-                       retrieval_context=context, context=context)
+    return LLMTestCase(
+        input=prompt,
+        actual_output=output,
+        expected_output=reference,
+        retrieval_context=context,
+        context=context,
+    )
