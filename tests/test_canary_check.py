@@ -144,25 +144,9 @@ def _request_log(path: Path, n: int, drop: float, seed: int) -> None:
 @pytest.mark.parametrize("drop,caught", [(0.08, True), (0.0, False)])
 def test_replay_of_a_request_log(tmp_path: Path, drop: float, caught: bool) -> None:
     _request_log(tmp_path / "requests.csv", 20_000, drop, seed=5)
-    suite = _suite(
-        tmp_path,
-        """\
-        apiVersion: llmguard/v1
-        name: canary-replay
-        datasets:
-          log: {path: requests.csv, target: label}
-        checks:
-          - id: rollout
-            uses: canary.compare
-            with:
-              dataset: log
-              predictions: {candidate: challenger, baseline: champion}
-              id_column: request_id
-              n_resamples: 200
-              replay: {stages: [0.01, 0.05, 0.25, 1.0], spending: pocock, order_by: ts}
-            gate: {replay_regression_detected: {max: 0}}
-        """,
-    )
+    # the docs' example suite, run on a generated log
+    suite = tmp_path / "suite.yaml"
+    suite.write_text((REPO / "tests" / "data" / "canary_replay.yaml").read_text())
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
     replay = result.details["replay"]
     assert [s["share"] for s in replay["stages"]] == [0.01, 0.05, 0.25, 1.0]
