@@ -93,6 +93,7 @@ def _write(tmp_path: Path, body: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_shipped_qa_suite_lexical_and_semantic(tmp_path: Path) -> None:
     """suites/llm/qa.yaml (the docs' example) against the libraries themselves."""
     suite = REPO / "suites" / "llm" / "qa.yaml"
@@ -135,6 +136,7 @@ class ScriptedJudge:
 '''
 
 
+@pytest.mark.slow
 def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> None:
     (tmp_path / "judge.py").write_text(SCRIPTED_JUDGE)
     suite = _write(
@@ -174,6 +176,7 @@ def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> Non
     assert judge["metrics"]["faithfulness"]["rows_judged"] == 2
 
 
+@pytest.mark.slow
 def test_tiny_transformers_model_generates_and_fails_as_judge_clearly(
     tiny_lm: Path, tmp_path: Path
 ) -> None:
