@@ -12,6 +12,10 @@ with real champion/challenger pairs). The rules are exactly the check's code:
   :func:`llmguard_checks.canary.sequential.simulate_rollout`, with the log sized so the
   canary has seen about n requests at 100 %.
 
+For comparison, ``peer: point estimate`` is the gate peers ship (MLflow's and TFMA's
+baseline comparisons without a tolerance): block when the candidate's accuracy is below
+the baseline's.
+
 Scenarios: A/A (same accuracy, 0.85) and a planted 2-point accuracy drop, n = 5000.
 Targets: false BLOCK rate within 5 % ± 1.5 % under A/A; the drop caught ≥ 80 %.
 
@@ -62,6 +66,12 @@ def fixed_rule(rng: np.random.Generator, n: int, drop: float) -> bool:
     return comp.deltas["accuracy"].p_harm_adjusted < 0.05
 
 
+def point_estimate_rule(rng: np.random.Generator, n: int, drop: float) -> bool:
+    """The peers' gate: block when the candidate's point estimate is below the baseline's."""
+    base_ok, cand_ok = draw_pair(rng, n, 0.85, drop)
+    return bool(cand_ok.mean() < base_ok.mean())
+
+
 def replay_rule(spending: str) -> Callable[[np.random.Generator, int, float], int | None]:
     def rule(rng: np.random.Generator, n: int, drop: float) -> int | None:
         size = round(n / sum(STAGES))  # equal windows; the canary sees ≈ n requests in all
@@ -93,6 +103,7 @@ def main() -> None:
         "ok   caught at stage"
     )
     rules: list[tuple[str, Callable[[np.random.Generator, int, float], object]]] = [
+        ("peer: point estimate (delta < 0)", point_estimate_rule),
         ("regression_detected (McNemar)", fixed_rule),
         ("replay, O'Brien-Fleming spending", replay_rule("obrien-fleming")),
         ("replay, Pocock spending", replay_rule("pocock")),
