@@ -199,3 +199,40 @@ def test_rollout_stops_early_on_a_large_regression_and_not_on_aa() -> None:
     )
     assert [s.cumulative for s in roll.stages] == sorted(s.cumulative for s in roll.stages)
     assert roll.stages[-1].information == 1.0
+
+
+def test_compare_deltas_equal_scikit_learn_differences() -> None:
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(4)
+    n = 400
+    y = (rng.random(n) < 0.4).astype(int)
+    scores = [np.clip(0.4 + (y - 0.4) * w + rng.normal(0, 0.2, n), 0.01, 0.99) for w in (0.5, 0.3)]
+    arms = [Arm((s >= 0.5).astype(int), np.column_stack([1 - s, s])) for s in scores]
+    names = ["accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss"]
+    comp = compare(y, arms[0], arms[1], Settings(metrics=names, n_resamples=0, n_permutations=100))
+
+    def sk(name: str, arm: Arm) -> float:
+        assert arm.proba is not None
+        return float(
+            {
+                "accuracy": skm.accuracy_score(y, arm.pred),
+                "balanced_accuracy": skm.balanced_accuracy_score(y, arm.pred),
+                "f1": skm.f1_score(y, arm.pred),
+                "roc_auc": skm.roc_auc_score(y, arm.proba[:, 1]),
+                "log_loss": skm.log_loss(y, arm.proba),
+            }[name]
+        )
+
+    for name in names:
+        assert comp.deltas[name].value == pytest.approx(
+            sk(name, arms[0]) - sk(name, arms[1]), abs=1e-12
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(1e-6, 1.0), min_size=1, max_size=12))
+def test_adjusted_p_values_are_ordered(p: list[float]) -> None:
+    holm, bh = adjust(p, "holm"), adjust(p, "bh")
+    for raw, h, b in zip(p, holm, bh, strict=True):
+        assert raw <= b + 1e-12 and b <= h + 1e-12 and h <= 1.0

@@ -137,7 +137,10 @@ class ScriptedJudge:
 
 
 @pytest.mark.slow
-def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> None:
+def test_deepeval_metrics_through_the_local_judge_wrapper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # deepeval creates .deepeval/ in the working directory
     (tmp_path / "judge.py").write_text(SCRIPTED_JUDGE)
     suite = _write(
         tmp_path,
@@ -178,8 +181,9 @@ def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_tiny_transformers_model_generates_and_fails_as_judge_clearly(
-    tiny_lm: Path, tmp_path: Path
+    tiny_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # deepeval creates .deepeval/ in the working directory
     suite = _write(
         tmp_path,
         f"""\
