@@ -236,3 +236,29 @@ def test_adjusted_p_values_are_ordered(p: list[float]) -> None:
     holm, bh = adjust(p, "holm"), adjust(p, "bh")
     for raw, h, b in zip(p, holm, bh, strict=True):
         assert raw <= b + 1e-12 and b <= h + 1e-12 and h <= 1.0
+
+
+def test_multiclass_auc_falls_back_to_the_permutation_test() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(8)
+    n = 300
+    y = rng.integers(0, 3, n)
+    arms = []
+    for noise in (1.0, 1.5):
+        logits = np.eye(3)[y] * 2 + rng.normal(0, noise, (n, 3))
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        arms.append(Arm(proba.argmax(axis=1), proba))
+    s = Settings(
+        metrics=["roc_auc", "f1"],
+        n_classes=3,
+        positive=None,
+        average="macro",
+        n_resamples=100,
+        n_permutations=200,
+    )
+    comp = compare(y, arms[0], arms[1], s)
+    ref = [roc_auc_score(y, a.proba, multi_class="ovr") for a in arms if a.proba is not None]
+    assert comp.deltas["roc_auc"].value == pytest.approx(ref[0] - ref[1])
+    assert comp.deltas["roc_auc"].test.name == "permutation"
+    assert 0 < comp.deltas["roc_auc"].test.p_value <= 1
