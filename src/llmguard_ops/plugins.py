@@ -25,7 +25,12 @@ from .registry import PluginFailure, Registry
 ENTRY_POINT_GROUP = "llmguard"
 
 #: Builtin plugins, in load order. They use the public hooks like any other plugin.
-BUILTIN_PLUGINS: tuple[str, ...] = ("llmguard_ops.builtin",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "llmguard_ops.builtin",
+    "llmguard_ops.reporters.model_card",
+    "llmguard_ops.reporters.html",
+    "llmguard_ops.reporters.run_history",
+)
 
 
 def _version() -> str | None:
