@@ -201,7 +201,7 @@ def importance_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
             ]
             for e in ordered
         ],
-    )
+    ).compact()
     return Panel(
         "Feature importance", Image(src, "feature importance") if src else None, table
     ), names

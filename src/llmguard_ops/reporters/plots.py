@@ -212,6 +212,8 @@ def ladder(series: dict[str, list[Estimate]], unit: str = "ms") -> str | None:
     fig = _figure(7.6, 2.6)
     ax = fig.subplots()
     palette = [NEUTRAL, "#8250df", WARN, PASS]
+    # a bound far above the measurements (a loose SLO) would flatten them into the axis
+    top = max((p.upper if p.upper is not None else p.value) for pts in series.values() for p in pts)
     for i, (name, points) in enumerate(series.items()):
         xs = list(range(len(points)))
         colour = palette[i % len(palette)]
@@ -220,7 +222,7 @@ def ladder(series: dict[str, list[Estimate]], unit: str = "ms") -> str | None:
             if p.lower is not None and p.upper is not None:
                 ax.plot([x, x], [p.lower, p.upper], color=colour, linewidth=2, alpha=0.6)
             for bound in (p.min, p.max):
-                if bound is not None:
+                if bound is not None and bound <= 1.5 * top:
                     ax.plot(
                         [x - 0.25, x + 0.25],
                         [bound, bound],
