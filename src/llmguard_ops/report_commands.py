@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .reporters.html import write_html
     from .reporters.model_card import write_card
 
+    if args.history_dir:
+        os.environ["LLMGUARD_HISTORY_DIR"] = args.history_dir
     path = Path(args.report)
     report = load_stored_report(path)
     source = path.parent
@@ -121,6 +124,9 @@ def add_commands(sub: Any) -> None:
     report.add_argument(
         "--out", metavar="DIR", help="folder to write into (default: the report's folder)"
     )
+    report.add_argument("--history-dir", metavar="DIR",
+                        help="run history to plot earlier runs from (default: $LLMGUARD_HISTORY_DIR "
+                        "or ./.llmguard/runs)")
     report.set_defaults(func=cmd_report)
 
     history = sub.add_parser("history", help="show how each metric moved across stored runs")
