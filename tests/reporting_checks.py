@@ -52,7 +52,7 @@ def run_ks(ctx: CheckContext, params: _Params) -> CheckOutput:
 
 
 def run_groups(ctx: CheckContext, params: _Params) -> CheckOutput:
-    from statsmodels.stats.proportion import proportion_confint
+    from scipy.stats import binomtest
 
     data = ctx.dataset(params.dataset)
     pred = ctx.predict(params.model, params.dataset)
@@ -61,7 +61,8 @@ def run_groups(ctx: CheckContext, params: _Params) -> CheckOutput:
     for group in sorted(data.frame["sex"].unique()):
         mask = (data.frame["sex"] == group).to_numpy()
         k, n = int(pred[mask].sum()), int(mask.sum())
-        low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+        ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+        low, high = ci.low, ci.high
         rates[group] = k / n
         out.add(f"group.sex={group}.selection_rate", k / n, lower=low, upper=high, confidence=0.95,
                 interval_method="wilson", n=n)

@@ -142,11 +142,10 @@ def test_history_appears_from_the_second_run(demo: dict[str, Any]) -> None:
 
 
 def test_model_card(demo: dict[str, Any]) -> None:
-    from huggingface_hub import ModelCard
-
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub reads the card's model-index")
     report = read_report(demo["out2"] / "report.json")
     text = (demo["out2"] / "model_card.md").read_text()
-    card = ModelCard(text)
+    card = hub.ModelCard(text)
     results = {(r.task_name, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert results[("quality", "accuracy")] == pytest.approx(report.check("quality").metrics["accuracy"].value)
     assert results[("quality", "roc_auc")] == pytest.approx(report.check("quality").metrics["roc_auc"].value)
@@ -319,3 +318,16 @@ def test_fixture_page_in_headless_chromium(fixture_run: Any, tmp_path: Path) -> 
     seen = visit(find_chromium() or "chromium", page, tmp_path / "fixture.png", height=1400)
     assert seen.console_errors == [] and seen.exceptions == [] and seen.log_errors == []
     assert [u for u in seen.requests if not u.startswith("data:")] == [page.resolve().as_uri()]
+
+
+def test_docs_yaml_examples_are_from_a_tested_suite() -> None:
+    """Every YAML block of docs/reports.md is part of the suite the tests above run."""
+    import yaml
+
+    docs = (ROOT / "docs" / "reports.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.S)
+    suite = FIXTURE_SUITE.read_text()
+    assert blocks
+    for block in blocks:
+        assert block in suite, block
+        assert yaml.safe_load(block)
