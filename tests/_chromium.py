@@ -48,7 +48,9 @@ class _Session:
         self.ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 
-    async def send(self, method: str, params: dict[str, Any] | None = None, *, top: bool = False) -> dict[str, Any]:
+    async def send(
+        self, method: str, params: dict[str, Any] | None = None, *, top: bool = False
+    ) -> dict[str, Any]:
         msg_id = next(self.ids)
         msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
         if not top:
@@ -72,26 +74,34 @@ class _Session:
             self.events.append(json.loads(await asyncio.wait_for(self.ws.recv(), remaining)))
 
 
-async def _visit(ws_url: str, url: str, screenshot: Path, width: int, height: int, expressions: dict[str, str]) -> PageVisit:
+async def _visit(
+    ws_url: str, url: str, screenshot: Path, width: int, height: int, expressions: dict[str, str]
+) -> PageVisit:
     from websockets.asyncio.client import connect
 
     async with connect(ws_url, max_size=None) as ws:
         browser = _Session(ws, "")
         target = await browser.send("Target.createTarget", {"url": "about:blank"}, top=True)
-        attached = await browser.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, top=True)
+        attached = await browser.send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, top=True
+        )
         page = _Session(ws, attached["sessionId"])
         page.ids = browser.ids
         for domain in ("Page", "Runtime", "Log", "Network"):
             await page.send(f"{domain}.enable")
-        await page.send("Emulation.setDeviceMetricsOverride",
-                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        await page.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         page.events.clear()
         await page.send("Page.navigate", {"url": url})
         await page.wait_for("Page.loadEventFired", 30)
         await asyncio.sleep(0.3)  # let late console messages arrive
         visit = PageVisit()
         for name, expression in expressions.items():
-            res = await page.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+            res = await page.send(
+                "Runtime.evaluate", {"expression": expression, "returnByValue": True}
+            )
             visit.evaluated[name] = res.get("result", {}).get("value")
         shot = await page.send("Page.captureScreenshot", {"format": "png"})
         screenshot.write_bytes(base64.b64decode(shot["data"]))
@@ -100,24 +110,48 @@ async def _visit(ws_url: str, url: str, screenshot: Path, width: int, height: in
             if method == "Network.requestWillBeSent":
                 visit.requests.append(params["request"]["url"])
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                visit.console_errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+                visit.console_errors.append(
+                    " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+                )
             elif method == "Runtime.exceptionThrown":
                 visit.exceptions.append(params["exceptionDetails"].get("text", "exception"))
             elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-                visit.log_errors.append(f"{params['entry'].get('source')}: {params['entry'].get('text')}")
+                visit.log_errors.append(
+                    f"{params['entry'].get('source')}: {params['entry'].get('text')}"
+                )
         return visit
 
 
-def visit(binary: str, page: Path, screenshot: Path, *, width: int = 1280, height: int = 1000,
-          expressions: dict[str, str] | None = None) -> PageVisit:
+def visit(
+    binary: str,
+    page: Path,
+    screenshot: Path,
+    *,
+    width: int = 1280,
+    height: int = 1000,
+    expressions: dict[str, str] | None = None,
+) -> PageVisit:
     """Load ``page`` in a fresh headless Chromium and return what happened."""
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-             f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -127,8 +161,16 @@ def visit(binary: str, page: Path, screenshot: Path, *, width: int = 1280, heigh
                     raise RuntimeError("chromium did not open its debugging port")
                 time.sleep(0.1)
             port, path = port_file.read_text().splitlines()[:2]
-            return asyncio.run(_visit(f"ws://127.0.0.1:{port}{path}", page.resolve().as_uri(), screenshot,
-                                      width, height, expressions or {}))
+            return asyncio.run(
+                _visit(
+                    f"ws://127.0.0.1:{port}{path}",
+                    page.resolve().as_uri(),
+                    screenshot,
+                    width,
+                    height,
+                    expressions or {},
+                )
+            )
         finally:
             proc.terminate()
             try:

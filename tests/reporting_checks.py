@@ -14,7 +14,15 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from llmguard_ops import CheckContext, CheckDefinition, CheckOutput, DatasetRef, MetricSpec, ModelRef, hookimpl
+from llmguard_ops import (
+    CheckContext,
+    CheckDefinition,
+    CheckOutput,
+    DatasetRef,
+    MetricSpec,
+    ModelRef,
+    hookimpl,
+)
 
 
 class _Params(BaseModel):
@@ -64,8 +72,15 @@ def run_groups(ctx: CheckContext, params: _Params) -> CheckOutput:
         ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
         low, high = ci.low, ci.high
         rates[group] = k / n
-        out.add(f"group.sex={group}.selection_rate", k / n, lower=low, upper=high, confidence=0.95,
-                interval_method="wilson", n=n)
+        out.add(
+            f"group.sex={group}.selection_rate",
+            k / n,
+            lower=low,
+            upper=high,
+            confidence=0.95,
+            interval_method="wilson",
+            n=n,
+        )
     out.add("demographic_parity_difference", max(rates.values()) - min(rates.values()))
     return out
 
@@ -95,7 +110,8 @@ def run_importance(ctx: CheckContext, params: _Params) -> CheckOutput:
     for col in x.select_dtypes("number").columns:
         out.add(f"importance.{col}", abs(float(spearmanr(x[col], proba).statistic)))
     out.details["top_features"] = sorted(
-        (n.removeprefix("importance.") for n in out.metrics), key=lambda n: -out.metrics[f"importance.{n}"].value
+        (n.removeprefix("importance.") for n in out.metrics),
+        key=lambda n: -out.metrics[f"importance.{n}"].value,
     )[:3]
     return out
 
@@ -106,11 +122,34 @@ def run_broken(ctx: CheckContext, params: _Params) -> CheckOutput:
 
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
-    register(CheckDefinition("drift.ks_fixture", run_ks, _Params,
-                             (MetricSpec("column.*"), MetricSpec("share_drifted_columns")), "KS per column"))
-    register(CheckDefinition("bias.rates_fixture", run_groups, _Params,
-                             (MetricSpec("group.*"), MetricSpec("demographic_parity_difference")), "rates"))
-    register(CheckDefinition("latency.fixture", run_latency, _Params, (MetricSpec("*_ms"),), "latency"))
-    register(CheckDefinition("explain.corr_fixture", run_importance, _Params, (MetricSpec("importance.*"),),
-                             "correlation importance"))
+    register(
+        CheckDefinition(
+            "drift.ks_fixture",
+            run_ks,
+            _Params,
+            (MetricSpec("column.*"), MetricSpec("share_drifted_columns")),
+            "KS per column",
+        )
+    )
+    register(
+        CheckDefinition(
+            "bias.rates_fixture",
+            run_groups,
+            _Params,
+            (MetricSpec("group.*"), MetricSpec("demographic_parity_difference")),
+            "rates",
+        )
+    )
+    register(
+        CheckDefinition("latency.fixture", run_latency, _Params, (MetricSpec("*_ms"),), "latency")
+    )
+    register(
+        CheckDefinition(
+            "explain.corr_fixture",
+            run_importance,
+            _Params,
+            (MetricSpec("importance.*"),),
+            "correlation importance",
+        )
+    )
     register(CheckDefinition("broken.fixture", run_broken, _Params, (MetricSpec("x"),), "raises"))

@@ -6,9 +6,8 @@ import io
 import subprocess
 import sys
 
-from test_history_store import make_report
-
 from llmguard_ops.terminal_live import LiveDisplay, wanted
+from test_history_store import make_report
 
 
 class _Tty(io.StringIO):
@@ -26,7 +25,8 @@ def test_progress_lines_and_summary_table() -> None:
     from rich.console import Console
 
     report = make_report("run-1234-abcd", "2026-01-01T10:00:00Z", 0.65)
-    console = Console(file=io.StringIO(), force_terminal=True, width=140, highlight=False, color_system=None)
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=140, highlight=False, color_system=None)
     live = LiveDisplay(len(report.checks), console=console)
     with live:
         live("loaded", {"models": ["candidate", "baseline"], "datasets": ["current"]})
@@ -34,17 +34,23 @@ def test_progress_lines_and_summary_table() -> None:
             live("check_start", {"id": check.id, "uses": check.uses})
             live("check_end", {"id": check.id, "result": check})
     live.summary(report, [])
-    out = console.file.getvalue()
+    out = buffer.getvalue()
     assert "loaded models: candidate, baseline; datasets: current" in out
     assert "FAIL" in out and "quality" in out and "accuracy=0.65 [0.63, 0.67]" in out
     table = out.split("run run-1234")[1]
-    assert "accuracy 0.65 [0.63, 0.67] ≥ 0.7 ✗" in table, "the failed gate with its interval and bound"
+    assert "accuracy 0.65 [0.63, 0.67] ≥ 0.7 ✗" in table, (
+        "the failed gate with its interval and bound"
+    )
     assert " BLOCK " in table
 
 
 def test_importing_the_cli_does_not_import_rich_jinja_or_matplotlib() -> None:
-    code = ("import sys, llmguard_ops.cli; from llmguard_ops.plugins import get_plugin_manager; "
-            "get_plugin_manager().registry(); "
-            "print(sorted(m for m in ('rich', 'jinja2', 'matplotlib') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, llmguard_ops.cli; from llmguard_ops.plugins import get_plugin_manager; "
+        "get_plugin_manager().registry(); "
+        "print(sorted(m for m in ('rich', 'jinja2', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

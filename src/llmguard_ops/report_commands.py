@@ -124,9 +124,12 @@ def add_commands(sub: Any) -> None:
     report.add_argument(
         "--out", metavar="DIR", help="folder to write into (default: the report's folder)"
     )
-    report.add_argument("--history-dir", metavar="DIR",
-                        help="run history to plot earlier runs from (default: $LLMGUARD_HISTORY_DIR "
-                        "or ./.llmguard/runs)")
+    report.add_argument(
+        "--history-dir",
+        metavar="DIR",
+        help="run history to plot earlier runs from (default: $LLMGUARD_HISTORY_DIR "
+        "or ./.llmguard/runs)",
+    )
     report.set_defaults(func=cmd_report)
 
     history = sub.add_parser("history", help="show how each metric moved across stored runs")
