@@ -26,7 +26,9 @@ def test_progress_lines_and_summary_table() -> None:
 
     report = make_report("run-1234-abcd", "2026-01-01T10:00:00Z", 0.65)
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=True, width=140, highlight=False, color_system=None)
+    console = Console(
+        file=buffer, force_terminal=True, width=140, highlight=False, color_system=None
+    )
     live = LiveDisplay(len(report.checks), console=console)
     with live:
         live("loaded", {"models": ["candidate", "baseline"], "datasets": ["current"]})
