@@ -146,15 +146,20 @@ def latency_panel(result: CheckResult) -> Panel | None:
     if not points:
         return None
     src = plots.ladder(points)
-    rows = [
-        [s or "latency", *[f"{e.label}: {fmt(e.value)}" for e in pts]] for s, pts in points.items()
-    ]
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
+    labels = sorted({e.label for pts in points.values() for e in pts}, key=_percentile)
+    rows = []
+    for name, pts in points.items():
+        by_label = {e.label: e for e in pts}
+        cells = []
+        for label in labels:
+            e = by_label.get(label)
+            interval = f" [{fmt(e.lower)}, {fmt(e.upper)}]" if e and e.lower is not None else ""
+            cells.append(f"{fmt(e.value)}{interval}" if e else "—")
+        rows.append([name or "per request", *cells])
     return Panel(
         "Latency percentiles",
         Image(src, "latency percentiles") if src else None,
-        Table(["series", *[""] * (width - 1)], rows),
+        Table(["series (ms)", *labels], rows),
         note="Milliseconds per request; bars: confidence intervals where reported; "
         "dashed: gate bounds.",
     )

@@ -52,6 +52,31 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
+def _margins(
+    fig: Any,
+    labels: Sequence[str] = (),
+    *,
+    left: float = 0.55,
+    bottom: float = 0.42,
+    top: float = 0.12,
+    hspace: float | None = None,
+) -> None:
+    """Fixed margins in inches, the left one sized to the longest y label.
+
+    Cheaper than ``bbox_inches="tight"`` or ``tight_layout``, which draw the figure once
+    more just to measure it.
+    """
+    width, height = fig.get_size_inches()
+    left_in = max(left, 0.25 + 0.068 * max((len(label) for label in labels), default=0))
+    fig.subplots_adjust(
+        left=min(left_in / width, 0.6),
+        right=1 - 0.12 / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        hspace=hspace,
+    )
+
+
 def _style(ax: Any) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -60,15 +85,23 @@ def _style(ax: Any) -> None:
     ax.set_axisbelow(True)
 
 
+#: Format of the plots embedded in the page: "svg" (crisp at any zoom, text stays text)
+#: or "png" (raster at 144 dpi); see benchmarks/report_render.py for the trade-off.
+IMAGE_FORMAT = "svg"
+
+
 def to_data_uri(fig: Any) -> str:
-    """Serialise a figure as a base64 SVG data URI (text kept as text, no timestamp)."""
+    """Serialise a figure as a base64 data URI (SVG keeps text as text, no timestamp)."""
     import matplotlib
 
     buf = io.BytesIO()
+    if IMAGE_FORMAT == "png":
+        fig.savefig(buf, format="png", dpi=144, metadata={"Software": None})
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     with matplotlib.rc_context(
         {"svg.fonttype": "none", "svg.hashsalt": "llmguard", "font.size": 9}
     ):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -119,7 +152,7 @@ def gate_strip(rows: Sequence[Estimate]) -> str | None:
         ax.spines["left"].set_visible(False)
         ax.tick_params(axis="y", length=0)
         _style(ax)
-    fig.subplots_adjust(left=0.34, right=0.98, top=0.98, bottom=0.08, hspace=0.9)
+    _margins(fig, [e.label for e in rows], bottom=0.3, top=0.08, hspace=0.9)
     return to_data_uri(fig)
 
 
@@ -129,7 +162,7 @@ def forest(
     """Estimates on one shared axis (e.g. candidate - baseline deltas around zero)."""
     if not rows or not available():
         return None
-    fig = _figure(7.6, 0.6 + 0.34 * len(rows))
+    fig = _figure(7.6, 0.75 + 0.34 * len(rows))
     ax = fig.subplots()
     for i, e in enumerate(rows):
         y = len(rows) - 1 - i
@@ -148,6 +181,7 @@ def forest(
     if xlabel:
         ax.set_xlabel(xlabel, fontsize=8.5)
     _style(ax)
+    _margins(fig, [e.label for e in rows], bottom=0.5 if xlabel else 0.3)
     return to_data_uri(fig)
 
 
@@ -191,7 +225,7 @@ def column_bars(rows: Sequence[tuple[str, float, bool | None]], score: str) -> s
     if not rows or not available():
         return None
     rows = list(rows)[:40]
-    fig = _figure(7.6, 0.5 + 0.26 * len(rows))
+    fig = _figure(7.6, 0.75 + 0.26 * len(rows))
     ax = fig.subplots()
     ys = list(range(len(rows)))[::-1]
     colours = [
@@ -202,6 +236,7 @@ def column_bars(rows: Sequence[tuple[str, float, bool | None]], score: str) -> s
     ax.set_xlabel(score, fontsize=8.5)
     ax.tick_params(axis="y", length=0)
     _style(ax)
+    _margins(fig, [c for c, _, _ in rows], bottom=0.5)
     return to_data_uri(fig)
 
 
@@ -238,6 +273,7 @@ def ladder(series: dict[str, list[Estimate]], unit: str = "ms") -> str | None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=8)
+    _margins(fig, left=0.65, bottom=0.35)
     return to_data_uri(fig)
 
 
@@ -264,6 +300,7 @@ def histogram(
         ax.legend(fontsize=8, frameon=False)
     ax.set_title(title, fontsize=9)
     _style(ax)
+    _margins(fig, left=0.55, bottom=0.35, top=0.3)
     return to_data_uri(fig)
 
 
@@ -272,7 +309,7 @@ def importance_bars(rows: Sequence[Estimate], title: str) -> str | None:
     if not rows or not available():
         return None
     rows = sorted(rows, key=lambda e: abs(e.value), reverse=True)[:20]
-    fig = _figure(7.6, 0.5 + 0.26 * len(rows))
+    fig = _figure(7.6, 0.75 + 0.26 * len(rows))
     ax = fig.subplots()
     ys = list(range(len(rows)))[::-1]
     values = [e.value for e in rows]
@@ -287,6 +324,7 @@ def importance_bars(rows: Sequence[Estimate], title: str) -> str | None:
     ax.set_xlabel(title, fontsize=8.5)
     ax.tick_params(axis="y", length=0)
     _style(ax)
+    _margins(fig, [e.label for e in rows], bottom=0.5)
     return to_data_uri(fig)
 
 
