@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from llmguard_ops.terminal_live import LiveDisplay, wanted
 from test_history_store import make_report
@@ -56,3 +59,22 @@ def test_importing_the_cli_does_not_import_rich_jinja_or_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_cli_run_uses_the_live_display_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from llmguard_ops import terminal_live
+    from llmguard_ops.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(terminal_live, "wanted", lambda quiet, stream=None: not quiet)
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", str(tmp_path / "runs"))  # restored after the test
+    suite = Path(__file__).parent / "data" / "reports_live_suite.yaml"
+    code = main(["-p", "reporting_checks", "run", str(suite), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "suite reports-live" in out and "loaded models: candidate; datasets: current" in out
+    assert "FAIL  explain" in out and "importance.income" in out and "✗" in out
+    assert "BLOCK" in out and "decision:" not in out, "the summary table replaces the plain lines"
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
