@@ -78,3 +78,15 @@ def test_cli_run_uses_the_live_display_on_a_terminal(
     assert "FAIL  explain" in out and "importance.income" in out and "✗" in out
     assert "BLOCK" in out and "decision:" not in out, "the summary table replaces the plain lines"
     assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+
+
+def test_builtin_reporters_can_be_blocked_but_not_the_loaders() -> None:
+    from llmguard_ops.plugins import get_plugin_manager
+
+    names = set(get_plugin_manager(entry_points=False).registry().reporters)
+    assert {"html", "model_card", "history"} <= names
+    blocked = get_plugin_manager(
+        entry_points=False, blocked=["llmguard_ops.reporters.html", "llmguard_ops.builtin"]
+    ).registry()
+    assert "html" not in blocked.reporters and "model_card" in blocked.reporters
+    assert blocked.model_loaders, "the essential builtin still loads"
