@@ -29,7 +29,10 @@ def _metric(value: float, spread: float = 0.02) -> dict[str, Any]:
 
 
 def synthetic_report() -> Report:
-    perf = {m: _metric(v) for m, v in {"accuracy": 0.81, "roc_auc": 0.86, "f1": 0.78, "ece": 0.03}.items()}
+    perf = {
+        m: _metric(v)
+        for m, v in {"accuracy": 0.81, "roc_auc": 0.86, "f1": 0.78, "ece": 0.03}.items()
+    }
     perf.update({f"{m}_delta": _metric(0.01) for m in ("accuracy", "roc_auc", "f1", "ece")})
     drift = {}
     for i in range(60):
@@ -37,33 +40,64 @@ def synthetic_report() -> Report:
         drift[f"column.feature_{i}.p_value"] = {"value": 0.9 / (1 + i % 13)}
         drift[f"column.feature_{i}.drifted"] = {"value": float(i % 13 > 9)}
     drift["share_drifted_columns"] = {"value": 0.23}
-    bias = {f"group.sex={s}&age={a}.{m}": _metric(0.5 + 0.01 * k)
-            for k, (s, a, m) in enumerate((s, a, m) for s in ("f", "m") for a in ("18-29", "30-49", "50-64", "65+")
-                                          for m in ("selection_rate", "true_positive_rate", "false_positive_rate"))}
+    bias = {
+        f"group.sex={s}&age={a}.{m}": _metric(0.5 + 0.01 * k)
+        for k, (s, a, m) in enumerate(
+            (s, a, m)
+            for s in ("f", "m")
+            for a in ("18-29", "30-49", "50-64", "65+")
+            for m in ("selection_rate", "true_positive_rate", "false_positive_rate")
+        )
+    }
     bias["demographic_parity_difference"] = _metric(0.04)
     latency = {f"p{p}_ms": _metric(10 + p / 10, 0.5) for p in (50, 90, 95, 99)}
     latency["max_ms"] = {"value": 25.0}
     explain = {f"importance.feature_{i}": _metric(1 / (1 + i), 0.01) for i in range(30)}
 
-    def check(cid: str, uses: str, metrics: dict[str, Any], gate: str, bound: dict[str, float]) -> dict[str, Any]:
+    def check(
+        cid: str, uses: str, metrics: dict[str, Any], gate: str, bound: dict[str, float]
+    ) -> dict[str, Any]:
         value = metrics[gate]["value"]
-        return {"id": cid, "uses": uses, "plugin": "bench", "severity": "blocker", "status": "pass",
-                "metrics": metrics, "details": {"samples_ms": [10 + (i % 37) / 3 for i in range(500)]},
-                "gates": [{"metric": gate, **bound, "value": value, "passed": True, "reason": "ok"}]}
+        return {
+            "id": cid,
+            "uses": uses,
+            "plugin": "bench",
+            "severity": "blocker",
+            "status": "pass",
+            "metrics": metrics,
+            "details": {"samples_ms": [10 + (i % 37) / 3 for i in range(500)]},
+            "gates": [{"metric": gate, **bound, "value": value, "passed": True, "reason": "ok"}],
+        }
 
-    return Report.model_validate({
-        "run_id": "bench", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:01:00Z",
-        "duration_s": 60.0,
-        "suite": {"name": "bench", "path": "suite.yaml", "sha256": "0" * 64, "api_version": "llmguard/v1", "seed": 0},
-        "decision": {"decision": "PROMOTE", "reasons": [], "exit_code": 0},
-        "checks": [
-            check("quality", "performance.classification", perf, "accuracy", {"min": 0.75}),
-            check("drift", "drift.tabular", drift, "share_drifted_columns", {"max": 0.5}),
-            check("fairness", "bias.group_fairness", bias, "demographic_parity_difference", {"max": 0.1}),
-            check("latency", "latency.inference", latency, "p99_ms", {"max": 50.0}),
-            check("explain", "explain.shap", explain, "importance.feature_0", {"min": 0.0}),
-        ],
-    })
+    return Report.model_validate(
+        {
+            "run_id": "bench",
+            "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:01:00Z",
+            "duration_s": 60.0,
+            "suite": {
+                "name": "bench",
+                "path": "suite.yaml",
+                "sha256": "0" * 64,
+                "api_version": "llmguard/v1",
+                "seed": 0,
+            },
+            "decision": {"decision": "PROMOTE", "reasons": [], "exit_code": 0},
+            "checks": [
+                check("quality", "performance.classification", perf, "accuracy", {"min": 0.75}),
+                check("drift", "drift.tabular", drift, "share_drifted_columns", {"max": 0.5}),
+                check(
+                    "fairness",
+                    "bias.group_fairness",
+                    bias,
+                    "demographic_parity_difference",
+                    {"max": 0.1},
+                ),
+                check("latency", "latency.inference", latency, "p99_ms", {"max": 50.0}),
+                check("explain", "explain.shap", explain, "importance.feature_0", {"min": 0.0}),
+            ],
+        }
+    )
 
 
 def measure(report: Report, source: Path, fmt: str) -> tuple[float, int]:
@@ -83,7 +117,11 @@ def main() -> None:
         path = Path(sys.argv[1])
         report, source, label = read_report(path), path.parent, str(path)
     else:
-        report, source, label = synthetic_report(), Path(tempfile.mkdtemp()), "synthetic full-suite report"
+        report, source, label = (
+            synthetic_report(),
+            Path(tempfile.mkdtemp()),
+            "synthetic full-suite report",
+        )
     t0 = time.perf_counter()
     import matplotlib.figure  # noqa: F401
 

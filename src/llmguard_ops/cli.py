@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="print only the decision")
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
     run.add_argument("--history-dir", metavar="DIR",
-                     help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; 'off' disables)")
+                     help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; "
+                     "'off' disables)")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a suite and its inputs without running models")
