@@ -41,11 +41,19 @@ def _demo_overrides() -> list[str]:
     return [*sets, "checks.calibration.gate.ece.max=0.01"]
 
 
+def ensure_demo_models() -> None:
+    """On a fresh clone, train the demo's models (deterministically) as the demo does."""
+    models = DEMO.parent / "models"
+    if not (models / "candidate.joblib").exists() or not (models / "champion.joblib").exists():
+        import runpy
+
+        runpy.run_path(str(DEMO.parent / "train_models.py"), run_name="__main__")
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two runs of the demo suite through the console script, sharing one run history."""
-    if not (DEMO.parent / "models" / "candidate.joblib").exists():
-        pytest.skip("demo models missing: run python suites/demo/train_models.py")
+    ensure_demo_models()
     base = tmp_path_factory.mktemp("demo")
     env = {**os.environ, **OFFLINE, "LLMGUARD_HISTORY_DIR": str(base / ".llmguard" / "runs")}
     llmguard = Path(sys.executable).with_name("llmguard")
@@ -325,6 +333,7 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sys.path.insert(0, str(ROOT / "tests"))
     import reporting_checks
 
+    ensure_demo_models()
     out = tmp_path_factory.mktemp("fixture")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     mp = pytest.MonkeyPatch()
