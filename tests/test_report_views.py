@@ -115,3 +115,18 @@ def test_artifacts_resolve_inside_the_output_folder_only(tmp_path: Path) -> None
     assert resolve_artifact(str(plot), out, "c") == plot.resolve()
     assert resolve_artifact(str(tmp_path / "x.png"), out, "c") is None
     assert resolve_artifact("../../../etc/passwd", out, "c") is None
+
+
+def test_page_and_card_render_from_a_minimal_report(tmp_path: Path) -> None:
+    """A model without a file (python loader), no datasets, no environment: still renders."""
+    from llmguard_ops.reporters.html import render_html
+    from llmguard_ops.reporters.model_card import render_card
+    from test_history_store import make_report
+
+    report = make_report("r1", "2026-01-01T00:00:00Z", 0.6).model_copy(
+        update={"models": {"candidate": {"loader": "python", "path": None, "sha256": "ab" * 32}}}
+    )
+    html = render_html(report, tmp_path)
+    card = render_card(report, tmp_path)
+    assert '<div class="decision">BLOCK</div>' in html and "ab" * 32 in html
+    assert "# Model card: candidate" in card and "Not stated: add `metadata.intended_use`" in card

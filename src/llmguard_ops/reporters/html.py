@@ -77,7 +77,7 @@ def _evidence(report: Report, source_dir: Path) -> dict[str, Any]:
                 name,
                 str(m.get("loader", "")),
                 str(m.get("type", "")),
-                Path(str(m.get("path", ""))).name,
+                Path(str(m.get("path") or "")).name,
                 str(m.get("sha256", "")),
             ]
             for name, m in report.models.items()
@@ -91,7 +91,7 @@ def _evidence(report: Report, source_dir: Path) -> dict[str, Any]:
                 fmt(d.get("rows")),
                 str(d.get("target") or ""),
                 ", ".join(d.get("sensitive") or []),
-                Path(str(d.get("path", ""))).name,
+                Path(str(d.get("path") or "")).name,
                 str(d.get("sha256", "")),
             ]
             for name, d in report.datasets.items()

@@ -211,7 +211,7 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
                     "dataset": {
                         "name": dataset or "unspecified",
                         "type": Path(
-                            str(report.datasets.get(dataset, {}).get("path", dataset))
+                            str(report.datasets.get(dataset, {}).get("path") or dataset)
                         ).name
                         or "unspecified",
                     },
