@@ -44,6 +44,17 @@ def _report_failures(host: Any) -> None:
         print(f"warning: {failure.line()}", file=sys.stderr)
 
 
+def _live_display(quiet: bool, loaded: Any) -> Any:
+    """rich progress on a terminal; None for plain lines (pipes, CI logs, --quiet, --json)."""
+    from .terminal_live import LiveDisplay, wanted
+
+    if not wanted(quiet):
+        return None
+    live = LiveDisplay(len(loaded.suite.checks))
+    live.header(loaded.suite.name, loaded.path, loaded.sha256, len(loaded.suite.checks))
+    return live
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .loading import load_suite
     from .runner import run_suite
@@ -54,14 +65,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = load_suite(args.suite, host.registry(), overrides=args.set or [])
     out_dir = Path(args.out)
     quiet = args.quiet or args.json
-    if not quiet:
+    if args.history_dir:
+        os.environ["LLMGUARD_HISTORY_DIR"] = args.history_dir
+    live = _live_display(quiet, loaded)
+    if not quiet and live is None:
         print(f"suite {loaded.suite.name} ({loaded.path.name}, sha256 {loaded.sha256[:12]}): "
               f"{len(loaded.suite.checks)} checks")
-    outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet))
+    if live is not None:
+        with live:
+            outcome = run_suite(loaded, host, out_dir, progress=live)
+    else:
+        outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet))
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(outcome.report.to_json_dict(), indent=2, sort_keys=True))
+    elif live is not None:
+        live.summary(outcome.report, outcome.written)
     else:
         print(summary(outcome.report), end="")
         print(f"outputs: {', '.join(str(p) for p in outcome.written)}")
@@ -134,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a suite value, e.g. checks.quality.gate.accuracy.min=0.9")
     run.add_argument("--quiet", "-q", action="store_true", help="print only the decision")
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
+    run.add_argument("--history-dir", metavar="DIR",
+                     help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; "
+                     "'off' disables)")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a suite and its inputs without running models")
@@ -153,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument("--out", default=".", help="parent folder (default: .)")
     scaffold.add_argument("--folder", help="folder name (default: llmguard-NAME)")
     scaffold.set_defaults(func=cmd_new_plugin)
+
+    from .report_commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -25,7 +25,15 @@ from .registry import PluginFailure, Registry
 ENTRY_POINT_GROUP = "llmguard"
 
 #: Builtin plugins, in load order. They use the public hooks like any other plugin.
-BUILTIN_PLUGINS: tuple[str, ...] = ("llmguard_ops.builtin",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "llmguard_ops.builtin",
+    "llmguard_ops.reporters.model_card",
+    "llmguard_ops.reporters.html",
+    "llmguard_ops.reporters.run_history",
+)
+#: Builtins that cannot be blocked (the loaders every suite needs); the reporters can be,
+#: e.g. ``-p no:llmguard_ops.reporters.html``.
+ESSENTIAL_PLUGINS: tuple[str, ...] = ("llmguard_ops.builtin",)
 
 
 def _version() -> str | None:
@@ -137,6 +145,8 @@ def get_plugin_manager(
     blocked = set(blocked)
     own = _version()
     for module in BUILTIN_PLUGINS:
+        if module in blocked and module not in ESSENTIAL_PLUGINS:
+            continue
         host.register(importlib.import_module(module), name=module, dist="llmguard-ops", version=own)
     if entry_points:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

@@ -1,0 +1,1 @@
+"""Builtin reporters: each writes one output file of a run (registered like any plugin)."""

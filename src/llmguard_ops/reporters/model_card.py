@@ -1,0 +1,301 @@
+"""``model_card.md``: the run as a model card a reviewer can file with the model.
+
+Laid out in the spirit of *Model Cards for Model Reporting* (Mitchell et al., 2019) and
+the Hugging Face model-card template: YAML metadata with a ``model-index`` of results
+(readable by ``huggingface_hub``), then model details, intended use (from the suite's
+``metadata``), evaluation data, metrics with their intervals and gates, fairness results
+(from ``bias.*`` checks), an explanation summary (from ``explain.*`` checks), limitations,
+and the digests that tie the card to the evidence of the run.
+
+Suite ``metadata`` keys the card reads: ``intended_use``, ``out_of_scope_use``,
+``limitations`` (text or list), ``owner``, ``contact``, ``license``, ``model_name``,
+``tags``; any other key is listed under model details.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..hookspecs import hookimpl
+from ..registry import Reporter
+from ..report import Report, atomic_write
+from ..results import CheckResult, Status
+from .view import VERIFY_COMMAND, digest_file, fmt, fmt_bound, fmt_interval
+
+_KNOWN_KEYS = {
+    "intended_use",
+    "out_of_scope_use",
+    "out_of_scope",
+    "limitations",
+    "owner",
+    "contact",
+    "license",
+    "model_name",
+    "tags",
+    "description",
+}
+HEADLINE_LIMIT = 16
+
+
+def md_cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell (pipes escaped, one line)."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def subject_model(report: Report) -> str | None:
+    """The model the card is about: the one the checks evaluate most often."""
+    counts = Counter(
+        str(c.params["model"]) for c in report.checks if isinstance(c.params.get("model"), str)
+    )
+    if counts:
+        return counts.most_common(1)[0][0]
+    if "candidate" in report.models:
+        return "candidate"
+    return next(iter(report.models), None)
+
+
+def _headline(check: CheckResult) -> list[str]:
+    gated = [g.metric for g in check.gates if g.metric in check.metrics]
+    rest = [n for n in check.metrics if n not in gated and "." not in n]
+    return (gated + rest)[: max(HEADLINE_LIMIT, len(gated))]
+
+
+def _metric_rows(check: CheckResult, names: list[str]) -> list[dict[str, str]]:
+    gates = {g.metric: g for g in check.gates}
+    rows = []
+    for name in names:
+        m = check.metrics[name]
+        g = gates.get(name)
+        rows.append(
+            {
+                "metric": name,
+                "value": fmt(m.value),
+                "interval": fmt_interval(m) or "—",
+                "gate": fmt_bound(g) if g else "—",
+                "result": ("pass" if g.passed else "**fail**") if g else "—",
+            }
+        )
+    return rows
+
+
+def _groups(check: CheckResult) -> tuple[list[str], list[list[str]]]:
+    from .panels import _GROUP, _split
+
+    split = _split(check, _GROUP)
+    rows = []
+    for group, fields in split.by_key.items():
+        cells = []
+        for f in split.fields:
+            m = fields.get(f)
+            cells.append("—" if m is None else f"{fmt(m.value)} {fmt_interval(m)}".strip())
+        rows.append([group, *cells])
+    return split.fields, rows
+
+
+def _top_features(check: CheckResult, k: int = 10) -> list[tuple[str, str]]:
+    importance = {
+        n.removeprefix("importance."): m.value
+        for n, m in check.metrics.items()
+        if n.startswith("importance.")
+    }
+    if not importance:
+        for key in ("importance", "mean_abs_shap", "feature_importance"):
+            value = check.details.get(key)
+            if isinstance(value, dict):
+                importance = {
+                    str(f): float(v) for f, v in value.items() if isinstance(v, int | float)
+                }
+                break
+    if importance:
+        ordered = sorted(importance.items(), key=lambda kv: abs(kv[1]), reverse=True)[:k]
+        return [(f, fmt(v)) for f, v in ordered]
+    top = check.details.get("top_features")
+    if isinstance(top, list):
+        return [(str(f if not isinstance(f, dict) else f.get("feature", f)), "") for f in top[:k]]
+    return []
+
+
+def _listify(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _limitations(report: Report) -> list[str]:
+    meta = report.suite.metadata
+    items = _listify(meta.get("limitations"))
+    for c in report.checks:
+        if c.status in (Status.FAIL, Status.WARN):
+            items += [f"`{c.id}` ({c.severity.value}): {g.reason}" for g in c.failed_gates]
+        elif c.status is Status.ERROR:
+            items.append(
+                f"`{c.id}` could not run ({c.error.type if c.error else 'error'}: "
+                f"{c.error.message if c.error else ''}); its property is unverified."
+            )
+        elif c.status is Status.SKIP:
+            items.append(f"`{c.id}` was skipped: {c.error.message if c.error else ''}")
+        if c.waiver:
+            items.append(
+                f"`{c.id}` is waived by {c.waiver.get('approver')} until "
+                f"{c.waiver.get('expires')}: {c.waiver.get('reason')}"
+            )
+        items += [f"`{c.id}`: {w}" for w in c.warnings]
+    families = {c.uses.split(".", 1)[0] for c in report.checks}
+    missing = {
+        "bias": "fairness across groups was not assessed (no `bias.*` check)",
+        "drift": "the evaluation data was not compared with the training data (no `drift.*` check)",
+        "robustness": "robustness to perturbed inputs was not tested (no `robustness.*` check)",
+    }
+    items += [text for family, text in missing.items() if family not in families]
+    used = {
+        str(c.params["dataset"]) for c in report.checks if isinstance(c.params.get("dataset"), str)
+    }
+    sizes = [
+        f"`{name}` ({d['rows']:,} rows)"
+        for name, d in report.datasets.items()
+        if name in used and isinstance(d.get("rows"), int)
+    ]
+    if sizes:
+        items.append(
+            f"Metrics are estimates from {', '.join(sizes)}: read each with its interval, "
+            "and expect production data to differ from the evaluation sample."
+        )
+    return items
+
+
+def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
+    """The template's context for ``model_card.md``."""
+    import yaml
+
+    meta = report.suite.metadata
+    subject = subject_model(report)
+    headline = []
+    shown: set[tuple[str, str, str, str]] = set()
+    for c in report.checks:
+        gated = {g.metric for g in c.gates}
+        where = (c.uses, str(c.params.get("model")), str(c.params.get("dataset")))
+        names = [n for n in _headline(c) if n in gated or (*where, n) not in shown]
+        shown |= {(*where, n) for n in names}
+        if names:
+            headline.append((c, _metric_rows(c, names)))
+    index_metrics: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str]] = set()
+    results = []
+    for check in report.checks:
+        if check.params.get("model") not in (subject, None) or not check.metrics:
+            continue
+        dataset = str(check.params.get("dataset") or "")
+        metrics = []
+        for name in _headline(check):
+            key = (check.uses, dataset, name)
+            if name.endswith("_delta") or key in seen:
+                continue
+            seen.add(key)
+            metrics.append(
+                {
+                    "type": name,
+                    "value": round(check.metrics[name].value, 6),
+                    "name": f"{name} ({check.id})",
+                    "verified": False,
+                }
+            )
+        if metrics:
+            results.append(
+                {
+                    "task": {"type": check.uses, "name": check.id},
+                    "dataset": {
+                        "name": dataset or "unspecified",
+                        "type": Path(
+                            str(report.datasets.get(dataset, {}).get("path") or dataset)
+                        ).name
+                        or "unspecified",
+                    },
+                    "metrics": metrics,
+                }
+            )
+            index_metrics += metrics
+    front: dict[str, Any] = {
+        "tags": ["llmguard", *_listify(meta.get("tags"))],
+        "model_name": str(meta.get("model_name") or subject or report.suite.name),
+    }
+    if meta.get("license"):
+        front["license"] = str(meta["license"])
+    if results:
+        front["model-index"] = [{"name": front["model_name"], "results": results}]
+    from .html import fresh
+
+    evidence = [
+        (name, digest_file(source_dir / name))
+        for name in ("report.json", "attestation.dsse.json")
+        if fresh(source_dir / name, report)
+    ]
+    bias = [
+        (
+            c,
+            _metric_rows(
+                c,
+                [n for n in c.metrics if "." not in n][:HEADLINE_LIMIT]
+                if not c.gates
+                else _headline(c),
+            ),
+            _groups(c),
+        )
+        for c in report.checks
+        if c.uses.startswith("bias.")
+    ]
+    explain = [
+        (
+            c,
+            _top_features(c),
+            _metric_rows(c, [n for n in c.metrics if "." not in n][:HEADLINE_LIMIT]),
+        )
+        for c in report.checks
+        if c.uses.startswith("explain.")
+    ]
+    return {
+        "report": report,
+        "front_matter": yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(),
+        "subject": subject,
+        "subject_info": report.models.get(subject or "", {}),
+        "others": {n: m for n, m in report.models.items() if n != subject},
+        "meta": meta,
+        "extra_meta": {k: v for k, v in meta.items() if k not in _KNOWN_KEYS},
+        "intended": meta.get("intended_use"),
+        "out_of_scope": meta.get("out_of_scope_use") or meta.get("out_of_scope"),
+        "headline": headline,
+        "bias": bias,
+        "explain": explain,
+        "limitations": _limitations(report),
+        "evidence": evidence,
+        "verify": VERIFY_COMMAND,
+        "git": (report.environment.get("git") or {}),
+    }
+
+
+def render_card(report: Report, source_dir: Path) -> str:
+    from .html import jinja_env
+
+    env = jinja_env()
+    env.filters["cell"] = md_cell
+    return str(env.get_template("model_card.md.j2").render(**build_card(report, source_dir)))
+
+
+def write_card(report: Report, out_dir: Path, source_dir: Path | None = None) -> list[Path]:
+    """Render and write ``model_card.md`` into ``out_dir``."""
+    return [atomic_write(out_dir / "model_card.md", render_card(report, source_dir or out_dir))]
+
+
+@hookimpl
+def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
+    register(
+        Reporter(
+            name="model_card",
+            write=lambda report, out_dir: write_card(report, out_dir),
+            summary="model_card.md in the Model Cards / Hugging Face layout",
+        )
+    )

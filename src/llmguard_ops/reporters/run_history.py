@@ -1,0 +1,29 @@
+"""Stores a copy of every run's report in the run history (see :mod:`llmguard_ops.history`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..hookspecs import hookimpl
+from ..registry import Reporter
+from ..report import Report
+
+
+def store(report: Report, out_dir: Path) -> list[Path]:
+    """Save ``report`` under the history folder; nothing when history is switched off."""
+    from ..history import history_dir, save_run
+
+    directory = history_dir()
+    return [] if directory is None else [save_run(report, directory)]
+
+
+@hookimpl
+def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
+    register(
+        Reporter(
+            name="history",
+            write=store,
+            summary="a copy of report.json in the run history (.llmguard/runs)",
+        )
+    )
