@@ -22,6 +22,22 @@ EXIT_ERROR = 2
 EXIT_REVIEW = 3
 
 
+def _one_line_warnings() -> None:
+    """Warnings a user should read (e.g. pickles run code) as one plain line each, once."""
+    import warnings
+
+    seen: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def _quiet_third_parties() -> None:
     """Offline by default: no hub access, no telemetry from libraries a check imports."""
     for name, value in {
@@ -185,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_third_parties()
+    _one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -153,10 +153,18 @@ class Session:
             **base, status=status, gates=gates, error=error, duration_s=round(duration, 6),
             metrics=output.metrics if output else {}, details=output.details if output else {},
             warnings=[*(output.warnings if output else []), *ctx.notes],
-            artifacts={k: str(v) for k, v in (output.artifacts if output else {}).items()},
+            artifacts={k: self._relative(v) for k, v in (output.artifacts if output else {}).items()},
         )
         self._apply_waiver(result)
         return result
+
+    def _relative(self, path: str | Path) -> str:
+        """Artifact paths relative to the output folder, so a moved folder stays valid."""
+        p = Path(path)
+        try:
+            return p.resolve().relative_to(self.out_dir.resolve()).as_posix()
+        except ValueError:
+            return str(p)
 
     def _apply_waiver(self, result: CheckResult) -> None:
         today = dt.date.today().isoformat()
