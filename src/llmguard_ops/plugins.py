@@ -25,7 +25,12 @@ from .registry import PluginFailure, Registry
 ENTRY_POINT_GROUP = "llmguard"
 
 #: Builtin plugins, in load order. They use the public hooks like any other plugin.
-BUILTIN_PLUGINS: tuple[str, ...] = ("llmguard_ops.builtin",)
+#: The Markdown reporter stays last among reporters: it links the files written before it.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "llmguard_ops.builtin",
+    "llmguard_ops.reporters.junit",
+    "llmguard_ops.reporters.markdown",
+)
 
 
 def _version() -> str | None:
