@@ -177,8 +177,12 @@ class SuiteFile(pytest.File):
 class CheckFailed(Exception):  # noqa: N818 - an outcome, like pytest's Failed
     """A blocker check's gate failed."""
 
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result)
+        self.llmguard_text = describe(result)
 
-class CheckErrored(Exception):  # noqa: N818
+
+class CheckErrored(CheckFailed):
     """A check raised, timed out or returned an invalid result."""
 
 
@@ -228,8 +232,8 @@ class CheckItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         exc = excinfo.value
-        if isinstance(exc, CheckFailed | CheckErrored):
-            return describe(exc.args[0])
+        if isinstance(exc, CheckFailed):
+            return exc.llmguard_text
         if isinstance(exc, LlmguardError):
             return str(exc)
         return super().repr_failure(excinfo, style=style)

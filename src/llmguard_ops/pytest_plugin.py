@@ -116,6 +116,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     payload = getattr(item, "llmguard_payload", None)
     if payload is not None and call.when == "setup":
         report.llmguard = payload
+    # pytest shows setup errors with a full traceback; a check's error has its own text
+    text = getattr(call.excinfo.value, "llmguard_text", None) if call.excinfo else None
+    if isinstance(text, str) and report.failed:
+        report.longrepr = text
     return report
 
 
