@@ -260,3 +260,17 @@ def test_options_are_shared_by_both_shells(pytester: pytest.Pytester) -> None:
         assert cli in (run_help + top_help), spec
         result.stdout.fnmatch_lines([f"*{spec.pytest_flag}*"])
     result.stdout.fnmatch_lines(["*--llmguard-suite*", "*llmguard_files*", "*llmguard_review*"])
+
+
+def test_the_pytest11_module_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="pytest11") if e.name == "llmguard"]
+    assert ep.value == "llmguard_ops.pytest_plugin"
+    code = ("import sys, llmguard_ops.pytest_plugin; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'pydantic', 'scipy', 'yaml', 'llmguard_ops.runner') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
