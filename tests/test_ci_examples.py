@@ -39,7 +39,9 @@ def github_commands(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def gitlab_commands(doc: dict[str, Any]) -> list[list[str]]:
-    scripts = [line for job in doc.values() if isinstance(job, dict) for line in job.get("script", [])]
+    scripts = [
+        line for job in doc.values() if isinstance(job, dict) for line in job.get("script", [])
+    ]
     return list(_commands(scripts))
 
 
@@ -103,4 +105,6 @@ def test_a_wrong_command_would_be_caught() -> None:
 def test_docs_show_the_examples_verbatim(example: Path) -> None:
     doc = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
-    assert example.read_text(encoding="utf-8") in blocks, f"docs/ci.md does not show {example.name} as it is"
+    assert example.read_text(encoding="utf-8") in blocks, (
+        f"docs/ci.md does not show {example.name} as it is"
+    )

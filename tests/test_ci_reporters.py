@@ -34,38 +34,88 @@ def case_properties(case: object) -> dict[str, str]:
 
 
 def _result(check_id: str, status: str, severity: str = "blocker", **kw: object) -> CheckResult:
-    return CheckResult(id=check_id, uses="performance.classification", plugin="performance",
-                       severity=severity, status=status, duration_s=0.25, **kw)  # type: ignore[arg-type]
+    return CheckResult(
+        id=check_id,
+        uses="performance.classification",
+        plugin="performance",
+        severity=severity,
+        status=status,
+        duration_s=0.25,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def _report(checks: list[CheckResult], decision: Decision, reasons: list[str]) -> Report:
     return Report(
-        schema="https://llmguard.dev/schemas/report/v1", run_id="0123456789abcdef", started_at="2026-01-01T00:00:00Z",
-        finished_at="2026-01-01T00:00:02Z", duration_s=2.0,
-        suite=SuiteInfo(name="release|candidate", path="suites/x/suite.yaml", sha256="ab" * 32,
-                        api_version="llmguard/v1", seed=0),
-        decision=GateDecision.of(decision, reasons), checks=checks,
+        schema="https://llmguard.dev/schemas/report/v1",
+        run_id="0123456789abcdef",
+        started_at="2026-01-01T00:00:00Z",
+        finished_at="2026-01-01T00:00:02Z",
+        duration_s=2.0,
+        suite=SuiteInfo(
+            name="release|candidate",
+            path="suites/x/suite.yaml",
+            sha256="ab" * 32,
+            api_version="llmguard/v1",
+            seed=0,
+        ),
+        decision=GateDecision.of(decision, reasons),
+        checks=checks,
     )
 
 
 @pytest.fixture
 def mixed_report() -> Report:
     acc = Metric(value=0.62, lower=0.6, upper=0.64, confidence=0.95, n=500)
-    gate = GateOutcome(metric="accuracy", min=0.7, confidence=0.95, value=0.62, tested_low=0.6, passed=False,
-                       reason="accuracy = 0.62 [0.6, 0.64]: lower 95% bound 0.6 < min 0.7")
+    gate = GateOutcome(
+        metric="accuracy",
+        min=0.7,
+        confidence=0.95,
+        value=0.62,
+        tested_low=0.6,
+        passed=False,
+        reason="accuracy = 0.62 [0.6, 0.64]: lower 95% bound 0.6 < min 0.7",
+    )
     ece = Metric(value=0.08)
-    warn_gate = GateOutcome(metric="ece", max=0.05, value=0.08, tested_high=0.08, passed=False,
-                            reason="ece = 0.08: 0.08 > max 0.05")
+    warn_gate = GateOutcome(
+        metric="ece",
+        max=0.05,
+        value=0.08,
+        tested_high=0.08,
+        passed=False,
+        reason="ece = 0.08: 0.08 > max 0.05",
+    )
     checks = [
-        _result("ok", "pass", metrics={"roc_auc": Metric(value=0.81, lower=0.79, upper=0.83, confidence=0.95)}),
-        _result("quality", "fail", metrics={"accuracy": acc, "f1": Metric(value=0.5)}, gates=[gate]),
-        _result("calibration", "warn", severity="warning", metrics={"ece": ece}, gates=[warn_gate],
-                warnings=["few rows in the top bin"]),
-        _result("crash", "error", error=ErrorInfo(type="ValueError", message="bad <input> \x00 here",
-                                                  traceback="Traceback ...\nValueError: bad input")),
+        _result(
+            "ok",
+            "pass",
+            metrics={"roc_auc": Metric(value=0.81, lower=0.79, upper=0.83, confidence=0.95)},
+        ),
+        _result(
+            "quality", "fail", metrics={"accuracy": acc, "f1": Metric(value=0.5)}, gates=[gate]
+        ),
+        _result(
+            "calibration",
+            "warn",
+            severity="warning",
+            metrics={"ece": ece},
+            gates=[warn_gate],
+            warnings=["few rows in the top bin"],
+        ),
+        _result(
+            "crash",
+            "error",
+            error=ErrorInfo(
+                type="ValueError",
+                message="bad <input> \x00 here",
+                traceback="Traceback ...\nValueError: bad input",
+            ),
+        ),
         _result("gpu", "skip", error=ErrorInfo(type="Skipped", message="no CUDA device")),
     ]
-    return _report(checks, Decision.BLOCK, ["quality (blocker): " + gate.reason, "crash: ERROR: bad input"])
+    return _report(
+        checks, Decision.BLOCK, ["quality (blocker): " + gate.reason, "crash: ERROR: bad input"]
+    )
 
 
 def test_junit_counts_statuses_as_ci_readers_do(tmp_path: Path, mixed_report: Report) -> None:
@@ -117,8 +167,9 @@ def test_summary_table_puts_gated_metrics_first_and_escapes(mixed_report: Report
     assert cell("a|b\nc") == "a\\|b<br>c"
 
 
-def test_step_summary_is_appended_never_overwritten(tmp_path: Path, mixed_report: Report,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_step_summary_is_appended_never_overwritten(
+    tmp_path: Path, mixed_report: Report, monkeypatch: pytest.MonkeyPatch
+) -> None:
     step = tmp_path / "step_summary.md"
     step.write_text("# earlier step\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
@@ -152,7 +203,11 @@ def test_cli_run_writes_junit_and_summary_that_agree_with_the_report(tmp_path: P
     assert isinstance(cases["quality"].result[0], Failure)
     assert isinstance(cases["calibration"].result[0], Error)
     assert cases["calibration"].result[0].type == "Timeout"
-    props = {k: float(v) for k, v in case_properties(cases["vs-champion"]).items() if k.startswith("metric.")}
+    props = {
+        k: float(v)
+        for k, v in case_properties(cases["vs-champion"]).items()
+        if k.startswith("metric.")
+    }
     delta = report.check("vs-champion").metrics["roc_auc_delta"]
     assert props["metric.roc_auc_delta"] == delta.value
     assert props["metric.roc_auc_delta.lower"] == delta.lower

@@ -35,7 +35,9 @@ _COLLECTED = pytest.StashKey[set[Path]]()
 class SuiteSession:
     """A suite loaded for a pytest run: validated once, artifacts loaded on first use."""
 
-    def __init__(self, path: Path, overrides: list[str], plugins: list[str], out_root: Path) -> None:
+    def __init__(
+        self, path: Path, overrides: list[str], plugins: list[str], out_root: Path
+    ) -> None:
         load, block = parse_plugin_options(plugins)
         self.path = path
         self.overrides = overrides
@@ -75,8 +77,15 @@ class SuiteSession:
         """Run the suite's own check ``check_id`` as written in the file."""
         return self.session.run_check(self.loaded.suite.check(check_id))
 
-    def check(self, name: str, *, gate: Mapping[str, Any] | None = None, severity: str | None = None,
-              id: str | None = None, **params: Any) -> CheckResult:  # noqa: A002 - the suite's key
+    def check(
+        self,
+        name: str,
+        *,
+        gate: Mapping[str, Any] | None = None,
+        severity: str | None = None,
+        id: str | None = None,
+        **params: Any,
+    ) -> CheckResult:
         """Run a check with parameters and return its :class:`CheckResult`.
 
         ``name`` is a check id of the suite (its ``with:``, gate and severity, updated by
@@ -88,18 +97,30 @@ class SuiteSession:
         base = next((c for c in suite.checks if c.id == name), None)
         if base is not None:
             uses, with_ = base.uses, {**base.with_, **params}
-            gates = gate if gate is not None else {
-                k: v.model_dump(exclude_none=True) for k, v in base.gate.items()}
+            gates = (
+                gate
+                if gate is not None
+                else {k: v.model_dump(exclude_none=True) for k, v in base.gate.items()}
+            )
             severity = severity or base.severity.value
         elif name in registry.checks:
             uses, with_, gates = name, dict(params), dict(gate or {})
         else:
             hint = did_you_mean(name, [*registry.checks, *(c.id for c in suite.checks)])
-            raise LlmguardError(f"llmguard_check('{name}'): neither a check id of suite '{suite.name}' "
-                                f"nor an installed check{hint}")
+            raise LlmguardError(
+                f"llmguard_check('{name}'): neither a check id of suite '{suite.name}' "
+                f"nor an installed check{hint}"
+            )
         try:
-            config = CheckConfig.model_validate({"id": id or name, "uses": uses, "with": with_,
-                                                 "gate": gates, "severity": severity or "blocker"})
+            config = CheckConfig.model_validate(
+                {
+                    "id": id or name,
+                    "uses": uses,
+                    "with": with_,
+                    "gate": gates,
+                    "severity": severity or "blocker",
+                }
+            )
             definition = registry.checks[uses]
             context = {"models": set(suite.models), "datasets": set(suite.datasets)}
             validated = definition.params.model_validate(with_, context=context)
@@ -107,20 +128,30 @@ class SuiteSession:
             raise LlmguardError(f"llmguard_check('{name}'): {_one_line(exc)}") from None
         unknown = [m for m in config.gate if not definition.declares(m)]
         if unknown:
-            raise LlmguardError(f"llmguard_check('{name}'): check '{uses}' has no metric "
-                                f"'{unknown[0]}'{did_you_mean(unknown[0], definition.metric_names())}")
+            raise LlmguardError(
+                f"llmguard_check('{name}'): check '{uses}' has no metric "
+                f"'{unknown[0]}'{did_you_mean(unknown[0], definition.metric_names())}"
+            )
         return self.session.run_check(config, params=validated)
 
     def payload(self) -> dict[str, Any]:
         """What identifies this suite in a report sent from an xdist worker."""
-        return {"suite": str(self.path), "overrides": list(self.overrides), "out_dir": str(self.out_dir)}
+        return {
+            "suite": str(self.path),
+            "overrides": list(self.overrides),
+            "out_dir": str(self.out_dir),
+        }
 
 
 def _one_line(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+    )
 
 
-def suite_session(config: pytest.Config, path: Path, overrides: list[str] | None = None) -> SuiteSession:
+def suite_session(
+    config: pytest.Config, path: Path, overrides: list[str] | None = None
+) -> SuiteSession:
     """The process-wide :class:`SuiteSession` of ``path`` (created on first use)."""
     sessions = config.stash.setdefault(_SESSIONS, {})
     overrides = list(pytest_value(config, SET)) if overrides is None else overrides
@@ -130,7 +161,9 @@ def suite_session(config: pytest.Config, path: Path, overrides: list[str] | None
         # like the CLI, relative to where pytest was started; an ini value to the rootdir
         from_ini = not config.getoption(OUT.pytest_dest) and bool(config.getini(OUT.pytest_dest))
         base = config.rootpath if from_ini else config.invocation_params.dir
-        sessions[key] = SuiteSession(key[0], overrides, list(pytest_value(config, PLUGIN)), base / out)
+        sessions[key] = SuiteSession(
+            key[0], overrides, list(pytest_value(config, PLUGIN)), base / out
+        )
     return sessions[key]
 
 
@@ -139,7 +172,9 @@ def suite_path_for(request: pytest.FixtureRequest) -> Path:
     marker = request.node.get_closest_marker("llmguard_suite")
     if marker is not None:
         if not marker.args:
-            raise pytest.UsageError("@pytest.mark.llmguard_suite needs the suite path as its argument")
+            raise pytest.UsageError(
+                "@pytest.mark.llmguard_suite needs the suite path as its argument"
+            )
         return (Path(request.node.path).parent / str(marker.args[0])).resolve()
     config = request.config
     given = config.getoption("llmguard_suite")
@@ -148,8 +183,11 @@ def suite_path_for(request: pytest.FixtureRequest) -> Path:
     ini = config.getini("llmguard_suite")
     if ini:
         return (config.rootpath / str(ini)).resolve()
-    pytest.fail("no llmguard suite: mark the test with @pytest.mark.llmguard_suite(path), pass "
-                "--llmguard-suite PATH, or set llmguard_suite in the pytest ini", pytrace=False)
+    pytest.fail(
+        "no llmguard suite: mark the test with @pytest.mark.llmguard_suite(path), pass "
+        "--llmguard-suite PATH, or set llmguard_suite in the pytest ini",
+        pytrace=False,
+    )
 
 
 # -- collection -----------------------------------------------------------------------
@@ -168,13 +206,13 @@ class SuiteFile(pytest.File):
             item.add_marker(f"llmguard_{check.severity.value}")
             yield item
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         if isinstance(excinfo.value, LlmguardError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+            return str(excinfo.value)  # the suite's one-line, located message
+        return super().repr_failure(excinfo)
 
 
-class CheckFailed(Exception):  # noqa: N818 - an outcome, like pytest's Failed
+class CheckFailed(Exception):
     """A blocker check's gate failed."""
 
     def __init__(self, result: CheckResult) -> None:
@@ -189,7 +227,9 @@ class CheckErrored(CheckFailed):
 class CheckItem(pytest.Item):
     """One check of a suite. The check runs in setup, so an ERROR is a pytest error."""
 
-    def __init__(self, *, check: CheckConfig, suite: SuiteSession, line: int | None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, check: CheckConfig, suite: SuiteSession, line: int | None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.check = check
         self.suite = suite
@@ -210,10 +250,16 @@ class CheckItem(pytest.Item):
         self.result = result
         self.user_properties.extend(metric_properties(result))
         self.llmguard_payload = {**suite.payload(), "result": result.model_dump_json()}
-        waived = result.waiver is not None and result.status in (Status.FAIL, Status.WARN, Status.ERROR)
+        waived = result.waiver is not None and result.status in (
+            Status.FAIL,
+            Status.WARN,
+            Status.ERROR,
+        )
         if waived:
-            pytest.xfail(f"waived by {result.waiver.get('approver') if result.waiver else '?'}: "
-                         + "; ".join(failure_reasons(result)))
+            pytest.xfail(
+                f"waived by {result.waiver.get('approver') if result.waiver else '?'}: "
+                + "; ".join(failure_reasons(result))
+            )
         if result.status is Status.ERROR:
             if result.allow_error:
                 pytest.xfail("ERROR allowed by allow_error: " + "; ".join(failure_reasons(result)))
@@ -227,8 +273,12 @@ class CheckItem(pytest.Item):
         if result.status is Status.FAIL:
             raise CheckFailed(result)
         if result.status is Status.WARN:
-            warnings.warn(LlmguardGateWarning(
-                f"{result.id} ({result.severity.value}): " + "; ".join(failure_reasons(result))), stacklevel=1)
+            warnings.warn(
+                LlmguardGateWarning(
+                    f"{result.id} ({result.severity.value}): " + "; ".join(failure_reasons(result))
+                ),
+                stacklevel=1,
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         exc = excinfo.value
@@ -259,7 +309,9 @@ def _safe(name: str) -> str:
 # -- the end of a session -------------------------------------------------------------
 
 
-def finish_session(config: pytest.Config, payloads: list[dict[str, Any]], review: str) -> tuple[bool, list[str]]:
+def finish_session(
+    config: pytest.Config, payloads: list[dict[str, Any]], review: str
+) -> tuple[bool, list[str]]:
     """Decide for every suite that ran, write its outputs; return (fail the session?, lines)."""
     groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
     for p in payloads:
@@ -274,8 +326,10 @@ def finish_session(config: pytest.Config, payloads: list[dict[str, Any]], review
             fail = True
             continue
         order = {c.id: i for i, c in enumerate(suite.loaded.suite.checks)}
-        results = sorted((CheckResult.model_validate_json(p["result"]) for p in items),
-                         key=lambda r: order.get(r.id, len(order)))
+        results = sorted(
+            (CheckResult.model_validate_json(p["result"]) for p in items),
+            key=lambda r: order.get(r.id, len(order)),
+        )
         out_dir = Path(items[0]["out_dir"])
         outcome = finish_run(suite.session, results, out_dir)
         decision: GateDecision = outcome.report.decision
@@ -283,8 +337,11 @@ def finish_session(config: pytest.Config, payloads: list[dict[str, Any]], review
         counts: dict[str, int] = {}
         for r in results:
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
-        tally = ", ".join(f"{n} {s}" for s, n in counts.items())
-        lines.append(f"{suite.name}: {decision.decision.value} ({len(results)} of {total} checks ran: {tally})")
+        tally = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if s.value in counts)
+        lines.append(
+            f"{suite.name}: {decision.decision.value} "
+            f"({len(results)} of {total} checks ran: {tally})"
+        )
         lines += [f"  - {r}" for r in decision.reasons]
         lines += [f"  warning: {w}" for w in outcome.warnings]
         lines.append(f"  outputs: {', '.join(str(p) for p in outcome.written)}")
@@ -293,13 +350,17 @@ def finish_session(config: pytest.Config, payloads: list[dict[str, Any]], review
         elif decision.decision is Decision.REVIEW:
             if review == "fail":
                 fail = True
-                lines.append("  REVIEW fails the session (llmguard_review = fail, as the CLI exits 3)")
+                lines.append(
+                    "  REVIEW fails the session (llmguard_review = fail, as the CLI exits 3)"
+                )
             else:
                 lines.append("  REVIEW does not fail the session (llmguard_review = pass)")
     return fail, lines
 
 
-def assert_gate(result: CheckResult, gates: Mapping[str, Any] | None = None, /, **bounds: Any) -> None:
+def assert_gate(
+    result: CheckResult, gates: Mapping[str, Any] | None = None, /, **bounds: Any
+) -> None:
     """Assert that ``result`` passes ``gates`` (or, with none, its own gates).
 
     An ERROR result always fails the assertion, with the check's error.

@@ -59,12 +59,26 @@ class OptionSpec:
         return kwargs
 
 
-OUT = OptionSpec("out", "output folder of report.json, junit.xml, summary.md (default: ./llmguard-out)",
-                 metavar="DIR", default="llmguard-out", ini=True)
-SET = OptionSpec("set", "override a suite value, e.g. checks.quality.gate.accuracy.min=0.9 (repeatable)",
-                 metavar="PATH=VALUE", multiple=True)
-PLUGIN = OptionSpec("plugin", "load plugin module NAME, or block an installed plugin with no:NAME (repeatable)",
-                    metavar="NAME", multiple=True, cli_flags=("-p",))
+OUT = OptionSpec(
+    "out",
+    "output folder of report.json, junit.xml, summary.md (default: ./llmguard-out)",
+    metavar="DIR",
+    default="llmguard-out",
+    ini=True,
+)
+SET = OptionSpec(
+    "set",
+    "override a suite value, e.g. checks.quality.gate.accuracy.min=0.9 (repeatable)",
+    metavar="PATH=VALUE",
+    multiple=True,
+)
+PLUGIN = OptionSpec(
+    "plugin",
+    "load plugin module NAME, or block an installed plugin with no:NAME (repeatable)",
+    metavar="NAME",
+    multiple=True,
+    cli_flags=("-p",),
+)
 
 #: Options of a run, in both shells.
 RUN_OPTIONS: tuple[OptionSpec, ...] = (OUT, SET, PLUGIN)

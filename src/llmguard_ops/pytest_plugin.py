@@ -51,23 +51,42 @@ class LlmguardGateWarning(UserWarning):
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmguard", "llmguard-ops: model-gating suites as tests")
     group.addoption(
-        "--llmguard-suite", dest="llmguard_suite", action="append", default=[], metavar="PATH",
+        "--llmguard-suite",
+        dest="llmguard_suite",
+        action="append",
+        default=[],
+        metavar="PATH",
         help="run the checks of this suite file as test items (repeatable); without other "
-             "paths on the command line, only the suite runs",
+        "paths on the command line, only the suite runs",
     )
     add_pytest_options(group, parser, RUN_OPTIONS)
     group.addoption(
-        "--llmguard-review", dest="llmguard_review", choices=REVIEW_MODES, default=None,
-        help="whether a REVIEW decision fails the session (default: the ini llmguard_review, else fail)",
+        "--llmguard-review",
+        dest="llmguard_review",
+        choices=REVIEW_MODES,
+        default=None,
+        help="whether a REVIEW decision fails the session "
+        "(default: the ini llmguard_review, else fail)",
     )
-    parser.addini("llmguard_files", type="args", default=DEFAULT_FILES,
-                  help="glob patterns of suite files collected as tests (default: llmguard*.yaml llmguard*.yml)")
-    parser.addini("llmguard_review", default="fail",
-                  help="'fail' (default): a REVIEW decision fails the session like the CLI's exit 3; "
-                       "'pass': it is reported only")
-    parser.addini("llmguard_suite", default="",
-                  help="suite loaded by the llmguard fixtures when neither a marker nor "
-                       "--llmguard-suite names one (relative to the rootdir)")
+    parser.addini(
+        "llmguard_files",
+        type="args",
+        default=DEFAULT_FILES,
+        help="glob patterns of suite files collected as tests "
+        "(default: llmguard*.yaml llmguard*.yml)",
+    )
+    parser.addini(
+        "llmguard_review",
+        default="fail",
+        help="'fail' (default): a REVIEW decision fails the session like the CLI's exit 3; "
+        "'pass': it is reported only",
+    )
+    parser.addini(
+        "llmguard_suite",
+        default="",
+        help="suite loaded by the llmguard fixtures when neither a marker nor "
+        "--llmguard-suite names one (relative to the rootdir)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,7 +94,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     review = config.getoption("llmguard_review") or config.getini("llmguard_review") or "fail"
     if review not in REVIEW_MODES:
-        raise pytest.UsageError(f"llmguard_review must be one of {', '.join(REVIEW_MODES)}, not {review!r}")
+        raise pytest.UsageError(
+            f"llmguard_review must be one of {', '.join(REVIEW_MODES)}, not {review!r}"
+        )
     suites = [str(given_suite(config, s)) for s in config.getoption("llmguard_suite")]
     if suites:
         # Collect the suite files like paths given on the command line, wherever they

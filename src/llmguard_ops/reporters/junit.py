@@ -40,7 +40,10 @@ def _clean(text: str | None) -> str | None:
 
 
 def _stdout(result: CheckResult) -> str | None:
-    lines = [f"{result.status.value.upper()} {result.id} ({result.uses}, severity {result.severity.value})"]
+    lines = [
+        f"{result.status.value.upper()} {result.id} "
+        f"({result.uses}, severity {result.severity.value})"
+    ]
     lines += [f"gate: {g.reason}" for g in result.gates]
     shown = {g.metric for g in result.gates}
     lines += [f"metric: {km.text()}" for km in key_metrics(result) if km.name not in shown]
@@ -48,8 +51,10 @@ def _stdout(result: CheckResult) -> str | None:
         lines += [f"warning gate failed: {r}" for r in failure_reasons(result)]
     lines += [f"warning: {w}" for w in result.warnings]
     if result.waiver:
-        lines.append(f"waived by {result.waiver.get('approver')} until {result.waiver.get('expires')}: "
-                     f"{result.waiver.get('reason')}")
+        lines.append(
+            f"waived by {result.waiver.get('approver')} until {result.waiver.get('expires')}: "
+            f"{result.waiver.get('reason')}"
+        )
     return _clean("\n".join(lines))
 
 
@@ -57,18 +62,27 @@ def _testcase(result: CheckResult, suite_name: str, suite_file: str) -> Any:
     from junit_xml import TestCase
 
     case = TestCase(
-        name=result.id, classname=suite_name, elapsed_sec=result.duration_s,
-        file=suite_file, stdout=_stdout(result),
+        name=result.id,
+        classname=suite_name,
+        elapsed_sec=result.duration_s,
+        file=suite_file,
+        stdout=_stdout(result),
     )
     if result.status is Status.FAIL:
         reasons = failure_reasons(result)
-        case.add_failure_info(message=_clean("; ".join(reasons)), output=_clean("\n".join(reasons)),
-                              failure_type="llmguard.GateFailed")
+        case.add_failure_info(
+            message=_clean("; ".join(reasons)),
+            output=_clean("\n".join(reasons)),
+            failure_type="llmguard.GateFailed",
+        )
     elif result.status is Status.ERROR:
         err = result.error
         message = err.message if err else "error"
-        case.add_error_info(message=_clean(message), output=_clean(err.traceback or message if err else message),
-                            error_type=err.type if err else "Error")
+        case.add_error_info(
+            message=_clean(message),
+            output=_clean(err.traceback or message if err else message),
+            error_type=err.type if err else "Error",
+        )
     elif result.status is Status.SKIP:
         case.add_skipped_info(message=_clean(result.error.message if result.error else "skipped"))
     return case
@@ -95,25 +109,41 @@ def build_junit(report: Report) -> ET.Element:
 
     name = report.suite.name
     cases = [_testcase(r, name, report.suite.path) for r in report.checks]
-    stdout = [f"decision: {report.decision.decision.value}", *(f"- {r}" for r in report.decision.reasons)]
+    stdout = [
+        f"decision: {report.decision.decision.value}",
+        *(f"- {r}" for r in report.decision.reasons),
+    ]
     suite = TestSuite(
-        name=name, test_cases=cases, timestamp=report.started_at, id=report.run_id,
-        properties=_suite_properties(report), file=report.suite.path, stdout=_clean("\n".join(stdout)),
+        name=name,
+        test_cases=cases,
+        timestamp=report.started_at,
+        id=report.run_id,
+        properties=_suite_properties(report),
+        file=report.suite.path,
+        stdout=_clean("\n".join(stdout)),
     )
     element: ET.Element = suite.build_xml_doc()
-    element.set("time", f"{sum(r.duration_s for r in report.checks):.6f}")  # not a float sum's noise
+    element.set(
+        "time", f"{sum(r.duration_s for r in report.checks):.6f}"
+    )  # not a float sum's noise
     # junit-xml has no testcase properties; the common format puts them first in <testcase>.
     for node, result in zip(element.findall("testcase"), report.checks, strict=True):
         props = ET.Element("properties")
         for key, value in metric_properties(result):
             ET.SubElement(props, "property", {"name": key, "value": _clean(value) or ""})
         node.insert(0, props)
-    root = ET.Element("testsuites", {
-        "name": f"llmguard {name}",
-        "tests": element.get("tests", "0"), "failures": element.get("failures", "0"),
-        "errors": element.get("errors", "0"), "skipped": element.get("skipped", "0"),
-        "time": f"{report.duration_s:.6f}", "timestamp": report.started_at,
-    })
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": f"llmguard {name}",
+            "tests": element.get("tests", "0"),
+            "failures": element.get("failures", "0"),
+            "errors": element.get("errors", "0"),
+            "skipped": element.get("skipped", "0"),
+            "time": f"{report.duration_s:.6f}",
+            "timestamp": report.started_at,
+        },
+    )
     root.append(element)
     return root
 

@@ -24,7 +24,13 @@ STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 KEY_METRICS = 3
 
 _DECISION_MARK = {Decision.PROMOTE: "✅", Decision.REVIEW: "⚠️", Decision.BLOCK: "⛔"}
-_STATUS_MARK = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥", Status.SKIP: "⏭️"}
+_STATUS_MARK = {
+    Status.PASS: "✅",
+    Status.WARN: "⚠️",
+    Status.FAIL: "❌",
+    Status.ERROR: "💥",
+    Status.SKIP: "⏭️",
+}
 
 
 def cell(text: str) -> str:
@@ -46,7 +52,7 @@ def _metrics_cell(result: CheckResult) -> str:
         parts.append(f"{cell(result.error.type)}: {cell(result.error.message)}")
     elif result.status is Status.SKIP and result.error is not None:
         parts.append(f"skipped: {cell(result.error.message)}")
-    return "<br>".join(parts) or "–"
+    return "<br>".join(parts) or "-"
 
 
 def _tally(report: Report) -> str:
@@ -59,14 +65,19 @@ def _tally(report: Report) -> str:
 
 def github_run_url(env: Mapping[str, str]) -> str | None:
     """The page of the current GitHub Actions run (its uploaded artifacts are listed there)."""
-    server, repo, run = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
+    server, repo, run = (
+        env.get("GITHUB_SERVER_URL"),
+        env.get("GITHUB_REPOSITORY"),
+        env.get("GITHUB_RUN_ID"),
+    )
     if server and repo and run:
         return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
     return None
 
 
-def render_summary(report: Report, outputs: list[str], run_url: str | None = None,
-                   relative_links: bool = True) -> str:
+def render_summary(
+    report: Report, outputs: list[str], run_url: str | None = None, relative_links: bool = True
+) -> str:
     """The Markdown summary of ``report``.
 
     :param outputs: file names of the run's other outputs, linked (or named) at the end.
@@ -75,7 +86,8 @@ def render_summary(report: Report, outputs: list[str], run_url: str | None = Non
     """
     d = report.decision
     lines = [
-        f"## {_DECISION_MARK[d.decision]} llmguard: {cell(report.suite.name)} — **{d.decision.value}**",
+        f"## {_DECISION_MARK[d.decision]} llmguard: {cell(report.suite.name)} "
+        f"— **{d.decision.value}**",
         "",
         f"{len(report.checks)} checks: {_tally(report)} · {report.duration_s:.1f} s · "
         f"{'signed' if report.signed else 'unsigned'} · run `{report.run_id[:8]}`",
@@ -85,13 +97,19 @@ def render_summary(report: Report, outputs: list[str], run_url: str | None = Non
         lines += ["**Reasons**", ""]
         lines += [f"- {cell(r)}" for r in d.reasons]
         lines.append("")
-    lines += ["| Check | Status | Severity | Key metrics (gated first) | Time |",
-              "| --- | --- | --- | --- | ---: |"]
+    lines += [
+        "| Check | Status | Severity | Key metrics (gated first) | Time |",
+        "| --- | --- | --- | --- | ---: |",
+    ]
     for r in report.checks:
         status = f"{_STATUS_MARK[r.status]} {r.status.value}" + (" (waived)" if r.waiver else "")
-        lines.append(f"| `{cell(r.id)}`<br><sub>{cell(r.uses)}</sub> | {status} | {r.severity.value} | "
-                     f"{_metrics_cell(r)} | {r.duration_s:.2f} s |")
-    failing = [r for r in report.checks if r.status in (Status.FAIL, Status.WARN) and failure_reasons(r)]
+        lines.append(
+            f"| `{cell(r.id)}`<br><sub>{cell(r.uses)}</sub> | {status} | {r.severity.value} | "
+            f"{_metrics_cell(r)} | {r.duration_s:.2f} s |"
+        )
+    failing = [
+        r for r in report.checks if r.status in (Status.FAIL, Status.WARN) and failure_reasons(r)
+    ]
     if failing:
         lines += ["", "<details><summary>Failed gates</summary>", ""]
         for r in failing:
@@ -104,7 +122,12 @@ def render_summary(report: Report, outputs: list[str], run_url: str | None = Non
             listed = " · ".join(f"`{name}`" for name in outputs)
         where = f" ([run artifacts]({run_url}))" if run_url and not relative_links else ""
         lines += ["", f"Outputs: {listed}{where}"]
-    lines += ["", f"<sub>suite `{cell(Path(report.suite.path).name)}` sha256 `{report.suite.sha256[:16]}`</sub>", ""]
+    lines += [
+        "",
+        f"<sub>suite `{cell(Path(report.suite.path).name)}` "
+        f"sha256 `{report.suite.sha256[:16]}`</sub>",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -137,10 +160,18 @@ def write_summary(report: Report, out_dir: Path) -> list[Path]:
     outputs = _outputs(out_dir)
     written = [atomic_write(out_dir / FILENAME, render_summary(report, outputs))]
     if os.environ.get(STEP_SUMMARY_ENV):
-        append_step_summary(render_summary(report, outputs, github_run_url(os.environ), relative_links=False))
+        append_step_summary(
+            render_summary(report, outputs, github_run_url(os.environ), relative_links=False)
+        )
     return written
 
 
 @hookimpl
 def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
-    register(Reporter("markdown", write_summary, "Markdown summary (summary.md), also to $GITHUB_STEP_SUMMARY."))
+    register(
+        Reporter(
+            "markdown",
+            write_summary,
+            "Markdown summary (summary.md), also to $GITHUB_STEP_SUMMARY.",
+        )
+    )
