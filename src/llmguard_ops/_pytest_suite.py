@@ -245,6 +245,7 @@ class CheckItem(pytest.Item):
             session = suite.session
         except LlmguardError as exc:
             self.llmguard_payload = {**suite.payload(), "error": str(exc)}
+            exc.llmguard_text = str(exc)  # type: ignore[attr-defined]  # one line, no traceback
             raise
         result = session.run_check(self.check)
         self.result = result
