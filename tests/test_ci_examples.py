@@ -18,6 +18,8 @@ import yaml
 from llmguard_ops.cli import build_parser
 from llmguard_ops.options import RUN_OPTIONS
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
 GITHUB = EXAMPLES / "github-actions.yml"
@@ -107,4 +109,29 @@ def test_docs_show_the_examples_verbatim(example: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
     assert example.read_text(encoding="utf-8") in blocks, (
         f"docs/ci.md does not show {example.name} as it is"
+    )
+
+
+def test_python_example_runs_and_is_shown(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    from llmguard_ops import run
+
+    # import the check's compiled dependencies here first: pytester's in-process run drops
+    # the modules it imported, and some extensions cannot be imported twice
+    run(
+        ROOT / "suites" / "demo" / "suite.yaml",
+        tmp_path,
+        overrides=["checks.quality.with.n_resamples=30"],
+        only=["quality"],
+        write=False,
+    )
+    example = EXAMPLES / "test_model_gate.py"
+    target = pytester.path / "docs" / "examples"
+    target.mkdir(parents=True)
+    (target / example.name).write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    (pytester.path / "suites").symlink_to(ROOT / "suites", target_is_directory=True)
+    result = pytester.runpytest("-p", "no:cacheprovider", "docs/examples/test_model_gate.py")
+    result.assert_outcomes(passed=2)
+    doc = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    assert example.read_text(encoding="utf-8") in re.findall(
+        r"```python\n(.*?)```", doc, flags=re.S
     )
