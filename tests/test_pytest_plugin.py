@@ -215,6 +215,25 @@ def test_a_broken_suite_is_a_one_line_collection_error(pytester: pytest.Pytester
     assert "Traceback" not in result.stdout.str()
 
 
+def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest.Pytester) -> None:
+    suite = _copy_demo(pytester, "llmguard_demo.yaml")
+    (pytester.path / "broken").mkdir()
+    (pytester.path / "broken" / "candidate.joblib").write_text("not a model")
+    suite.write_text(
+        suite.read_text().replace("models/candidate.joblib", "broken/candidate.joblib")
+    )
+    result = pytester.runpytest(*llmguard_args(suite=None))
+    result.assert_outcomes(errors=3)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*llmguard_demo.yaml:9:* models.candidate.path: cannot load model: *",
+            "credit-approval-release: not run: *llmguard_demo.yaml:9:* cannot load model*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_plugin_is_inert_without_suites_and_fixtures_ask_for_one(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         "def test_plain():\n    assert True\n\n\ndef test_needs_suite(llmguard_suite):\n    pass\n"
