@@ -34,15 +34,16 @@ def case_properties(case: object) -> dict[str, str]:
 
 
 def _result(check_id: str, status: str, severity: str = "blocker", **kw: object) -> CheckResult:
-    return CheckResult(
-        id=check_id,
-        uses="performance.classification",
-        plugin="performance",
-        severity=severity,
-        status=status,
-        duration_s=0.25,
+    fields = {
+        "id": check_id,
+        "uses": "performance.classification",
+        "plugin": "performance",
+        "severity": severity,
+        "status": status,
+        "duration_s": 0.25,
         **kw,
-    )  # type: ignore[arg-type]
+    }
+    return CheckResult.model_validate(fields)
 
 
 def _report(checks: list[CheckResult], decision: Decision, reasons: list[str]) -> Report:
@@ -73,6 +74,7 @@ def mixed_report() -> Report:
         confidence=0.95,
         value=0.62,
         tested_low=0.6,
+        tested_high=None,
         passed=False,
         reason="accuracy = 0.62 [0.6, 0.64]: lower 95% bound 0.6 < min 0.7",
     )
@@ -81,6 +83,7 @@ def mixed_report() -> Report:
         metric="ece",
         max=0.05,
         value=0.08,
+        tested_low=None,
         tested_high=0.08,
         passed=False,
         reason="ece = 0.08: 0.08 > max 0.05",

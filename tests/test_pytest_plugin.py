@@ -316,7 +316,11 @@ def test_xdist_workers_report_to_one_decision(pytester: pytest.Pytester) -> None
 
 
 def test_options_are_shared_by_both_shells(pytester: pytest.Pytester) -> None:
-    run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
+    import argparse
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    run_help = sub.choices["run"].format_help()
     top_help = build_parser().format_help()
     result = pytester.runpytest("--help")
     for spec in RUN_OPTIONS:
