@@ -313,6 +313,11 @@ def test_xdist_workers_report_to_one_decision(pytester: pytest.Pytester) -> None
     )
     assert result.ret == 1
     assert report_decision(pytester.path / "llmguard-out") == "BLOCK"
+    report = json.loads((pytester.path / "llmguard-out" / "report.json").read_text())
+    # the workers' model calls reach the controller's report: each worker predicts at most
+    # once per (model, dataset, method), and someone did predict
+    calls = report["prediction_calls"]
+    assert calls and all(1 <= n <= 2 for n in calls.values())
 
 
 def test_options_are_shared_by_both_shells(pytester: pytest.Pytester) -> None:

@@ -9,6 +9,7 @@ exactly as ``llmguard run`` does.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -250,7 +251,14 @@ class CheckItem(pytest.Item):
         result = session.run_check(self.check)
         self.result = result
         self.user_properties.extend(metric_properties(result))
-        self.llmguard_payload = {**suite.payload(), "result": result.model_dump_json()}
+        self.llmguard_payload = {
+            **suite.payload(),
+            "result": result.model_dump_json(),
+            # for the controller's report under pytest-xdist: where and when it really ran
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+            "started_at": session.started_at,
+            "prediction_calls": session.cache.stats(),
+        }
         waived = result.waiver is not None and result.status in (
             Status.FAIL,
             Status.WARN,
@@ -332,7 +340,10 @@ def finish_session(
             key=lambda r: order.get(r.id, len(order)),
         )
         out_dir = Path(items[0]["out_dir"])
-        outcome = finish_run(suite.session, results, out_dir)
+        session = suite.session
+        if any(p.get("worker") for p in items):
+            _merge_worker_facts(session, items)
+        outcome = finish_run(session, results, out_dir)
         decision: GateDecision = outcome.report.decision
         total = len(suite.loaded.suite.checks)
         counts: dict[str, int] = {}
@@ -357,6 +368,25 @@ def finish_session(
             else:
                 lines.append("  REVIEW does not fail the session (llmguard_review = pass)")
     return fail, lines
+
+
+def _merge_worker_facts(session: Session, items: list[dict[str, Any]]) -> None:
+    """Make the controller's report tell what the xdist workers did.
+
+    The controller ran no check itself: the start time is the earliest worker's, and the
+    model calls are each worker's last (cumulative) count, summed over workers.
+    """
+    session.started_at = min(str(p["started_at"]) for p in items)
+    latest: dict[str, dict[str, int]] = {}
+    for p in items:
+        mine = latest.setdefault(str(p.get("worker")), {})
+        for key, n in p.get("prediction_calls", {}).items():
+            mine[key] = max(mine.get(key, 0), int(n))
+    session.cache.calls.clear()
+    for counts in latest.values():
+        for key, n in counts.items():
+            model, dataset, method = key.split("/", 2)
+            session.cache.calls[(model, dataset, method)] += n
 
 
 def assert_gate(
