@@ -39,6 +39,15 @@ def _clean(text: str | None) -> str | None:
     return None if text is None else _ILLEGAL.sub("\ufffd", text)
 
 
+def _display_path(path: str) -> str:
+    """The suite path relative to the working folder when inside it: CI annotations
+    (e.g. GitHub's) resolve ``file`` against the checkout."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path
+
+
 def _stdout(result: CheckResult) -> str | None:
     lines = [
         f"{result.status.value.upper()} {result.id} "
@@ -108,7 +117,8 @@ def build_junit(report: Report) -> ET.Element:
     from junit_xml import TestSuite
 
     name = report.suite.name
-    cases = [_testcase(r, name, report.suite.path) for r in report.checks]
+    suite_file = _display_path(report.suite.path)
+    cases = [_testcase(r, name, suite_file) for r in report.checks]
     stdout = [
         f"decision: {report.decision.decision.value}",
         *(f"- {r}" for r in report.decision.reasons),
@@ -119,7 +129,7 @@ def build_junit(report: Report) -> ET.Element:
         timestamp=report.started_at,
         id=report.run_id,
         properties=_suite_properties(report),
-        file=report.suite.path,
+        file=suite_file,
         stdout=_clean("\n".join(stdout)),
     )
     element: ET.Element = suite.build_xml_doc()
