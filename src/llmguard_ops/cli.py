@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LlmguardError
+from .options import OUT, PLUGIN, SET, add_cli_options
 
 EXIT_OK = 0
 EXIT_BLOCK = 1
@@ -158,16 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gate model promotion with declarative suites and signed audit reports.",
         epilog="exit status: 0 PROMOTE, 1 BLOCK, 3 REVIEW, 2 error in the suite or its inputs",
     )
-    parser.add_argument("-p", dest="plugin", action="append", metavar="NAME",
-                        help="load plugin module NAME, or block an installed plugin with no:NAME")
+    add_cli_options(parser, [PLUGIN])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     run = sub.add_parser("run", help="run a suite and decide PROMOTE / REVIEW / BLOCK")
     run.add_argument("suite", help="suite file (YAML)")
-    run.add_argument("--out", default="llmguard-out", help="output folder (default: ./llmguard-out)")
-    run.add_argument("--set", action="append", metavar="PATH=VALUE",
-                     help="override a suite value, e.g. checks.quality.gate.accuracy.min=0.9")
+    add_cli_options(run, [OUT, SET])  # shared with the pytest plugin (--llmguard-out, --llmguard-set)
     run.add_argument("--quiet", "-q", action="store_true", help="print only the decision")
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
     run.add_argument("--history-dir", metavar="DIR",
@@ -177,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a suite and its inputs without running models")
     validate.add_argument("suite")
-    validate.add_argument("--set", action="append", metavar="PATH=VALUE")
+    add_cli_options(validate, [SET])
     validate.set_defaults(func=cmd_validate)
 
     checks = sub.add_parser("checks", help="list installed checks")

@@ -25,11 +25,15 @@ from .registry import PluginFailure, Registry
 ENTRY_POINT_GROUP = "llmguard"
 
 #: Builtin plugins, in load order. They use the public hooks like any other plugin.
+#: The Markdown reporter stays last among reporters: it links the files written before it;
+#: the model card comes before the HTML page, which lists the card's digest.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "llmguard_ops.builtin",
+    "llmguard_ops.reporters.junit",
     "llmguard_ops.reporters.model_card",
     "llmguard_ops.reporters.html",
     "llmguard_ops.reporters.run_history",
+    "llmguard_ops.reporters.markdown",
 )
 #: Builtins that cannot be blocked (the loaders every suite needs); the reporters can be,
 #: e.g. ``-p no:llmguard_ops.reporters.html``.

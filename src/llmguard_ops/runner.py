@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from . import environment
 from .artifacts import LoadedDataset, LoadedModel, load_datasets, load_models
 from .context import CheckContext, PredictionCache, derive_seed
@@ -94,17 +96,22 @@ class Session:
             default_confidence=self.loaded.suite.policy.confidence,
         )
 
-    def run_check(self, config: CheckConfig) -> CheckResult:
-        """Run one check in isolation and gate its metrics; never raises for check faults."""
+    def run_check(self, config: CheckConfig, params: BaseModel | None = None) -> CheckResult:
+        """Run one check in isolation and gate its metrics; never raises for check faults.
+
+        ``params`` (validated) runs a check that is not in the suite file, e.g. one a
+        Python test builds inline; by default the suite's own validated ``with:`` is used.
+        """
         registry = self.host.registry()
         definition = registry.checks[config.uses]
-        params = self.loaded.params[config.id]
+        raw = dict(config.with_) if params is not None else self.loaded.raw_params(config.id)
+        params = self.loaded.params[config.id] if params is None else params
         ctx = self.context(config)
         timeout = config.timeout or self.loaded.suite.policy.default_timeout
         base: dict[str, Any] = dict(
             id=config.id, uses=config.uses, plugin=definition.plugin, plugin_version=definition.plugin_version,
             severity=config.severity, allow_error=config.allow_error,
-            params=self.loaded.raw_params(config.id), seed=ctx.seed,
+            params=raw, seed=ctx.seed,
         )
         start = time.perf_counter()
 
@@ -276,13 +283,24 @@ def run_suite(
     if progress:
         progress("loaded", {"models": list(session.models), "datasets": list(session.datasets)})
     results = run_checks(session, only, progress)
+    return finish_run(session, results, out_dir, write=write)
+
+
+def finish_run(
+    session: Session, results: list[CheckResult], out_dir: Path, *, write: bool = True
+) -> RunOutcome:
+    """Decide over ``results``, then write the report and every reporter's output.
+
+    Shared by :func:`run_suite` and the pytest plugin (which runs checks one item at a
+    time), so both shells produce the same decision and the same files.
+    """
     decision = decide_with_vetoes(session, results)
     report = session.report(results, decision)
     written: list[Path] = []
     warnings: list[str] = []
     if write:
         written.append(write_report(report, out_dir))
-        for reporter in host.registry().reporters.values():
+        for reporter in session.host.registry().reporters.values():
             try:
                 written.extend(reporter.write(report, out_dir))
             except Exception as exc:

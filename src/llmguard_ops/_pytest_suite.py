@@ -1,0 +1,420 @@
+"""The pytest plugin's working half: suites as collectors, checks as items, fixtures.
+
+Imported by :mod:`llmguard_ops.pytest_plugin` only once llmguard is switched on in a
+pytest run. One :class:`SuiteSession` per (suite file, overrides) and test process
+holds the loaded artifacts and the prediction cache, shared by the suite's items and
+the fixtures. The decision at the end goes through :func:`llmguard_ops.runner.finish_run`,
+exactly as ``llmguard run`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from .errors import LlmguardError, did_you_mean
+from .gate import evaluate_bound, interval_problem
+from .loading import LoadedSuite, load_suite
+from .options import OUT, PLUGIN, SET, pytest_value
+from .plugins import PluginHost, get_plugin_manager, parse_plugin_options
+from .pytest_plugin import LlmguardGateWarning
+from .reporters._format import failure_reasons, metric_properties
+from .results import CheckResult, Decision, GateDecision, Status
+from .runner import Session, finish_run
+from .suite import CheckConfig, GateBound
+
+_SESSIONS = pytest.StashKey[dict[tuple[Path, tuple[str, ...]], "SuiteSession"]]()
+_COLLECTED = pytest.StashKey[set[Path]]()
+
+
+class SuiteSession:
+    """A suite loaded for a pytest run: validated once, artifacts loaded on first use."""
+
+    def __init__(
+        self, path: Path, overrides: list[str], plugins: list[str], out_root: Path
+    ) -> None:
+        load, block = parse_plugin_options(plugins)
+        self.path = path
+        self.overrides = overrides
+        self.out_root = out_root
+        self.host: PluginHost = get_plugin_manager(plugins=load, blocked=block)
+        self.loaded: LoadedSuite = load_suite(path, self.host.registry(), overrides=overrides)
+        self.out_dir = out_root
+        self._session: Session | None = None
+        self._error: LlmguardError | None = None
+
+    @property
+    def name(self) -> str:
+        return self.loaded.suite.name
+
+    @property
+    def session(self) -> Session:
+        """The runner session (models and datasets loaded and digested once per process)."""
+        if self._error is not None:
+            raise self._error
+        if self._session is None:
+            try:
+                self._session = Session.open(self.loaded, self.host, self.out_dir)
+            except LlmguardError as exc:
+                self._error = exc
+                raise
+        return self._session
+
+    def model(self, name: str) -> Any:
+        """The live model object named ``name`` in the suite."""
+        return self.session.models[name].obj
+
+    def dataset(self, name: str) -> Any:
+        """The loaded dataset ``name`` (``.frame`` is a pandas DataFrame, ``.y()`` the target)."""
+        return self.session.datasets[name]
+
+    def run(self, check_id: str) -> CheckResult:
+        """Run the suite's own check ``check_id`` as written in the file."""
+        return self.session.run_check(self.loaded.suite.check(check_id))
+
+    def check(
+        self,
+        name: str,
+        *,
+        gate: Mapping[str, Any] | None = None,
+        severity: str | None = None,
+        id: str | None = None,
+        **params: Any,
+    ) -> CheckResult:
+        """Run a check with parameters and return its :class:`CheckResult`.
+
+        ``name`` is a check id of the suite (its ``with:``, gate and severity, updated by
+        the arguments) or an installed check name (run with ``params`` only). Parameters
+        are validated like a suite's, model and dataset names included.
+        """
+        suite = self.loaded.suite
+        registry = self.host.registry()
+        base = next((c for c in suite.checks if c.id == name), None)
+        if base is not None:
+            uses, with_ = base.uses, {**base.with_, **params}
+            gates = (
+                gate
+                if gate is not None
+                else {k: v.model_dump(exclude_none=True) for k, v in base.gate.items()}
+            )
+            severity = severity or base.severity.value
+        elif name in registry.checks:
+            uses, with_, gates = name, dict(params), dict(gate or {})
+        else:
+            hint = did_you_mean(name, [*registry.checks, *(c.id for c in suite.checks)])
+            raise LlmguardError(
+                f"llmguard_check('{name}'): neither a check id of suite '{suite.name}' "
+                f"nor an installed check{hint}"
+            )
+        try:
+            config = CheckConfig.model_validate(
+                {
+                    "id": id or name,
+                    "uses": uses,
+                    "with": with_,
+                    "gate": gates,
+                    "severity": severity or "blocker",
+                }
+            )
+            definition = registry.checks[uses]
+            context = {"models": set(suite.models), "datasets": set(suite.datasets)}
+            validated = definition.params.model_validate(with_, context=context)
+        except ValidationError as exc:
+            raise LlmguardError(f"llmguard_check('{name}'): {_one_line(exc)}") from None
+        unknown = [m for m in config.gate if not definition.declares(m)]
+        if unknown:
+            raise LlmguardError(
+                f"llmguard_check('{name}'): check '{uses}' has no metric "
+                f"'{unknown[0]}'{did_you_mean(unknown[0], definition.metric_names())}"
+            )
+        return self.session.run_check(config, params=validated)
+
+    def payload(self) -> dict[str, Any]:
+        """What identifies this suite in a report sent from an xdist worker."""
+        return {
+            "suite": str(self.path),
+            "overrides": list(self.overrides),
+            "out_dir": str(self.out_dir),
+        }
+
+
+def _one_line(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def suite_session(
+    config: pytest.Config, path: Path, overrides: list[str] | None = None
+) -> SuiteSession:
+    """The process-wide :class:`SuiteSession` of ``path`` (created on first use)."""
+    sessions = config.stash.setdefault(_SESSIONS, {})
+    overrides = list(pytest_value(config, SET)) if overrides is None else overrides
+    key = (Path(path).resolve(), tuple(overrides))
+    if key not in sessions:
+        out = Path(pytest_value(config, OUT))
+        # like the CLI, relative to where pytest was started; an ini value to the rootdir
+        from_ini = not config.getoption(OUT.pytest_dest) and bool(config.getini(OUT.pytest_dest))
+        base = config.rootpath if from_ini else config.invocation_params.dir
+        sessions[key] = SuiteSession(
+            key[0], overrides, list(pytest_value(config, PLUGIN)), base / out
+        )
+    return sessions[key]
+
+
+def suite_path_for(request: pytest.FixtureRequest) -> Path:
+    """Which suite the fixtures use (see the ``llmguard_suite_path`` fixture)."""
+    marker = request.node.get_closest_marker("llmguard_suite")
+    if marker is not None:
+        if not marker.args:
+            raise pytest.UsageError(
+                "@pytest.mark.llmguard_suite needs the suite path as its argument"
+            )
+        return (Path(request.node.path).parent / str(marker.args[0])).resolve()
+    config = request.config
+    given = config.getoption("llmguard_suite")
+    if given:
+        return (config.invocation_params.dir / given[0]).resolve()
+    ini = config.getini("llmguard_suite")
+    if ini:
+        return (config.rootpath / str(ini)).resolve()
+    pytest.fail(
+        "no llmguard suite: mark the test with @pytest.mark.llmguard_suite(path), pass "
+        "--llmguard-suite PATH, or set llmguard_suite in the pytest ini",
+        pytrace=False,
+    )
+
+
+# -- collection -----------------------------------------------------------------------
+
+
+class SuiteFile(pytest.File):
+    """A suite file; its checks are the items."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        suite = suite_session(self.config, self.path)
+        self.config.stash.setdefault(_COLLECTED, set()).add(suite.path)
+        for i, check in enumerate(suite.loaded.suite.checks):
+            line, _ = suite.loaded.source.locate(("checks", i))
+            item = CheckItem.from_parent(self, name=check.id, check=check, suite=suite, line=line)
+            item.add_marker("llmguard")
+            item.add_marker(f"llmguard_{check.severity.value}")
+            yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, LlmguardError):
+            return str(excinfo.value)  # the suite's one-line, located message
+        return super().repr_failure(excinfo)
+
+
+class CheckFailed(Exception):
+    """A blocker check's gate failed."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result)
+        self.llmguard_text = describe(result)
+
+
+class CheckErrored(CheckFailed):
+    """A check raised, timed out or returned an invalid result."""
+
+
+class CheckItem(pytest.Item):
+    """One check of a suite. The check runs in setup, so an ERROR is a pytest error."""
+
+    def __init__(
+        self, *, check: CheckConfig, suite: SuiteSession, line: int | None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.suite = suite
+        self.line = line
+        self.result: CheckResult | None = None
+        self.llmguard_payload: dict[str, Any] | None = None
+
+    def setup(self) -> None:
+        suite = self.suite
+        if len(self.config.stash.get(_COLLECTED, set())) > 1:
+            suite.out_dir = suite.out_root / _safe(suite.name)  # several suites: one folder each
+        try:
+            session = suite.session
+        except LlmguardError as exc:
+            self.llmguard_payload = {**suite.payload(), "error": str(exc)}
+            exc.llmguard_text = str(exc)  # type: ignore[attr-defined]  # one line, no traceback
+            raise
+        result = session.run_check(self.check)
+        self.result = result
+        self.user_properties.extend(metric_properties(result))
+        self.llmguard_payload = {
+            **suite.payload(),
+            "result": result.model_dump_json(),
+            # for the controller's report under pytest-xdist: where and when it really ran
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+            "started_at": session.started_at,
+            "prediction_calls": session.cache.stats(),
+        }
+        waived = result.waiver is not None and result.status in (
+            Status.FAIL,
+            Status.WARN,
+            Status.ERROR,
+        )
+        if waived:
+            pytest.xfail(
+                f"waived by {result.waiver.get('approver') if result.waiver else '?'}: "
+                + "; ".join(failure_reasons(result))
+            )
+        if result.status is Status.ERROR:
+            if result.allow_error:
+                pytest.xfail("ERROR allowed by allow_error: " + "; ".join(failure_reasons(result)))
+            raise CheckErrored(result)
+        if result.status is Status.SKIP:
+            pytest.skip(result.error.message if result.error else "skipped")
+
+    def runtest(self) -> None:
+        result = self.result
+        assert result is not None
+        if result.status is Status.FAIL:
+            raise CheckFailed(result)
+        if result.status is Status.WARN:
+            warnings.warn(
+                LlmguardGateWarning(
+                    f"{result.id} ({result.severity.value}): " + "; ".join(failure_reasons(result))
+                ),
+                stacklevel=1,
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        exc = excinfo.value
+        if isinstance(exc, CheckFailed):
+            return exc.llmguard_text
+        if isinstance(exc, LlmguardError):
+            return str(exc)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.line - 1 if self.line else None
+        return self.path, line, f"{self.suite.name}::{self.check.id} ({self.check.uses})"
+
+
+def describe(result: CheckResult) -> str:
+    """A failed or errored check as pytest shows it."""
+    head = f"{result.id} ({result.uses}, {result.severity.value}): {result.status.value.upper()}"
+    lines = [head, *(f"  {r}" for r in failure_reasons(result))]
+    if result.error is not None and result.error.traceback:
+        lines += ["", result.error.traceback.rstrip()]
+    return "\n".join(lines)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "suite"
+
+
+# -- the end of a session -------------------------------------------------------------
+
+
+def finish_session(
+    config: pytest.Config, payloads: list[dict[str, Any]], review: str
+) -> tuple[bool, list[str]]:
+    """Decide for every suite that ran, write its outputs; return (fail the session?, lines)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for p in payloads:
+        groups.setdefault((p["suite"], tuple(p["overrides"])), []).append(p)
+    fail = False
+    lines: list[str] = []
+    for (path, overrides), items in groups.items():
+        errors = sorted({p["error"] for p in items if "error" in p})
+        suite = suite_session(config, Path(path), list(overrides))
+        if errors:
+            lines += [f"{suite.name}: not run: {e}" for e in errors]
+            fail = True
+            continue
+        order = {c.id: i for i, c in enumerate(suite.loaded.suite.checks)}
+        results = sorted(
+            (CheckResult.model_validate_json(p["result"]) for p in items),
+            key=lambda r: order.get(r.id, len(order)),
+        )
+        out_dir = Path(items[0]["out_dir"])
+        session = suite.session
+        if any(p.get("worker") for p in items):
+            _merge_worker_facts(session, items)
+        outcome = finish_run(session, results, out_dir)
+        decision: GateDecision = outcome.report.decision
+        total = len(suite.loaded.suite.checks)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        tally = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if s.value in counts)
+        lines.append(
+            f"{suite.name}: {decision.decision.value} "
+            f"({len(results)} of {total} checks ran: {tally})"
+        )
+        lines += [f"  - {r}" for r in decision.reasons]
+        lines += [f"  warning: {w}" for w in outcome.warnings]
+        lines.append(f"  outputs: {', '.join(str(p) for p in outcome.written)}")
+        if decision.decision is Decision.BLOCK:
+            fail = True
+        elif decision.decision is Decision.REVIEW:
+            if review == "fail":
+                fail = True
+                lines.append(
+                    "  REVIEW fails the session (llmguard_review = fail, as the CLI exits 3)"
+                )
+            else:
+                lines.append("  REVIEW does not fail the session (llmguard_review = pass)")
+    return fail, lines
+
+
+def _merge_worker_facts(session: Session, items: list[dict[str, Any]]) -> None:
+    """Make the controller's report tell what the xdist workers did.
+
+    The controller ran no check itself: the start time is the earliest worker's, and the
+    model calls are each worker's last (cumulative) count, summed over workers.
+    """
+    session.started_at = min(str(p["started_at"]) for p in items)
+    latest: dict[str, dict[str, int]] = {}
+    for p in items:
+        mine = latest.setdefault(str(p.get("worker")), {})
+        for key, n in p.get("prediction_calls", {}).items():
+            mine[key] = max(mine.get(key, 0), int(n))
+    session.cache.calls.clear()
+    for counts in latest.values():
+        for key, n in counts.items():
+            model, dataset, method = key.split("/", 2)
+            session.cache.calls[(model, dataset, method)] += n
+
+
+def assert_gate(
+    result: CheckResult, gates: Mapping[str, Any] | None = None, /, **bounds: Any
+) -> None:
+    """Assert that ``result`` passes ``gates`` (or, with none, its own gates).
+
+    An ERROR result always fails the assertion, with the check's error.
+    """
+    __tracebackhide__ = True
+    if result.status is Status.ERROR:
+        raise AssertionError(describe(result))
+    wanted = {**(gates or {}), **bounds}
+    if not wanted:
+        failed = failure_reasons(result)
+        if failed:
+            raise AssertionError(f"{result.id}: gate failed: " + "; ".join(failed))
+        return
+    problems = []
+    for name, spec in wanted.items():
+        bound = spec if isinstance(spec, GateBound) else GateBound.model_validate(spec)
+        metric = result.metrics.get(name)
+        problem = interval_problem(name, bound, metric)
+        if problem is not None or metric is None:
+            problems.append(problem or f"no metric '{name}'")
+            continue
+        outcome = evaluate_bound(name, bound, metric)
+        if not outcome.passed:
+            problems.append(outcome.reason)
+    if problems:
+        raise AssertionError(f"{result.id}: gate failed: " + "; ".join(problems))

@@ -1,0 +1,177 @@
+"""``summary.md``: the decision and a table of checks, for a pull request or a CI step.
+
+The file links to the run's other outputs (relative links, valid next to the file).
+When ``$GITHUB_STEP_SUMMARY`` is set (GitHub Actions), the same summary is *appended*
+to that file (other steps' summaries are kept); there relative links would point
+nowhere, so the outputs are named and the run page (where uploaded artifacts live) is
+linked instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..hookspecs import hookimpl
+from ..registry import Reporter
+from ..report import Report, atomic_write
+from ..results import CheckResult, Decision, Status
+from ._format import failure_reasons, key_metrics, number
+
+FILENAME = "summary.md"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+KEY_METRICS = 3
+
+_DECISION_MARK = {Decision.PROMOTE: "✅", Decision.REVIEW: "⚠️", Decision.BLOCK: "⛔"}
+_STATUS_MARK = {
+    Status.PASS: "✅",
+    Status.WARN: "⚠️",
+    Status.FAIL: "❌",
+    Status.ERROR: "💥",
+    Status.SKIP: "⏭️",
+}
+
+
+def cell(text: str) -> str:
+    """Text made safe for one Markdown table cell (no pipes, no raw HTML, one line)."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\r", "").replace("\n", "<br>")
+
+
+def _metrics_cell(result: CheckResult) -> str:
+    parts = []
+    for km in key_metrics(result, limit=KEY_METRICS):
+        text = f"**{cell(km.name)}** {number(km.metric.value)}"
+        if km.interval():
+            text += f" {km.interval()}"
+        if km.gate is not None:
+            text += f" ({km.bound()}) {'✓' if km.gate.passed else '✗'}"
+        parts.append(text)
+    if result.status is Status.ERROR and result.error is not None:
+        parts.append(f"{cell(result.error.type)}: {cell(result.error.message)}")
+    elif result.status is Status.SKIP and result.error is not None:
+        parts.append(f"skipped: {cell(result.error.message)}")
+    return "<br>".join(parts) or "-"
+
+
+def _tally(report: Report) -> str:
+    counts: dict[str, int] = {}
+    for c in report.checks:
+        counts[c.status.value] = counts.get(c.status.value, 0) + 1
+    order = [s.value for s in Status]
+    return ", ".join(f"{counts[s]} {s}" for s in order if s in counts) or "none"
+
+
+def github_run_url(env: Mapping[str, str]) -> str | None:
+    """The page of the current GitHub Actions run (its uploaded artifacts are listed there)."""
+    server, repo, run = (
+        env.get("GITHUB_SERVER_URL"),
+        env.get("GITHUB_REPOSITORY"),
+        env.get("GITHUB_RUN_ID"),
+    )
+    if server and repo and run:
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+    return None
+
+
+def render_summary(
+    report: Report, outputs: list[str], run_url: str | None = None, relative_links: bool = True
+) -> str:
+    """The Markdown summary of ``report``.
+
+    :param outputs: file names of the run's other outputs, linked (or named) at the end.
+    :param run_url: where the outputs can be found when relative links do not work.
+    :param relative_links: link ``outputs`` relative to the summary file.
+    """
+    d = report.decision
+    lines = [
+        f"## {_DECISION_MARK[d.decision]} llmguard: {cell(report.suite.name)} "
+        f"— **{d.decision.value}**",
+        "",
+        f"{len(report.checks)} checks: {_tally(report)} · {report.duration_s:.1f} s · "
+        f"{'signed' if report.signed else 'unsigned'} · run `{report.run_id[:8]}`",
+        "",
+    ]
+    if d.reasons:
+        lines += ["**Reasons**", ""]
+        lines += [f"- {cell(r)}" for r in d.reasons]
+        lines.append("")
+    lines += [
+        "| Check | Status | Severity | Key metrics (gated first) | Time |",
+        "| --- | --- | --- | --- | ---: |",
+    ]
+    for r in report.checks:
+        status = f"{_STATUS_MARK[r.status]} {r.status.value}" + (" (waived)" if r.waiver else "")
+        lines.append(
+            f"| `{cell(r.id)}`<br><sub>{cell(r.uses)}</sub> | {status} | {r.severity.value} | "
+            f"{_metrics_cell(r)} | {r.duration_s:.2f} s |"
+        )
+    failing = [
+        r for r in report.checks if r.status in (Status.FAIL, Status.WARN) and failure_reasons(r)
+    ]
+    if failing:
+        lines += ["", "<details><summary>Failed gates</summary>", ""]
+        for r in failing:
+            lines += [f"- `{cell(r.id)}`: {cell(reason)}" for reason in failure_reasons(r)]
+        lines += ["", "</details>"]
+    if outputs:
+        if relative_links:
+            listed = " · ".join(f"[{name}]({name})" for name in outputs)
+        else:
+            listed = " · ".join(f"`{name}`" for name in outputs)
+        where = f" ([run artifacts]({run_url}))" if run_url and not relative_links else ""
+        lines += ["", f"Outputs: {listed}{where}"]
+    lines += [
+        "",
+        f"<sub>suite `{cell(Path(report.suite.path).name)}` "
+        f"sha256 `{report.suite.sha256[:16]}`</sub>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _outputs(out_dir: Path) -> list[str]:
+    """Files the run has written so far next to the summary (plus the summary itself)."""
+    names = {p.name for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+    names.add(FILENAME)
+    if (out_dir / "artifacts").is_dir() and any((out_dir / "artifacts").rglob("*.*")):
+        names.add("artifacts/")
+    first = ["report.json", "report.html", "junit.xml", "attestation.dsse.json", FILENAME]
+    return [n for n in first if n in names] + sorted(names - set(first))
+
+
+def append_step_summary(text: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when set; never overwrite what is there."""
+    env = os.environ if env is None else env
+    target = env.get(STEP_SUMMARY_ENV)
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text if text.endswith("\n") else text + "\n")
+    return path
+
+
+def write_summary(report: Report, out_dir: Path) -> list[Path]:
+    """Write ``summary.md`` and append it to the GitHub step summary when there is one."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = _outputs(out_dir)
+    written = [atomic_write(out_dir / FILENAME, render_summary(report, outputs))]
+    if os.environ.get(STEP_SUMMARY_ENV):
+        append_step_summary(
+            render_summary(report, outputs, github_run_url(os.environ), relative_links=False)
+        )
+    return written
+
+
+@hookimpl
+def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
+    register(
+        Reporter(
+            "markdown",
+            write_summary,
+            "Markdown summary (summary.md), also to $GITHUB_STEP_SUMMARY.",
+        )
+    )
