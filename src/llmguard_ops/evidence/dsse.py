@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +36,8 @@ INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 _ENVELOPE_FIELDS = {"payload", "payloadType", "signatures"}
 _SIGNATURE_FIELDS = {"sig", "keyid"}
-_STD = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
-_URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+_FROM_URL = str.maketrans("-_", "+/")
+_TO_URL = str.maketrans("+/", "-_")
 
 
 class VerificationError(LlmguardError):
@@ -53,23 +52,22 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def b64decode_strict(text: str, what: str) -> bytes:
     """Decode canonical standard or URL-safe base64 (padding optional); refuse anything else."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not text.isascii():
         raise VerificationError(f"{what} is not a base64 string")
-    if _STD.match(text):
-        alphabet = "std"
-    elif _URL.match(text):
-        alphabet = "url"
-    else:
-        raise VerificationError(f"{what} is not valid base64")
+    url = "-" in text or "_" in text
+    if url and ("+" in text or "/" in text):
+        raise VerificationError(f"{what} mixes the standard and URL-safe base64 alphabets")
     body = text.rstrip("=")
+    if len(text) - len(body) > 2:
+        raise VerificationError(f"{what} is not valid base64")
     padded = body + "=" * (-len(body) % 4)
     try:
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        raw = base64.b64decode(padded.translate(_FROM_URL) if url else padded, validate=True)
     except (binascii.Error, ValueError):
         raise VerificationError(f"{what} is not valid base64") from None
     canonical = base64.b64encode(raw).decode("ascii")
-    if alphabet == "url":
-        canonical = canonical.replace("+", "-").replace("/", "_")
+    if url:
+        canonical = canonical.translate(_TO_URL)
     if text not in (canonical, canonical.rstrip("=")):
         raise VerificationError(f"{what} is not canonical base64")
     return raw
