@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +36,10 @@ class Project:
 
     def suite(self, name: str = "suite.yaml", minimum: float = 0.7, extra: str = "",
               folder: Path | None = None) -> Path:
-        """Write a suite using this project's model and data; returns its path."""
+        """Write a suite using this project's model and data; ``extra`` is appended as is."""
         path = (folder or self.root) / name
         text = SUITE.format(model=self.model, data=self.data, minimum=minimum,
-                            extra=textwrap.dedent(extra))
+                            extra=extra)
         path.write_text(text, encoding="utf-8")
         return path
 
