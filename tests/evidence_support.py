@@ -34,12 +34,16 @@ class Project:
     private_key: Path
     public_key: Path
 
-    def suite(self, name: str = "suite.yaml", minimum: float = 0.7, extra: str = "",
-              folder: Path | None = None) -> Path:
+    def suite(
+        self,
+        name: str = "suite.yaml",
+        minimum: float = 0.7,
+        extra: str = "",
+        folder: Path | None = None,
+    ) -> Path:
         """Write a suite using this project's model and data; ``extra`` is appended as is."""
         path = (folder or self.root) / name
-        text = SUITE.format(model=self.model, data=self.data, minimum=minimum,
-                            extra=extra)
+        text = SUITE.format(model=self.model, data=self.data, minimum=minimum, extra=extra)
         path.write_text(text, encoding="utf-8")
         return path
 
@@ -54,8 +58,13 @@ def make_project(root: Path) -> Project:
 
     rng = np.random.default_rng(3)
     n = 240
-    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
-                          "group": rng.choice(["a", "b"], size=n)})
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "group": rng.choice(["a", "b"], size=n),
+        }
+    )
     frame["label"] = (frame.x1 - 0.5 * frame.x2 + 0.4 * rng.normal(size=n) > 0).astype(int)
     data = root / "data.csv"
     frame.to_csv(data, index=False)

@@ -8,10 +8,11 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from evidence_support import Project, cli, make_project
 
+from evidence_support import Project, cli, make_project
 from llmguard_ops.artifacts import sha256_path
 from llmguard_ops.evidence import dsse
 from llmguard_ops.evidence.dsse import VerificationError
@@ -32,25 +33,37 @@ def signed_run(project: Project) -> Path:
     out = project.root / "signed-out"
     from llmguard_ops.cli import main
 
-    code = main(["run", str(project.suite()), "--out", str(out), "--key", str(project.private_key),
-                 "--audit-log", str(project.root / "audit.jsonl"), "--quiet"])
+    code = main(
+        [
+            "run",
+            str(project.suite()),
+            "--out",
+            str(out),
+            "--key",
+            str(project.private_key),
+            "--audit-log",
+            str(project.root / "audit.jsonl"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
 
-def envelope_of(out: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads((out / "attestation.dsse.json").read_text())
+def envelope_of(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "attestation.dsse.json").read_text())
     return data
 
 
-def statement_of(out: Path) -> dict[str, object]:
+def statement_of(out: Path) -> dict[str, Any]:
     payload = base64.b64decode(str(envelope_of(out)["payload"]))
-    data: dict[str, object] = json.loads(payload)
+    data: dict[str, Any] = json.loads(payload)
     return data
 
 
-def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_keygen_writes_a_private_key_only_its_owner_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     r = cli(capsys, "keygen", "--out", tmp_path / "k")
     assert r.code == 0
     assert (tmp_path / "k" / "llmguard.key").stat().st_mode & 0o777 == 0o600
@@ -60,10 +73,18 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path: Path,
     assert again.code == 2 and "refusing to overwrite" in again.err
 
 
-def test_signed_run_verifies_with_llmguard_verify(project: Project, signed_run: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    r = cli(capsys, "verify", signed_run / "attestation.dsse.json", "--key", project.public_key,
-            "--artifact", project.model)
+def test_signed_run_verifies_with_llmguard_verify(
+    project: Project, signed_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = cli(
+        capsys,
+        "verify",
+        signed_run / "attestation.dsse.json",
+        "--key",
+        project.public_key,
+        "--artifact",
+        project.model,
+    )
     assert r.code == 0, r.out + r.err
     assert r.out.startswith("valid:") and "matches subject candidate" in r.out
     report = json.loads((signed_run / "report.json").read_text())
@@ -92,26 +113,38 @@ def test_statement_holds_subjects_and_the_evidence(project: Project, signed_run:
     report = json.loads((signed_run / "report.json").read_text())
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["predicateType"] == "https://llmguard.dev/attestation/report/v1"
-    [subject] = statement["subject"]  # type: ignore[misc]
+    [subject] = statement["subject"]
     assert subject["name"] == "candidate"
     assert subject["digest"]["sha256"] == hashlib.sha256(project.model.read_bytes()).hexdigest()
-    predicate: dict[str, object] = statement["predicate"]  # type: ignore[assignment]
+    predicate: dict[str, Any] = statement["predicate"]
     suite_text = (project.root / "suite.yaml").read_text()
-    assert predicate["suite"] == {"name": "evidence-unit", "sha256": hashlib.sha256(suite_text.encode()).hexdigest(),
-                                  "content": suite_text, "path": report["suite"]["path"], "overrides": []}
-    assert predicate["datasets"]["current"]["sha256"] == hashlib.sha256(project.data.read_bytes()).hexdigest()  # type: ignore[index]
+    assert predicate["suite"] == {
+        "name": "evidence-unit",
+        "sha256": hashlib.sha256(suite_text.encode()).hexdigest(),
+        "content": suite_text,
+        "path": report["suite"]["path"],
+        "overrides": [],
+    }
+    assert (
+        predicate["datasets"]["current"]["sha256"]
+        == hashlib.sha256(project.data.read_bytes()).hexdigest()
+    )
     assert predicate["decision"] == {"decision": "PROMOTE", "reasons": []}
-    assert predicate["seeds"]["suite"] == 11 and "quality" in predicate["seeds"]["checks"]  # type: ignore[index]
-    assert predicate["plugins"]["checks"]["quality"]["uses"] == "performance.classification"  # type: ignore[index]
-    assert predicate["environment"]["python"] and "packages" in predicate["environment"]  # type: ignore[index]
+    assert predicate["seeds"]["suite"] == 11 and "quality" in predicate["seeds"]["checks"]
+    assert predicate["plugins"]["checks"]["quality"]["uses"] == "performance.classification"
+    assert predicate["environment"]["python"] and "packages" in predicate["environment"]
     assert predicate["report"] == report
-    outputs: dict[str, str] = predicate["outputs"]  # type: ignore[assignment]
-    assert outputs["report.json"] == hashlib.sha256((signed_run / "report.json").read_bytes()).hexdigest()
-    assert predicate["signer"]["keyid"] == load_public(project.public_key)[1]  # type: ignore[index]
+    outputs: dict[str, str] = predicate["outputs"]
+    assert (
+        outputs["report.json"]
+        == hashlib.sha256((signed_run / "report.json").read_bytes()).hexdigest()
+    )
+    assert predicate["signer"]["keyid"] == load_public(project.public_key)[1]
 
 
-def test_verify_refuses_wrong_artifacts_keys_and_files(project: Project, signed_run: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_refuses_wrong_artifacts_keys_and_files(
+    project: Project, signed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     att = signed_run / "attestation.dsse.json"
     r = cli(capsys, "verify", att, "--key", project.public_key, "--artifact", project.data)
     assert r.code == 1 and "matches no subject" in r.out
@@ -153,9 +186,12 @@ def test_every_single_byte_change_fails_verification(project: Project, signed_ru
     assert len(data) > 4000  # a real attestation, not a toy
 
 
-def test_unsigned_run_says_so_and_its_attestation_never_verifies(project: Project, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsigned_run_says_so_and_its_attestation_never_verifies(
+    project: Project,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("LLMGUARD_SIGNING_KEY", raising=False)
     out = tmp_path / "out"
     r = cli(capsys, "run", project.suite(), "--out", out, "--no-audit-log")
@@ -167,7 +203,8 @@ def test_unsigned_run_says_so_and_its_attestation_never_verifies(project: Projec
 
 
 def test_dev_key_is_labelled_and_does_not_satisfy_require_signature(
-        project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = project.suite("strict.yaml", extra="policy: {require_signature: true}\n")
     r = cli(capsys, "run", suite, "--out", tmp_path / "dev", "--dev-key", "--no-audit-log")
     assert r.code == 1, r.out
@@ -177,13 +214,25 @@ def test_dev_key_is_labelled_and_does_not_satisfy_require_signature(
     assert any("policy.require_signature" in reason for reason in report["decision"]["reasons"])
     r = cli(capsys, "run", suite, "--out", tmp_path / "unsigned", "--no-audit-log")
     assert r.code == 1 and "require_signature" in r.out
-    r = cli(capsys, "run", suite, "--out", tmp_path / "signed", "--key", project.private_key, "--no-audit-log")
+    r = cli(
+        capsys,
+        "run",
+        suite,
+        "--out",
+        tmp_path / "signed",
+        "--key",
+        project.private_key,
+        "--no-audit-log",
+    )
     assert r.code == 0, r.out
 
 
-def test_signing_key_from_the_environment_is_a_path(project: Project, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signing_key_from_the_environment_is_a_path(
+    project: Project,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LLMGUARD_SIGNING_KEY", str(project.private_key))
     r = cli(capsys, "run", project.suite(), "--out", tmp_path / "env", "--no-audit-log", "--quiet")
     assert r.code == 0
@@ -201,8 +250,11 @@ def test_folder_digest_matches_the_documented_coreutils_pipeline(tmp_path: Path)
     (folder / "config.json").write_text("{}")
     (folder / "sub" / "weights.bin").write_bytes(bytes(range(256)) * 10)
     (folder / "B.txt").write_text("upper case sorts first in byte order")
-    pipeline = ("cd \"$1\" && find . -type f -printf '%P\\n' | LC_ALL=C sort "
-                "| xargs -d '\\n' sha256sum | sha256sum | cut -d' ' -f1")
-    shell = subprocess.run(["bash", "-c", pipeline, "_", str(folder)], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    pipeline = (
+        "cd \"$1\" && find . -type f -printf '%P\\n' | LC_ALL=C sort "
+        "| xargs -d '\\n' sha256sum | sha256sum | cut -d' ' -f1"
+    )
+    shell = subprocess.run(
+        ["bash", "-c", pipeline, "_", str(folder)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert shell == sha256_path(folder)[0]

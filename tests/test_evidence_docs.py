@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from evidence_support import Project, make_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +30,9 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = make_project(tmp_path_factory.mktemp("docs"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        outcome = llmguard_ops.run(project.suite(), project.root / "llmguard-out", key=project.private_key)
+        outcome = llmguard_ops.run(
+            project.suite(), project.root / "llmguard-out", key=project.private_key
+        )
     assert outcome.report.signed
     shutil.copy(project.public_key, project.root / "llmguard.pub")
     return project
@@ -45,29 +48,44 @@ def test_yaml_examples_are_the_tested_files() -> None:
     assert loaded.suite.policy.require_signature and loaded.suite.waivers[0].check == "calibration"
 
 
-def test_the_securesystemslib_example_runs(signed: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_securesystemslib_example_runs(
+    signed: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     [example] = blocks("python")
     monkeypatch.chdir(signed.root)
     namespace: dict[str, object] = {}
-    exec(compile(example, str(DOC), "exec"), namespace)  # noqa: S102 - our own documented example
+    exec(compile(example, str(DOC), "exec"), namespace)
     statement = namespace["statement"]
     assert isinstance(statement, dict) and statement["subject"][0]["name"] == "candidate"
 
 
-@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("openssl")), reason="needs jq and openssl")
-def test_the_openssl_recipe_verifies_and_lists_sha256sum_lines(signed: Project, tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    not (shutil.which("jq") and shutil.which("openssl")), reason="needs jq and openssl"
+)
+def test_the_openssl_recipe_verifies_and_lists_sha256sum_lines(
+    signed: Project, tmp_path: Path
+) -> None:
     script = DATA / "verify_openssl.sh"
     assert script.read_text() in blocks("bash")
     att = signed.root / "llmguard-out" / "attestation.dsse.json"
-    proc = subprocess.run(["bash", str(script), str(att), str(signed.public_key)], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        ["bash", str(script), str(att), str(signed.public_key)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "Signature Verified Successfully" in proc.stdout
     sums = [line for line in proc.stdout.splitlines() if re.match(r"^[0-9a-f]{64}  ", line)]
-    check = subprocess.run(["sha256sum", "--check"], input="\n".join(sums) + "\n", capture_output=True,
-                           text=True)
+    check = subprocess.run(
+        ["sha256sum", "--check"], input="\n".join(sums) + "\n", capture_output=True, text=True
+    )
     assert check.returncode == 0 and "OK" in check.stdout
     tampered = tmp_path / "att.json"
     tampered.write_text(att.read_text().replace('"payload": "ey', '"payload": "eX', 1))
-    bad = subprocess.run(["bash", str(script), str(tampered), str(signed.public_key)], capture_output=True,
-                         text=True, env=dict(os.environ))
+    bad = subprocess.run(
+        ["bash", str(script), str(tampered), str(signed.public_key)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
     assert bad.returncode != 0

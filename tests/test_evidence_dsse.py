@@ -52,9 +52,10 @@ def test_signature_is_ed25519_over_pae() -> None:
 
 
 def test_keyid_is_sha256_of_the_der_public_key() -> None:
-    der = KEY.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    assert KEYID == hashlib.sha256(der).hexdigest()
+    der = KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert hashlib.sha256(der).hexdigest() == KEYID
 
 
 def test_url_safe_and_unpadded_base64_are_accepted() -> None:
@@ -119,16 +120,43 @@ def test_signature_is_checked_before_the_payload_is_parsed() -> None:
         dsse.verify(tampered, KEY.public_key(), KEYID)
 
 
-@pytest.mark.parametrize("statement, message", [
-    ({"_type": "https://in-toto.io/Statement/v0.1", "subject": [], "predicateType": "x://y"}, "_type"),
-    ({"_type": "https://in-toto.io/Statement/v1", "subject": [], "predicateType": "x://y"}, "non-empty"),
-    ({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "m", "digest": {"sha256": "XYZ"}}],
-      "predicateType": "x://y"}, "hex"),
-    ({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "m", "digest": {"sha256": "ab"}}],
-      "predicateType": "x://y"}, "64 hex"),
-    ({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "m", "digest": {"sha256": "a" * 64}}],
-      "predicateType": "report"}, "URI"),
-])
+@pytest.mark.parametrize(
+    "statement, message",
+    [
+        (
+            {"_type": "https://in-toto.io/Statement/v0.1", "subject": [], "predicateType": "x://y"},
+            "_type",
+        ),
+        (
+            {"_type": "https://in-toto.io/Statement/v1", "subject": [], "predicateType": "x://y"},
+            "non-empty",
+        ),
+        (
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "m", "digest": {"sha256": "XYZ"}}],
+                "predicateType": "x://y",
+            },
+            "hex",
+        ),
+        (
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "m", "digest": {"sha256": "ab"}}],
+                "predicateType": "x://y",
+            },
+            "64 hex",
+        ),
+        (
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "m", "digest": {"sha256": "a" * 64}}],
+                "predicateType": "report",
+            },
+            "URI",
+        ),
+    ],
+)
 def test_malformed_statements_are_refused(statement: dict[str, object], message: str) -> None:
     with pytest.raises(VerificationError, match=message):
         parse_statement(json.dumps(statement).encode())

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from evidence_support import Project, cli, make_project
 
 
@@ -16,7 +17,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @pytest.fixture
-def locked(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+def locked(
+    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, Path]:
     suite = project.suite(folder=tmp_path, minimum=0.7)
     r = cli(capsys, "lock", suite, "--key", project.private_key)
     assert r.code == 0, r.err
@@ -26,12 +29,25 @@ def locked(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def run(capsys: pytest.CaptureFixture[str], project: Project, suite: Path, lock: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return cli(capsys, "run", suite, "--out", suite.parent / "out", "--lock", lock, "--key",
-               project.private_key, "--no-audit-log", "--quiet", *extra)
+    return cli(
+        capsys,
+        "run",
+        suite,
+        "--out",
+        suite.parent / "out",
+        "--lock",
+        lock,
+        "--key",
+        project.private_key,
+        "--no-audit-log",
+        "--quiet",
+        *extra,
+    )
 
 
-def test_unchanged_suite_runs_under_its_lock(project: Project, locked: tuple[Path, Path],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_unchanged_suite_runs_under_its_lock(
+    project: Project, locked: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     suite, lock = locked
     r = run(capsys, project, suite, lock)
     assert r.code == 0, r.err
@@ -40,8 +56,9 @@ def test_unchanged_suite_runs_under_its_lock(project: Project, locked: tuple[Pat
     assert predicate["lock"]["file"] == str(lock) and len(predicate["lock"]["digest"]) == 64
 
 
-def test_a_lowered_threshold_exits_2_naming_the_gate(project: Project, locked: tuple[Path, Path],
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lowered_threshold_exits_2_naming_the_gate(
+    project: Project, locked: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     suite, lock = locked
     r = run(capsys, project, suite, lock, "--set", "checks.quality.gate.accuracy.min=0.5")
     assert r.code == 2
@@ -52,29 +69,38 @@ def test_a_lowered_threshold_exits_2_naming_the_gate(project: Project, locked: t
     assert r.code == 2 and "checks[quality].gate.accuracy.min: 0.7 → 0.65" in r.err
 
 
-def test_severity_policy_added_gates_and_checks_are_named(project: Project, locked: tuple[Path, Path],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_severity_policy_added_gates_and_checks_are_named(
+    project: Project, locked: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     suite, lock = locked
     text = suite.read_text().replace("severity: blocker", "severity: warning")
     text += "policy: {review_on: never}\n"
     suite.write_text(text)
     r = run(capsys, project, suite, lock, "--set", "checks.quality.gate.roc_auc.min=0.5")
     assert r.code == 2
-    for change in ('checks[quality].severity: "blocker" → "warning"',
-                   'policy.review_on: "warning" → "never"',
-                   "checks[quality].gate.roc_auc.min: (absent) → 0.5"):
+    for change in (
+        'checks[quality].severity: "blocker" → "warning"',
+        'policy.review_on: "warning" → "never"',
+        "checks[quality].gate.roc_auc.min: (absent) → 0.5",
+    ):
         assert change in r.err
-    extra = project.suite("more.yaml", folder=suite.parent, extra=(
-        "  - id: calibration\n"
-        "    uses: performance.classification\n"
-        "    with: {model: candidate, dataset: current, n_resamples: 0}\n"
-        "    gate: {ece: {max: 0.2}}\n"))
+    extra = project.suite(
+        "more.yaml",
+        folder=suite.parent,
+        extra=(
+            "  - id: calibration\n"
+            "    uses: performance.classification\n"
+            "    with: {model: candidate, dataset: current, n_resamples: 0}\n"
+            "    gate: {ece: {max: 0.2}}\n"
+        ),
+    )
     r = run(capsys, project, extra, lock)
     assert r.code == 2 and "checks[calibration]: added" in r.err
 
 
-def test_a_forged_lock_and_a_missing_key_are_refused(project: Project, locked: tuple[Path, Path],
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_forged_lock_and_a_missing_key_are_refused(
+    project: Project, locked: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     suite, lock = locked
     envelope = json.loads(lock.read_text())
     body = json.loads(base64.b64decode(envelope["payload"]))
@@ -87,9 +113,21 @@ def test_a_forged_lock_and_a_missing_key_are_refused(project: Project, locked: t
     assert r.code == 2 and "--lock-key" in r.err
 
 
-def test_lock_checked_with_lock_key_on_an_unsigned_run(project: Project, locked: tuple[Path, Path],
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_lock_checked_with_lock_key_on_an_unsigned_run(
+    project: Project, locked: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     suite, lock = locked
-    r = cli(capsys, "run", suite, "--out", suite.parent / "o", "--lock", lock, "--lock-key",
-            project.public_key, "--no-audit-log", "--quiet")
+    r = cli(
+        capsys,
+        "run",
+        suite,
+        "--out",
+        suite.parent / "o",
+        "--lock",
+        lock,
+        "--lock-key",
+        project.public_key,
+        "--no-audit-log",
+        "--quiet",
+    )
     assert r.code == 0, r.err

@@ -181,9 +181,7 @@ def load_public(path: Path) -> tuple[Ed25519PublicKey, str]:
 
 def cmd_keygen(args: Any) -> int:
     """``llmguard keygen --out DIR [--force]``: write a key pair, print paths and keyid only."""
-    private, public, keyid = generate(
-        Path(args.out), force=bool(getattr(args, "force", False))
-    )
+    private, public, keyid = generate(Path(args.out), force=bool(getattr(args, "force", False)))
     print(f"private key: {private} (mode 600; keep it secret, e.g. in your CI's secret store)")
     print(f"public key:  {public} (give it to whoever verifies)")
     print(f"keyid:       {keyid}")
