@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evidence_support import Project, cli, make_project
 
@@ -131,3 +133,34 @@ def test_lock_checked_with_lock_key_on_an_unsigned_run(
         "--quiet",
     )
     assert r.code == 0, r.err
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    old=finite,
+    new=finite,
+    metric=st.sampled_from(["accuracy", "p95_ms", "roc_auc_delta"]),
+    bound=st.sampled_from(["min", "max"]),
+)
+def test_any_moved_bound_is_named_exactly_once(
+    old: float, new: float, metric: str, bound: str
+) -> None:
+    from llmguard_ops.evidence.lock import changes
+
+    def terms(value: float) -> dict[str, object]:
+        gate = {metric: {bound: value}, "other": {"max": 1.0}}
+        return {
+            "name": "s",
+            "seed": 0,
+            "policy": {"review_on": "warning"},
+            "checks": {"q": {"uses": "x", "severity": "blocker", "gate": gate, "with": {}}},
+        }
+
+    found = changes(terms(old), terms(new))
+    if old == new:
+        assert found == []
+    else:
+        assert found == [f"checks[q].gate.{metric}.{bound}: {json.dumps(old)} → {json.dumps(new)}"]

@@ -144,3 +144,14 @@ def test_bad_waiver_files_name_file_line_and_key(
 def test_the_documented_waiver_file_is_valid() -> None:
     entries = load_file(DATA / "waivers.yaml", ["quality", "calibration", "vs-champion"])
     assert [e.waiver.check for e in entries] == ["calibration"]
+
+
+def test_validate_refuses_a_suite_waiver_for_an_unknown_check(
+    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = project.suite(
+        folder=tmp_path,
+        extra="waivers:\n  - {check: qualty, approver: ops, reason: r, expires: 2999-01-01}\n",
+    )
+    r = cli(capsys, "validate", suite)
+    assert r.code == 2 and "waivers[0].check: no check 'qualty'" in r.err

@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .artifacts import check_model_paths, load_datasets
+    from .evidence.waivers import suite_entries
     from .loading import load_suite
 
     host = _host(args)
@@ -82,6 +83,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     loaded = load_suite(args.suite, registry, overrides=args.set or [])
     load_datasets(loaded, registry)
     check_model_paths(loaded, registry)
+    suite_entries(loaded)  # each waiver must name a check of the suite
     print(f"{args.suite}: valid ({len(loaded.suite.checks)} checks, {len(loaded.suite.models)} models, "
           f"{len(loaded.suite.datasets)} datasets)")
     return EXIT_OK

@@ -8,13 +8,21 @@ the suite no longer matches or a malformed waiver stops the run at once (exit 2)
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LlmguardError
-from .keys import SigningKey, development_key, key_from_environment, load_private, load_public
+from .keys import (
+    KEY_ENV,
+    SigningKey,
+    development_key,
+    key_from_environment,
+    load_private,
+    load_public,
+)
 from .waivers import WaiverEntry, load_file, suite_entries
 
 if TYPE_CHECKING:
@@ -85,6 +93,8 @@ def prepare(
         signer = development_key()
     elif use_environment_key:
         signer = key_from_environment()
+        if signer is not None:
+            warnings += private_key_warnings(Path(os.environ[KEY_ENV]).expanduser())
     entries = suite_entries(loaded)
     ids = [c.id for c in loaded.suite.checks]
     for path in waivers:
