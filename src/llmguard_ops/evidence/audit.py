@@ -149,7 +149,7 @@ class AuditVerdict:
 
     def line(self) -> str:
         if self.intact:
-            return f"{self.log}: intact, {self.count} entries"
+            return f"{self.log}: intact, {self.count} {'entry' if self.count == 1 else 'entries'}"
         where = f"entry {self.position}" if self.position is not None else "head"
         return f"{self.log}: broken at {where}: {self.problem}"
 

@@ -9,6 +9,6 @@ jq -r '.signatures[0].sig' "$att" | base64 -d > "$tmp/sig"
 type=$(jq -r .payloadType "$att")   # ASCII, so ${#type} is its length in bytes
 { printf 'DSSEv1 %d %s %d ' "${#type}" "$type" "$(stat -c %s "$tmp/payload")"
   cat "$tmp/payload"; } > "$tmp/pae"
-openssl pkeyutl -verify -pubin -inkey "$pub" -rawin -in "$tmp/pae" -sigfile "$tmp/sig"
+openssl pkeyutl -verify -pubin -inkey "$pub" -rawin -in "$tmp/pae" -sigfile "$tmp/sig" >&2
 # only now, with the signature checked, read the statement: subjects as sha256sum lines
 jq -r '.subject[] | "\(.digest.sha256)  \(.annotations.path)"' "$tmp/payload"
