@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from evidence_support import Project, cli, make_project
 from llmguard_ops.artifacts import sha256_path
@@ -155,7 +157,7 @@ def test_verify_refuses_wrong_artifacts_keys_and_files(
     r = cli(capsys, "verify", att, "--key", project.private_key)
     assert r.code == 2 and "private key" in r.err
     edited = tmp_path / "edited.json"
-    edited.write_text(att.read_text().replace('"payload": "', '"payload": "A', 1))
+    edited.write_text(att.read_text().replace('"payload":"', '"payload":"A', 1))
     assert cli(capsys, "verify", edited, "--key", project.public_key).code == 1
 
 
@@ -184,6 +186,23 @@ def test_every_single_byte_change_fails_verification(project: Project, signed_ru
             dsse.verify(forged, public, keyid)
         payload[i] ^= 0x01
     assert len(data) > 4000  # a real attestation, not a toy
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_replacement_byte_at_any_position_fails(
+    project: Project, signed_run: Path, data: st.DataObject
+) -> None:
+    """Not just bit flips: any other byte anywhere (the file has no insignificant whitespace)."""
+    public, keyid = load_public(project.public_key)
+    blob = (signed_run / "attestation.dsse.json").read_bytes()
+    assert not set(blob) & set(b" \t\r\n")
+    i = data.draw(st.integers(0, len(blob) - 1), label="position")
+    byte = data.draw(st.integers(0, 255).filter(lambda b: b != blob[i]), label="byte")
+    with pytest.raises(VerificationError):
+        verify_attestation(blob[:i] + bytes([byte]) + blob[i + 1 :], public, keyid)
 
 
 def test_unsigned_run_says_so_and_its_attestation_never_verifies(

@@ -81,7 +81,7 @@ def test_the_openssl_recipe_verifies_and_lists_sha256sum_lines(
     )
     assert check.returncode == 0 and "OK" in check.stdout
     tampered = tmp_path / "att.json"
-    tampered.write_text(att.read_text().replace('"payload": "ey', '"payload": "eX', 1))
+    tampered.write_text(att.read_text().replace('"payload":"ey', '"payload":"eX', 1))
     bad = subprocess.run(
         ["bash", str(script), str(tampered), str(signed.public_key)],
         capture_output=True,

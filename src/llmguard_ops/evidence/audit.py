@@ -133,7 +133,7 @@ def _write_head(log: Path, count: int, last: str, signer: SigningKey | None) -> 
         if trusted and signer is not None
         else dsse.unsigned(body, HEAD_PAYLOAD_TYPE)
     )
-    atomic_write(head_path(log), json.dumps(envelope, indent=2) + "\n")
+    atomic_write(head_path(log), dsse.serialize(envelope))
 
 
 @dataclass

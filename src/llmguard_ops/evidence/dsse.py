@@ -91,6 +91,16 @@ def sign(
     return {"payload": b64encode(payload), "payloadType": payload_type, "signatures": [signature]}
 
 
+def serialize(envelope: dict[str, Any]) -> bytes:
+    """The envelope as written to disk: compact JSON, no insignificant byte at all.
+
+    With no whitespace and no trailing newline, *every* single-byte replacement of the
+    file breaks the JSON, renames a field, or changes a signed or checked value, so none
+    can pass verification (a test walks every position).
+    """
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def unsigned(payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> dict[str, Any]:
     """An envelope with no signature: carries the payload, never verifies."""
     return {"payload": b64encode(payload), "payloadType": payload_type, "signatures": []}

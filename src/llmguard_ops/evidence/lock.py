@@ -82,7 +82,7 @@ def create(loaded: LoadedSuite, signer: SigningKey, out: Path) -> tuple[Path, st
         "terms": pinned,
     }
     envelope = dsse.sign(canonical_bytes(body), signer.private, signer.keyid, LOCK_PAYLOAD_TYPE)
-    atomic_write(out, json.dumps(envelope, indent=2) + "\n")
+    atomic_write(out, dsse.serialize(envelope))
     return out, str(body["digest"])
 
 

@@ -9,7 +9,6 @@ the same for CI, the statement is there to read, and no verifier accepts it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +88,9 @@ def record(
         if signer is not None
         else dsse.unsigned(payload)
     )
-    text = json.dumps(envelope, indent=2) + "\n"
-    path = atomic_write(out_dir / ATTESTATION_NAME, text)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    data = dsse.serialize(envelope)
+    path = atomic_write(out_dir / ATTESTATION_NAME, data)
+    digest = hashlib.sha256(data).hexdigest()
     rec = EvidenceRecord(
         attestation=path,
         attestation_sha256=digest,
