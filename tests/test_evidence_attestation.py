@@ -231,6 +231,14 @@ def test_dev_key_is_labelled_and_does_not_satisfy_require_signature(
     report = json.loads((tmp_path / "dev" / "report.json").read_text())
     assert report["signed"] is False and report["signing"]["development_key"] is True
     assert any("policy.require_signature" in reason for reason in report["decision"]["reasons"])
+    r = cli(
+        capsys,
+        "verify",
+        tmp_path / "dev" / "attestation.dsse.json",
+        "--key",
+        tmp_path / "dev" / "development-key.pub",
+    )
+    assert r.code == 0 and "throw-away development key" in r.out
     r = cli(capsys, "run", suite, "--out", tmp_path / "unsigned", "--no-audit-log")
     assert r.code == 1 and "require_signature" in r.out
     r = cli(

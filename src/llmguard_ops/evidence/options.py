@@ -145,7 +145,7 @@ def evidence_lines(outcome: Any) -> list[str]:
     elif rec.keyid is not None:
         lines.append(
             f"signed with a THROW-AWAY DEVELOPMENT KEY: {rec.attestation} shows integrity only, "
-            "not who produced it"
+            f"not who produced it (public half: {rec.attestation.parent / 'development-key.pub'})"
         )
     else:
         lines.append(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..report import atomic_write
 from . import audit, dsse
+from .keys import public_pem
 from .statement import build_statement, canonical_bytes
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .options import EvidenceOptions
 
 ATTESTATION_NAME = "attestation.dsse.json"
+DEV_PUBLIC_NAME = "development-key.pub"
 
 
 @dataclass
@@ -75,11 +77,15 @@ def record(
 ) -> EvidenceRecord:
     """Write the attestation and append the audit-log entry."""
     signer = options.signer
+    extra: list[Path] = []
+    if signer is not None and signer.development:
+        # the throw-away key's public half, so the run can be checked end to end in development
+        extra.append(atomic_write(out_dir / DEV_PUBLIC_NAME, public_pem(signer.public)))
     statement = build_statement(
         report,
         loaded,
         signer=options.signing_info(),
-        outputs=output_digests(out_dir, written),
+        outputs=output_digests(out_dir, [*written, *extra]),
         lock=options.lock,
     )
     payload = canonical_bytes(statement)
