@@ -89,6 +89,16 @@ def test_signed_run_verifies_with_llmguard_verify(
     )
     assert r.code == 0, r.out + r.err
     assert r.out.startswith("valid:") and "matches subject candidate" in r.out
+    r = cli(
+        capsys,
+        "verify",
+        signed_run / "attestation.dsse.json",
+        "--key",
+        project.public_key,
+        "--artifact",
+        signed_run / "report.json",
+    )
+    assert r.code == 0 and "matches output report.json" in r.out
     report = json.loads((signed_run / "report.json").read_text())
     assert report["signed"] is True and report["signing"]["development_key"] is False
 

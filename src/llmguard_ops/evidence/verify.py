@@ -49,23 +49,31 @@ def verify_attestation(
     verified = dsse.verify(data, public_key, keyid, dsse.INTOTO_PAYLOAD_TYPE)
     statement = parse_statement(verified.payload)
     result = VerifiedAttestation(statement=statement, keyid=keyid)
-    signer = (
-        result.predicate.get("signer") if statement["predicateType"] == PREDICATE_TYPE else None
-    )
+    ours = statement["predicateType"] == PREDICATE_TYPE
+    signer = result.predicate.get("signer") if ours else None
     if isinstance(signer, dict) and signer.get("development_key"):
         result.notes.append(
             "signed with a throw-away development key: integrity only, not who signed"
         )
-    by_digest = {s["digest"].get("sha256"): s.get("name", "?") for s in statement["subject"]}
+    by_digest = {
+        s["digest"].get("sha256"): f"subject {s.get('name', '?')}" for s in statement["subject"]
+    }
+    outputs = result.predicate.get("outputs") if ours else None
+    if isinstance(outputs, dict):  # our predicate also digests every output file of the run
+        for name, digest in outputs.items():
+            by_digest.setdefault(digest, f"output {name}")
     for path in artifacts:
         path = Path(path)
         if not path.exists():
             raise LlmguardError(f"{path}: artifact not found")
         digest, _kind = sha256_path(path)
         if digest not in by_digest:
-            names = ", ".join(f"{n} ({d[:12]}…)" for d, n in by_digest.items() if d)
+            names = ", ".join(
+                f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)"
+                for s in statement["subject"]
+            )
             raise VerificationError(
-                f"{path}: sha256 {digest} matches no subject (subjects: {names})"
+                f"{path}: sha256 {digest} matches no subject (subjects: {names}) and no output"
             )
         result.matches[str(path)] = by_digest[digest]
     return result
@@ -118,7 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if decision:
         print(f"  decision {decision} for suite {suite.get('name')} (sha256 {suite.get('sha256')})")
     for artifact, name in result.matches.items():
-        print(f"  artifact {artifact}: matches subject {name}")
+        print(f"  artifact {artifact}: matches {name}")
     for note in result.notes:
         print(f"  note: {note}")
     return EXIT_VALID
