@@ -45,8 +45,8 @@ def _report_failures(host: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .loading import load_suite
     from .evidence.options import evidence_lines, evidence_options
+    from .loading import load_suite
     from .runner import run_suite
     from .terminal import TerminalProgress, summary
 
@@ -59,11 +59,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not quiet:
         print(f"suite {loaded.suite.name} ({loaded.path.name}, sha256 {loaded.sha256[:12]}): "
               f"{len(loaded.suite.checks)} checks")
-    outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet), evidence=evidence)
+    outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet),
+                        evidence=evidence)
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(outcome.report.to_json_dict(), indent=2, sort_keys=True))
+        for line in evidence_lines(outcome):  # stdout holds only JSON
+            print(line, file=sys.stderr)
     else:
         print(summary(outcome.report), end="")
         print(f"outputs: {', '.join(str(p) for p in outcome.written)}")
@@ -156,15 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
     evidence = run.add_argument_group("evidence")
     evidence.add_argument("--key", metavar="PATH",
-                          help="ed25519 private key (PEM) signing the attestation and the audit-log head "
-                               "(default: the file named by $LLMGUARD_SIGNING_KEY)")
+                          help="ed25519 private key (PEM) signing the attestation and the audit-log "
+                               "head (default: the file named by $LLMGUARD_SIGNING_KEY)")
     evidence.add_argument("--dev-key", action="store_true",
-                          help="sign with a throw-away development key (integrity only; does not satisfy "
-                               "policy.require_signature)")
-    evidence.add_argument("--lock", metavar="FILE", help="refuse to run (exit 2) if the suite's terms differ "
-                          "from this signed lock")
-    evidence.add_argument("--lock-key", metavar="PUB", help="public key that signed --lock (default: --key's)")
-    evidence.add_argument("--waiver", action="append", metavar="FILE", help="waiver file (YAML list); repeatable")
+                          help="sign with a throw-away development key (integrity only; does not "
+                               "satisfy policy.require_signature)")
+    evidence.add_argument("--lock", metavar="FILE",
+                          help="refuse to run (exit 2) if the suite's terms differ from this lock")
+    evidence.add_argument("--lock-key", metavar="PUB",
+                          help="public key that signed --lock (default: --key's)")
+    evidence.add_argument("--waiver", action="append", metavar="FILE",
+                          help="waiver file (YAML list); repeatable")
     evidence.add_argument("--audit-log", default=".llmguard/audit.jsonl", metavar="PATH",
                           help="audit log to append to (default: .llmguard/audit.jsonl)")
     evidence.add_argument("--no-audit-log", action="store_true", help="append to no audit log")
@@ -183,31 +188,38 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     keygen = sub.add_parser("keygen", help="write an ed25519 key pair (PEM) for signing")
-    keygen.add_argument("--out", required=True, metavar="DIR", help="folder for llmguard.key and llmguard.pub")
+    keygen.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for llmguard.key and llmguard.pub")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     keygen.set_defaults(func=cmd_keygen)
 
-    verify = sub.add_parser("verify", help="verify an attestation (exit 0 valid, 1 invalid, 2 error)")
+    verify = sub.add_parser("verify",
+                            help="verify an attestation (exit 0 valid, 1 invalid, 2 error)")
     verify.add_argument("attestation", help="attestation.dsse.json")
     verify.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
     verify.add_argument("--artifact", action="append", metavar="PATH",
-                        help="model file or folder whose sha256 must match a subject; repeatable")
+                        help="model file or folder (or output file) whose sha256 must match the "
+                             "attestation; repeatable")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_verify)
 
     audit = sub.add_parser("audit", help="audit-log commands")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
     audit_sub.required = True
-    audit_verify = audit_sub.add_parser("verify", help="check the hash chain and head (0 intact, 1 broken)")
+    audit_verify = audit_sub.add_parser(
+        "verify", help="check the hash chain and head (0 intact, 1 broken, 2 error)")
     audit_verify.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
-    audit_verify.add_argument("--key", metavar="PUB", help="check the head's signature with this public key")
+    audit_verify.add_argument("--key", metavar="PUB",
+                              help="check the head's signature with this public key")
     audit_verify.add_argument("--json", action="store_true")
     audit_verify.set_defaults(func=cmd_audit_verify)
 
-    lock = sub.add_parser("lock", help="sign a suite's gates, severities and policy into a lock file")
+    lock = sub.add_parser("lock",
+                          help="sign a suite's gates, severities and policy into a lock file")
     lock.add_argument("suite")
     lock.add_argument("--key", required=True, metavar="PATH", help="ed25519 private key (PEM)")
-    lock.add_argument("--out", metavar="FILE", help="lock file (default: SUITE's name + .lock.json)")
+    lock.add_argument("--out", metavar="FILE",
+                      help="lock file (default: SUITE's name + .lock.json)")
     lock.add_argument("--set", action="append", metavar="PATH=VALUE")
     lock.set_defaults(func=cmd_lock)
     return parser

@@ -70,7 +70,11 @@ def status_of(severity: Severity, outcomes: Sequence[GateOutcome]) -> Status:
 
 
 def decide(
-    policy: Policy, results: Iterable[CheckResult], vetoes: Iterable[str] = (), *, signed: bool = False
+    policy: Policy,
+    results: Iterable[CheckResult],
+    vetoes: Iterable[str] = (),
+    *,
+    signed: bool = False,
 ) -> GateDecision:
     """Reduce check results to PROMOTE / REVIEW / BLOCK, with every reason.
 
@@ -119,8 +123,8 @@ def decide(
                 notes.append(line)
     block += [f"veto: {v}" for v in vetoes]
     if policy.require_signature and not signed:
-        block.append("policy.require_signature: the run is not signed with a trusted key "
-                     "(pass --key PATH or set LLMGUARD_SIGNING_KEY; a development key does not count)")
+        block.append("policy.require_signature: the run is not signed with a trusted key (pass "
+                     "--key PATH or set LLMGUARD_SIGNING_KEY; a development key does not count)")
     if block:
         return GateDecision.of(Decision.BLOCK, block + review + notes)
     if review:

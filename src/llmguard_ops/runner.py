@@ -173,6 +173,7 @@ class Session:
 
     def report(self, results: list[CheckResult], decision: GateDecision) -> Report:
         suite = self.loaded.suite
+        raw = self.loaded.raw
         registry = self.host.registry()
         return Report(
             run_id=self.run_id, started_at=self.started_at, finished_at=now_rfc3339(),
@@ -180,8 +181,8 @@ class Session:
             suite=SuiteInfo(name=suite.name, path=str(self.loaded.path), sha256=self.loaded.sha256,
                             api_version=suite.apiVersion, seed=suite.seed,
                             # as written: ${ENV} references stay unresolved so no secret leaks
-                            description=_as_written(self.loaded.raw.get("description"), suite.description),
-                            metadata=_as_written(self.loaded.raw.get("metadata"), suite.metadata),
+                            description=_as_written(raw.get("description"), suite.description),
+                            metadata=_as_written(raw.get("metadata"), suite.metadata),
                             overrides=self.loaded.overrides),
             decision=decision, checks=results,
             models={n: m.describe() for n, m in self.models.items()},
@@ -199,7 +200,9 @@ def _as_written(raw: Any, validated: Any) -> Any:
     return raw if isinstance(raw, type(validated)) else validated
 
 
-def decide_with_vetoes(session: Session, results: list[CheckResult], signed: bool = False) -> GateDecision:
+def decide_with_vetoes(
+    session: Session, results: list[CheckResult], signed: bool = False
+) -> GateDecision:
     """The gate's decision, then every plugin's veto (which can only add BLOCK reasons).
 
     ``signed``: whether the run is signed with a trusted key (``policy.require_signature``).
@@ -272,14 +275,15 @@ def run_suite(
     out_dir = Path(out_dir)
     evidence = evidence or EvidenceOptions()
     entries = evidence.waivers if evidence.waivers is not None else suite_entries(loaded)
-    book = WaiverBook(entries) if evidence.today is None else WaiverBook(entries, today=evidence.today)
+    book = WaiverBook(entries) if evidence.today is None else WaiverBook(entries, evidence.today)
     session = Session.open(loaded, host, out_dir, waivers=book)
     if progress:
         progress("loaded", {"models": list(session.models), "datasets": list(session.datasets)})
     results = run_checks(session, only, progress)
-    decision = decide_with_vetoes(session, results, signed=evidence.trusted)
+    signed = evidence.trusted and write  # nothing is signed when nothing is written
+    decision = decide_with_vetoes(session, results, signed=signed)
     report = session.report(results, decision)
-    report.signed = evidence.trusted
+    report.signed = signed
     report.signing = evidence.signing_info()
     written: list[Path] = []
     warnings: list[str] = [*evidence.warnings, *book.warnings]
@@ -331,6 +335,6 @@ def run(
 
     host = get_plugin_manager(entry_points=entry_points, plugins=plugins, objects=objects)
     loaded = load_suite(suite, host.registry(), overrides=list(overrides))
-    evidence = prepare(loaded, key=key, dev_key=dev_key, lock=lock, lock_key=lock_key, waivers=waivers,
-                       audit_log=audit_log)
+    evidence = prepare(loaded, key=key, dev_key=dev_key, lock=lock, lock_key=lock_key,
+                       waivers=waivers, audit_log=audit_log)
     return run_suite(loaded, host, Path(out_dir), only=only, write=write, evidence=evidence)

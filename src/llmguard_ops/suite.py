@@ -91,7 +91,9 @@ class Waiver(_Strict):
     check: str
     approver: str
     reason: str
-    expires: str = Field(description="ISO date (YYYY-MM-DD, UTC, inclusive); an expired waiver is ignored.")
+    expires: str = Field(
+        description="ISO date (YYYY-MM-DD, UTC, inclusive); an expired waiver is ignored."
+    )
 
     @field_validator("expires", mode="before")
     @classmethod
