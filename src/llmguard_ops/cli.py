@@ -159,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
     evidence = run.add_argument_group("evidence")
     evidence.add_argument("--key", metavar="PATH",
-                          help="ed25519 private key (PEM) signing the attestation and the audit-log "
-                               "head (default: the file named by $LLMGUARD_SIGNING_KEY)")
+                          help="ed25519 private key (PEM) signing the attestation and the "
+                               "audit-log head (default: the file named by $LLMGUARD_SIGNING_KEY)")
     evidence.add_argument("--dev-key", action="store_true",
                           help="sign with a throw-away development key (integrity only; does not "
                                "satisfy policy.require_signature)")
