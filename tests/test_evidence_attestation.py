@@ -295,3 +295,32 @@ def test_folder_digest_matches_the_documented_coreutils_pipeline(tmp_path: Path)
         ["bash", "-c", pipeline, "_", str(folder)], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert shell == sha256_path(folder)[0]
+
+
+def test_environment_names_the_cpu_and_the_gpu_driver_when_present() -> None:
+    import sys
+
+    from llmguard_ops import environment
+
+    facts = environment.collect(Path.cwd())
+    if Path("/proc/cpuinfo").exists():
+        assert facts["processor"]
+    assert "gpu_driver" in facts
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        assert facts["gpu"] == [] and facts["gpu_driver"] is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not __import__("shutil").which("nvidia-smi"), reason="needs an NVIDIA GPU and nvidia-smi"
+)
+def test_gpu_driver_is_recorded_on_a_cuda_machine() -> None:
+    import torch
+
+    from llmguard_ops import environment
+
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    facts = environment.collect(Path.cwd())
+    assert facts["gpu"] and facts["gpu_driver"]
