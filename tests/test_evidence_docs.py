@@ -51,12 +51,17 @@ def test_yaml_examples_are_the_tested_files() -> None:
 def test_the_securesystemslib_example_runs(
     signed: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [example] = blocks("python")
+    sslib_example, api_example = blocks("python")
     monkeypatch.chdir(signed.root)
     namespace: dict[str, object] = {}
-    exec(compile(example, str(DOC), "exec"), namespace)
+    exec(compile(sslib_example, str(DOC), "exec"), namespace)
     statement = namespace["statement"]
     assert isinstance(statement, dict) and statement["subject"][0]["name"] == "candidate"
+    (signed.root / "models").mkdir(exist_ok=True)
+    shutil.copy(signed.model, signed.root / "models" / "candidate.joblib")
+    namespace = {}
+    exec(compile(api_example, str(DOC), "exec"), namespace)
+    assert namespace["checked"].matches == {"models/candidate.joblib": "subject candidate"}  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(
