@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_support import Project, cli, make_project
+from llmguard_ops import CheckDefinition, hookimpl
 from llmguard_ops.artifacts import sha256_path
 from llmguard_ops.evidence import dsse
 from llmguard_ops.evidence.dsse import VerificationError
@@ -324,3 +325,47 @@ def test_gpu_driver_is_recorded_on_a_cuda_machine() -> None:
         pytest.skip("CUDA is not available")
     facts = environment.collect(Path.cwd())
     assert facts["gpu"] and facts["gpu_driver"]
+
+
+class _ArtifactPlugin:
+    """A third-party-style check that writes a file and lists it as an artifact."""
+
+    @staticmethod
+    def _run(ctx: Any, params: Any) -> Any:
+        from llmguard_ops import CheckOutput
+
+        path = ctx.artifact_dir / "table.csv"
+        path.write_text("a,b\n1,2\n")
+        return CheckOutput(metrics={}, artifacts={"table": str(path)})
+
+    @hookimpl
+    def llmguard_register_checks(self, register: Any) -> None:
+        from pydantic import BaseModel, ConfigDict
+
+        class Params(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+
+        register(CheckDefinition("demo.artifact", self._run, Params, (), "writes a table"))
+
+
+def test_listed_artifacts_are_digested_and_stale_files_are_not(
+    project: Project, tmp_path: Path
+) -> None:
+    import warnings
+
+    import llmguard_ops
+
+    suite = project.suite(folder=tmp_path, extra="  - {id: table, uses: demo.artifact}\n")
+    out = tmp_path / "out"
+    (out / "artifacts" / "old").mkdir(parents=True)
+    (out / "artifacts" / "old" / "stale.png").write_bytes(b"from an earlier run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        outcome = llmguard_ops.run(
+            suite, out, objects=[("artifact-plugin", _ArtifactPlugin())], key=project.private_key
+        )
+    assert outcome.report.decision.decision.value == "PROMOTE"
+    outputs = statement_of(out)["predicate"]["outputs"]
+    table = out / "artifacts" / "table" / "table.csv"
+    assert outputs["artifacts/table/table.csv"] == hashlib.sha256(table.read_bytes()).hexdigest()
+    assert not any("stale" in name for name in outputs)

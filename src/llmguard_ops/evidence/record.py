@@ -9,7 +9,6 @@ the same for CI, the statement is there to read, and no verifier accepts it.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,13 +48,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def output_digests(out_dir: Path, written: list[Path]) -> dict[str, str]:
-    """sha256 of every file the run wrote: the listed outputs and all check artifacts."""
+def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[str, str]:
+    """sha256 of every file this run wrote: its outputs and the artifacts its checks list.
+
+    Only files the run names are digested, so stale files left in a reused output folder
+    are never attested as this run's.
+    """
     files = {Path(p) for p in written}
-    artifacts = out_dir / "artifacts"
-    if artifacts.is_dir():
-        for root, _dirs, names in os.walk(artifacts):
-            files.update(Path(root) / n for n in names)
+    for check in report.checks:
+        for value in check.artifacts.values():
+            path = Path(value)
+            files.add(path if path.is_absolute() else out_dir / "artifacts" / check.id / path)
     out = {}
     for path in files:
         if not path.is_file() or path.name == ATTESTATION_NAME:
@@ -85,7 +88,7 @@ def record(
         report,
         loaded,
         signer=options.signing_info(),
-        outputs=output_digests(out_dir, [*written, *extra]),
+        outputs=output_digests(out_dir, [*written, *extra], report),
         lock=options.lock,
     )
     payload = canonical_bytes(statement)
