@@ -73,6 +73,7 @@ def _live_display(quiet: bool, loaded: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .evidence.options import evidence_lines, evidence_options
     from .loading import load_suite
     from .runner import run_suite
     from .terminal import TerminalProgress, summary
@@ -80,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = _host(args)
     _report_failures(host)
     loaded = load_suite(args.suite, host.registry(), overrides=args.set or [])
+    evidence = evidence_options(args, loaded)
     out_dir = Path(args.out)
     quiet = args.quiet or args.json
     if args.history_dir:
@@ -90,25 +92,30 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{len(loaded.suite.checks)} checks")
     if live is not None:
         with live:
-            outcome = run_suite(loaded, host, out_dir, progress=live)
+            outcome = run_suite(loaded, host, out_dir, progress=live, evidence=evidence)
     else:
-        outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet))
+        outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet), evidence=evidence)
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(outcome.report.to_json_dict(), indent=2, sort_keys=True))
+        for line in evidence_lines(outcome):  # stdout holds only JSON
+            print(line, file=sys.stderr)
     elif live is not None:
         live.summary(outcome.report, outcome.written)
+        for line in evidence_lines(outcome):
+            print(line)
     else:
         print(summary(outcome.report), end="")
         print(f"outputs: {', '.join(str(p) for p in outcome.written)}")
-        if not outcome.report.signed:
-            print("note: the report is unsigned")
+        for line in evidence_lines(outcome):
+            print(line)
     return outcome.report.decision.exit_code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .artifacts import check_model_paths, load_datasets
+    from .evidence.waivers import suite_entries
     from .loading import load_suite
 
     host = _host(args)
@@ -117,6 +124,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     loaded = load_suite(args.suite, registry, overrides=args.set or [])
     load_datasets(loaded, registry)
     check_model_paths(loaded, registry)
+    suite_entries(loaded)  # each waiver must name a check of the suite
     print(f"{args.suite}: valid ({len(loaded.suite.checks)} checks, {len(loaded.suite.models)} models, "
           f"{len(loaded.suite.datasets)} datasets)")
     return EXIT_OK
@@ -153,6 +161,30 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .evidence.keys import cmd_keygen as run
+
+    return run(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .evidence.verify import cmd_verify as run
+
+    return run(args)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from .evidence.audit import cmd_audit_verify as run
+
+    return run(args)
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from .evidence.lock import cmd_lock as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmguard",
@@ -171,6 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--history-dir", metavar="DIR",
                      help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; "
                      "'off' disables)")
+    evidence = run.add_argument_group("evidence")
+    evidence.add_argument("--key", metavar="PATH",
+                          help="ed25519 private key (PEM) signing the attestation and the "
+                               "audit-log head (default: the file named by $LLMGUARD_SIGNING_KEY)")
+    evidence.add_argument("--dev-key", action="store_true",
+                          help="sign with a throw-away development key (integrity only; does not "
+                               "satisfy policy.require_signature)")
+    evidence.add_argument("--lock", metavar="FILE",
+                          help="refuse to run (exit 2) if the suite's terms differ from this lock")
+    evidence.add_argument("--lock-key", metavar="PUB",
+                          help="public key that signed --lock (default: --key's)")
+    evidence.add_argument("--waiver", action="append", metavar="FILE",
+                          help="waiver file (YAML list); repeatable")
+    evidence.add_argument("--audit-log", default=".llmguard/audit.jsonl", metavar="PATH",
+                          help="audit log to append to (default: .llmguard/audit.jsonl)")
+    evidence.add_argument("--no-audit-log", action="store_true", help="append to no audit log")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a suite and its inputs without running models")
@@ -184,6 +232,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the suite format")
     schema.set_defaults(func=cmd_schema)
+
+    keygen = sub.add_parser("keygen", help="write an ed25519 key pair (PEM) for signing")
+    keygen.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for llmguard.key and llmguard.pub")
+    keygen.add_argument("--force", action="store_true", help="overwrite an existing key pair")
+    keygen.set_defaults(func=cmd_keygen)
+
+    verify = sub.add_parser("verify",
+                            help="verify an attestation (exit 0 valid, 1 invalid, 2 error)")
+    verify.add_argument("attestation", help="attestation.dsse.json")
+    verify.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
+    verify.add_argument("--artifact", action="append", metavar="PATH",
+                        help="model file or folder (or output file) whose sha256 must match the "
+                             "attestation; repeatable")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=cmd_verify)
+
+    audit = sub.add_parser("audit", help="audit-log commands")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
+    audit_sub.required = True
+    audit_verify = audit_sub.add_parser(
+        "verify", help="check the hash chain and head (0 intact, 1 broken, 2 error)")
+    audit_verify.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
+    audit_verify.add_argument("--key", metavar="PUB",
+                              help="check the head's signature with this public key")
+    audit_verify.add_argument("--json", action="store_true")
+    audit_verify.set_defaults(func=cmd_audit_verify)
+
+    lock = sub.add_parser("lock",
+                          help="sign a suite's gates, severities and policy into a lock file")
+    lock.add_argument("suite")
+    lock.add_argument("--key", required=True, metavar="PATH", help="ed25519 private key (PEM)")
+    lock.add_argument("--out", metavar="FILE",
+                      help="lock file (default: SUITE's name + .lock.json)")
+    lock.add_argument("--set", action="append", metavar="PATH=VALUE")
+    lock.set_defaults(func=cmd_lock)
 
     scaffold = sub.add_parser("new-plugin", help="start a check plugin distribution from the template")
     scaffold.add_argument("name", help="plugin name, e.g. data_quality (check names become NAME.*)")

@@ -61,6 +61,31 @@ def gpu_info() -> list[dict[str, Any]]:
         return []
 
 
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version, asked of ``nvidia-smi`` (only called when a GPU is in use)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (``platform.processor()`` is often empty on Linux)."""
+    name = platform.processor()
+    if name and name != platform.machine():
+        return name
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return name or None
+
+
 def collect(suite_dir: Path) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -69,8 +94,9 @@ def collect(suite_dir: Path) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or None,
+        "processor": cpu_model(),
         "packages": package_versions(),
-        "gpu": gpu_info(),
+        "gpu": (gpus := gpu_info()),
+        "gpu_driver": gpu_driver() if gpus else None,
         "git": git_commit(suite_dir),
     }

@@ -69,7 +69,13 @@ def status_of(severity: Severity, outcomes: Sequence[GateOutcome]) -> Status:
     return Status.FAIL if severity is Severity.BLOCKER else Status.WARN
 
 
-def decide(policy: Policy, results: Iterable[CheckResult], vetoes: Iterable[str] = ()) -> GateDecision:
+def decide(
+    policy: Policy,
+    results: Iterable[CheckResult],
+    vetoes: Iterable[str] = (),
+    *,
+    signed: bool = False,
+) -> GateDecision:
     """Reduce check results to PROMOTE / REVIEW / BLOCK, with every reason.
 
     * a check in ERROR blocks (fail closed) unless it sets ``allow_error: true``;
@@ -78,7 +84,9 @@ def decide(policy: Policy, results: Iterable[CheckResult], vetoes: Iterable[str]
     * ``info`` never gates;
     * a skipped blocker follows ``policy.on_skip``;
     * a waived check's failure is recorded and does not gate;
-    * any veto from a plugin blocks. Nothing turns a BLOCK into a pass.
+    * any veto from a plugin blocks;
+    * an unsigned run (``signed`` false: no trusted key) blocks when
+      ``policy.require_signature`` is set. Nothing turns a BLOCK into a pass.
     """
     block: list[str] = []
     review: list[str] = []
@@ -114,6 +122,9 @@ def decide(policy: Policy, results: Iterable[CheckResult], vetoes: Iterable[str]
             else:
                 notes.append(line)
     block += [f"veto: {v}" for v in vetoes]
+    if policy.require_signature and not signed:
+        block.append("policy.require_signature: the run is not signed with a trusted key (pass "
+                     "--key PATH or set LLMGUARD_SIGNING_KEY; a development key does not count)")
     if block:
         return GateDecision.of(Decision.BLOCK, block + review + notes)
     if review:

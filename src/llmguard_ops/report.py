@@ -46,6 +46,7 @@ class Report(BaseModel):
     prediction_calls: dict[str, int] = Field(default_factory=dict)
     waivers: list[dict[str, Any]] = Field(default_factory=list)
     signed: bool = False
+    signing: dict[str, Any] | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
 
     model_config = {"populate_by_name": True}

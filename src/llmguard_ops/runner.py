@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -30,6 +30,11 @@ from .plugins import PluginHost
 from .report import Report, SuiteInfo, write_report
 from .results import CheckOutput, CheckResult, Decision, ErrorInfo, GateDecision, Status
 from .suite import CheckConfig
+
+if TYPE_CHECKING:
+    from .evidence.options import EvidenceOptions
+    from .evidence.record import EvidenceRecord
+    from .evidence.waivers import WaiverBook
 
 log = logging.getLogger("llmguard")
 
@@ -79,13 +84,16 @@ class Session:
     started_at: str = field(default_factory=now_rfc3339)
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     t0: float = field(default_factory=time.perf_counter)
+    waivers: WaiverBook | None = None
 
     @classmethod
-    def open(cls, loaded: LoadedSuite, host: PluginHost, out_dir: Path) -> Session:
+    def open(cls, loaded: LoadedSuite, host: PluginHost, out_dir: Path,
+             waivers: WaiverBook | None = None) -> Session:
         registry = host.registry()
         datasets = load_datasets(loaded, registry)
         models = load_models(loaded, registry)
-        return cls(loaded=loaded, host=host, models=models, datasets=datasets, out_dir=out_dir)
+        return cls(loaded=loaded, host=host, models=models, datasets=datasets, out_dir=out_dir,
+                   waivers=waivers)
 
     def context(self, config: CheckConfig) -> CheckContext:
         artifact_dir = self.out_dir / "artifacts" / config.id
@@ -174,24 +182,25 @@ class Session:
             return str(p)
 
     def _apply_waiver(self, result: CheckResult) -> None:
-        today = dt.date.today().isoformat()
-        for waiver in self.loaded.suite.waivers:
-            if waiver.check != result.id:
-                continue
-            if waiver.expires < today:
-                result.warnings.append(f"waiver by {waiver.approver} expired on {waiver.expires}; ignored")
-                continue
-            result.waiver = waiver.model_dump()
+        if self.waivers is None:
+            from .evidence.waivers import WaiverBook, suite_entries
+
+            self.waivers = WaiverBook(suite_entries(self.loaded))
+        self.waivers.apply(result)
 
     def report(self, results: list[CheckResult], decision: GateDecision) -> Report:
         suite = self.loaded.suite
+        raw = self.loaded.raw
         registry = self.host.registry()
         return Report(
             run_id=self.run_id, started_at=self.started_at, finished_at=now_rfc3339(),
             duration_s=round(time.perf_counter() - self.t0, 6),
             suite=SuiteInfo(name=suite.name, path=str(self.loaded.path), sha256=self.loaded.sha256,
-                            api_version=suite.apiVersion, seed=suite.seed, description=suite.description,
-                            metadata=suite.metadata, overrides=self.loaded.overrides),
+                            api_version=suite.apiVersion, seed=suite.seed,
+                            # as written: ${ENV} references stay unresolved so no secret leaks
+                            description=_as_written(raw.get("description"), suite.description),
+                            metadata=_as_written(raw.get("metadata"), suite.metadata),
+                            overrides=self.loaded.overrides),
             decision=decision, checks=results,
             models={n: m.describe() for n, m in self.models.items()},
             datasets={n: d.describe() for n, d in self.datasets.items()},
@@ -199,19 +208,29 @@ class Session:
             plugins=dict(registry.plugins),
             plugin_failures=[f.line() for f in registry.failures],
             prediction_calls=self.cache.stats(),
-            waivers=[c.waiver for c in results if c.waiver],
+            waivers=list(self.waivers.used) if self.waivers else [],
         )
 
 
-def decide_with_vetoes(session: Session, results: list[CheckResult]) -> GateDecision:
-    """The gate's decision, then every plugin's veto (which can only add BLOCK reasons)."""
+def _as_written(raw: Any, validated: Any) -> Any:
+    """The raw (un-interpolated) value when it has the validated value's type."""
+    return raw if isinstance(raw, type(validated)) else validated
+
+
+def decide_with_vetoes(
+    session: Session, results: list[CheckResult], signed: bool = False
+) -> GateDecision:
+    """The gate's decision, then every plugin's veto (which can only add BLOCK reasons).
+
+    ``signed``: whether the run is signed with a trusted key (``policy.require_signature``).
+    """
     policy = session.loaded.suite.policy
-    decision = decide(policy, results)
+    decision = decide(policy, results, signed=signed)
     draft = session.report(results, decision)
     vetoes: list[str] = []
     for reasons in session.host.hook.llmguard_gate_veto(report=draft):
         vetoes.extend(reasons or [])
-    return decide(policy, results, vetoes) if vetoes else decision
+    return decide(policy, results, vetoes, signed=signed) if vetoes else decision
 
 
 def run_checks(session: Session, only: Iterable[str] | None = None,
@@ -266,6 +285,7 @@ class RunOutcome:
     out_dir: Path
     written: list[Path]
     warnings: list[str]
+    evidence: EvidenceRecord | None = None
 
 
 def run_suite(
@@ -276,28 +296,55 @@ def run_suite(
     only: Iterable[str] | None = None,
     progress: ProgressFn | None = None,
     write: bool = True,
+    evidence: EvidenceOptions | None = None,
 ) -> RunOutcome:
-    """Run a validated suite end to end and write its outputs into ``out_dir``."""
+    """Run a validated suite end to end and write its outputs into ``out_dir``.
+
+    ``evidence`` (see :func:`llmguard_ops.evidence.options.prepare`) says how to sign
+    the attestation, which audit log gets the entry, and which waivers apply; by
+    default the run is unsigned, appends to no log and uses the suite's waivers.
+    """
+    from .evidence.options import EvidenceOptions
+    from .evidence.waivers import WaiverBook, suite_entries
+
     out_dir = Path(out_dir)
-    session = Session.open(loaded, host, out_dir)
+    evidence = evidence or EvidenceOptions()
+    entries = evidence.waivers if evidence.waivers is not None else suite_entries(loaded)
+    book = WaiverBook(entries) if evidence.today is None else WaiverBook(entries, evidence.today)
+    session = Session.open(loaded, host, out_dir, waivers=book)
     if progress:
         progress("loaded", {"models": list(session.models), "datasets": list(session.datasets)})
     results = run_checks(session, only, progress)
-    return finish_run(session, results, out_dir, write=write)
+    return finish_run(session, results, out_dir, write=write, evidence=evidence)
 
 
 def finish_run(
-    session: Session, results: list[CheckResult], out_dir: Path, *, write: bool = True
+    session: Session,
+    results: list[CheckResult],
+    out_dir: Path,
+    *,
+    write: bool = True,
+    evidence: EvidenceOptions | None = None,
 ) -> RunOutcome:
-    """Decide over ``results``, then write the report and every reporter's output.
+    """Decide over ``results``, write the report, every reporter's output and the evidence.
 
     Shared by :func:`run_suite` and the pytest plugin (which runs checks one item at a
-    time), so both shells produce the same decision and the same files.
+    time), so both shells produce the same decision, the same files and the same signed
+    attestation and audit-log entry.
     """
-    decision = decide_with_vetoes(session, results)
+    from .evidence.options import EvidenceOptions
+    from .evidence.record import record
+
+    evidence = evidence or EvidenceOptions()
+    signed = evidence.trusted and write  # nothing is signed when nothing is written
+    decision = decide_with_vetoes(session, results, signed=signed)
     report = session.report(results, decision)
+    report.signed = signed
+    report.signing = evidence.signing_info()
     written: list[Path] = []
-    warnings: list[str] = []
+    book_warnings = session.waivers.warnings if session.waivers is not None else []
+    warnings: list[str] = [*evidence.warnings, *book_warnings]
+    evidence_record = None
     if write:
         written.append(write_report(report, out_dir))
         for reporter in session.host.registry().reporters.values():
@@ -305,8 +352,11 @@ def finish_run(
                 written.extend(reporter.write(report, out_dir))
             except Exception as exc:
                 warnings.append(f"reporter '{reporter.name}' ({reporter.plugin}) failed: {type(exc).__name__}: {exc}")
+        evidence_record = record(report, session.loaded, out_dir, written, evidence)
+        written.append(evidence_record.attestation)
     warnings.extend(notify_decision(session, report, out_dir))
-    return RunOutcome(report=report, out_dir=out_dir, written=written, warnings=warnings)
+    return RunOutcome(report=report, out_dir=out_dir, written=written, warnings=warnings,
+                      evidence=evidence_record)
 
 
 def run(
@@ -319,15 +369,29 @@ def run(
     entry_points: bool = True,
     only: Iterable[str] | None = None,
     write: bool = True,
+    key: str | Path | None = None,
+    dev_key: bool = False,
+    lock: str | Path | None = None,
+    lock_key: str | Path | None = None,
+    waivers: Iterable[str | Path] = (),
+    audit_log: str | Path | None = None,
 ) -> RunOutcome:
     """Library entry point: load plugins, validate ``suite`` and run it.
+
+    ``key`` (a private key file; else ``LLMGUARD_SIGNING_KEY``) signs the attestation,
+    ``dev_key`` signs with a throw-away key instead, ``lock``/``lock_key`` hold the run
+    to a signed suite lock, ``waivers`` adds waiver files, and ``audit_log`` (none by
+    default in the library; the CLI uses ``.llmguard/audit.jsonl``) gets the run's entry.
 
     Raises :class:`~llmguard_ops.SuiteError` for problems in the suite or its inputs;
     check faults never raise, they become ERROR results.
     """
+    from .evidence.options import prepare
     from .loading import load_suite
     from .plugins import get_plugin_manager
 
     host = get_plugin_manager(entry_points=entry_points, plugins=plugins, objects=objects)
     loaded = load_suite(suite, host.registry(), overrides=list(overrides))
-    return run_suite(loaded, host, Path(out_dir), only=only, write=write)
+    evidence = prepare(loaded, key=key, dev_key=dev_key, lock=lock, lock_key=lock_key,
+                       waivers=waivers, audit_log=audit_log)
+    return run_suite(loaded, host, Path(out_dir), only=only, write=write, evidence=evidence)

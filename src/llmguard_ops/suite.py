@@ -8,6 +8,7 @@ full key path too.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
@@ -92,7 +93,21 @@ class Waiver(_Strict):
     check: str
     approver: str
     reason: str
-    expires: str = Field(description="ISO date (YYYY-MM-DD); an expired waiver is ignored.")
+    expires: str = Field(
+        description="ISO date (YYYY-MM-DD, UTC, inclusive); an expired waiver is ignored."
+    )
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _iso_date(cls, v: Any) -> Any:
+        if isinstance(v, dt.date):  # YAML reads an unquoted 2026-12-31 as a date
+            return v.isoformat()
+        if isinstance(v, str):
+            try:
+                dt.date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"expected an ISO date YYYY-MM-DD, got {v!r}") from None
+        return v
 
 
 class CheckConfig(_Strict):
