@@ -11,8 +11,12 @@ if [ ! -x .venv/bin/llmguard ] || ! .venv/bin/python -c "import llmguard_ops, sk
     .venv/bin/python -m pip install --quiet -c constraints/ci.txt -e ".[all]"
 fi
 .venv/bin/python suites/demo/train_models.py
+# a local signing key for the demo; in CI keep the private key in the secret store
+if [ ! -f .llmguard/keys/llmguard.key ]; then
+    .venv/bin/llmguard keygen --out .llmguard/keys
+fi
 set +e
-.venv/bin/llmguard run suites/demo/suite.yaml --out llmguard-out "$@"
+.venv/bin/llmguard run suites/demo/suite.yaml --out llmguard-out --key .llmguard/keys/llmguard.key "$@"
 status=$?
 set -e
 case "$status" in
@@ -21,4 +25,6 @@ case "$status" in
     3) echo "demo: REVIEW (exit 3)";;
     *) echo "demo: error (exit $status)" >&2; exit "$status";;
 esac
-echo "demo: outputs in llmguard-out/ (report.json)"
+.venv/bin/llmguard verify llmguard-out/attestation.dsse.json --key .llmguard/keys/llmguard.pub \
+    --artifact suites/demo/models/candidate.joblib --artifact suites/demo/models/champion.joblib
+echo "demo: outputs in llmguard-out/ (report.json, report.html, attestation.dsse.json, junit.xml, summary.md, model_card.md)"

@@ -78,3 +78,11 @@ datasets:
   current: {path: test.csv, target: label, sensitive: [group]}
 checks:
 """
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs write .llmguard/ (audit log, run history) relative to the current folder:
+    keep every test's in its own temporary folder, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", str(tmp_path / ".llmguard" / "runs"))
