@@ -1,0 +1,1 @@
+"""robustness.perturbation (placeholder module body replaced below)."""
