@@ -98,7 +98,7 @@ def _run_tabular(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> 
                 "max_evals": params.max_evals, "time_limit_s": params.time_limit_s, "top_k": params.top_k},
         top_features=top, ranking=_ranking(cand.features, imp),
     )
-    baseline_imp = None
+    baseline_imp: tuple[list[str], np.ndarray, np.ndarray] | None = None
     if params.baseline:
         base_loaded = ctx.model(params.baseline)
         if base_loaded.input_kind == "text":
@@ -108,7 +108,9 @@ def _run_tabular(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> 
         out.details["baseline_explainer"] = base.explainer
         out.details["baseline_additivity_error"] = base.additivity_error
         out.warnings.extend(f"baseline: {n}" for n in base.notes)
-        baseline_imp = st.align(base.features, base.abs_values(), cand.features).mean(axis=0)
+        union = list(dict.fromkeys([*cand.features, *base.features]))
+        baseline_imp = (union, st.align(cand.features, abs_cand, union).mean(axis=0),
+                        st.align(base.features, base.abs_values(), union).mean(axis=0))
     if params.reference:
         ref_ds = ctx.dataset(params.reference)
         ref_rows = _sample(len(ref_ds.frame), params.max_samples, rng)
@@ -241,13 +243,26 @@ def _plain(v: Any) -> Any:
 
 
 def _plots(out: CheckOutput, ctx: CheckContext, attr: Attribution, imp: np.ndarray,
-           baseline: np.ndarray | None) -> None:
+           versus: tuple[list[str], np.ndarray, np.ndarray] | None) -> None:
     from . import _plots as pl
 
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-    out.artifacts["importance"] = str(pl.importance_bar(
-        ctx.artifact_dir / "shap_importance.png", attr.features, imp,
-        f"SHAP importance ({', '.join(attr.outputs)})", baseline=baseline))
+    path = ctx.artifact_dir / "shap_importance.png"
+    if versus is not None and versus[1].sum() > 0 and versus[2].sum() > 0:
+        # the two models may explain different output spaces (log-odds vs probability):
+        # compare shares of each model's total importance, not raw magnitudes
+        union, cand_imp, base_imp = versus
+        out.artifacts["importance"] = str(pl.importance_bar(
+            path, union, cand_imp / cand_imp.sum(), "Share of SHAP importance: candidate vs baseline",
+            baseline=base_imp / base_imp.sum(), xlabel="share of total mean |SHAP value|"))
+    else:
+        metrics = [out.metrics.get(f"importance.{f}") for f in attr.features]
+        low = high = None
+        if all(m is not None and m.has_interval for m in metrics):
+            low = np.array([m.lower for m in metrics if m is not None], dtype=float)
+            high = np.array([m.upper for m in metrics if m is not None], dtype=float)
+        out.artifacts["importance"] = str(pl.importance_bar(
+            path, attr.features, imp, f"SHAP importance ({', '.join(attr.outputs)})", low=low, high=high))
     data = np.full((len(attr.data), len(attr.features)), np.nan)
     for j, col in enumerate(attr.features):
         if pd.api.types.is_numeric_dtype(attr.data[col]):

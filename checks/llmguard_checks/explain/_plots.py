@@ -25,7 +25,8 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 def importance_bar(path: Path, features: list[str], imp: np.ndarray, title: str,
                    low: np.ndarray | None = None, high: np.ndarray | None = None,
-                   baseline: np.ndarray | None = None, max_display: int = 15) -> Path:
+                   baseline: np.ndarray | None = None, max_display: int = 15,
+                   xlabel: str = "mean |SHAP value|") -> Path:
     """Horizontal bars of mean |SHAP| (with interval whiskers and the baseline, if given)."""
     order = np.argsort(-imp, kind="stable")[:max_display][::-1]
     with _LOCK:
@@ -43,7 +44,7 @@ def importance_bar(path: Path, features: list[str], imp: np.ndarray, title: str,
                 ax.barh(y - height / 2, baseline[order], height, color="#aaaaaa", label="baseline")
                 ax.legend(loc="lower right")
             ax.set_yticks(y, [features[i] for i in order])
-            ax.set_xlabel("mean |SHAP value|")
+            ax.set_xlabel(xlabel)
             ax.set_title(title)
             fig.tight_layout()
             fig.savefig(path, dpi=110)
