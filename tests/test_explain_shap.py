@@ -35,10 +35,21 @@ def _data(n: int = 400, seed: int = 0) -> pd.DataFrame:
     return x
 
 
-def _run(tmp_path: Path, models: dict[str, Any], datasets: dict[str, Any], check: dict[str, Any],
-         name: str = "explain") -> llmguard_ops.CheckResult:
-    suite = {"apiVersion": "llmguard/v1", "name": "explain-test", "seed": 3, "models": models,
-             "datasets": datasets, "checks": [{"id": name, "uses": "explain.shap", **check}]}
+def _run(
+    tmp_path: Path,
+    models: dict[str, Any],
+    datasets: dict[str, Any],
+    check: dict[str, Any],
+    name: str = "explain",
+) -> llmguard_ops.CheckResult:
+    suite = {
+        "apiVersion": "llmguard/v1",
+        "name": "explain-test",
+        "seed": 3,
+        "models": models,
+        "datasets": datasets,
+        "checks": [{"id": name, "uses": "explain.shap", **check}],
+    }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     outcome = llmguard_ops.run(path, tmp_path / "out")
@@ -61,16 +72,21 @@ def test_linear_ranking_recovers_known_weights_and_equals_shap(tmp_path: Path) -
     frame = _data()
     frame.to_csv(tmp_path / "data.csv", index=False)
     _fit_linear(tmp_path, frame, list(WEIGHTS), "lin")
-    result = _run(tmp_path, {"candidate": {"loader": "sklearn", "path": "lin.joblib"}},
-                  {"current": {"path": "data.csv", "target": "y"}},
-                  {"with": {"max_samples": 1000, "background": 1000, "top_k": 3}})
+    result = _run(
+        tmp_path,
+        {"candidate": {"loader": "sklearn", "path": "lin.joblib"}},
+        {"current": {"path": "data.csv", "target": "y"}},
+        {"with": {"max_samples": 1000, "background": 1000, "top_k": 3}},
+    )
     assert result.details["top_features"] == ["x0", "x1", "x2"]
     assert [r["feature"] for r in result.details["ranking"]] == ["x0", "x1", "x2", "x3", "x4"]
     assert result.details["explainer"].startswith("LinearExplainer")
     # the oracle: shap's own LinearExplainer on every row, with every row as background
     model = joblib.load(tmp_path / "lin.joblib")
     x = frame[list(WEIGHTS)]
-    expected = np.abs(shap.LinearExplainer(model, shap.maskers.Independent(x, max_samples=len(x)))(x).values).mean(0)
+    expected = np.abs(
+        shap.LinearExplainer(model, shap.maskers.Independent(x, max_samples=len(x)))(x).values
+    ).mean(0)
     for feature, value in zip(WEIGHTS, expected, strict=True):
         metric = result.metrics[f"importance.{feature}"]
         assert metric.value == pytest.approx(value, rel=1e-9, abs=1e-12)
@@ -94,17 +110,28 @@ def test_pipeline_tree_additivity_and_one_hot_columns_summed(tmp_path: Path) -> 
     frame = _data(300)
     frame["colour"] = np.where(frame["x2"] > 0, "red", np.where(frame["x3"] > 0, "green", "blue"))
     numeric = ["x0", "x1", "x4"]
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([("num", StandardScaler(), numeric),
-                                    ("cat", OneHotEncoder(sparse_output=False), ["colour"])])),
-        ("gbm", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0)),
-    ]).fit(frame[[*numeric, "colour"]], frame["y"])
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), numeric),
+                        ("cat", OneHotEncoder(sparse_output=False), ["colour"]),
+                    ]
+                ),
+            ),
+            ("gbm", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0)),
+        ]
+    ).fit(frame[[*numeric, "colour"]], frame["y"])
     joblib.dump(pipe, tmp_path / "gbm.joblib")
     frame.to_csv(tmp_path / "data.csv", index=False)
-    result = _run(tmp_path, {"candidate": {"loader": "sklearn", "path": "gbm.joblib"}},
-                  {"current": {"path": "data.csv", "target": "y"}},
-                  {"with": {"max_samples": 1000, "n_local": 2},
-                   "gate": {"additivity_error": {"max": 1e-6}}})
+    result = _run(
+        tmp_path,
+        {"candidate": {"loader": "sklearn", "path": "gbm.joblib"}},
+        {"current": {"path": "data.csv", "target": "y"}},
+        {"with": {"max_samples": 1000, "n_local": 2}, "gate": {"additivity_error": {"max": 1e-6}}},
+    )
     assert result.status is Status.PASS
     assert result.details["explainer"].startswith("TreeExplainer")
     assert set(result.details["top_features"]) <= {*numeric, "colour"}
@@ -118,7 +145,8 @@ def test_pipeline_tree_additivity_and_one_hot_columns_summed(tmp_path: Path) -> 
     assert len(local) == 2 and local[0]["selected_by"] == "smallest probability margin"
     first = local[0]
     assert first["base_value"][0] + sum(c["shap"] for c in first["contributions"]) == pytest.approx(
-        first["output"][0], abs=1e-6)
+        first["output"][0], abs=1e-6
+    )
 
 
 def test_candidate_without_a_feature_fails_the_stability_gate(tmp_path: Path) -> None:
@@ -129,29 +157,49 @@ def test_candidate_without_a_feature_fails_the_stability_gate(tmp_path: Path) ->
     _fit_linear(tmp_path, _data(seed=1), list(WEIGHTS), "retrained")
     gate = {"rank_correlation_vs_baseline": {"min": 0.8}, "top_k_overlap": {"min": 1.0}}
     datasets = {"current": {"path": "data.csv", "target": "y"}}
-    models = {m: {"loader": "sklearn", "path": f"{m}.joblib"} for m in ("champion", "dropped", "retrained")}
-    failed = _run(tmp_path, models, datasets,
-                  {"with": {"model": "dropped", "baseline": "champion", "top_k": 3}, "gate": gate})
+    models = {
+        m: {"loader": "sklearn", "path": f"{m}.joblib"}
+        for m in ("champion", "dropped", "retrained")
+    }
+    failed = _run(
+        tmp_path,
+        models,
+        datasets,
+        {"with": {"model": "dropped", "baseline": "champion", "top_k": 3}, "gate": gate},
+    )
     assert failed.status is Status.FAIL
     assert failed.metrics["top_k_overlap"].value == pytest.approx(2 / 3)
     assert failed.metrics["rank_correlation_vs_baseline"].value < 0.8
     assert failed.details["baseline_comparison"]["baseline_top_features"] == ["x0", "x1", "x2"]
-    same = _run(tmp_path, models, datasets,
-                {"with": {"model": "retrained", "baseline": "champion", "top_k": 3}, "gate": gate})
+    same = _run(
+        tmp_path,
+        models,
+        datasets,
+        {"with": {"model": "retrained", "baseline": "champion", "top_k": 3}, "gate": gate},
+    )
     assert same.status is Status.PASS
     assert same.metrics["rank_correlation_vs_baseline"].value == pytest.approx(1.0)
 
 
 def test_proxy_of_a_sensitive_column_in_the_top_k_fails(tmp_path: Path) -> None:
     frame = _data()
-    frame["group"] = np.where(frame["x0"] + 0.3 * np.random.default_rng(5).normal(size=len(frame)) > 0, "a", "b")
+    frame["group"] = np.where(
+        frame["x0"] + 0.3 * np.random.default_rng(5).normal(size=len(frame)) > 0, "a", "b"
+    )
     frame.to_csv(tmp_path / "data.csv", index=False)
     _fit_linear(tmp_path, frame, list(WEIGHTS), "lin")
-    result = _run(tmp_path, {"candidate": {"loader": "sklearn", "path": "lin.joblib"}},
-                  {"current": {"path": "data.csv", "target": "y", "sensitive": ["group"]},
-                   "reference": {"path": "data.csv", "target": "y", "sensitive": ["group"]}},
-                  {"with": {"reference": "reference", "top_k": 2, "n_resamples": 99},
-                   "gate": {"protected_in_top_k": {"max": 0}}})
+    result = _run(
+        tmp_path,
+        {"candidate": {"loader": "sklearn", "path": "lin.joblib"}},
+        {
+            "current": {"path": "data.csv", "target": "y", "sensitive": ["group"]},
+            "reference": {"path": "data.csv", "target": "y", "sensitive": ["group"]},
+        },
+        {
+            "with": {"reference": "reference", "top_k": 2, "n_resamples": 99},
+            "gate": {"protected_in_top_k": {"max": 0}},
+        },
+    )
     assert result.status is Status.FAIL
     protected = result.details["protected"]
     assert protected["proxies"] == ["x0"] and protected["in_top_k"] == ["x0"]
@@ -168,10 +216,15 @@ def test_model_agnostic_explainer_is_additive_and_budgeted(tmp_path: Path) -> No
     model = KNeighborsClassifier(n_neighbors=7).fit(frame[list(WEIGHTS)], frame["y"])
     joblib.dump(model, tmp_path / "knn.joblib")
     frame.to_csv(tmp_path / "data.csv", index=False)
-    result = _run(tmp_path, {"candidate": {"loader": "sklearn", "path": "knn.joblib"}},
-                  {"current": {"path": "data.csv", "target": "y"}},
-                  {"with": {"max_samples": 8, "background": 10, "max_evals": 22, "plots": False}})
-    assert result.details["explainer"].startswith("PermutationExplainer (22 evaluations per row, 10 background")
+    result = _run(
+        tmp_path,
+        {"candidate": {"loader": "sklearn", "path": "knn.joblib"}},
+        {"current": {"path": "data.csv", "target": "y"}},
+        {"with": {"max_samples": 8, "background": 10, "max_evals": 22, "plots": False}},
+    )
+    assert result.details["explainer"].startswith(
+        "PermutationExplainer (22 evaluations per row, 10 background"
+    )
     assert result.details["n_explained"] == 8
     assert result.details["budget"]["max_evals"] == 22
     assert result.metrics["additivity_error"].value < 1e-9
@@ -183,11 +236,18 @@ def test_token_attributions_of_a_tiny_transformers_classifier(tmp_path: Path) ->
     from _tiny_text import SENTENCES, build_classifier
 
     build_classifier(tmp_path / "clf")
-    pd.DataFrame({"text": SENTENCES[:3]}).to_json(tmp_path / "texts.jsonl", orient="records", lines=True)
-    result = _run(tmp_path, {"candidate": {"loader": "transformers", "path": "clf"}},
-                  {"current": {"path": "texts.jsonl", "text": "text"}},
-                  {"with": {"max_evals": 40, "top_k": 3, "protected": ["refund"], "n_local": 1},
-                   "gate": {"additivity_error": {"max": 1e-5}}})
+    pd.DataFrame({"text": SENTENCES[:3]}).to_json(
+        tmp_path / "texts.jsonl", orient="records", lines=True
+    )
+    result = _run(
+        tmp_path,
+        {"candidate": {"loader": "transformers", "path": "clf"}},
+        {"current": {"path": "texts.jsonl", "text": "text"}},
+        {
+            "with": {"max_evals": 40, "top_k": 3, "protected": ["refund"], "n_local": 1},
+            "gate": {"additivity_error": {"max": 1e-5}},
+        },
+    )
     assert result.status is Status.PASS
     assert "PartitionExplainer over shap.maskers.Text" in result.details["explainer"]
     words = {w.strip(",") for s in SENTENCES[:3] for w in s.lower().split()}
@@ -199,9 +259,12 @@ def test_token_attributions_of_a_tiny_transformers_classifier(tmp_path: Path) ->
 
 
 def test_importing_the_plugin_loads_no_heavy_library() -> None:
-    code = ("import sys, llmguard_checks.explain, llmguard_checks.robustness; "
-            "print(sorted(m for m in ('shap', 'sklearn', 'torch', 'matplotlib', 'hypothesis', 'transformers') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, llmguard_checks.explain, llmguard_checks.robustness; "
+        "heavy = ('shap', 'sklearn', 'torch', 'matplotlib', 'hypothesis', 'transformers'); "
+        "print(sorted(m for m in heavy "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -23,10 +23,17 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def importance_bar(path: Path, features: list[str], imp: np.ndarray, title: str,
-                   low: np.ndarray | None = None, high: np.ndarray | None = None,
-                   baseline: np.ndarray | None = None, max_display: int = 15,
-                   xlabel: str = "mean |SHAP value|") -> Path:
+def importance_bar(
+    path: Path,
+    features: list[str],
+    imp: np.ndarray,
+    title: str,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    baseline: np.ndarray | None = None,
+    max_display: int = 15,
+    xlabel: str = "mean |SHAP value|",
+) -> Path:
     """Horizontal bars of mean |SHAP| (with interval whiskers and the baseline, if given)."""
     order = np.argsort(-imp, kind="stable")[:max_display][::-1]
     with _LOCK:
@@ -38,8 +45,15 @@ def importance_bar(path: Path, features: list[str], imp: np.ndarray, title: str,
             err = None
             if low is not None and high is not None:
                 err = np.vstack([imp[order] - low[order], high[order] - imp[order]]).clip(min=0)
-            ax.barh(y + (height / 2 if baseline is not None else 0), imp[order], height, xerr=err,
-                    color="#1f77b4", label="candidate", capsize=2)
+            ax.barh(
+                y + (height / 2 if baseline is not None else 0),
+                imp[order],
+                height,
+                xerr=err,
+                color="#1f77b4",
+                label="candidate",
+                capsize=2,
+            )
             if baseline is not None:
                 ax.barh(y - height / 2, baseline[order], height, color="#aaaaaa", label="baseline")
                 ax.legend(loc="lower right")
@@ -53,8 +67,14 @@ def importance_bar(path: Path, features: list[str], imp: np.ndarray, title: str,
     return path
 
 
-def beeswarm(path: Path, values: np.ndarray, data: np.ndarray, features: list[str], title: str,
-             max_display: int = 15) -> Path:
+def beeswarm(
+    path: Path,
+    values: np.ndarray,
+    data: np.ndarray,
+    features: list[str],
+    title: str,
+    max_display: int = 15,
+) -> Path:
     """shap's beeswarm: one dot per row and feature, coloured by the feature's value."""
     import warnings
 

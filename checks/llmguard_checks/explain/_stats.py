@@ -27,7 +27,7 @@ from .._bootstrap import bootstrap_weighted
 
 
 def importance(abs_values: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Mean |SHAP| per feature; with weights ``w`` (B × n), one row per weighting."""
+    """Mean |SHAP| per feature; with weights ``w`` (B x n), one row per weighting."""
     if w is None:
         out: np.ndarray = abs_values.mean(axis=0)
         return out
@@ -85,8 +85,15 @@ def align(features: list[str], abs_values: np.ndarray, union: list[str]) -> np.n
 
 
 def compare(
-    cand_features: list[str], cand_abs: np.ndarray, base_features: list[str], base_abs: np.ndarray,
-    top: int, *, confidence: float, n_resamples: int, seed: int,
+    cand_features: list[str],
+    cand_abs: np.ndarray,
+    base_features: list[str],
+    base_abs: np.ndarray,
+    top: int,
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
 ) -> Comparison:
     """Rank correlation and top-k overlap, with paired bootstrap intervals over the rows."""
     union = list(dict.fromkeys([*cand_features, *base_features]))
@@ -108,17 +115,32 @@ def compare(
         if np.isfinite(iv.low[0]) and np.isfinite(iv.high[0]):
             rank_iv = (float(iv.low[0]), float(iv.high[0]))
         overlap_iv = (float(iv.low[1]), float(iv.high[1]))
-    return Comparison(union, importance(a), importance(b), k, float(point[0]), float(point[1]), rank_iv, overlap_iv)
+    return Comparison(
+        union,
+        importance(a),
+        importance(b),
+        k,
+        float(point[0]),
+        float(point[1]),
+        rank_iv,
+        overlap_iv,
+    )
 
 
-def importance_intervals(abs_values: np.ndarray, *, confidence: float, n_resamples: int,
-                         seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def importance_intervals(
+    abs_values: np.ndarray, *, confidence: float, n_resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Bootstrap intervals of every feature's mean |SHAP|."""
     n = len(abs_values)
     if n_resamples <= 0 or n < 2:
         return None
-    iv = bootstrap_weighted(lambda w: importance(abs_values, w).T, n, confidence=confidence,
-                            n_resamples=n_resamples, seed=seed)
+    iv = bootstrap_weighted(
+        lambda w: importance(abs_values, w).T,
+        n,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     return iv.low, iv.high
 
 
@@ -142,15 +164,24 @@ class Drift:
     current: np.ndarray
 
 
-def attribution_drift(ref_abs: np.ndarray, cur_abs: np.ndarray, *, n_resamples: int, seed: int) -> Drift:
+def attribution_drift(
+    ref_abs: np.ndarray, cur_abs: np.ndarray, *, n_resamples: int, seed: int
+) -> Drift:
     """TV distance of normalised importances, permutation-test p-value, rank correlation."""
     if ref_abs.sum() <= 0 or cur_abs.sum() <= 0:
         raise ValueError("attribution drift is undefined: a dataset's attributions are all zero")
     distance = float(_tv(ref_abs.T, cur_abs.T))
     p_value = None
     if n_resamples > 0:
-        res = stats.permutation_test((ref_abs.T, cur_abs.T), _tv, vectorized=True, n_resamples=n_resamples,
-                                     alternative="greater", axis=-1, random_state=np.random.default_rng(seed))
+        res = stats.permutation_test(
+            (ref_abs.T, cur_abs.T),
+            _tv,
+            vectorized=True,
+            n_resamples=n_resamples,
+            alternative="greater",
+            axis=-1,
+            random_state=np.random.default_rng(seed),
+        )
         p_value = float(res.pvalue)
     ri, ci = importance(ref_abs), importance(cur_abs)
     rho = float(stats.spearmanr(ri, ci).statistic) if len(ri) > 1 else 1.0
@@ -158,6 +189,7 @@ def attribution_drift(ref_abs: np.ndarray, cur_abs: np.ndarray, *, n_resamples: 
 
 
 # -- proxies of sensitive columns -------------------------------------------------------
+
 
 def _categorical(s: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or s.nunique() <= 2
@@ -185,8 +217,9 @@ def association(x: pd.Series, s: pd.Series) -> tuple[float, str]:
     return float(np.sqrt(f * df_b / (f * df_b + df_w))), "correlation_ratio"
 
 
-def proxies(frame: pd.DataFrame, features: list[str], sensitive: list[str],
-            threshold: float) -> list[dict[str, Any]]:
+def proxies(
+    frame: pd.DataFrame, features: list[str], sensitive: list[str], threshold: float
+) -> list[dict[str, Any]]:
     """Every (feature, sensitive column) association, strongest first, flagged at ``threshold``."""
     rows = []
     for col in sensitive:
@@ -194,7 +227,14 @@ def proxies(frame: pd.DataFrame, features: list[str], sensitive: list[str],
             if feat == col:
                 continue
             value, measure = association(frame[feat], frame[col])
-            rows.append({"feature": feat, "sensitive": col, "association": round(value, 6),
-                         "measure": measure, "proxy": bool(value >= threshold)})
-    rows.sort(key=lambda r: -float(r["association"]))
+            rows.append(
+                {
+                    "feature": feat,
+                    "sensitive": col,
+                    "association": round(value, 6),
+                    "measure": measure,
+                    "proxy": bool(value >= threshold),
+                }
+            )
+    rows.sort(key=lambda r: -float(r["association"]))  # type: ignore[arg-type]
     return rows

@@ -51,7 +51,7 @@ class Attribution:
 
     @property
     def additivity_error(self) -> float:
-        """max |base + Σ values − output| over rows and outputs."""
+        """max |base + sum(values) - output| over rows and outputs."""
         return float(np.max(np.abs(self.base + self.values.sum(axis=1) - self.output)))
 
     def abs_values(self) -> np.ndarray:
@@ -88,6 +88,7 @@ def _as_2d(output: Any) -> np.ndarray:
 
 
 # -- mapping pipeline columns back to source features ----------------------------------
+
 
 def _column_names(cols: Any, inputs: list[str]) -> list[str] | None:
     if isinstance(cols, str):
@@ -165,6 +166,7 @@ def _sum_groups(values: np.ndarray, groups: list[int], n_sources: int) -> np.nda
 
 # -- choosing the explainer -------------------------------------------------------------
 
+
 def model_family(est: Any) -> str:
     """``tree``, ``linear`` or ``other`` for a fitted estimator."""
     module = type(est).__module__
@@ -185,8 +187,13 @@ def _raw_output(est: Any, z: np.ndarray) -> tuple[np.ndarray, str]:
     return _as_2d(est.predict(z)), "prediction"
 
 
-def _select_output(values: np.ndarray, base: np.ndarray, output: np.ndarray, classes: list[str],
-                   class_index: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _select_output(
+    values: np.ndarray,
+    base: np.ndarray,
+    output: np.ndarray,
+    classes: list[str],
+    class_index: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Keep one class column of a multi-output explanation (the positive class of a binary)."""
     k = values.shape[2]
     if k == 1:
@@ -196,7 +203,12 @@ def _select_output(values: np.ndarray, base: np.ndarray, output: np.ndarray, cla
     if index is None:
         return values, base, output, classes if len(classes) == k else [str(i) for i in range(k)]
     sel = slice(index, index + 1)
-    return values[:, :, sel], base[:, sel], output[:, sel], [classes[index] if classes else str(index)]
+    return (
+        values[:, :, sel],
+        base[:, sel],
+        output[:, sel],
+        [classes[index] if classes else str(index)],
+    )
 
 
 def _classes(est: Any) -> list[str]:
@@ -204,8 +216,14 @@ def _classes(est: Any) -> list[str]:
 
 
 def explain_tabular(
-    model: Any, frame: pd.DataFrame, background: pd.DataFrame, feed: Callable[[pd.DataFrame], Any],
-    budget: Budget, explainer: str, class_index: int | None, seed: int,
+    model: Any,
+    frame: pd.DataFrame,
+    background: pd.DataFrame,
+    feed: Callable[[pd.DataFrame], Any],
+    budget: Budget,
+    explainer: str,
+    class_index: int | None,
+    seed: int,
 ) -> Attribution:
     """Attributions of ``model`` on the rows of ``frame`` (its own feature columns)."""
     import shap
@@ -224,16 +242,22 @@ def explain_tabular(
         groups = source_groups(prep, features)
         if groups is None:
             if explainer != "auto":
-                raise ValueError(f"explainer '{explainer}': the pipeline's preprocessing mixes input columns, "
-                                 "so its attributions cannot be summed back to features; use 'permutation'")
-            notes.append("preprocessing mixes input columns: explained model-agnostically on the raw features")
+                raise ValueError(
+                    f"explainer '{explainer}': the pipeline's preprocessing mixes input columns, "
+                    "so its attributions cannot be summed back to features; use 'permutation'"
+                )
+            notes.append(
+                "preprocessing mixes input columns: explained model-agnostically on raw features"
+            )
             wanted = "permutation"
     if wanted in ("tree", "linear"):
         if explainer != "auto" and family != wanted:
             raise ValueError(f"explainer '{explainer}' does not fit a {type(est).__name__}")
         z = _dense(prep.transform(feed(frame)) if prep is not None else feed(frame))
         if wanted == "tree":
-            exp = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")(z, check_additivity=False)
+            exp = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")(
+                z, check_additivity=False
+            )
             name = "TreeExplainer (tree_path_dependent)"
         else:
             zb = _dense(prep.transform(feed(background)) if prep is not None else feed(background))
@@ -246,10 +270,24 @@ def explain_tabular(
         if groups is not None:
             values = _sum_groups(values, groups, len(features))
             name += ", one-hot and other derived columns summed to their source feature"
-        values, base, output, outs = _select_output(values, base, output, _classes(est), class_index)
-        return Attribution(features, values, base, output, outs, name, space, frame.reset_index(drop=True),
-                           notes, time.perf_counter() - start)
-    return _explain_agnostic(model, frame, background, feed, budget, class_index, seed, notes, start)
+        values, base, output, outs = _select_output(
+            values, base, output, _classes(est), class_index
+        )
+        return Attribution(
+            features,
+            values,
+            base,
+            output,
+            outs,
+            name,
+            space,
+            frame.reset_index(drop=True),
+            notes,
+            time.perf_counter() - start,
+        )
+    return _explain_agnostic(
+        model, frame, background, feed, budget, class_index, seed, notes, start
+    )
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -261,8 +299,15 @@ def _dense(x: Any) -> np.ndarray:
 
 
 def _explain_agnostic(
-    model: Any, frame: pd.DataFrame, background: pd.DataFrame, feed: Callable[[pd.DataFrame], Any],
-    budget: Budget, class_index: int | None, seed: int, notes: list[str], start: float,
+    model: Any,
+    frame: pd.DataFrame,
+    background: pd.DataFrame,
+    feed: Callable[[pd.DataFrame], Any],
+    budget: Budget,
+    class_index: int | None,
+    seed: int,
+    notes: list[str],
+    start: float,
 ) -> Attribution:
     import shap
 
@@ -271,7 +316,9 @@ def _explain_agnostic(
     codes: dict[str, list[Any]] = {}
     for col in features:
         if not pd.api.types.is_numeric_dtype(frame[col]):
-            codes[col] = sorted(set(frame[col].dropna().tolist()) | set(background[col].dropna().tolist()), key=str)
+            codes[col] = sorted(
+                set(frame[col].dropna().tolist()) | set(background[col].dropna().tolist()), key=str
+            )
 
     def encode(df: pd.DataFrame) -> np.ndarray:
         out = df.copy()
@@ -298,16 +345,24 @@ def _explain_agnostic(
     bg = encode(background)
     # one antithetic permutation costs 2f+1 calls; by default ten of them per row
     max_evals = budget.max_evals or 10 * (2 * len(features) + 1)
-    explainer = shap.PermutationExplainer(f, shap.maskers.Independent(bg, max_samples=len(bg)), seed=seed)
+    explainer = shap.PermutationExplainer(
+        f, shap.maskers.Independent(bg, max_samples=len(bg)), seed=seed
+    )
     x = encode(frame)
     parts = []
     done = 0
     while done < len(x):
-        batch = x[done:done + budget.batch_rows]
+        batch = x[done : done + budget.batch_rows]
         parts.append(explainer(batch, max_evals=max_evals, silent=True))
         done += len(batch)
-        if budget.time_limit_s is not None and time.perf_counter() - start > budget.time_limit_s and done < len(x):
-            notes.append(f"time limit {budget.time_limit_s:g}s reached: explained {done} of {len(x)} rows")
+        if (
+            budget.time_limit_s is not None
+            and time.perf_counter() - start > budget.time_limit_s
+            and done < len(x)
+        ):
+            notes.append(
+                f"time limit {budget.time_limit_s:g}s reached: explained {done} of {len(x)} rows"
+            )
             break
     values = np.concatenate([np.asarray(p.values, dtype=float) for p in parts])
     base_values = np.concatenate([np.asarray(p.base_values, dtype=float) for p in parts])
@@ -316,5 +371,15 @@ def _explain_agnostic(
     values, base, output, outs = _select_output(values, base, output, classes, class_index)
     space = "probability" if proba else "prediction"
     name = f"PermutationExplainer ({max_evals} evaluations per row, {len(bg)} background rows)"
-    return Attribution(features, values, base, output, outs, name, space,
-                       frame.iloc[:done].reset_index(drop=True), notes, time.perf_counter() - start)
+    return Attribution(
+        features,
+        values,
+        base,
+        output,
+        outs,
+        name,
+        space,
+        frame.iloc[:done].reset_index(drop=True),
+        notes,
+        time.perf_counter() - start,
+    )
