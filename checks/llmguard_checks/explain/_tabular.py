@@ -124,7 +124,10 @@ def source_groups(transformer: Any, inputs: list[str]) -> list[int] | None:
             if sub is None or current is None:
                 return None
             current = [current[j] for j in sub]
-            names = [f"c{i}" for i in range(len(sub))]  # later steps see positional columns
+            try:  # later steps are fitted on the names this step produces
+                names = [str(n) for n in step.get_feature_names_out(names)]
+            except Exception:
+                names = [f"x{i}" for i in range(len(sub))]
         return current
     if isinstance(transformer, ColumnTransformer):
         width = max((s.stop for s in transformer.output_indices_.values()), default=0)
@@ -132,15 +135,19 @@ def source_groups(transformer: Any, inputs: list[str]) -> list[int] | None:
         for name, trans, cols in transformer.transformers_:
             if trans == "drop":
                 continue
-            names = _column_names(cols, inputs)
-            if names is None:
+            selected = _column_names(cols, inputs)
+            if selected is None:
                 return None
             sl = transformer.output_indices_[name]
-            sub = list(range(len(names))) if trans == "passthrough" else source_groups(trans, names)
+            sub = (
+                list(range(len(selected)))
+                if trans == "passthrough"
+                else source_groups(trans, selected)
+            )
             if sub is None or len(sub) != sl.stop - sl.start:
                 return None
             for j, k in enumerate(sub):
-                out[sl.start + j] = inputs.index(names[k])
+                out[sl.start + j] = inputs.index(selected[k])
         return None if any(o is None for o in out) else [int(o) for o in out if o is not None]
     try:
         produced = [str(n) for n in transformer.get_feature_names_out(inputs)]
