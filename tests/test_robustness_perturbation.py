@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
@@ -48,7 +47,12 @@ def test_case_sensitive_model_fails_with_a_shrunk_minimal_example(tmp_path: Path
     assert minimal["perturbed"] != minimal["original"]
     assert (minimal["original_output"], minimal["perturbed_output"]) == (1, 0)
     assert result.details["hypothesis"]["database"] is None
-    assert result.details["budget"] == {"max_examples": 100, "time_limit_s": 30.0, "max_rows": 200, "max_edits": 2}
+    assert result.details["budget"] == {
+        "max_examples": 60,
+        "time_limit_s": 30.0,
+        "max_rows": 200,
+        "max_edits": 2,
+    }
 
 
 def test_case_insensitive_model_passes(tmp_path: Path) -> None:
@@ -63,8 +67,12 @@ def test_case_insensitive_model_passes(tmp_path: Path) -> None:
 
 def test_same_seed_same_metrics_and_examples(tmp_path: Path) -> None:
     suite = _suite(tmp_path)
-    first = _by_id(llmguard_ops.run(suite, tmp_path / "a", only=["case-invariance", "typing-noise"]))
-    second = _by_id(llmguard_ops.run(suite, tmp_path / "b", only=["case-invariance", "typing-noise"]))
+    first = _by_id(
+        llmguard_ops.run(suite, tmp_path / "a", only=["case-invariance", "typing-noise"])
+    )
+    second = _by_id(
+        llmguard_ops.run(suite, tmp_path / "b", only=["case-invariance", "typing-noise"])
+    )
     for check in ("case-invariance", "typing-noise"):
         assert first[check].metrics == second[check].metrics
         for key in ("minimal_failing_example", "failure_sample", "n_examples"):
@@ -73,10 +81,13 @@ def test_same_seed_same_metrics_and_examples(tmp_path: Path) -> None:
     # the keyword model breaks when 'Hello' becomes a synonym or gets a typo: found and shown
     assert noise.metrics["invariance_rate.synonyms"].value < 1
     minimal = noise.details["minimal_failing_example"]
-    assert minimal["kind"] in ("synonyms", "typos", "homoglyphs") and "'Hello'" in minimal["edits"][0]
+    assert (
+        minimal["kind"] in ("synonyms", "typos", "homoglyphs") and "'Hello'" in minimal["edits"][0]
+    )
     assert noise.metrics["invariance_rate.whitespace"].value == 1.0
-    other = llmguard_ops.run(suite, tmp_path / "c", only=["typing-noise"],
-                             overrides=["seed=12"]).report.checks[0]
+    other = llmguard_ops.run(
+        suite, tmp_path / "c", only=["typing-noise"], overrides=["seed=12"]
+    ).report.checks[0]
     assert other.details["hypothesis"]["seed"] != noise.details["hypothesis"]["seed"]
 
 
@@ -90,24 +101,42 @@ def test_interval_is_scipy_clopper_pearson() -> None:
     assert clopper_pearson(10, 10, 0.95)[1] == 1.0
 
 
-def test_tabular_noise_within_tolerance_and_equivalent_categories(tmp_path: Path) -> None:
+def test_tabular_noise_stays_within_the_declared_tolerance(tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"income": rng.normal(50, 10, 300).round(2), "years": rng.integers(0, 30, 300),
-                          "channel": rng.choice(["web", "app", "branch"], 300)})
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, 300).round(2),
+            "years": rng.integers(0, 30, 300),
+            "channel": rng.choice(["web", "app", "branch"], 300),
+        }
+    )
     frame["y"] = (frame["income"] + rng.normal(0, 5, 300) > 50).astype(int)
     model = LogisticRegression().fit(frame[["income", "years"]], frame["y"])
     joblib.dump(model, tmp_path / "lr.joblib")
     frame.to_csv(tmp_path / "data.csv", index=False)
     suite = {
-        "apiVersion": "llmguard/v1", "name": "tabular-robustness", "seed": 1,
+        "apiVersion": "llmguard/v1",
+        "name": "tabular-robustness",
+        "seed": 1,
         "models": {"candidate": {"loader": "sklearn", "path": "lr.joblib"}},
-        "datasets": {"current": {"path": "data.csv", "target": "y", "features": ["income", "years"]}},
-        "checks": [{"id": "noise", "uses": "robustness.perturbation",
-                    "with": {"tolerance": {"income": 2.0, "years": 1}, "relative_tolerance": None,
-                             "max_examples": 120, "max_edits": 2},
-                    "gate": {"invariance_rate": {"min": 0.5}}}],
+        "datasets": {
+            "current": {"path": "data.csv", "target": "y", "features": ["income", "years"]}
+        },
+        "checks": [
+            {
+                "id": "noise",
+                "uses": "robustness.perturbation",
+                "with": {
+                    "tolerance": {"income": 2.0, "years": 1},
+                    "relative_tolerance": None,
+                    "max_examples": 60,
+                    "max_edits": 2,
+                },
+                "gate": {"invariance_rate": {"min": 0.5}},
+            }
+        ],
     }
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
     result = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
@@ -121,9 +150,16 @@ def test_tabular_noise_within_tolerance_and_equivalent_categories(tmp_path: Path
 
 
 @settings(max_examples=60, deadline=None, database=None)
-@given(st.text(alphabet=st.characters(codec="ascii", categories=("L", "Zs", "P")), min_size=1, max_size=40),
-       st.sampled_from(["case", "whitespace", "punctuation", "typos", "homoglyphs"]), st.data())
-def test_text_perturbations_change_only_what_they_claim(text: str, kind: str, data: st.DataObject) -> None:
+@given(
+    st.text(
+        alphabet=st.characters(codec="ascii", categories=("L", "Zs", "P")), min_size=1, max_size=40
+    ),
+    st.sampled_from(["case", "whitespace", "punctuation", "typos", "homoglyphs"]),
+    st.data(),
+)
+def test_text_perturbations_change_only_what_they_claim(
+    text: str, kind: str, data: st.DataObject
+) -> None:
     from llmguard_checks.robustness._strategies import HOMOGLYPHS, text_strategy
 
     strategy = text_strategy(kind, text, 2, {})
@@ -141,3 +177,24 @@ def test_text_perturbations_change_only_what_they_claim(text: str, kind: str, da
     elif kind == "punctuation":
         strip = str.maketrans("", "", ".,!?;:")
         assert p.value.translate(strip) == text.translate(strip)
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(st.data())
+def test_category_swaps_stay_within_declared_groups(data: st.DataObject) -> None:
+    from llmguard_checks.robustness._strategies import row_strategy
+
+    groups = {"employment": [["salaried", "self-employed"], ["retired", "pensioner", "retiree"]]}
+    row = {
+        "employment": data.draw(st.sampled_from(["salaried", "retired", "unemployed"])),
+        "income": 1.0,
+    }
+    strategy = row_strategy("category_swap", row, 2, {}, groups)
+    if row["employment"] == "unemployed":
+        assert strategy is None  # in no group: nothing it could be swapped with
+        return
+    assert strategy is not None
+    p = data.draw(strategy)
+    group = next(g for g in groups["employment"] if row["employment"] in g)
+    assert p.value["employment"] in group and p.value["employment"] != row["employment"]
+    assert p.value["income"] == 1.0

@@ -56,7 +56,11 @@ class _Subject:
         self.obj = self.loaded.obj
         self.text = self.loaded.input_kind == "text"
         generative = self.text and getattr(self.obj, "task", "") == "causal-lm"
-        self.prop = params.invariance if params.invariance != "auto" else ("similarity" if generative else "label")
+        self.prop = (
+            params.invariance
+            if params.invariance != "auto"
+            else ("similarity" if generative else "label")
+        )
         if self.prop == "score" and hasattr(self.obj, "predict_proba"):
             self.method = "predict_proba"
         else:
@@ -65,9 +69,14 @@ class _Subject:
         ds = ctx.dataset(params.dataset)
         self.columns = None if self.text else self.loaded.feature_names(ds)
         # texts, or the feature frame itself (ctx.inputs gives arrays to array-fitted models)
-        self.inputs: Any = ctx.inputs(params.model, params.dataset) if self.text else ds.frame[self.columns]
-        self.as_array = (not self.text and getattr(self.obj, "feature_names_in_", None) is None
-                         and hasattr(self.obj, "n_features_in_"))
+        self.inputs: Any = (
+            ctx.inputs(params.model, params.dataset) if self.text else ds.frame[self.columns]
+        )
+        self.as_array = (
+            not self.text
+            and getattr(self.obj, "feature_names_in_", None) is None
+            and hasattr(self.obj, "n_features_in_")
+        )
 
     def seed_value(self, row: int) -> Any:
         if self.text:
@@ -80,7 +89,9 @@ class _Subject:
         else:
             frame = pd.DataFrame([value], columns=self.columns).astype(self.inputs.dtypes.to_dict())
             batch = frame.to_numpy() if self.as_array else frame
-        return np.asarray(getattr(self.obj, self.method)(batch), dtype=object if self.text else None)[0]
+        return np.asarray(
+            getattr(self.obj, self.method)(batch), dtype=object if self.text else None
+        )[0]
 
     def holds(self, row: int, new: Any) -> tuple[bool, float | None]:
         """Whether the property holds, and the measured change (score gap or similarity)."""
@@ -95,8 +106,9 @@ class _Subject:
         return sim >= self.params.similarity_floor, sim
 
 
-def _strategies(subject: _Subject, params: PerturbationParams, kinds: list[str], ctx: CheckContext
-                ) -> Callable[[int], list[st.SearchStrategy[Perturbed]]]:
+def _strategies(
+    subject: _Subject, params: PerturbationParams, kinds: list[str], ctx: CheckContext
+) -> Callable[[int], list[st.SearchStrategy[Perturbed]]]:
     from . import _strategies as S
 
     cache: dict[int, list[st.SearchStrategy[Perturbed]]] = {}
@@ -105,7 +117,9 @@ def _strategies(subject: _Subject, params: PerturbationParams, kinds: list[str],
     if not subject.text:
         frame = subject.inputs
         for col in frame.columns:
-            if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+            if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(
+                frame[col]
+            ):
                 continue
             tol = params.tolerance.get(col)
             if tol is None and params.relative_tolerance is not None:
@@ -114,7 +128,9 @@ def _strategies(subject: _Subject, params: PerturbationParams, kinds: list[str],
                 tolerance[str(col)] = (float(tol), pd.api.types.is_integer_dtype(frame[col]))
         unknown = sorted(set(params.tolerance) - set(tolerance))
         if unknown:
-            raise ValueError(f"tolerance names columns that are not numeric features of the model: {unknown}")
+            raise ValueError(
+                f"tolerance names columns that are not numeric features of the model: {unknown}"
+            )
 
     def per_row(row: int) -> list[st.SearchStrategy[Perturbed]]:
         if row not in cache:
@@ -124,7 +140,9 @@ def _strategies(subject: _Subject, params: PerturbationParams, kinds: list[str],
                 if subject.text:
                     strat = S.text_strategy(kind, value, params.max_edits, extra)
                 else:
-                    strat = S.row_strategy(kind, value, params.max_edits, tolerance, params.equivalent)
+                    strat = S.row_strategy(
+                        kind, value, params.max_edits, tolerance, params.equivalent
+                    )
                 if strat is not None:
                     found.append(strat)
             cache[row] = found
@@ -136,8 +154,9 @@ def _strategies(subject: _Subject, params: PerturbationParams, kinds: list[str],
 def _kinds(subject: _Subject, params: PerturbationParams) -> list[str]:
     from ._strategies import TABULAR_KINDS, TEXT_KINDS
 
+    kinds: list[str]
     if params.perturbations:
-        kinds = list(dict.fromkeys(params.perturbations))
+        kinds = [str(k) for k in dict.fromkeys(params.perturbations)]
     elif subject.text:
         kinds = list(DEFAULT_TEXT)
     else:
@@ -146,8 +165,10 @@ def _kinds(subject: _Subject, params: PerturbationParams) -> list[str]:
     wrong = [k for k in kinds if k not in allowed]
     if wrong:
         what = "text" if subject.text else "tabular"
-        raise ValueError(f"perturbations {wrong} do not apply to the {what} model '{params.model}' "
-                         f"(choose from {', '.join(allowed)})")
+        raise ValueError(
+            f"perturbations {wrong} do not apply to the {what} model '{params.model}' "
+            f"(choose from {', '.join(allowed)})"
+        )
     return kinds
 
 
@@ -164,7 +185,9 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
     n_rows = len(subject.inputs)
     if n_rows == 0:
         raise ValueError(f"dataset '{params.dataset}' has no rows")
-    rows = sorted(int(r) for r in ctx.rng().choice(n_rows, size=min(params.max_rows, n_rows), replace=False))
+    rows = sorted(
+        int(r) for r in ctx.rng().choice(n_rows, size=min(params.max_rows, n_rows), replace=False)
+    )
     per_row = _strategies(subject, params, kinds, ctx)
     try:
         strategy = examples(rows, per_row)
@@ -182,8 +205,12 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
         return ok, new, measure
 
     common: dict[str, Any] = dict(
-        database=None, deadline=None, suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-        print_blob=False, derandomize=params.derandomize,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+        derandomize=params.derandomize,
     )
 
     @settings(max_examples=params.max_examples, phases=[Phase.generate], **common)
@@ -197,7 +224,14 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
         if key in records:
             return
         ok, new, measure = judge(row, p)
-        records[key] = {"row": row, "kind": p.kind, "ok": ok, "perturbed": p, "output": new, "measure": measure}
+        records[key] = {
+            "row": row,
+            "kind": p.kind,
+            "ok": ok,
+            "perturbed": p,
+            "output": new,
+            "measure": measure,
+        }
 
     if not params.derandomize:
         probe = hypothesis.seed(ctx.seed)(probe)
@@ -224,7 +258,9 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
                 return False  # out of time: find keeps the smallest failure so far
             return not judge(*example)[0]
 
-        find_settings = settings(max_examples=params.max_examples, phases=[Phase.generate, Phase.shrink], **common)
+        find_settings = settings(
+            max_examples=params.max_examples, phases=[Phase.generate, Phase.shrink], **common
+        )
         rng = None if params.derandomize else random.Random(ctx.seed)
         for space in (strategy, examples([failed[0]["row"]], per_row)):
             try:
@@ -232,24 +268,54 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
             except NoSuchExample:
                 continue
             ok, new, measure = judge(row, p)
-            minimal = _describe(subject, {"row": row, "kind": p.kind, "ok": ok, "perturbed": p, "output": new,
-                                          "measure": measure}, shrunk=True)
+            minimal = _describe(
+                subject,
+                {
+                    "row": row,
+                    "kind": p.kind,
+                    "ok": ok,
+                    "perturbed": p,
+                    "output": new,
+                    "measure": measure,
+                },
+                shrunk=True,
+            )
             break
     if failed and minimal is None:
         minimal = _describe(subject, failed[0], shrunk=False)
         if params.shrink:
-            out.warnings.append("hypothesis did not re-find a failure to shrink; the first failure is shown")
+            out.warnings.append(
+                "hypothesis did not re-find a failure to shrink; the first failure is shown"
+            )
     if state["timed_out"]:
-        out.warnings.append(f"time limit {params.time_limit_s:g}s reached after {len(results)} examples")
+        out.warnings.append(
+            f"time limit {params.time_limit_s:g}s reached after {len(results)} examples"
+        )
     out.details.update(
-        property=subject.prop, perturbations=kinds, n_examples=len(results), model_calls=state["calls"],
-        seed_rows=len(rows), timed_out=state["timed_out"], elapsed_s=round(elapsed, 3),
-        budget={"max_examples": params.max_examples, "time_limit_s": params.time_limit_s,
-                "max_rows": params.max_rows, "max_edits": params.max_edits},
-        hypothesis={"version": hypothesis.__version__, "seed": None if params.derandomize else ctx.seed,
-                    "derandomize": params.derandomize, "database": None},
-        tolerance={"score": params.score_tolerance} if subject.prop == "score" else (
-            {"similarity_floor": params.similarity_floor} if subject.prop == "similarity" else {}),
+        property=subject.prop,
+        perturbations=kinds,
+        n_examples=len(results),
+        model_calls=state["calls"],
+        seed_rows=len(rows),
+        timed_out=state["timed_out"],
+        elapsed_s=round(elapsed, 3),
+        budget={
+            "max_examples": params.max_examples,
+            "time_limit_s": params.time_limit_s,
+            "max_rows": params.max_rows,
+            "max_edits": params.max_edits,
+        },
+        hypothesis={
+            "version": hypothesis.__version__,
+            "seed": None if params.derandomize else ctx.seed,
+            "derandomize": params.derandomize,
+            "database": None,
+        },
+        tolerance={"score": params.score_tolerance}
+        if subject.prop == "score"
+        else (
+            {"similarity_floor": params.similarity_floor} if subject.prop == "similarity" else {}
+        ),
         minimal_failing_example=minimal,
         failure_sample=[_describe(subject, r, shrunk=False) for r in failed[:5]],
     )
@@ -261,7 +327,9 @@ def _rate(out: CheckOutput, ctx: CheckContext, name: str, results: list[dict[str
     k = sum(1 for r in results if r["ok"])
     level = ctx.confidence(name)
     low, high = clopper_pearson(k, n, level)
-    out.add(name, k / n, lower=low, upper=high, confidence=level, interval_method="clopper-pearson", n=n)
+    out.add(
+        name, k / n, lower=low, upper=high, confidence=level, interval_method="clopper-pearson", n=n
+    )
 
 
 def _describe(subject: _Subject, record: dict[str, Any], *, shrunk: bool) -> dict[str, Any]:
@@ -271,9 +339,16 @@ def _describe(subject: _Subject, record: dict[str, Any], *, shrunk: bool) -> dic
     if subject.text:
         shown: dict[str, Any] = {"original": original, "perturbed": p.value}
     else:
-        shown = {"changed": {c: [original[c], p.value[c]] for c in original if original[c] != p.value[c]}}
+        shown = {
+            "changed": {c: [original[c], p.value[c]] for c in original if original[c] != p.value[c]}
+        }
     return {
-        "row": int(row), "kind": p.kind, "edits": list(p.edits), **shown,
-        "original_output": _plain(subject.original[row]), "perturbed_output": _plain(record["output"]),
-        "measure": record["measure"], "shrunk": shrunk,
+        "row": int(row),
+        "kind": p.kind,
+        "edits": list(p.edits),
+        **shown,
+        "original_output": _plain(subject.original[row]),
+        "perturbed_output": _plain(record["output"]),
+        "measure": record["measure"],
+        "shrunk": shrunk,
     }
