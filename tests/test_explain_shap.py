@@ -10,6 +10,7 @@ os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 import llmguard_ops
 from llmguard_ops import Status
 
+DATA = Path(__file__).parent / "data" / "explain"
 WEIGHTS = {"x0": 3.0, "x1": -2.0, "x2": 1.0, "x3": 0.5, "x4": 0.0}
 
 
@@ -239,22 +241,22 @@ def test_token_attributions_of_a_tiny_transformers_classifier(tmp_path: Path) ->
     pd.DataFrame({"text": SENTENCES[:3]}).to_json(
         tmp_path / "texts.jsonl", orient="records", lines=True
     )
-    result = _run(
-        tmp_path,
-        {"candidate": {"loader": "transformers", "path": "clf"}},
-        {"current": {"path": "texts.jsonl", "text": "text"}},
-        {
-            "with": {"max_evals": 40, "top_k": 3, "protected": ["refund"], "n_local": 1},
-            "gate": {"additivity_error": {"max": 1e-5}},
-        },
-    )
-    assert result.status is Status.PASS
+    shutil.copy(DATA / "text-suite.yaml", tmp_path / "suite.yaml")
+    result = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
+    assert result.status is Status.PASS, (result.error, result.gates)
     assert "PartitionExplainer over shap.maskers.Text" in result.details["explainer"]
     words = {w.strip(",") for s in SENTENCES[:3] for w in s.lower().split()}
     assert set(result.details["top_features"]) <= words | {","}
+    assert len(result.details["top_features"]) == 3
     assert result.metrics["protected_in_top_k"].value in (0.0, 1.0)
+    assert result.details["budget"]["max_evals"] == 40
     local = result.details["local_explanations"][0]
-    assert [t["token"] for t in local["tokens"]] and local["text"] in SENTENCES
+    assert local["text"] in SENTENCES
+    tokens = [t["token"] for t in local["tokens"]]
+    assert tokens and all(t.lower() in words | {","} for t in tokens)
+    assert local["base_value"] + sum(t["shap"] for t in local["tokens"]) == pytest.approx(
+        local["output"], abs=1e-5
+    )
     assert Path(result.artifacts["importance"]).exists()
 
 

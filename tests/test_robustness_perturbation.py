@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -47,6 +49,10 @@ def test_case_sensitive_model_fails_with_a_shrunk_minimal_example(tmp_path: Path
     assert minimal["perturbed"] != minimal["original"]
     assert (minimal["original_output"], minimal["perturbed_output"]) == (1, 0)
     assert result.details["hypothesis"]["database"] is None
+    # the example shown in docs/robustness.md is this one
+    text = (Path(__file__).parents[1] / "docs" / "robustness.md").read_text(encoding="utf-8")
+    (shown,) = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
+    assert {k: minimal[k] for k in shown} == shown
     assert result.details["budget"] == {
         "max_examples": 60,
         "time_limit_s": 30.0,

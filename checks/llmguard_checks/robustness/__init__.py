@@ -55,7 +55,7 @@ class PerturbationParams(BaseModel):
         description="numeric_noise: ± bound per column, in the column's units.",
     )
     relative_tolerance: float | None = Field(
-        None,
+        0.01,
         gt=0,
         description="numeric_noise: ± this many standard deviations for numeric columns "
         "without an explicit tolerance.",
