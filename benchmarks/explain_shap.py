@@ -38,23 +38,43 @@ def main() -> None:
     rows = data.iloc[np.sort(rng.choice(len(data), args.rows, replace=False))]
     background = data.iloc[np.sort(rng.choice(len(data), args.background, replace=False))]
     budget = Budget(background=args.background, max_evals=None, time_limit_s=None)
-    print(f"{'model':<10} {'method':<44} {'rows':>5} {'seconds':>8} {'rows/s':>8} {'additivity':>11} {'rho':>6}")
+    head = ("model", "method", "rows", "seconds", "rows/s", "additivity", "rho")
+    print("{:<10} {:<44} {:>5} {:>8} {:>8} {:>11} {:>6}".format(*head))
     for name in ("candidate", "champion"):
         model = joblib.load(DEMO / "models" / f"{name}.joblib")
         cols = list(model.feature_names_in_)
         # first call of each path pays imports and numba compilation: not what we measure
-        explain_tabular(model, rows[cols].iloc[:2], background[cols], lambda d: d, budget, "auto", None, 0)
-        explain_tabular(model, rows[cols].iloc[:1], background[cols], lambda d: d, budget, "permutation", None, 0)
+        explain_tabular(
+            model, rows[cols].iloc[:2], background[cols], lambda d: d, budget, "auto", None, 0
+        )
+        explain_tabular(
+            model,
+            rows[cols].iloc[:1],
+            background[cols],
+            lambda d: d,
+            budget,
+            "permutation",
+            None,
+            0,
+        )
         results = {}
         for method in ("auto", "permutation"):
             start = time.perf_counter()
-            attr = explain_tabular(model, rows[cols], background[cols], lambda d: d, budget, method, None, 0)
+            attr = explain_tabular(
+                model, rows[cols], background[cols], lambda d: d, budget, method, None, 0
+            )
             seconds = time.perf_counter() - start
             results[method] = attr.abs_values().mean(axis=0)
             rho = stats.spearmanr(results["auto"], results[method]).statistic
-            label = attr.explainer.split(",")[0] if method == "auto" else "shap PermutationExplainer on raw frame (peer)"
-            print(f"{name:<10} {label[:44]:<44} {len(attr.data):>5} {seconds:>8.3f} {len(attr.data) / seconds:>8.1f} "
-                  f"{attr.additivity_error:>11.2e} {rho:>6.3f}")
+            label = (
+                attr.explainer.split(",")[0]
+                if method == "auto"
+                else "shap PermutationExplainer on raw frame (peer)"
+            )
+            print(
+                f"{name:<10} {label[:44]:<44} {len(attr.data):>5} {seconds:>8.3f} "
+                f"{len(attr.data) / seconds:>8.1f} {attr.additivity_error:>11.2e} {rho:>6.3f}"
+            )
 
 
 if __name__ == "__main__":
