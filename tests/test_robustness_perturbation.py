@@ -204,3 +204,34 @@ def test_category_swaps_stay_within_declared_groups(data: st.DataObject) -> None
     group = next(g for g in groups["employment"] if row["employment"] in g)
     assert p.value["employment"] in group and p.value["employment"] != row["employment"]
     assert p.value["income"] == 1.0
+
+
+def test_generated_text_similarity_floor(tmp_path: Path) -> None:
+    _suite(tmp_path)
+    suite = {
+        "apiVersion": "llmguard/v1",
+        "name": "generation-robustness",
+        "seed": 2,
+        "models": {"candidate": {"loader": "python", "path": "models.py:echo_generator"}},
+        "datasets": {"current": {"path": "texts.jsonl", "text": "text"}},
+        "checks": [
+            {
+                "id": "gen",
+                "uses": "robustness.perturbation",
+                "with": {
+                    "perturbations": ["case", "whitespace", "typos"],
+                    "similarity_floor": 0.999,
+                    "max_examples": 40,
+                },
+                "gate": {"invariance_rate.case": {"min": 1.0}},
+            }
+        ],
+    }
+    (tmp_path / "gen.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    result = llmguard_ops.run(tmp_path / "gen.yaml", tmp_path / "out").report.checks[0]
+    assert result.status is Status.PASS, result.error
+    assert result.details["property"] == "similarity"
+    assert result.metrics["invariance_rate.whitespace"].value == 1.0
+    assert result.metrics["invariance_rate.typos"].value < 1.0  # a typo survives into the answer
+    minimal = result.details["minimal_failing_example"]
+    assert minimal["kind"] == "typos" and 0 < minimal["measure"] < 0.999

@@ -233,7 +233,6 @@ def explain_tabular(
     seed: int,
 ) -> Attribution:
     """Attributions of ``model`` on the rows of ``frame`` (its own feature columns)."""
-    import shap
     from sklearn.pipeline import Pipeline
 
     features = [str(c) for c in frame.columns]
@@ -260,40 +259,59 @@ def explain_tabular(
     if wanted in ("tree", "linear"):
         if explainer != "auto" and family != wanted:
             raise ValueError(f"explainer '{explainer}' does not fit a {type(est).__name__}")
-        z = _dense(prep.transform(feed(frame)) if prep is not None else feed(frame))
-        if wanted == "tree":
-            exp = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")(
-                z, check_additivity=False
+        try:
+            attr = _explain_exact(est, prep, wanted, frame, background, feed, groups, class_index)
+        except Exception as exc:
+            if explainer != "auto":
+                raise
+            # e.g. a tree ensemble shap's TreeExplainer cannot read (AdaBoost)
+            notes.append(
+                f"{wanted} explainer unavailable ({type(exc).__name__}: {exc}); "
+                "explained model-agnostically"
             )
-            name = "TreeExplainer (tree_path_dependent)"
         else:
-            zb = _dense(prep.transform(feed(background)) if prep is not None else feed(background))
-            exp = shap.LinearExplainer(est, shap.maskers.Independent(zb, max_samples=len(zb)))(z)
-            name = f"LinearExplainer (interventional, {len(zb)} background rows)"
-        values, base = _as_3d(exp.values, exp.base_values, len(z))
-        output, space = _raw_output(est, z)
-        if values.shape[2] != output.shape[1]:  # e.g. a binary linear model: one margin
-            output = output[:, -1:] if output.shape[1] > values.shape[2] else output
-        if groups is not None:
-            values = _sum_groups(values, groups, len(features))
-            name += ", one-hot and other derived columns summed to their source feature"
-        values, base, output, outs = _select_output(
-            values, base, output, _classes(est), class_index
-        )
-        return Attribution(
-            features,
-            values,
-            base,
-            output,
-            outs,
-            name,
-            space,
-            frame.reset_index(drop=True),
-            notes,
-            time.perf_counter() - start,
-        )
+            attr.notes[:0] = notes
+            attr.seconds = time.perf_counter() - start
+            return attr
     return _explain_agnostic(
         model, frame, background, feed, budget, class_index, seed, notes, start
+    )
+
+
+def _explain_exact(
+    est: Any,
+    prep: Any,
+    wanted: str,
+    frame: pd.DataFrame,
+    background: pd.DataFrame,
+    feed: Callable[[pd.DataFrame], Any],
+    groups: list[int] | None,
+    class_index: int | None,
+) -> Attribution:
+    """Tree or Linear explainer on the final estimator; derived columns summed back."""
+    import shap
+
+    features = [str(c) for c in frame.columns]
+    z = _dense(prep.transform(feed(frame)) if prep is not None else feed(frame))
+    if wanted == "tree":
+        exp = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")(
+            z, check_additivity=False
+        )
+        name = "TreeExplainer (tree_path_dependent)"
+    else:
+        zb = _dense(prep.transform(feed(background)) if prep is not None else feed(background))
+        exp = shap.LinearExplainer(est, shap.maskers.Independent(zb, max_samples=len(zb)))(z)
+        name = f"LinearExplainer (interventional, {len(zb)} background rows)"
+    values, base = _as_3d(exp.values, exp.base_values, len(z))
+    output, space = _raw_output(est, z)
+    if values.shape[2] != output.shape[1]:  # e.g. a binary linear model: one margin
+        output = output[:, -1:] if output.shape[1] > values.shape[2] else output
+    if groups is not None:
+        values = _sum_groups(values, groups, len(features))
+        name += ", one-hot and other derived columns summed to their source feature"
+    values, base, output, outs = _select_output(values, base, output, _classes(est), class_index)
+    return Attribution(
+        features, values, base, output, outs, name, space, frame.reset_index(drop=True)
     )
 
 

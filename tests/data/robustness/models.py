@@ -33,3 +33,18 @@ def case_sensitive() -> _KeywordModel:
 def case_insensitive() -> _KeywordModel:
     """Flags greetings whatever their case."""
     return _KeywordModel("hello", case_sensitive=False)
+
+
+class _EchoGenerator:
+    """A 'generative' model that answers with its prompt, lower-cased and stripped."""
+
+    input_kind = "text"
+    task = "causal-lm"
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        return np.array([" ".join(t.lower().split()) for t in texts], dtype=object)
+
+
+def echo_generator() -> _EchoGenerator:
+    """Generations invariant to case and whitespace, not to typos."""
+    return _EchoGenerator()
