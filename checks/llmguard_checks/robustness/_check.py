@@ -206,7 +206,10 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
         ok, measure = subject.holds(row, new)
         return ok, new, measure
 
+    from ._provider import register
+
     common: dict[str, Any] = dict(
+        backend=register(),
         database=None,
         deadline=None,
         suppress_health_check=list(HealthCheck),
