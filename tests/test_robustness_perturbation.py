@@ -249,3 +249,26 @@ def test_generated_text_similarity_floor(tmp_path: Path) -> None:
     assert result.metrics["invariance_rate.typos"].value < 1.0  # a typo survives into the answer
     minimal = result.details["minimal_failing_example"]
     assert minimal["kind"] == "typos" and 0 < minimal["measure"] < 0.999
+
+
+def test_derandomized_stream_is_independent_of_the_seed(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    data = yaml.safe_load(suite.read_text())
+    data["checks"] = [data["checks"][0]]
+    data["checks"][0]["with"]["derandomize"] = True
+    results = []
+    for seed in (1, 2):
+        data["seed"] = seed
+        suite.write_text(yaml.safe_dump(data, sort_keys=False))
+        results.append(llmguard_ops.run(suite, tmp_path / f"out{seed}").report.checks[0])
+    assert results[0].seed != results[1].seed
+    # every row is drawn either way, and hypothesis' derandomised stream ignores the seed
+    assert results[0].metrics == results[1].metrics
+    assert results[0].details["hypothesis"] == {
+        "version": results[0].details["hypothesis"]["version"],
+        "seed": None,
+        "derandomize": True,
+        "database": None,
+    }
+    assert results[0].status is Status.FAIL
+    assert results[0].details["minimal_failing_example"]["shrunk"] is True
