@@ -162,17 +162,20 @@ class _Signer:
 
 
 def _run(reg: Registry, candidate: str, folder: Path, *, public_key: Path | None = None) -> Any:
-    """Run the suite through the host, signed with the registry's private key."""
+    """Run a suite gating ``candidate`` through the host, signed with the registry's private key."""
+    return _run_file(reg, _suite(reg, candidate, public_key or reg.public_key, folder), folder / "out")
+
+
+def _run_file(reg: Registry, suite: Path, out: Path) -> Any:
     from llmguard_checks import performance
 
-    suite = _suite(reg, candidate, public_key or reg.public_key, folder)
     objects: list[tuple[str, Any]] = [("performance", performance), ("mlflow", llmguard_mlflow)]
     kwargs: dict[str, Any] = {}
     if "key" in inspect.signature(llmguard_ops.run).parameters:
         kwargs["key"] = reg.private_key  # the host signs the attestation itself
     else:
         objects.append(("test-signer", _Signer(reg.private_key)))
-    return llmguard_ops.run(suite, folder / "out", objects=objects, entry_points=False, **kwargs)
+    return llmguard_ops.run(suite, out, objects=objects, entry_points=False, **kwargs)
 
 
 def _alias(reg: Registry) -> str:
@@ -262,3 +265,29 @@ def test_attestation_is_bound_to_run_and_model(registry: Registry, tmp_path: Pat
     (outcome.out_dir / "attestation.dsse.json").write_text(json.dumps(envelope))
     with pytest.raises(AttestationError):
         verify_run(*args, outcome.report.run_id, "candidate", sha)
+
+
+def test_documented_example_promotes_the_challenger(registry: Registry, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's suite, as shipped: challenger v2 beats champion v1 and takes the alias."""
+    import shutil
+
+    example = Path(__file__).parents[1] / "examples" / "credit-release.yaml"
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert example.read_text(encoding="utf-8") in readme
+    suite = tmp_path / "credit-release.yaml"
+    shutil.copy(example, suite)
+    shutil.copy(registry.root / "current.csv", tmp_path / "current.csv")
+    (tmp_path / "keys").mkdir()
+    shutil.copy(registry.public_key, tmp_path / "keys" / "llmguard.pub")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    registry.client.set_registered_model_alias("credit", "champion", "1")
+    registry.client.set_registered_model_alias("credit", "challenger", "2")
+
+    outcome = _run_file(registry, suite, tmp_path / "out")
+    assert outcome.report.decision.decision.value == "PROMOTE", outcome.report.decision.reasons
+    assert outcome.warnings == []
+    assert outcome.report.models["baseline"]["digest"].startswith("mlflow models:/credit/1 via @champion")
+    assert _alias(registry) == "2"
+    # only the candidate's version is acted on; the baseline is read, never tagged
+    assert registry.client.get_model_version("credit", "1").tags.get("llmguard.run_id") != outcome.report.run_id
