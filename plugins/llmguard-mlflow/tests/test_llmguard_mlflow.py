@@ -291,3 +291,35 @@ def test_documented_example_promotes_the_challenger(registry: Registry, tmp_path
     assert _alias(registry) == "2"
     # only the candidate's version is acted on; the baseline is read, never tagged
     assert registry.client.get_model_version("credit", "1").tags.get("llmguard.run_id") != outcome.report.run_id
+
+
+def _rule() -> Any:
+    """A model of no library flavour (pyfunc only): approve when x0 is positive."""
+    import mlflow.pyfunc
+
+    class Rule(mlflow.pyfunc.PythonModel):
+        # unannotated on purpose: MLflow would read annotations as an input schema
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return (model_input["x0"] > 0).astype(int).to_numpy()
+
+    return Rule()
+
+
+@pytest.mark.filterwarnings("ignore:.*input example.*:UserWarning")  # MLflow's advice on logging
+def test_other_flavours_load_through_pyfunc(registry: Registry, tmp_path: Path) -> None:
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    frame = pd.read_csv(registry.root / "current.csv").drop(columns="y")
+    experiment = registry.client.get_experiment_by_name("credit").experiment_id
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.pyfunc.log_model(name="model", python_model=_rule(), pip_requirements=["pandas"],
+                                       signature=infer_signature(frame, np.zeros(len(frame), dtype=int)))
+    mlflow.register_model(info.model_uri, "rule")
+    spec = ModelSpec(loader="mlflow", path="models:/rule/1", options={"tracking_uri": registry.uri})
+    model = loader.load(spec, tmp_path)
+    assert isinstance(model, loader.PyfuncModel)
+    assert list(model.feature_names_in_) == ["x0", "x1", "x2", "x3"]  # from the signature
+    np.testing.assert_array_equal(model.predict(frame), (frame.x0 > 0).astype(int))

@@ -52,12 +52,12 @@ def _setting(config: dict[str, Any], key: str, env: str) -> str | None:
 
 def target(report: Report) -> Target | None:
     """The candidate registered version of ``report``, or None when the run used no registry model."""
-    config = report.suite.metadata.get("mlflow") or {}
-    if not isinstance(config, dict):
-        raise ValueError("suite metadata.mlflow must be a mapping")
     ours = {n: m for n, m in report.models.items() if m.get("loader") == "mlflow"}
     if not ours:
         return None
+    config = report.suite.metadata.get("mlflow") or {}
+    if not isinstance(config, dict):
+        raise ValueError("suite metadata.mlflow must be a mapping")
     model = _setting(config, "model", "LLMGUARD_MLFLOW_MODEL")
     if model is None:
         model = next(iter(ours)) if len(ours) == 1 else "candidate"
