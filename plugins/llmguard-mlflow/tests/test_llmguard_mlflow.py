@@ -238,16 +238,18 @@ def test_alias_moves_on_promote_and_stays_on_block(registry: Registry, tmp_path:
     assert "llmguard.attestation_sha256" not in tags
 
 
-def test_promote_with_an_attestation_of_another_key_leaves_the_alias(registry: Registry, tmp_path: Path) -> None:
+def test_promote_with_an_attestation_of_another_key_leaves_the_alias(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     registry.client.set_registered_model_alias("credit", "champion", "1")
-    outcome = _run(registry, "models:/credit@champion", tmp_path / "unused")  # baseline: BLOCK, alias kept
-    assert outcome.report.decision.decision.value == "BLOCK"
-
-    outcome = _run(registry, "models:/credit/2", tmp_path / "wrong-key", public_key=registry.other_public_key)
+    # the operator's key (environment) wins over the suite's: the run is signed with another
+    monkeypatch.setenv("LLMGUARD_MLFLOW_PUBLIC_KEY", str(registry.other_public_key))
+    outcome = _run(registry, "models:/credit/2", tmp_path / "wrong-key", public_key=registry.public_key)
     assert outcome.report.decision.decision.value == "PROMOTE"
     assert _alias(registry) == "1"
     assert any("not moved" in w for w in outcome.warnings), outcome.warnings
-    assert "llmguard.promotion_refused" in registry.client.get_model_version("credit", "2").tags
+    tags = registry.client.get_model_version("credit", "2").tags
+    assert tags["llmguard.run_id"] == outcome.report.run_id
+    assert "llmguard.promotion_refused" in tags
 
 
 def test_attestation_is_bound_to_run_and_model(registry: Registry, tmp_path: Path) -> None:
@@ -289,6 +291,9 @@ def test_documented_example_promotes_the_challenger(registry: Registry, tmp_path
     assert outcome.warnings == []
     assert outcome.report.models["baseline"]["digest"].startswith("mlflow models:/credit/1 via @champion")
     assert _alias(registry) == "2"
+    tags = registry.client.get_model_version("credit", "2").tags
+    assert tags["llmguard.run_id"] == outcome.report.run_id
+    assert "llmguard.promotion_refused" not in tags  # an older run's refusal does not linger
     # only the candidate's version is acted on; the baseline is read, never tagged
     assert registry.client.get_model_version("credit", "1").tags.get("llmguard.run_id") != outcome.report.run_id
 

@@ -8,6 +8,9 @@ Configuration, most specific first:
 * environment: ``LLMGUARD_MLFLOW_MODEL``, ``LLMGUARD_MLFLOW_ALIAS``,
   ``LLMGUARD_MLFLOW_PUBLIC_KEY``, ``MLFLOW_TRACKING_URI``.
 
+The public key is the exception: ``LLMGUARD_MLFLOW_PUBLIC_KEY`` wins over the suite, so an
+operator's trust anchor cannot be swapped by editing the suite under review.
+
 Without ``model`` the candidate is the suite's only ``mlflow`` model, else the one named
 ``candidate``. A run with no ``mlflow`` model is none of this plugin's business.
 """
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from llmguard_ops.report import Report
 
 TAG_PREFIX = "llmguard."
+_OPTIONAL_TAGS = {"attestation_sha256", "attestation_keyid", "promotion_refused"}
 _TAG_LIMIT = 4000  # MLflow stores tag values up to 5000 characters in every backend
 
 
@@ -72,7 +76,9 @@ def target(report: Report) -> Target | None:
     seen = loaded_versions.get(sha256)
     uri = config.get("tracking_uri") or (seen.tracking_uri if seen else None) or os.environ.get("MLFLOW_TRACKING_URI")
     registry = config.get("registry_uri") or (seen.registry_uri if seen else None) or uri
-    key = _setting(config, "public_key", "LLMGUARD_MLFLOW_PUBLIC_KEY")
+    # the trust anchor belongs to whoever runs the gate, not to the suite under review:
+    # the environment's key wins over the suite's
+    key = os.environ.get("LLMGUARD_MLFLOW_PUBLIC_KEY") or config.get("public_key")
     key_path = None
     if key is not None:
         key_path = Path(os.path.expanduser(key))
@@ -140,6 +146,9 @@ def on_decision(report: Report, out_dir: Path) -> None:
         tags["promotion_refused"] = refusal
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + key, value[:_TAG_LIMIT])
+    for key in _OPTIONAL_TAGS - set(tags):  # the tags describe the latest run only: drop an older run's
+        if TAG_PREFIX + key in version.tags:
+            mlflow_client.delete_model_version_tag(where.name, where.version, TAG_PREFIX + key)
     _attach(mlflow_client, version.run_id, report, Path(out_dir), record)
     if promote:
         mlflow_client.set_registered_model_alias(where.name, where.alias, where.version)
