@@ -187,6 +187,16 @@ def test_entry_point_is_installed() -> None:
     assert names.get("mlflow") == "llmguard_mlflow"
 
 
+def test_importing_the_plugin_imports_no_mlflow() -> None:
+    """Every llmguard command imports every entry point: the plugin must stay light."""
+    import subprocess
+    import sys
+
+    code = "import sys, llmguard_mlflow; print(sorted(m for m in ('mlflow', 'sklearn') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_loader_resolves_alias_to_the_exact_version(registry: Registry, tmp_path: Path) -> None:
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
@@ -257,6 +267,8 @@ def test_attestation_is_bound_to_run_and_model(registry: Registry, tmp_path: Pat
     args = (outcome.out_dir, registry.public_key)
     sha = outcome.report.models["candidate"]["sha256"]
     assert verify_run(*args, outcome.report.run_id, "candidate", sha).keyid
+    with pytest.raises(AttestationError, match="no attestation"):
+        verify_run(tmp_path, registry.public_key, outcome.report.run_id, "candidate", sha)
     with pytest.raises(AttestationError, match="not of run"):
         verify_run(*args, "another-run", "candidate", sha)
     with pytest.raises(AttestationError, match="no signed subject"):
