@@ -197,7 +197,8 @@ def test_importing_the_plugin_imports_no_mlflow() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_loader_resolves_alias_to_the_exact_version(registry: Registry, tmp_path: Path) -> None:
+def test_loader_resolves_alias_to_the_exact_version(registry: Registry, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -217,6 +218,9 @@ def test_loader_resolves_alias_to_the_exact_version(registry: Registry, tmp_path
     assert isinstance(loader.load(pinned, tmp_path), LogisticRegression)
     with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
         loader.parse_uri("runs:/abc/model")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError, match="no MLflow tracking URI"):  # never MLflow's silent ./mlruns
+        loader.resolve(ModelSpec(loader="mlflow", path="models:/credit@champion"))
 
 
 def test_alias_moves_on_promote_and_stays_on_block(registry: Registry, tmp_path: Path) -> None:

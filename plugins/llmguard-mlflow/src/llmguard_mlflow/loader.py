@@ -55,6 +55,8 @@ class Download:
 _resolved: dict[int, tuple[Any, ResolvedVersion]] = {}
 # (tracking uri, registry uri, name, version) -> download; versions are immutable
 _downloads: dict[tuple[str | None, str | None, str, str], Download] = {}
+# downloads live here for the life of the process
+_scratch: tempfile.TemporaryDirectory[str] | None = None
 # sha256 -> resolution of every model loaded in this process (read by the decision hook)
 loaded_versions: dict[str, ResolvedVersion] = {}
 
@@ -67,10 +69,16 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
     return match["name"], match["alias"], match["version"]
 
 
-def tracking_uri(options: dict[str, Any]) -> str | None:
-    """The tracking URI of a model entry: ``options.tracking_uri``, else ``MLFLOW_TRACKING_URI``."""
+def tracking_uri(options: dict[str, Any]) -> str:
+    """The tracking URI of a model entry: ``options.tracking_uri``, else ``MLFLOW_TRACKING_URI``.
+
+    Required: MLflow's own fallback (``./mlruns`` in the working directory) would silently
+    create an empty store and report every model as missing.
+    """
     value = options.get("tracking_uri") or os.environ.get(TRACKING_ENV)
-    return str(value) if value else None
+    if not value:
+        raise ValueError(f"no MLflow tracking URI: set options.tracking_uri of the model or {TRACKING_ENV}")
+    return str(value)
 
 
 def quiet() -> None:
@@ -115,7 +123,10 @@ def download(spec: ModelSpec) -> Download:
     done = _downloads.get(key)
     if done is not None and done.path.is_dir():
         return done
-    target = Path(tempfile.mkdtemp(prefix=f"llmguard-mlflow-{version.name}-{version.version}-"))
+    global _scratch
+    if _scratch is None:  # removed when the process exits
+        _scratch = tempfile.TemporaryDirectory(prefix="llmguard-mlflow-")
+    target = Path(tempfile.mkdtemp(prefix=f"{version.name}-{version.version}-", dir=_scratch.name))
     # the version's own artifact location: no reliance on process-global registry settings
     source = client(version.tracking_uri, version.registry_uri).get_model_version_download_uri(
         version.name, version.version)

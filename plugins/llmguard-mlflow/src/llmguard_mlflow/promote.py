@@ -43,8 +43,8 @@ class Target:
     name: str
     version: str
     sha256: str
-    tracking_uri: str | None
-    registry_uri: str | None
+    tracking_uri: str
+    registry_uri: str
     alias: str
     public_key: Path | None
 
@@ -75,6 +75,8 @@ def target(report: Report) -> Target | None:
     sha256 = str(ours[model]["sha256"])
     seen = loaded_versions.get(sha256)
     uri = config.get("tracking_uri") or (seen.tracking_uri if seen else None) or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise ValueError("no MLflow tracking URI to act on: set metadata.mlflow.tracking_uri or MLFLOW_TRACKING_URI")
     registry = config.get("registry_uri") or (seen.registry_uri if seen else None) or uri
     # the trust anchor belongs to whoever runs the gate, not to the suite under review:
     # the environment's key wins over the suite's
