@@ -11,7 +11,9 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import llmguard_ops, skle
 fi
 # the plugins in plugins/ are separate distributions, installed as a user would
 for plugin in plugins/*/; do
-    if [ -f "$plugin/pyproject.toml" ] && ! .venv/bin/python -m pip show --quiet "$(basename "$plugin")" >/dev/null 2>&1; then
+    [ -f "$plugin/pyproject.toml" ] || continue
+    dist="$(sed -n 's/^name = "\(.*\)"/\1/p' "$plugin/pyproject.toml" | head -n 1)"
+    if ! .venv/bin/python -m pip show --quiet "$dist" >/dev/null 2>&1; then
         .venv/bin/python -m pip install --quiet --no-build-isolation -c constraints/ci.txt -e "$plugin"
     fi
 done

@@ -93,7 +93,7 @@ def test_keyword_model_gives_the_analytic_flip_rate_and_gap(tmp_path: Path) -> N
     d = result.details
     assert d["n_pairs"] == total and d["worst_pairs"][0]["axis"] == "gender"
     assert d["direction"]["gender"]["mean_signed_gap"]["female - male"] == pytest.approx(0.5)
-    lines = Path(result.artifacts["pairs"]).read_text().splitlines()
+    lines = (outcome.out_dir / result.artifacts["pairs"]).read_text().splitlines()
     assert len(lines) == total and json.loads(lines[0])["flip"] is True
 
 

@@ -18,7 +18,7 @@ from llmguard_ops.reporters.markdown import append_step_summary, cell, render_su
 from llmguard_ops.results import CheckResult, Decision, ErrorInfo, GateDecision, GateOutcome, Metric
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "suites" / "demo" / "suite.yaml"
+DEMO = ROOT / "suites" / "demo" / "core.yaml"
 # Fewer bootstrap resamples: the same checks and gates, a fraction of the time.
 FAST = [f"checks.{c}.with.n_resamples=30" for c in ("quality", "calibration", "vs-champion")]
 

@@ -222,7 +222,7 @@ def test_suite_run_reports_metrics_details_and_gates(tmp_path: Path) -> None:
     )
     assert result.details["correction"].startswith("Bonferroni")
     assert {row["column"] for row in result.details["columns"]} >= {"x1", "target"}
-    assert Path(result.artifacts["columns"]).read_text().startswith("column,role,kind,method")
+    assert (outcome.out_dir / result.artifacts["columns"]).read_text().startswith("column,role,kind,method")
     json.dumps(result.details)
 
 

@@ -21,7 +21,7 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "suites" / "demo"
-DEMO = DEMO_DIR / "suite.yaml"
+DEMO = DEMO_DIR / "core.yaml"  # the performance gates only: a stable 3-check suite
 # Fewer bootstrap resamples: the same checks and gates, a fraction of the time.
 FAST = [f"checks.{c}.with.n_resamples=30" for c in ("quality", "calibration", "vs-champion")]
 
@@ -74,11 +74,11 @@ def test_suite_runs_as_items_with_the_cli_decision(pytester: pytest.Pytester) ->
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "*suite.yaml::quality PASSED*",
-            "*suite.yaml::calibration PASSED*",
-            "*suite.yaml::vs-champion PASSED*",
+            "*core.yaml::quality PASSED*",
+            "*core.yaml::calibration PASSED*",
+            "*core.yaml::vs-champion PASSED*",
             "*= llmguard =*",
-            "credit-approval-release: PROMOTE (3 of 3 checks ran: 3 pass)",
+            "credit-approval-core: PROMOTE (3 of 3 checks ran: 3 pass)",
         ]
     )
     out = pytester.path / "llmguard-out"
@@ -97,7 +97,7 @@ def test_suite_runs_as_items_with_the_cli_decision(pytester: pytest.Pytester) ->
 def test_k_runs_one_check_and_decides_over_it(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*llmguard_args(), "-k", "vs-champion")
     result.assert_outcomes(passed=1, deselected=2)
-    result.stdout.fnmatch_lines(["credit-approval-release: PROMOTE (1 of 3 checks ran: 1 pass)"])
+    result.stdout.fnmatch_lines(["credit-approval-core: PROMOTE (1 of 3 checks ran: 1 pass)"])
     report = json.loads((pytester.path / "llmguard-out" / "report.json").read_text())
     assert [c["id"] for c in report["checks"]] == ["vs-champion"]
 
@@ -111,7 +111,7 @@ def test_failed_blocker_fails_the_item_and_blocks_like_the_cli(pytester: pytest.
         [
             "*quality (performance.classification, blocker): FAIL*",
             "*lower 95% bound * < min 0.99*",
-            "credit-approval-release: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*",
+            "credit-approval-core: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*",
         ]
     )
     code, decision = cli_decision(pytester.path, gate)
@@ -134,7 +134,7 @@ def test_failed_warning_passes_with_a_warning_and_review_fails_the_session(
     result.stdout.fnmatch_lines(
         [
             "*LlmguardGateWarning: calibration (warning): ece = *",
-            "credit-approval-release: REVIEW*",
+            "credit-approval-core: REVIEW*",
             "*REVIEW fails the session*",
         ]
     )
@@ -157,9 +157,9 @@ def test_check_error_is_a_pytest_error_and_an_allowed_one_xfails(pytester: pytes
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "*ERROR at setup of credit-approval-release::vs-champion*",
+            "*ERROR at setup of credit-approval-core::vs-champion*",
             "*Timeout: timed out after 0.001s*",
-            "credit-approval-release: BLOCK (2 of 3 checks ran: 2 error)",
+            "credit-approval-core: BLOCK (2 of 3 checks ran: 2 error)",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -228,7 +228,7 @@ def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest
     result.stdout.fnmatch_lines(
         [
             "*llmguard_demo.yaml:9:* models.candidate.path: cannot load model: *",
-            "credit-approval-release: not run: *llmguard_demo.yaml:9:* cannot load model*",
+            "credit-approval-core: not run: *llmguard_demo.yaml:9:* cannot load model*",
         ]
     )
     assert "Traceback" not in result.stdout.str()
@@ -309,7 +309,7 @@ def test_xdist_workers_report_to_one_decision(pytester: pytest.Pytester) -> None
     )
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(
-        ["credit-approval-release: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*"]
+        ["credit-approval-core: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*"]
     )
     assert result.ret == 1
     assert report_decision(pytester.path / "llmguard-out") == "BLOCK"

@@ -196,7 +196,10 @@ def test_model_card(demo: dict[str, Any]) -> None:
     assert report.suite.metadata["intended_use"] in text
     assert report.models["candidate"]["sha256"] in text
     assert "| ece | 0.01201 |" in text and "**fail**" in text
-    assert "fairness across groups was not assessed" in text
+    fairness = text.split("## Fairness", 1)[1].split("## Explanations", 1)[0]
+    assert "bias.group_fairness" in fairness
+    dir_ = report.check("fairness").metrics["attribute.sex.disparate_impact_ratio"].value
+    assert f"| attribute.sex.disparate_impact_ratio | {dir_:.4g} |" in fairness
     assert "**REVIEW**" in text
 
 

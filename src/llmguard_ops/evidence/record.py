@@ -58,7 +58,8 @@ def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[s
     for check in report.checks:
         for value in check.artifacts.values():
             path = Path(value)
-            files.add(path if path.is_absolute() else out_dir / "artifacts" / check.id / path)
+            # the runner records artifact paths relative to the output folder
+            files.add(path if path.is_absolute() else out_dir / path)
     out = {}
     for path in files:
         if not path.is_file() or path.name == ATTESTATION_NAME:

@@ -11,11 +11,18 @@ from ..report import Report
 
 
 def store(report: Report, out_dir: Path) -> list[Path]:
-    """Save ``report`` under the history folder; nothing when history is switched off."""
+    """Save ``report`` under the history folder; nothing when history is switched off.
+
+    Returns no path: the copy lives outside the output folder and is not one of the
+    run's outputs (the attestation digests those, and a byte-identical copy of
+    ``report.json`` listed among them would only confuse ``verify --artifact``).
+    """
     from ..history import history_dir, save_run
 
     directory = history_dir()
-    return [] if directory is None else [save_run(report, directory)]
+    if directory is not None:
+        save_run(report, directory)
+    return []
 
 
 @hookimpl
