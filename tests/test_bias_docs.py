@@ -51,7 +51,7 @@ def test_demo_fairness_check_passes_with_intervals(tmp_path: Path) -> None:
     assert outcome.report.decision.decision.value in ("PROMOTE", "REVIEW")
     dp = result.metrics["attribute.sex.demographic_parity_difference"]
     assert dp.confidence == 0.95 and dp.lower is not None and dp.upper is not None
-    assert Path(result.artifacts["group_rates"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / result.artifacts["group_rates"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     mitigation = result.details["mitigation"]
     assert mitigation["threshold_optimizer"]["constraint"] == "true_positive_rate_parity"
     assert any(p["feature"] == "income" and p["sensitive"] == "sex" for p in mitigation["proxies"])

@@ -98,8 +98,8 @@ def test_linear_ranking_recovers_known_weights_and_equals_shap(tmp_path: Path) -
     coef = np.abs(model.coef_[0])
     assert np.allclose(expected / expected.sum(), coef / coef.sum(), atol=0.03)
     assert result.metrics["additivity_error"].value < 1e-9
-    assert Path(result.artifacts["importance"]).stat().st_size > 0
-    assert Path(result.artifacts["beeswarm"]).stat().st_size > 0
+    assert (tmp_path / "out" / result.artifacts["importance"]).stat().st_size > 0
+    assert (tmp_path / "out" / result.artifacts["beeswarm"]).stat().st_size > 0
 
 
 def test_pipeline_tree_additivity_and_one_hot_columns_summed(tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_token_attributions_of_a_tiny_transformers_classifier(tmp_path: Path) ->
     assert local["base_value"] + sum(t["shap"] for t in local["tokens"]) == pytest.approx(
         local["output"], abs=1e-5
     )
-    assert Path(result.artifacts["importance"]).exists()
+    assert (tmp_path / "out" / result.artifacts["importance"]).exists()
 
 
 def test_importing_the_plugin_loads_no_heavy_library() -> None:
