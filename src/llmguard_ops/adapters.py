@@ -170,7 +170,8 @@ def load_transformers(path: Path, options: dict[str, Any]) -> TransformersModel:
 
 
 class OnnxModel:
-    """An ONNX graph (e.g. from skl2onnx): first output = labels, second = probabilities."""
+    """An ONNX graph: (labels, probabilities) as skl2onnx writes them, or one output of
+    class probabilities (then ``predict`` is its argmax)."""
 
     input_kind = "tabular"
 
@@ -183,11 +184,16 @@ class OnnxModel:
         return out
 
     def predict(self, x: Any) -> np.ndarray:
-        labels = np.asarray(self._run(x)[0])
-        return labels.reshape(-1) if labels.ndim > 1 and labels.shape[-1] == 1 else labels
+        outs = self._run(x)
+        first = np.asarray(outs[0])
+        if len(outs) == 1 and first.ndim == 2 and first.shape[1] > 1 and first.dtype.kind == "f":
+            return np.asarray(first.argmax(axis=1))  # one output of class scores
+        return first.reshape(-1) if first.ndim > 1 and first.shape[-1] == 1 else first
 
     def predict_proba(self, x: Any) -> np.ndarray:
         outs = self._run(x)
+        if len(outs) == 1 and np.asarray(outs[0]).ndim == 2:
+            return np.asarray(outs[0], dtype=float)  # the graph's single output is the scores
         if len(outs) < 2:
             raise ArtifactError("this ONNX graph has no probability output")
         probs = outs[1]
