@@ -93,7 +93,7 @@ def test_skops_needs_its_types_trusted(project: Path) -> None:
     sio.dump(LogisticRegression().fit(frame[["a", "b", "c"]], frame.y), project / "model.skops")
     untrusted = sio.get_untrusted_types(file=project / "model.skops")
     if untrusted:
-        with pytest.raises(llmguard_ops.SuiteError, match="not listed in options.trusted"):
+        with pytest.raises(llmguard_ops.SuiteError, match=r"not listed in options\.trusted"):
             llmguard_ops.run(suite(project, "{loader: sklearn, path: model.skops}"), project / "out")
     trusted = "[" + ", ".join(untrusted) + "]"
     path = suite(project, f"{{loader: sklearn, path: model.skops, options: {{trusted: {trusted}}}}}")
