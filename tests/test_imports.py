@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "shap", "aif360", "deepeval", "sklearn", "fairlearn", "matplotlib"]
+HEAVY = ["torch", "transformers", "shap", "aif360", "deepeval", "sklearn", "fairlearn", "matplotlib", "scipy.stats"]
 
 
 def imported_after(code: str) -> list[str]:

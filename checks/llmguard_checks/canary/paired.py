@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .._bootstrap import weights_from_indices
+from .._lazy import lazy_module
+
+stats = lazy_module("scipy.stats")  # imported when a test runs, not when the plugin loads
 
 _MAX_CELLS = 8_000_000
 

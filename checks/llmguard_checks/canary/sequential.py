@@ -28,7 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
+
+from .._lazy import lazy_module
+
+# imported when a rollout is simulated, not when the plugin loads
+optimize = lazy_module("scipy.optimize")
+special = lazy_module("scipy.special")
+stats = lazy_module("scipy.stats")
 
 
 def spent(t: float, alpha: float, spending: str) -> float:
