@@ -271,10 +271,8 @@ def test_importing_the_plugin_loads_no_heavy_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_demo_suite_explain_check(tmp_path: Path) -> None:
+def test_demo_suite_explain_check(tmp_path: Path, demo_models: Path) -> None:
     demo = Path(__file__).parents[1] / "suites" / "demo" / "suite.yaml"
-    if not (demo.parent / "models" / "candidate.joblib").exists():
-        pytest.skip("demo models not built (python suites/demo/train_models.py)")
     outcome = llmguard_ops.run(demo, tmp_path / "out", only=["explain"])
     result = outcome.report.checks[0]
     assert result.status is Status.PASS, result.gates
