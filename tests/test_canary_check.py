@@ -22,16 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "suites" / "demo"
 
 
-@pytest.fixture(scope="module")
-def demo_models() -> Path:
-    models = DEMO / "models"
-    if not (models / "candidate.joblib").exists():
-        import runpy
-
-        runpy.run_path(str(DEMO / "train_models.py"), run_name="__main__")
-    return models
-
-
 def _suite(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "suite.yaml"
     path.write_text(textwrap.dedent(body))

@@ -171,7 +171,7 @@ def test_cuda_model_is_synchronised_and_reports_gpu_memory(tmp_path: Path) -> No
     assert result.details["memory_method"] == "torch.cuda.max_memory_allocated"
 
 
-def test_demo_suite_gates_its_candidate_p95(demo_models_dir: Path, tmp_path: Path) -> None:
+def test_demo_suite_gates_its_candidate_p95(demo_models: Path, tmp_path: Path) -> None:
     outcome = _run(REPO / "suites" / "demo" / "suite.yaml", tmp_path, only=["latency"], write=False)
     result = _check(outcome, "latency")
     assert result.uses == "latency.inference"
@@ -179,15 +179,6 @@ def test_demo_suite_gates_its_candidate_p95(demo_models_dir: Path, tmp_path: Pat
     assert result.status is Status.PASS, result.gates
     assert result.metrics["p95_ms"].n == 150
 
-
-@pytest.fixture(scope="module")
-def demo_models_dir() -> Path:
-    models = REPO / "suites" / "demo" / "models"
-    if not (models / "candidate.joblib").exists():
-        import runpy
-
-        runpy.run_path(str(REPO / "suites" / "demo" / "train_models.py"), run_name="__main__")
-    return models
 
 
 def test_plugin_import_is_light() -> None:

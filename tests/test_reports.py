@@ -41,19 +41,9 @@ def _demo_overrides() -> list[str]:
     return [*sets, "checks.calibration.gate.ece.max=0.01"]
 
 
-def ensure_demo_models() -> None:
-    """On a fresh clone, train the demo's models (deterministically) as the demo does."""
-    models = DEMO.parent / "models"
-    if not (models / "candidate.joblib").exists() or not (models / "champion.joblib").exists():
-        import runpy
-
-        runpy.run_path(str(DEMO.parent / "train_models.py"), run_name="__main__")
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def demo(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> dict[str, Any]:
     """Two runs of the demo suite through the console script, sharing one run history."""
-    ensure_demo_models()
     base = tmp_path_factory.mktemp("demo")
     env = {**os.environ, **OFFLINE, "LLMGUARD_HISTORY_DIR": str(base / ".llmguard" / "runs")}
     llmguard = Path(sys.executable).with_name("llmguard")
@@ -330,13 +320,12 @@ def test_demo_page_in_headless_chromium(demo: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fixture_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def fixture_run(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> Any:
     import llmguard_ops
 
     sys.path.insert(0, str(ROOT / "tests"))
     import reporting_checks
 
-    ensure_demo_models()
     out = tmp_path_factory.mktemp("fixture")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     mp = pytest.MonkeyPatch()
