@@ -1,4 +1,4 @@
-"""Latency checks: ``latency.inference`` and ``latency.generation``, and the ``http`` loader.
+"""Latency checks: ``latency.inference``, ``latency.generation``, ``latency.capacity``; the ``http`` loader.
 
 Registered through the ``llmguard`` entry point ``latency``. Importing this package
 imports neither torch nor transformers: the check modules are loaded when a check runs.
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmguard_ops import CheckDefinition, MetricSpec, ModelLoader, hookimpl
 
-from .params import GenerationParams, InferenceParams
+from .params import CapacityParams, GenerationParams, InferenceParams
 
 if TYPE_CHECKING:
     from llmguard_ops import CheckContext, CheckOutput
@@ -50,6 +50,30 @@ def _generation_specs() -> tuple[MetricSpec, ...]:
     return tuple(specs)
 
 
+def _capacity_specs() -> tuple[MetricSpec, ...]:
+    return (
+        MetricSpec("max_qps_at_slo", "highest Poisson arrival rate whose percentile upper bound meets the SLO "
+                   "(interval: the search bracket)", True, "requests/s"),
+        MetricSpec("baseline_max_qps_at_slo", "the same for the baseline", True, "requests/s"),
+        MetricSpec("max_qps_at_slo_ratio", "candidate / baseline max_qps_at_slo", True),
+        MetricSpec("percentile_at_capacity_ms", "the gated percentile at max_qps_at_slo (point estimate)", False,
+                   "ms"),
+        MetricSpec("throughput_at_capacity_per_s", "completed requests per second at max_qps_at_slo", True,
+                   "requests/s"),
+        MetricSpec("peak_memory_mb", "peak RSS (cpu) or peak CUDA allocation (cuda) during the search", False, "MiB"),
+        MetricSpec("gpu_utilization_mean_pct", "mean accelerator utilisation during the search (NVML)", None, "%"),
+        MetricSpec("gpu_memory_used_peak_mb", "peak accelerator memory in use during the search (NVML)", False,
+                   "MiB"),
+        MetricSpec("cost_per_1k_requests", "price_per_instance_hour / (3.6 × max_qps_at_slo)", False),
+    )
+
+
+def _run_capacity(ctx: CheckContext, params: Any) -> CheckOutput:
+    from .capacity import run_capacity
+
+    return run_capacity(ctx, params)
+
+
 def _run_inference(ctx: CheckContext, params: Any) -> CheckOutput:
     from .inference import run_inference
 
@@ -71,6 +95,10 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(CheckDefinition(
         name="latency.generation", run=_run_generation, params=GenerationParams, metrics=_generation_specs(),
         summary="TTFT, TPOT and tokens/s of streamed generation (local causal LM or HTTP endpoint).",
+    ))
+    register(CheckDefinition(
+        name="latency.capacity", run=_run_capacity, params=CapacityParams, metrics=_capacity_specs(),
+        summary="Highest Poisson arrival rate meeting a latency-percentile SLO; curve, memory, cost per 1k requests.",
     ))
 
 

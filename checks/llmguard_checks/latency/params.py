@@ -78,3 +78,41 @@ class GenerationParams(BaseModel):
         if (self.scenario == "server") != (self.target_qps is not None):
             raise ValueError("'target_qps' is needed by, and only by, scenario 'server'")
         return self
+
+
+class CapacityParams(BaseModel):
+    """Parameters of ``latency.capacity``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelRef = Field("candidate", description="Model (local or http endpoint) whose capacity is searched.")
+    dataset: DatasetRef = Field("current", description="Dataset whose inputs are sent as requests.")
+    baseline: ModelRef | None = Field(
+        None, description="Search this model's capacity too (after the candidate's) and report "
+        "max_qps_at_slo_ratio.")
+    method: str = Field("predict", description="Method called on the model object (torch modules: called).")
+    batch_size: int = Field(1, ge=1, description="Rows per request.")
+    percentile: Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms"] = Field(
+        "p99_ms", description="The latency percentile the SLO is set on.")
+    slo_ms: float = Field(gt=0, description="The SLO: that percentile must stay at or under this many ms.")
+    min_qps: float = Field(1.0, gt=0, description="First arrival rate tried (requests/s).")
+    max_qps: float = Field(1000.0, gt=0, description="Highest arrival rate tried.")
+    resolution: float = Field(
+        0.1, gt=0, le=1, description="Bisect until the failing rate is within this share above the passing one.")
+    max_steps: int = Field(12, ge=1, le=50, description="At most this many rates are measured per model.")
+    requests_per_step: int = Field(1000, ge=1, description="Poisson arrivals per rate ...")
+    step_duration_s: float = Field(60.0, gt=0, description="... or this many seconds of arrivals, if shorter.")
+    concurrency: int = Field(
+        64, ge=1, le=1024, description="Requests in flight at most (a local model: the worker threads serving it).")
+    warmup: int = Field(10, ge=0, description="Untimed calls before the search, on top of one per input shape.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="As for latency.inference.")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads while timing.")
+    price_per_instance_hour: float | None = Field(
+        None, ge=0, description="Price of one serving instance per hour: gives cost_per_1k_requests.")
+    timeout_s: float = Field(300.0, gt=0, description="Seconds a step may run past its last arrival.")
+
+    @model_validator(mode="after")
+    def _rates(self) -> CapacityParams:
+        if self.max_qps < self.min_qps:
+            raise ValueError("'max_qps' is smaller than 'min_qps'")
+        return self
