@@ -198,7 +198,8 @@ def _label_issues(
     from cleanlab.filter import find_label_issues
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    frame = ef[ef[target].notna()].reset_index(drop=True)
+    labelled = np.flatnonzero(ef[target].notna().to_numpy())  # rows are reported by their position in ef
+    frame = ef.iloc[labelled].reset_index(drop=True)
     if _task(frame[target]) != "classification":
         out.warnings.append("label issues: the target is not categorical; confident learning needs classes")
         return
@@ -220,7 +221,7 @@ def _label_issues(
     out.add("label_issues", float(len(issues)), n=len(frame))
     listed = []
     for i in issues[: params.examples]:
-        row = example_rows(frame, [i], 1)[0]
+        row = example_rows(ef, [labelled[i]], 1)[0]
         row["given_label"] = str(classes[y[i]])
         row["suggested_label"] = str(classes[int(np.argmax(proba[i]))])
         row["given_label_probability"] = float(proba[i, y[i]])
@@ -230,7 +231,7 @@ def _label_issues(
         f"probabilities of a {params.label_model} model",
         "features": numeric + categorical,
         "left_out": dropped,
-        "suspected_rows": [int(i) for i in issues],
+        "suspected_rows": [int(labelled[i]) for i in issues],
         "examples": listed,
     }
 
