@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "shap", "aif360", "deepeval", "sklearn", "fairlearn", "matplotlib", "scipy.stats"]
+HEAVY = ["torch", "transformers", "shap", "aif360", "deepeval", "sklearn", "fairlearn", "matplotlib", "scipy.stats",
+         "pandera", "cleanlab", "rapidfuzz"]
 
 
 def imported_after(code: str) -> list[str]:

@@ -150,6 +150,8 @@ def _limitations(report: Report) -> list[str]:
         "bias": "fairness across groups was not assessed (no `bias.*` check)",
         "drift": "the evaluation data was not compared with the training data (no `drift.*` check)",
         "robustness": "robustness to perturbed inputs was not tested (no `robustness.*` check)",
+        "data": "the evaluation data was not checked for duplicates, training-set copies, leakage or "
+        "label errors (no `data.*` check)",
     }
     items += [text for family, text in missing.items() if family not in families]
     used = {
