@@ -289,3 +289,48 @@ def test_bad_contract_is_a_suite_error(tmp_path: Path) -> None:
     with pytest.raises(llmguard_ops.SuiteError) as info:
         llmguard_ops.run(suite, tmp_path / "out", write=False)
     assert "min" in str(info.value) and "suite.yaml" in str(info.value)
+
+
+def test_regression_target_missing_labels_and_same_dataset(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    n = 400
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["price"] = 3 * frame["a"] + rng.normal(0, 0.1, n)  # 'a' alone explains the target
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    holdout = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    holdout["price"] = 3 * holdout["a"]
+    holdout.loc[[3, 7], "price"] = np.nan
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    cls = holdout.assign(price=(holdout["a"] > 0).astype(float))
+    cls.loc[[3, 7], "price"] = np.nan
+    flip = [int(i) for i in np.flatnonzero(np.abs(holdout["a"].to_numpy()) > 1.0) if i not in (3, 7)][:6]
+    cls.loc[flip, "price"] = 1 - cls.loc[flip, "price"]  # far from the boundary: clearly wrong
+    cls.to_csv(tmp_path / "cls.csv", index=False)
+    suite = _suite(
+        tmp_path,
+        """\
+  - id: regression
+    uses: data.integrity
+    with: {train: reference, evaluation: current}
+  - id: labels
+    uses: data.integrity
+    with: {train: reference, evaluation: labelled, leakage: false}
+  - id: same
+    uses: data.integrity
+    with: {train: current, evaluation: current}
+    allow_error: true
+""",
+        "  reference: {path: train.csv, target: price}\n  current: {path: holdout.csv, target: price}\n"
+        "  labelled: {path: cls.csv, target: price}",
+    )
+    outcome = llmguard_ops.run(suite, tmp_path / "out", write=False)
+    reg = _check(outcome, "regression")
+    assert reg.details["leakage"]["suspects"] == ["a"] and _value(reg, "feature_r2.a") > 0.95
+    assert _value(reg, "feature_r2.b") < 0.1 and "label_issue_rate" not in reg.metrics
+    assert any("not categorical" in w for w in reg.warnings)
+    labels = _check(outcome, "labels")
+    found = set(labels.details["label_issues"]["suspected_rows"])
+    assert found & {3, 7} == set()  # rows without a label are never suspects ...
+    assert set(flip) <= found  # ... and rows are numbered as in the file
+    same = _check(outcome, "same")
+    assert same.status is Status.ERROR and same.error is not None and "same dataset" in same.error.message
