@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .errors import did_you_mean
-from .monitor.spec import GatePrior, LearnedBand
+from .monitor.spec import GatePrior, IncidentStep, LearnedBand
 from .results import Severity
 
 API_VERSION = "llmguard/v1"
@@ -204,6 +204,9 @@ class Suite(_Strict):
     policy: Policy = Field(default_factory=lambda: Policy())
     waivers: list[Waiver] = Field(default_factory=list)
     notify: list[Notification] = Field(default_factory=list, description="Webhooks told about the decision.")
+    incidents: list[IncidentStep] = Field(
+        default_factory=list, description="Playbook run by llmguard monitor on a fired gate or BLOCK."
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Suite:

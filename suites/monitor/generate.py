@@ -2,8 +2,7 @@
 
 Deterministic (fixed seeds). Writes, under OUT (default: this folder):
 
-* ``data/reference.csv``: 1000 labelled rows the model was trained on;
-* ``models/model.joblib``: logistic regression on ``x1``, ``x2``;
+* ``data/reference.csv``: 1000 labelled rows the model is trained on (shipped);
 * ``data/production.csv``: 60 days from 2026-01-01, 300 requests a day, each with
   its timestamp ``ts``, features, label and logged ``latency_ms``.
 
@@ -12,6 +11,9 @@ Planted events:
 * day 20: a benign infrastructure upgrade lowers latency by 30 % (no alert wanted);
 * day 40 on: covariate shift, ``x1`` moves by +0.5 standard deviations;
 * day 50 on: latency regression, ×1.45 on the post-upgrade level.
+
+The model is :func:`model`, a logistic regression on ``x1``, ``x2`` fitted on the
+reference when the suite loads it (``loader: python``), so no pickle is shipped.
 
     python suites/monitor/generate.py [OUT]
 """
@@ -59,19 +61,25 @@ def production(seed: int = 1, days: int = DAYS, rows_per_day: int = ROWS_PER_DAY
     return pd.concat(parts, ignore_index=True)
 
 
-def main(out: Path = HERE) -> Path:
-    import joblib
+def reference() -> pd.DataFrame:
+    frame = _rows(np.random.default_rng(0), 1000, 0.0)
+    frame["latency_ms"] = (120.0 * np.random.default_rng(2).lognormal(0.0, 0.25, len(frame))).round(2)
+    return frame
+
+
+def model() -> object:
+    """The scorer: logistic regression fitted on ``data/reference.csv`` beside this file."""
     from sklearn.linear_model import LogisticRegression
 
+    ref = pd.read_csv(Path(__file__).parent / "data" / "reference.csv")
+    return LogisticRegression().fit(ref[["x1", "x2"]], ref["label"])
+
+
+def main(out: Path = HERE, days: int = DAYS, rows_per_day: int = ROWS_PER_DAY) -> Path:
     (out / "data").mkdir(parents=True, exist_ok=True)
-    (out / "models").mkdir(parents=True, exist_ok=True)
-    reference = _rows(np.random.default_rng(0), 1000, 0.0)
-    reference["latency_ms"] = (120.0 * np.random.default_rng(2).lognormal(0.0, 0.25, len(reference))).round(2)
-    reference.to_csv(out / "data" / "reference.csv", index=False)
-    model = LogisticRegression().fit(reference[["x1", "x2"]], reference["label"])
-    joblib.dump(model, out / "models" / "model.joblib")
+    reference().to_csv(out / "data" / "reference.csv", index=False)
     log = out / "data" / "production.csv"
-    production().to_csv(log, index=False)
+    production(days=days, rows_per_day=rows_per_day).to_csv(log, index=False)
     return log
 
 

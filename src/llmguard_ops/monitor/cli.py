@@ -47,6 +47,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         audit_log=None if args.no_audit_log else args.audit_log,
         prometheus=Path(args.prometheus) if args.prometheus else None,
         now=now,
+        dry_run=args.dry_run,
+        approve=args.approve or [],
     )
     say = None if args.quiet else print
     result = monitor(opts, host, progress=say)
@@ -144,6 +146,13 @@ def add_commands(sub: Any) -> None:
         help="audit log getting one entry per window (default .llmguard/audit.jsonl)",
     )
     mon.add_argument("--no-audit-log", action="store_true", help="append to no audit log")
+    mon.add_argument("--dry-run", action="store_true", help="incident steps say what they would do and change nothing")
+    mon.add_argument(
+        "--approve",
+        action="append",
+        metavar="STEP_ID",
+        help="approve a paused incident step of the latest window (repeatable)",
+    )
     mon.set_defaults(func=cmd_monitor)
 
     rules = sub.add_parser("rules", help="learnt-gate rules: unit tests as promtool test rules")

@@ -36,6 +36,8 @@ class MonitorOptions:
     prometheus: Path | None = None
     now: dt.datetime | None = None
     anomalies: bool = True
+    dry_run: bool = False
+    approve: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -96,7 +98,26 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
     store.record_window(
         report, start=window.key, end=iso(window.end), rows=len(window.frame), fired=fired, folder=str(folder)
     )
+    steps: list[dict[str, Any]] = []
+    if loaded.suite.incidents:
+        from .incidents import run_playbook, save
+
+        audit = Path(opts.audit_log) if opts.audit_log else None
+        steps = run_playbook(
+            loaded.suite.incidents,
+            host,
+            report,
+            folder,
+            window.key,
+            fired,
+            dry_run=opts.dry_run,
+            approved=opts.approve,
+            audit_log=audit,
+        )
+        if steps:
+            save(folder, window.key, fired, steps)
     return {
+        "incidents": steps,
         "start": window.key,
         "end": iso(window.end),
         "rows": len(window.frame),
@@ -137,7 +158,14 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
             if progress:
                 fired = ", ".join(entry["fired"]) or "-"
                 progress(f"{entry['start']}  {entry['rows']:>7} rows  {entry['decision']:<7}  fired: {fired}")
+                for step in entry["incidents"]:
+                    progress(f"  incident step {step['step']} ({step['uses']}): {step['status']}: {step['outcome']}")
         windows = store.windows(name)
+        if opts.approve and not ran and windows:
+            resumed = resume_approved(opts, host, base.suite.incidents, Path(windows[-1]["folder"]))
+            for step in resumed:
+                if progress:
+                    progress(f"  incident step {step['step']} ({step['uses']}): {step['status']}: {step['outcome']}")
         series = store.all_series(name) if windows else {}
     finally:
         store.close()
@@ -151,7 +179,7 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         "every": opts.every,
         "windows": [
             {k: w[k] for k in ("start", "end", "rows", "decision", "fired", "run_id")}
-            | {"folder": _rel(w["folder"], opts.out)}
+            | {"folder": _rel(w["folder"], opts.out), "incidents": _incident_steps(Path(w["folder"]))}
             for w in windows
         ],
     }
@@ -167,6 +195,47 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         write_textfile(opts.prometheus, name, windows[-1], series)
     latest = Decision(windows[-1]["decision"])
     return MonitorResult(ran=ran, windows=windows, monitor_file=path, warnings=warnings, exit_code=latest.exit_code)
+
+
+def _incident_steps(folder: Path) -> list[dict[str, Any]]:
+    from .incidents import INCIDENT_FILE
+
+    path = folder / INCIDENT_FILE
+    if not path.is_file():
+        return []
+    steps: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")).get("steps", [])
+    return steps
+
+
+def resume_approved(opts: MonitorOptions, host: Any, steps: list[Any], folder: Path) -> list[dict[str, Any]]:
+    """Run the paused steps of the window in ``folder`` from the first approved one."""
+    from ..report import Report
+    from .incidents import INCIDENT_FILE, run_playbook, save
+
+    path = folder / INCIDENT_FILE
+    if not path.is_file():
+        return []
+    state = json.loads(path.read_text(encoding="utf-8"))
+    paused = [r for r in state["steps"] if r["status"] == "awaiting-approval"]
+    if not paused or paused[0]["step"] not in opts.approve:
+        return []
+    report = Report.model_validate(json.loads((folder / "report.json").read_text(encoding="utf-8")))
+    audit = Path(opts.audit_log) if opts.audit_log else None
+    records = run_playbook(
+        steps,
+        host,
+        report,
+        folder,
+        state["window"],
+        state["fired"],
+        dry_run=opts.dry_run,
+        approved=opts.approve,
+        audit_log=audit,
+        start_at=paused[0]["step"],
+    )
+    done = [r for r in state["steps"] if r["status"] != "awaiting-approval"]
+    save(folder, state["window"], state["fired"], done + records)
+    return records
 
 
 def _rel(folder: str, out: Path) -> str:

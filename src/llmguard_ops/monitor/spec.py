@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,3 +49,29 @@ class GatePrior(_Strict):
     """
 
     breached: list[bool] = Field(default_factory=list, max_length=10_000)
+
+
+Trigger = Literal["BLOCK", "REVIEW", "fired"]
+
+
+def _on_block() -> list[Trigger]:
+    return ["BLOCK"]
+
+
+class IncidentStep(_Strict):
+    """One step of the suite's incident playbook (``incidents:``), run by ``llmguard monitor``.
+
+    ``uses`` names the step: ``webhook`` (POST the window's summary to ``with.url``),
+    ``ticket`` (POST ``with.template``, a JSON text with ``${suite}``, ``${window}``,
+    ``${decision}``, ``${fired}``, ``${reasons}``, ``${run_id}`` filled in, to ``with.url``),
+    or a step a plugin provides through ``llmguard_incident_step`` (e.g.
+    ``mlflow.rollback``). ``when``: ``BLOCK``, ``REVIEW`` and/or ``fired`` (any gate fired).
+    A step with ``needs_approval`` pauses the playbook until ``--approve ID`` is given.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="Unique id of the step.")
+    uses: str = Field(description="webhook, ticket, or a plugin's step such as mlflow.rollback.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="Step parameters.")
+    when: list[Trigger] = Field(default_factory=_on_block, description="What triggers the step.")
+    needs_approval: bool = Field(False, description="Pause before this step until a person approves it.")
+    timeout: float = Field(10.0, gt=0, description="Seconds per HTTP attempt (webhook, ticket).")
