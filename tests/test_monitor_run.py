@@ -192,3 +192,105 @@ def test_sixty_days_learnt_gates_catch_both_incidents_and_stay_quiet(project: Pa
     assert learnt.monitor_file.read_text() == listing
     print(f"quiet-period firings (days 10-39): learnt {len(quiet)} {quiet}, static {len(squiet)} {squiet}")
     print(f"first firing: x1 day {x1[0]}, latency day {latency[0]}")
+
+
+class _Hooks:
+    """A local HTTP endpoint recording POSTed JSON bodies (stopped by the test)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.bodies: list[tuple[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length", 0))
+                outer.bodies.append((self.path, json.loads(self.rfile.read(size))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_incident_playbook_webhook_ticket_approval(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    _generator().main(project, days=2, rows_per_day=120)
+    hooks = _Hooks()
+    try:
+        suite = yaml.safe_load((project / "suite.yaml").read_text())
+        suite["checks"][2]["gate"] = {"accuracy": {"min": 0.99}}  # BLOCK every window
+        suite["incidents"] = [
+            {"id": "notify", "uses": "webhook", "with": {"url": f"{hooks.url}/chat?token=s3cret"}},
+            {
+                "id": "ticket",
+                "uses": "ticket",
+                "when": ["fired"],
+                "with": {
+                    "url": f"{hooks.url}/tickets",
+                    "template": '{"title": "$suite: $fired", "window": "$window", "body": "$reasons"}',
+                },
+            },
+            {"id": "unknown", "uses": "pager.call"},
+            {"id": "page", "uses": "webhook", "needs_approval": True, "with": {"url": f"{hooks.url}/page"}},
+        ]
+        (project / "incident.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
+        args = [
+            "-p",
+            "no:llmguard_ops.reporters.html",
+            "monitor",
+            "incident.yaml",
+            "--dataset",
+            "current=data/production.csv",
+            "--time-column",
+            "ts",
+            "--out",
+            "out",
+            "--db",
+            "h.db",
+            "--now",
+            "2026-01-02T00:00:00Z",
+        ]
+        assert main(args) == 1
+        out = capsys.readouterr().out
+        assert "incident step page (webhook): awaiting-approval: paused: rerun with --approve page" in out
+        assert "no installed plugin runs incident step 'pager.call'" in out
+        assert [p for p, _ in hooks.bodies] == ["/chat?token=s3cret", "/tickets"]
+        ticket = hooks.bodies[1][1]
+        assert ticket["title"] == "scorer-production: quality.accuracy" and "accuracy" in ticket["body"]
+        audit = [json.loads(line) for line in (project / ".llmguard" / "audit.jsonl").read_text().splitlines()]
+        steps = [e for e in audit if e.get("kind") == "incident-step"]
+        assert [(e["step"], e["status"]) for e in steps] == [
+            ("notify", "done"),
+            ("ticket", "done"),
+            ("unknown", "failed"),
+            ("page", "awaiting-approval"),
+        ]
+        assert not any("s3cret" in json.dumps(e) for e in audit)  # the URL's token stays out of the log
+        listing = json.loads((project / "out" / "monitor.json").read_text())
+        assert [s["status"] for s in listing["windows"][0]["incidents"]][-1] == "awaiting-approval"
+        # approval: the paused step runs, nothing else runs again
+        assert main([*args, "--approve", "page"]) == 1
+        assert "incident step page (webhook): done" in capsys.readouterr().out
+        assert [p for p, _ in hooks.bodies][-1] == "/page" and len(hooks.bodies) == 3
+        state = json.loads((project / "out" / "windows" / "20260101T000000Z" / "incident.json").read_text())
+        assert [s["status"] for s in state["steps"]] == ["done", "done", "failed", "done"]
+        # --dry-run posts nothing
+        (project / "h.db").unlink()
+        assert main([*args, "--dry-run", "--out", "out2"]) == 1
+        assert "would POST webhook to http://127.0.0.1" in capsys.readouterr().out
+        assert len(hooks.bodies) == 3
+    finally:
+        hooks.close()

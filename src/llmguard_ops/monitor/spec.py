@@ -62,8 +62,9 @@ class IncidentStep(_Strict):
     """One step of the suite's incident playbook (``incidents:``), run by ``llmguard monitor``.
 
     ``uses`` names the step: ``webhook`` (POST the window's summary to ``with.url``),
-    ``ticket`` (POST ``with.template``, a JSON text with ``${suite}``, ``${window}``,
-    ``${decision}``, ``${fired}``, ``${reasons}``, ``${run_id}`` filled in, to ``with.url``),
+    ``ticket`` (POST ``with.template``, a JSON text with ``$suite``, ``$window``,
+    ``$decision``, ``$fired``, ``$reasons``, ``$run_id`` filled in, to ``with.url``; the
+    ``${VAR}`` form is the suite's environment interpolation),
     or a step a plugin provides through ``llmguard_incident_step`` (e.g.
     ``mlflow.rollback``). ``when``: ``BLOCK``, ``REVIEW`` and/or ``fired`` (any gate fired).
     A step with ``needs_approval`` pauses the playbook until ``--approve ID`` is given.

@@ -107,8 +107,9 @@ def split(
     epoch = pd.Timestamp(0, tz="UTC")
     starts = epoch + ((stamps - epoch) // step) * step
     limit = pd.Timestamp(now if now is not None else dt.datetime.now(dt.UTC))
-    for start, rows in frame.groupby(starts.values, sort=True):
-        s = pd.Timestamp(start).tz_localize("UTC") if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start)
+    for start, rows in frame.groupby(starts.rename("__window_start__"), sort=True):
+        s = pd.Timestamp(start)
+        s = s.tz_localize("UTC") if s.tzinfo is None else s
         e = s + step
         if complete_only and e > limit:
             continue
