@@ -120,6 +120,8 @@ def test_small_log_cli_writes_windows_reports_and_is_idempotent(
     firing = {s.labels["metric"]: s.value for s in families["llmguard_gate_firing"].samples}
     assert firing["latency_ms.p95"] == 0.0 and "column.x1.statistic" in firing
     assert families["llmguard_window_rows"].samples[0].value == 150
+    page = (project / "out" / "monitor.html").read_text()
+    assert "<h2>latency.latency_ms.p95</h2>" in page and "data:image/svg+xml" in page
     # audit log: one entry per window
     assert len((project / ".llmguard" / "audit.jsonl").read_text().splitlines()) == 7
     # later call: the two remaining windows only, then nothing

@@ -37,6 +37,7 @@ class MonitorOptions:
     now: dt.datetime | None = None
     anomalies: bool = True
     dry_run: bool = False
+    page: bool = True
     approve: list[str] = field(default_factory=list)
 
 
@@ -188,6 +189,10 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
 
         summary["anomalies"] = detect(series, [w["start"] for w in windows])
     opts.out.mkdir(parents=True, exist_ok=True)
+    if opts.page:
+        from .page import write_page
+
+        write_page(opts.out, summary, series)
     path = atomic_write(opts.out / MONITOR_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if opts.prometheus is not None:
         from .prometheus import write_textfile

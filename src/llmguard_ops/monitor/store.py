@@ -86,6 +86,8 @@ class Point:
     upper: float | None
     breached: bool | None
     fired: bool | None
+    gate_min: float | None = None
+    gate_max: float | None = None
 
 
 def default_url(explicit: str | None = None) -> str:
@@ -215,7 +217,10 @@ class Store:
             if windows_only:
                 q = q.where(MetricRow.run_id.in_(select(WindowRow.run_id).where(WindowRow.suite == suite)))
             rows = db.scalars(q.order_by(MetricRow.window_start))
-            return [Point(r.window_start, r.value, r.lower, r.upper, r.breached, r.fired) for r in rows]
+            return [
+                Point(r.window_start, r.value, r.lower, r.upper, r.breached, r.fired, r.gate_min, r.gate_max)
+                for r in rows
+            ]
 
     def all_series(self, suite: str) -> dict[str, list[Point]]:
         """Every metric of the suite's monitored windows as ``check.metric`` → points."""
@@ -231,7 +236,7 @@ class Store:
             )
             for r in db.scalars(q):
                 out.setdefault(f"{r.check_id}.{r.metric}", []).append(
-                    Point(r.window_start, r.value, r.lower, r.upper, r.breached, r.fired)
+                    Point(r.window_start, r.value, r.lower, r.upper, r.breached, r.fired, r.gate_min, r.gate_max)
                 )
         return out
 
