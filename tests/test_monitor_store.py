@@ -75,3 +75,15 @@ def test_bad_database_url_is_one_line_error(tmp_path: Path, capsys: pytest.Captu
     assert main(["history-migrate", "--dir", str(runs), "--db", "nosuchdialect://x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("history database nosuchdialect://x") and "\n" not in err
+
+
+def test_a_window_recorded_twice_is_a_one_line_error(tmp_path: Path) -> None:
+    from llmguard_ops.errors import LlmguardError
+
+    store = Store(str(tmp_path / "h.db"))
+    kw = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "rows": 10, "fired": [], "folder": "w"}
+    store.record_window(make_report("a", "2026-01-02T00:00:01.000Z", 0.8), **kw)
+    with pytest.raises(LlmguardError, match="was recorded meanwhile"):
+        store.record_window(make_report("b", "2026-01-02T00:00:02.000Z", 0.8), **kw)
+    assert store.counts() == {"runs": 1, "metrics": 2, "windows": 1}  # the second run left nothing
+    store.close()

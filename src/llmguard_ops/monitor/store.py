@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..errors import LlmguardError
@@ -189,7 +190,14 @@ class Store:
                     folder=folder,
                 )
             )
-            db.commit()
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                raise LlmguardError(
+                    f"{self.url}: window {start} of suite '{report.suite.name}' was recorded meanwhile "
+                    "(another llmguard monitor running on the same database?); this run is not recorded"
+                ) from None
 
     # reading ------------------------------------------------------------------------
     def windows(self, suite: str) -> list[dict[str, Any]]:
