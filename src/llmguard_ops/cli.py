@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report_commands import add_commands
 
     add_commands(sub)
+    from .monitor.cli import add_commands as add_monitor_commands
+
+    add_monitor_commands(sub)
     return parser
 
 

@@ -39,12 +39,21 @@ def evaluate_bound(name: str, bound: GateBound, metric: Metric) -> GateOutcome:
     interval = f" [{_fmt(metric.lower)}, {_fmt(metric.upper)}]" if metric.has_interval else ""
     head = f"{name} = {_fmt(metric.value)}{interval}"
     reason = f"{head}: " + "; ".join(problems) if problems else f"{head} within gate"
+    passed = not problems
+    if bound.prior is not None:  # llmguard monitor: Prometheus' for / keep_firing_for
+        from .monitor.persistence import firing
+
+        fires = firing([*bound.prior.breached, not passed], bound.for_ or 1, bound.keep_firing_for or 0)[-1]
+        if fires != (not passed):
+            reason += (f" (pending: for {bound.for_} windows)" if passed is False else
+                       f" (keeps firing: keep_firing_for {bound.keep_firing_for} windows)")
+        passed = not fires
     return GateOutcome(
         metric=name, min=bound.min, max=bound.max, confidence=bound.confidence,
         value=metric.value,
         tested_low=low if bound.min is not None else None,
         tested_high=high if bound.max is not None else None,
-        passed=not problems, reason=reason,
+        passed=passed, reason=reason,
     )
 
 

@@ -138,10 +138,28 @@ def load_history(
     suite: str | None = None,
     audit_log: Path | None = None,
     exclude_run: str | None = None,
+    db: str | None = None,
 ) -> History:
-    """Read every stored run (and the audit log, when present), oldest first."""
+    """Read every stored run (and the audit log, when present), oldest first.
+
+    ``db``: also read the runs of a history database (a SQLAlchemy URL or SQLite file,
+    see :mod:`llmguard_ops.monitor.store`); a run in both appears once.
+    """
     history = History()
     by_id: dict[str, RunRecord] = {}
+    if db is not None:
+        from .monitor.store import Store
+
+        store = Store(db)
+        try:
+            for report in store.reports(suite):
+                if report.run_id != exclude_run:
+                    by_id[report.run_id] = RunRecord(
+                        run_id=report.run_id, started_at=report.started_at, suite=report.suite.name,
+                        decision=report.decision.decision.value, report=report,
+                    )
+        finally:
+            store.close()
     if directory is not None and directory.is_dir():
         for path in sorted(directory.glob("*.json")):
             try:

@@ -133,3 +133,28 @@ def llmguard_on_incident(report: Report, out_dir: Path) -> None:
     An exception is reported as a warning and does not change the decision. Suites can
     also notify webhooks without a plugin (``notify:`` in the suite).
     """
+
+
+@hookspec(firstresult=True)
+def llmguard_incident_step(
+    step: str, params: dict[str, Any], report: Report, out_dir: Path, dry_run: bool
+) -> str | None:
+    """Run one step of an incident playbook (the suite's ``incidents:``), or decline it.
+
+    ``llmguard monitor`` calls this for every step whose ``uses`` is not built in
+    (``webhook``, ``ticket``) when the step's ``when`` matches the window (BLOCK, REVIEW,
+    or any gate fired), after approval for a step marked ``needs_approval``.
+
+    :param step: the step's ``uses`` name, e.g. ``mlflow.rollback``; decline (return
+        ``None``) every name that is not yours.
+    :param params: the step's ``with:`` mapping, as written in the suite.
+    :param report: the window's final report (decision, fired gates, models).
+    :param out_dir: the window's output folder.
+    :param dry_run: ``True`` under ``--dry-run``: say what would be done, change nothing.
+    :returns: a one-line outcome (e.g. ``alias champion of scorer moved 3 → 2``), which is
+        printed and appended to the audit log; ``None`` when the step is not yours.
+
+    The first non-``None`` result wins (``firstresult``). An exception is recorded as the
+    step's failure (audit log and a warning) and the playbook goes on with the next step;
+    it never changes the window's decision. A step no plugin takes is recorded as failed.
+    """

@@ -70,12 +70,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     directory = require_dir(history_dir(args.dir))
     log = Path(args.log) if args.log else None
-    if not directory.is_dir() and not (log and log.is_file()):
+    db = getattr(args, "db", None)
+    if not directory.is_dir() and not (log and log.is_file()) and db is None:
         raise LlmguardError(
             f"{directory}: no run history here (each 'llmguard run' stores its report "
             "there; see --history-dir)"
         )
-    history = load_history(directory, suite=args.suite, audit_log=log)
+    history = load_history(directory, suite=args.suite, audit_log=log, db=db)
     for problem in history.problems:
         print(f"warning: {problem}", file=sys.stderr)
     suites = history.suites()
@@ -156,4 +157,7 @@ def add_commands(sub: Any) -> None:
         "--last", type=_positive, default=10, metavar="N", help="show the last N runs (default 10)"
     )
     history.add_argument("--json", action="store_true", help="one JSON record per run and metric")
+    history.add_argument("--db", metavar="URL",
+                         help="also read the history database (SQLAlchemy URL or SQLite file), "
+                         "e.g. .llmguard/history.db as written by 'llmguard monitor'")
     history.set_defaults(func=cmd_history)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from .errors import did_you_mean
+from .monitor.spec import GatePrior, IncidentStep, LearnedBand
 from .results import Severity
 
 API_VERSION = "llmguard/v1"
@@ -73,11 +74,23 @@ class GateBound(_Strict):
     min: float | None = None
     max: float | None = None
     confidence: float | None = Field(None, gt=0, lt=1, description="e.g. 0.95")
+    learned: LearnedBand | None = Field(
+        None, description="Bounds learnt from the metric's history (llmguard monitor); min/max apply until then."
+    )
+    for_: int | None = Field(
+        None, alias="for", ge=1, description="Windows the condition must hold before the gate fires (default 1)."
+    )
+    keep_firing_for: int | None = Field(
+        None, ge=0, description="Windows a fired gate keeps firing after it clears (default 0)."
+    )
+    prior: GatePrior | None = Field(
+        None, description="Raw states of earlier windows; filled in by llmguard monitor, not by hand."
+    )
 
     @model_validator(mode="after")
     def _some_bound(self) -> GateBound:
-        if self.min is None and self.max is None:
-            raise ValueError("a gate needs 'min' and/or 'max'")
+        if self.min is None and self.max is None and self.learned is None:
+            raise ValueError("a gate needs 'min' and/or 'max' (or 'learned')")
         for name in ("min", "max"):
             v = getattr(self, name)
             if v is not None and not math.isfinite(v):
@@ -191,6 +204,9 @@ class Suite(_Strict):
     policy: Policy = Field(default_factory=lambda: Policy())
     waivers: list[Waiver] = Field(default_factory=list)
     notify: list[Notification] = Field(default_factory=list, description="Webhooks told about the decision.")
+    incidents: list[IncidentStep] = Field(
+        default_factory=list, description="Playbook run by llmguard monitor on a fired gate or BLOCK."
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Suite:

@@ -344,3 +344,61 @@ def test_other_flavours_load_through_pyfunc(registry: Registry, tmp_path: Path) 
     assert isinstance(model, loader.PyfuncModel)
     assert list(model.feature_names_in_) == ["x0", "x1", "x2", "x3"]  # from the signature
     np.testing.assert_array_equal(model.predict(frame), (frame.x0 > 0).astype(int))
+
+
+def test_monitor_incident_rolls_the_alias_back_and_audits_it(registry: Registry, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """v1 champion, v2 promoted by a signed PROMOTE; in production v2 fails its gate and the
+    incident playbook of ``llmguard monitor`` moves the alias back to v1."""
+    import pandas as pd
+
+    from llmguard_checks import performance
+    from llmguard_ops.evidence.audit import verify
+    from llmguard_ops.monitor.run import MonitorOptions, monitor
+    from llmguard_ops.plugins import get_plugin_manager
+
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", "off")
+    before = _alias(registry)
+    registry.client.set_registered_model_alias("credit", "champion", "1")
+    promoted = _run(registry, "models:/credit/2", tmp_path / "promote")
+    assert promoted.report.decision.decision.value == "PROMOTE"
+    assert _alias(registry) == "2"
+    assert registry.client.get_model_version("credit", "2").tags["llmguard.previous_champion"] == "1"
+
+    log = tmp_path / "production.csv"
+    frame = pd.read_csv(registry.root / "current.csv")
+    frame.insert(0, "ts", pd.date_range("2026-03-01", periods=len(frame), freq="5min", tz="UTC").astype(str))
+    frame.to_csv(log, index=False)
+    suite = _suite(registry, "models:/credit@champion", registry.public_key, tmp_path / "watch")
+    data = yaml.safe_load(suite.read_text())
+    data["checks"][0]["gate"] = {"accuracy": {"min": 0.99}}  # production is worse than the release data
+    data["incidents"] = [
+        {"id": "rollback", "uses": "mlflow.rollback", "when": ["BLOCK"]},
+        {"id": "page", "uses": "webhook", "with": {"url": "http://127.0.0.1:9/hook"}, "needs_approval": True},
+    ]
+    suite.write_text(yaml.safe_dump(data, sort_keys=False))
+    host = get_plugin_manager(entry_points=False, objects=[("performance", performance), ("mlflow", llmguard_mlflow)])
+    audit = tmp_path / "audit.jsonl"
+    opts = MonitorOptions(suite=suite, dataset="current", log=log, time_column="ts", every="1d",
+                          out=tmp_path / "monitor", db=str(tmp_path / "h.db"), audit_log=str(audit), dry_run=True)
+    dry = monitor(opts, host)
+    assert dry.ran[0]["decision"] == "BLOCK"
+    assert dry.ran[0]["incidents"][0]["outcome"] == "would move alias 'champion' of credit: version 2 → 1"
+    assert _alias(registry) == "2"  # --dry-run changes nothing
+    assert dry.ran[0]["incidents"][1]["status"] == "awaiting-approval"
+
+    opts.dry_run = False
+    opts.out, opts.db = tmp_path / "monitor2", str(tmp_path / "h2.db")
+    result = monitor(opts, host)
+    steps = result.ran[0]["incidents"]
+    assert steps[0]["status"] == "done" and steps[0]["outcome"].startswith("moved alias 'champion'")
+    assert _alias(registry) == "1"
+    assert "llmguard.rolled_back" in registry.client.get_model_version("credit", "2").tags
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    rolled = [e for e in entries if e.get("kind") == "incident-step" and e["step"] == "rollback"]
+    assert [e["status"] for e in rolled] == ["dry-run", "done"]
+    assert rolled[-1]["run_id"] == result.ran[0]["run_id"]
+    verdict = verify(audit)
+    assert verdict.intact, verdict.problem
+    assert verdict.count == len(entries)
+    registry.client.set_registered_model_alias("credit", "champion", before)

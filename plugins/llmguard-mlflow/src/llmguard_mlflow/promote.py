@@ -113,6 +113,18 @@ def _attach(mlflow_client: Any, run_id: str | None, report: Report, out_dir: Pat
         mlflow_client.log_artifact(run_id, str(path), artifact_path=folder)
 
 
+def _remember_previous(mlflow_client: Any, where: Target) -> None:
+    """Tag the version about to become champion with the one the alias leaves (for rollback)."""
+    from .rollback import PREVIOUS_TAG
+
+    try:
+        previous = mlflow_client.get_model_version_by_alias(where.name, where.alias)
+    except Exception:  # the alias does not exist yet: nothing to roll back to
+        return
+    if str(previous.version) != str(where.version):
+        mlflow_client.set_model_version_tag(where.name, where.version, PREVIOUS_TAG, str(previous.version))
+
+
 def on_decision(report: Report, out_dir: Path) -> None:
     """Tag the candidate version; on a PROMOTE with a valid attestation, move the alias to it.
 
@@ -153,6 +165,7 @@ def on_decision(report: Report, out_dir: Path) -> None:
             mlflow_client.delete_model_version_tag(where.name, where.version, TAG_PREFIX + key)
     _attach(mlflow_client, version.run_id, report, Path(out_dir), record)
     if promote:
+        _remember_previous(mlflow_client, where)
         mlflow_client.set_registered_model_alias(where.name, where.alias, where.version)
     if refusal is not None:
         raise AttestationError(f"alias '{where.alias}' of {where.name} not moved to version {where.version}: "
