@@ -111,6 +111,10 @@ def prepare(
                 "pass --lock-key PUB (or sign the run with --key)"
             )
         lock_facts = check_lock(loaded, Path(lock), public, keyid)
+    if audit_log is not None:  # refuse a broken log before any check runs (exit 2)
+        from .audit import check_appendable
+
+        check_appendable(Path(audit_log), signer)
     return EvidenceOptions(
         signer=signer,
         audit_log=Path(audit_log) if audit_log is not None else None,

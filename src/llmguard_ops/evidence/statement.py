@@ -18,7 +18,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .dsse import VerificationError
+from .dsse import VerificationError, no_duplicates
 
 if TYPE_CHECKING:
     from ..loading import LoadedSuite
@@ -31,9 +31,7 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 
 def canonical_bytes(data: Any) -> bytes:
     """Stable JSON bytes (sorted keys, no whitespace, UTF-8, no NaN) for hashing and signing."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def subjects(report: Report) -> list[dict[str, Any]]:
@@ -109,15 +107,11 @@ def build_statement(
             "overrides": list(loaded.overrides),
         },
         "datasets": {
-            n: {"sha256": d["sha256"], "path": d.get("path"), "rows": d.get("rows")}
-            for n, d in report.datasets.items()
+            n: {"sha256": d["sha256"], "path": d.get("path"), "rows": d.get("rows")} for n, d in report.datasets.items()
         },
         "plugins": {
             "installed": dict(report.plugins),
-            "checks": {
-                c.id: {"uses": c.uses, "plugin": c.plugin, "version": c.plugin_version}
-                for c in report.checks
-            },
+            "checks": {c.id: {"uses": c.uses, "plugin": c.plugin, "version": c.plugin_version} for c in report.checks},
         },
         "environment": body.get("environment", {}),
         "seeds": {"suite": report.suite.seed, "checks": {c.id: c.seed for c in report.checks}},
@@ -137,8 +131,12 @@ def build_statement(
 
 def parse_statement(payload: bytes) -> dict[str, Any]:
     """Parse a verified payload and check it is a well-formed in-toto Statement v1."""
-    try:
-        statement = json.loads(payload)
+
+    def constant(name: str) -> Any:
+        raise VerificationError(f"the payload holds {name}, which JSON does not define")
+
+    try:  # a key given twice is refused: parsers disagree on which value wins
+        statement = json.loads(payload, object_pairs_hook=no_duplicates, parse_constant=constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(f"the payload is not JSON: {exc}") from None
     if not isinstance(statement, dict):
