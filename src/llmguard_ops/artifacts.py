@@ -127,11 +127,8 @@ class LoadedDataset:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
-            "sha256": self.sha256,
-            "rows": len(self.frame),
-            "columns": [str(c) for c in self.frame.columns],
-            "target": self.spec.target,
+            "path": str(self.path), "sha256": self.sha256, "rows": len(self.frame),
+            "columns": [str(c) for c in self.frame.columns], "target": self.spec.target,
             "sensitive": self.sensitive,
         }
 
@@ -189,11 +186,8 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "loader": self.loader,
-            "path": str(self.path) if self.path else self.spec.path,
-            "sha256": self.sha256,
-            "digest": self.digest_kind,
-            "type": type(self.obj).__qualname__,
+            "loader": self.loader, "path": str(self.path) if self.path else self.spec.path,
+            "sha256": self.sha256, "digest": self.digest_kind, "type": type(self.obj).__qualname__,
             **self.extra,
         }
 
@@ -213,11 +207,8 @@ def load_datasets(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedDa
             raise smap.error(("datasets", name, "path"), f"file not found: {path}")
         loader_name = spec.loader or _loader_by_extension(path, registry)
         if loader_name is None:
-            raise smap.error(
-                ("datasets", name, "path"),
-                f"no dataset loader reads '{path.suffix}' files; "
-                f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})",
-            )
+            raise smap.error(("datasets", name, "path"), f"no dataset loader reads '{path.suffix}' files; "
+                             f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})")
         loader = registry.dataset_loaders.get(loader_name)
         if loader is None:
             hint = did_you_mean(loader_name, registry.dataset_loaders)
@@ -282,15 +273,12 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
         except SuiteError:
             raise
         except ImportError as exc:
-            raise loaded.source.error(
-                ("models", name, "loader"), f"loader '{spec.loader}' needs a missing package: {exc}"
-            ) from None
+            raise loaded.source.error(("models", name, "loader"),
+                                      f"loader '{spec.loader}' needs a missing package: {exc}") from None
         except Exception as exc:
-            raise loaded.source.error(
-                ("models", name, "path"), f"cannot load model: {type(exc).__name__}: {exc}"
-            ) from None
+            raise loaded.source.error(("models", name, "path"),
+                                      f"cannot load model: {type(exc).__name__}: {exc}") from None
         path = resolve_path(loaded.base_dir, spec.path) if spec.path and loader.needs_path else None
-        out[name] = LoadedModel(
-            name=name, spec=spec, obj=obj, sha256=digest, digest_kind=kind, loader=spec.loader, path=path
-        )
+        out[name] = LoadedModel(name=name, spec=spec, obj=obj, sha256=digest, digest_kind=kind,
+                                loader=spec.loader, path=path)
     return out

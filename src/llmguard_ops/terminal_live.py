@@ -32,7 +32,6 @@ _DECISION_STYLE = {
 }
 
 
-
 def _safe(text: str) -> str:
     """Rich markup escaped and terminal control sequences removed (see :func:`clean`)."""
     from rich.markup import escape
@@ -40,6 +39,7 @@ def _safe(text: str) -> str:
     from .terminal import clean
 
     return str(escape(clean(text)))
+
 
 def wanted(quiet: bool, stream: Any = None) -> bool:
     """Whether to show the live display: a real terminal, and output not silenced."""

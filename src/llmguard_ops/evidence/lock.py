@@ -55,7 +55,9 @@ def terms(loaded: LoadedSuite) -> dict[str, Any]:
                 "uses": c.uses,
                 "severity": c.severity.value,
                 "allow_error": c.allow_error,
-                "gate": {m: b.model_dump(mode="json", exclude_none=True) for m, b in c.gate.items()},
+                "gate": {
+                    m: b.model_dump(mode="json", exclude_none=True) for m, b in c.gate.items()
+                },
                 "with": loaded.raw_params(c.id),
             }
             for c in suite.checks
@@ -125,7 +127,9 @@ def changes(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return out
 
 
-def check(loaded: LoadedSuite, lock_file: Path, public_key: Ed25519PublicKey, keyid: str) -> dict[str, Any]:
+def check(
+    loaded: LoadedSuite, lock_file: Path, public_key: Ed25519PublicKey, keyid: str
+) -> dict[str, Any]:
     """Verify ``lock_file`` and compare it with ``loaded``; returns facts for the attestation."""
     try:
         raw = Path(lock_file).read_bytes()
@@ -142,7 +146,10 @@ def check(loaded: LoadedSuite, lock_file: Path, public_key: Ed25519PublicKey, ke
         raise LockError(f"{lock_file}: the lock's digest does not match its terms")
     found = changes(pinned, terms(loaded))
     if found:
-        raise LockError(f"{loaded.path.name}: the suite changed since it was locked ({lock_file}): " + "; ".join(found))
+        raise LockError(
+            f"{loaded.path.name}: the suite changed since it was locked ({lock_file}): "
+            + "; ".join(found)
+        )
     return {
         "file": str(lock_file),
         "sha256": hashlib.sha256(raw).hexdigest(),
@@ -165,5 +172,8 @@ def cmd_lock(args: Any) -> int:
     out = Path(args.out) if args.out else default_lock_path(Path(args.suite))
     path, value = create(loaded, signer, out)
     print(f"locked {loaded.suite.name}: {len(loaded.suite.checks)} checks, digest {value}")
-    print(f"wrote {path} (signed by keyid {signer.keyid}); run with: llmguard run {args.suite} --lock {path}")
+    print(
+        f"wrote {path} (signed by keyid {signer.keyid}); "
+        f"run with: llmguard run {args.suite} --lock {path}"
+    )
     return 0

@@ -110,7 +110,11 @@ def record(
         lock=options.lock,
     )
     payload = canonical_bytes(statement)
-    envelope = dsse.sign(payload, signer.private, signer.keyid) if signer is not None else dsse.unsigned(payload)
+    envelope = (
+        dsse.sign(payload, signer.private, signer.keyid)
+        if signer is not None
+        else dsse.unsigned(payload)
+    )
     data = dsse.serialize(envelope)
     path = atomic_write(out_dir / ATTESTATION_NAME, data)
     digest = hashlib.sha256(data).hexdigest()

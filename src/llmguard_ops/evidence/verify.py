@@ -52,8 +52,12 @@ def verify_attestation(
     ours = statement["predicateType"] == PREDICATE_TYPE
     signer = result.predicate.get("signer") if ours else None
     if isinstance(signer, dict) and signer.get("development_key"):
-        result.notes.append("signed with a throw-away development key: integrity only, not who signed")
-    by_digest = {s["digest"].get("sha256"): f"subject {s.get('name', '?')}" for s in statement["subject"]}
+        result.notes.append(
+            "signed with a throw-away development key: integrity only, not who signed"
+        )
+    by_digest = {
+        s["digest"].get("sha256"): f"subject {s.get('name', '?')}" for s in statement["subject"]
+    }
     outputs = result.predicate.get("outputs") if ours else None
     if isinstance(outputs, dict):  # our predicate also digests every output file of the run
         for name, digest in outputs.items():
@@ -64,8 +68,13 @@ def verify_attestation(
             raise LlmguardError(f"{path}: artifact not found")
         digest, _kind = sha256_path(path)
         if digest not in by_digest:
-            names = ", ".join(f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)" for s in statement["subject"])
-            raise VerificationError(f"{path}: sha256 {digest} matches no subject (subjects: {names}) and no output")
+            names = ", ".join(
+                f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)"
+                for s in statement["subject"]
+            )
+            raise VerificationError(
+                f"{path}: sha256 {digest} matches no subject (subjects: {names}) and no output"
+            )
         result.matches[str(path)] = by_digest[digest]
     return result
 
@@ -114,7 +123,9 @@ def untrusted_key(key_path: Path, attestation: Path, statement: dict[str, Any]) 
     return None
 
 
-def check_report(statement: dict[str, Any], attestation: Path, report: Path | None, binding: Binding) -> None:
+def check_report(
+    statement: dict[str, Any], attestation: Path, report: Path | None, binding: Binding
+) -> None:
     """The report beside the attestation (or ``report``) must be the one it attests."""
     predicate = statement.get("predicate")
     outputs = predicate.get("outputs") if isinstance(predicate, dict) else None
@@ -162,7 +173,9 @@ def bind(
     names = {name for group in subjects.values() for name in group}
     for role in roles if artifacts else ():
         if role != "output" and role not in names:
-            binding.problems.append(f"the attestation has no subject '{role}' (subjects: {', '.join(sorted(names))})")
+            binding.problems.append(
+                f"the attestation has no subject '{role}' (subjects: {', '.join(sorted(names))})"
+            )
     outputs = result.predicate.get("outputs")
     by_output = {v: k for k, v in outputs.items()} if isinstance(outputs, dict) else {}
     for path in artifacts:
@@ -191,8 +204,13 @@ def bind(
                     "(pass --role output to accept that)"
                 )
         else:
-            shown = ", ".join(f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)" for s in statement["subject"])
-            binding.problems.append(f"{path}: sha256 {digest} matches no subject (subjects: {shown}) and no output")
+            shown = ", ".join(
+                f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)"
+                for s in statement["subject"]
+            )
+            binding.problems.append(
+                f"{path}: sha256 {digest} matches no subject (subjects: {shown}) and no output"
+            )
     decision = (result.predicate.get("decision") or {}).get("decision")
     if artifacts and decision not in decisions:
         binding.problems.append(
@@ -249,7 +267,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     predicate = result.predicate
     decision = (predicate.get("decision") or {}).get("decision")
     suite = predicate.get("suite") or {}
-    bound = "artifacts" if binding.bound else "nothing (no --artifact: only the signature is checked)"
+    bound = (
+        "artifacts" if binding.bound else "nothing (no --artifact: only the signature is checked)"
+    )
     if args.json:
         print(
             json.dumps(
@@ -279,7 +299,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for s in result.statement["subject"]:
         print(clean(f"  subject {s.get('name')}: sha256 {s['digest'].get('sha256')}"))
     if decision:
-        print(clean(f"  decision {decision} for suite {suite.get('name')} (sha256 {suite.get('sha256')})"))
+        print(
+            clean(
+                f"  decision {decision} for suite {suite.get('name')} (sha256 {suite.get('sha256')})"
+            )
+        )
     if binding.report:
         print(f"  report {binding.report}: the attested one (run {predicate.get('run_id')})")
     for artifact, name in binding.artifacts.items():
