@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = _host(args)
     _report_failures(host)
     loaded = load_suite(args.suite, host.registry(), overrides=args.set or [])
-    evidence = evidence_options(args, loaded)
+    evidence = evidence_options(args, loaded, host.registry())
     out_dir = Path(args.out)
     quiet = args.quiet or args.json
     if args.history_dir:
@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--out", metavar="FILE",
                       help="lock file (default: SUITE's name + .lock.json)")
     lock.add_argument("--set", action="append", metavar="PATH=VALUE")
+    lock.add_argument("--datasets", choices=["rows", "digest", "none"], default="rows",
+                      help="lock each dataset's minimum row count (default), its sha256, or "
+                           "neither")
     lock.set_defaults(func=cmd_lock)
 
     scaffold = sub.add_parser("new-plugin", help="start a check plugin distribution from the template")

@@ -394,5 +394,5 @@ def run(
     host = get_plugin_manager(entry_points=entry_points, plugins=plugins, objects=objects)
     loaded = load_suite(suite, host.registry(), overrides=list(overrides))
     evidence = prepare(loaded, key=key, dev_key=dev_key, lock=lock, lock_key=lock_key,
-                       waivers=waivers, audit_log=audit_log)
+                       waivers=waivers, audit_log=audit_log, registry=host.registry())
     return run_suite(loaded, host, Path(out_dir), only=only, write=write, evidence=evidence)
