@@ -314,3 +314,65 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for note in [*result.notes, *binding.notes]:
         print(f"  note: {note}")
     return EXIT_VALID
+
+
+@dataclass(frozen=True)
+class ReportStatus:
+    """Whether the attestation beside a ``report.json`` vouches for it (``llmguard report``)."""
+
+    state: str  # verified | unchecked | untrusted | mismatch | invalid | unsigned | absent
+    title: str
+    line: str
+
+    @property
+    def ok(self) -> bool:
+        """False when an attestation is there and does not verify over this report."""
+        return self.state not in ("mismatch", "invalid")
+
+
+def report_status(report_path: Path, key: Path | None = None) -> ReportStatus:
+    """Check the attestation beside ``report_path`` over that very file.
+
+    With ``key`` the signature is verified too (and a development key or a key lying in
+    the folder is reported as untrusted); without it only the attested digest of
+    ``report.json`` is compared, and the page says the signature was not checked.
+    """
+    attestation = report_path.parent / "attestation.dsse.json"
+    if not attestation.is_file():
+        return ReportStatus("absent", "Not verified", "no attestation.dsse.json beside this report")
+    data = attestation.read_bytes()
+    try:
+        if key is not None:
+            public_key, keyid = load_public(key)
+            statement = verify_attestation(data, public_key, keyid).statement
+        else:
+            envelope = dsse.parse_envelope(data)
+            statement = parse_statement(dsse.b64decode_strict(envelope["payload"], "payload"))
+    except VerificationError as exc:
+        return ReportStatus("invalid", "NOT VERIFIED", f"the attestation does not verify: {exc}")
+    binding = Binding()
+    check_report(statement, attestation, report_path, binding)
+    if binding.problems:
+        return ReportStatus("mismatch", "NOT VERIFIED", "; ".join(binding.problems))
+    predicate = statement.get("predicate") if isinstance(statement.get("predicate"), dict) else {}
+    signer = predicate.get("signer") if isinstance(predicate, dict) else None
+    if key is None:
+        if not envelope["signatures"]:
+            return ReportStatus(
+                "unsigned", "Unsigned", "the attestation beside it carries no signature"
+            )
+        keyid = signer.get("keyid") if isinstance(signer, dict) else None
+        return ReportStatus(
+            "unchecked",
+            "Signature not checked",
+            "the attestation beside it records this report's sha256; its signature (keyid "
+            f"{keyid}) was not checked: pass --key PUB, or run the verify command below",
+        )
+    why = untrusted_key(key, attestation, statement)
+    if why is not None:
+        return ReportStatus("untrusted", "Integrity only", f"the signature checks, but {why}")
+    return ReportStatus(
+        "verified",
+        "Verified",
+        f"the attestation's signature (keyid {keyid}) verifies over this report",
+    )
