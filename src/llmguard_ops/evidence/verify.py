@@ -361,12 +361,12 @@ def report_status(report_path: Path, key: Path | None = None) -> ReportStatus:
             return ReportStatus(
                 "unsigned", "Unsigned", "the attestation beside it carries no signature"
             )
-        keyid = signer.get("keyid") if isinstance(signer, dict) else None
+        hint = signer.get("keyid") if isinstance(signer, dict) else None
         return ReportStatus(
             "unchecked",
             "Signature not checked",
             "the attestation beside it records this report's sha256; its signature (keyid "
-            f"{keyid}) was not checked: pass --key PUB, or run the verify command below",
+            f"{hint}) was not checked: pass --key PUB, or run the verify command below",
         )
     why = untrusted_key(key, attestation, statement)
     if why is not None:
