@@ -283,3 +283,15 @@ def test_an_unsigned_log_can_be_sealed_into_a_signed_one(
     audit.append(log, {"run_id": "signed-1"}, signer)
     r = cli(capsys, "audit", "verify", "--log", log, "--key", project.public_key)
     assert r.code == 0 and "intact, 2 entries" in r.out
+
+
+def test_a_deleted_log_is_sealed_from_its_head(project: Project, log: Path) -> None:
+    signer = load_private(project.private_key)
+    log.unlink()
+    with pytest.raises(audit.AuditError, match="missing or empty"):
+        audit.append(log, {"run_id": "next"}, signer)
+    target, entry = audit.seal(log, signer, reason="log deleted")
+    assert target.read_bytes() == b"" and entry["sealed_head_sha256"] is not None
+    assert entry["sealed_intact"] is False
+    audit.append(log, {"run_id": "next"}, signer)
+    assert audit.verify(log, signer.public, signer.keyid).intact

@@ -406,22 +406,28 @@ def seal(
     from filelock import FileLock, Timeout
 
     log = Path(log)
-    if not log.exists():
+    if not log.exists() and not head_path(log).exists():
         raise AuditError(f"{log}: no audit log here to seal")
     try:
         with FileLock(str(lock_path(log)), timeout=timeout):
             trusted = signer is not None and not signer.development
-            verdict = verify(
-                log,
-                signer.public if trusted and signer else None,
-                signer.keyid if trusted and signer else None,
-            )
+            if log.exists():
+                verdict = verify(
+                    log,
+                    signer.public if trusted and signer else None,
+                    signer.keyid if trusted and signer else None,
+                )
+            else:  # only the head is left: the log itself was deleted
+                verdict = _broken(log, 0, None, "the log is missing but its head exists", [])
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
             target = sealed_path(log, stamp)
             head = head_path(log)
             head_bytes = head.read_bytes() if head.exists() else None
-            log_bytes = log.read_bytes()
-            os.replace(log, target)
+            log_bytes = log.read_bytes() if log.exists() else b""
+            if log.exists():
+                os.replace(log, target)
+            else:
+                atomic_write(target, b"")
             if head.exists():
                 os.replace(head, head_path(target))
             entry = {
