@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--role", action="append", metavar="NAME",
                         help="accept artifacts that match this subject instead (e.g. baseline), "
                              "or 'output' for the run's output files; repeatable")
-    verify.add_argument("--allow-decision", action="append", metavar="DECISION",
+    verify.add_argument("--allow-decision", action="append", metavar="DECISION", type=str.upper,
                         choices=["REVIEW", "BLOCK"],
                         help="accept an artifact of a REVIEW or BLOCK decision (reported as such)")
     verify.add_argument("--allow-dev-key", action="store_true",
