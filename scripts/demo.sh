@@ -25,6 +25,9 @@ case "$status" in
     3) echo "demo: REVIEW (exit 3)";;
     *) echo "demo: error (exit $status)" >&2; exit "$status";;
 esac
+# A deploy step verifies the candidate alone (exit 0 only for a PROMOTE); the demo also
+# accepts the baseline and a REVIEW/BLOCK decision, which verify reports as accepted by flag.
 .venv/bin/llmguard verify llmguard-out/attestation.dsse.json --key .llmguard/keys/llmguard.pub \
-    --artifact suites/demo/models/candidate.joblib --artifact suites/demo/models/champion.joblib
+    --artifact suites/demo/models/candidate.joblib --artifact suites/demo/models/champion.joblib \
+    --role candidate --role baseline --allow-decision REVIEW --allow-decision BLOCK
 echo "demo: outputs in llmguard-out/ (report.json, report.html, attestation.dsse.json, junit.xml, summary.md, model_card.md)"

@@ -99,7 +99,20 @@ def test_signed_run_verifies_with_llmguard_verify(
         "--artifact",
         signed_run / "report.json",
     )
+    assert r.code == 1 and "not a model subject" in r.out and "--role output" in r.out
+    r = cli(
+        capsys,
+        "verify",
+        signed_run / "attestation.dsse.json",
+        "--key",
+        project.public_key,
+        "--artifact",
+        signed_run / "report.json",
+        "--role",
+        "output",
+    )
     assert r.code == 0 and "matches output report.json" in r.out
+    assert "accepted: " in r.out and "--role output" in r.out
     report = json.loads((signed_run / "report.json").read_text())
     assert report["signed"] is True and report["signing"]["development_key"] is False
 
@@ -249,7 +262,16 @@ def test_dev_key_is_labelled_and_does_not_satisfy_require_signature(
         "--key",
         tmp_path / "dev" / "development-key.pub",
     )
-    assert r.code == 0 and "throw-away development key" in r.out
+    assert r.code == 1 and "not trusted" in r.out and "development key" in r.out
+    r = cli(
+        capsys,
+        "verify",
+        tmp_path / "dev" / "attestation.dsse.json",
+        "--key",
+        tmp_path / "dev" / "development-key.pub",
+        "--allow-dev-key",
+    )
+    assert r.code == 0 and "UNTRUSTED" in r.out and "throw-away development key" in r.out
     r = cli(capsys, "run", suite, "--out", tmp_path / "unsigned", "--no-audit-log")
     assert r.code == 1 and "require_signature" in r.out
     r = cli(

@@ -58,15 +58,43 @@ def test_keyid_is_sha256_of_the_der_public_key() -> None:
     assert hashlib.sha256(der).hexdigest() == KEYID
 
 
-def test_url_safe_and_unpadded_base64_are_accepted() -> None:
-    payload = bytes(range(250, 256)) * 7  # encodes to '+' and '/' in the standard alphabet
+def test_only_the_produced_base64_spelling_verifies() -> None:
+    """One payload, one encoding: URL-safe and unpadded spellings of the same bytes fail."""
+    payload = bytes(range(250, 256)) * 7 + b"x"  # '+' and '/' in the standard alphabet, padded
     envelope = dsse.sign(payload, KEY, KEYID)
+    assert dsse.verify(envelope, KEY.public_key(), KEYID).payload == payload
+    assert envelope["payload"].endswith("=")
     url = copy.deepcopy(envelope)
-    url["payload"] = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-    sig = base64.b64decode(envelope["signatures"][0]["sig"])
-    url["signatures"][0]["sig"] = base64.urlsafe_b64encode(sig).decode()
+    url["payload"] = base64.urlsafe_b64encode(payload).decode()
     assert "-" in url["payload"] or "_" in url["payload"]
-    assert dsse.verify(url, KEY.public_key(), KEYID).payload == payload
+    with pytest.raises(VerificationError, match="URL-safe"):
+        dsse.verify(url, KEY.public_key(), KEYID)
+    unpadded = dict(envelope, payload=envelope["payload"].rstrip("="))
+    with pytest.raises(VerificationError, match="padding"):
+        dsse.verify(unpadded, KEY.public_key(), KEYID)
+    sig = base64.b64decode(envelope["signatures"][0]["sig"])
+    url_sig = copy.deepcopy(envelope)
+    url_sig["signatures"][0]["sig"] = base64.urlsafe_b64encode(sig).decode()
+    if url_sig["signatures"][0]["sig"] != envelope["signatures"][0]["sig"]:
+        with pytest.raises(VerificationError, match="URL-safe"):
+            dsse.verify(url_sig, KEY.public_key(), KEYID)
+    url_sig["signatures"][0]["sig"] = envelope["signatures"][0]["sig"].rstrip("=")
+    with pytest.raises(VerificationError, match="padding"):
+        dsse.verify(url_sig, KEY.public_key(), KEYID)
+
+
+def test_duplicate_json_keys_are_refused_in_envelope_and_payload() -> None:
+    envelope = dsse.sign(b'{"a":1}', KEY, KEYID)
+    text = dsse.serialize(envelope).decode()
+    doubled = text.replace('{"payload":', '{"payloadType":"text/plain","payload":', 1)
+    with pytest.raises(VerificationError, match="twice"):
+        dsse.verify(doubled, KEY.public_key(), KEYID)
+    statement = b'{"_type":"https://in-toto.io/Statement/v1","_type":"x","subject":[]}'
+    signed = dsse.verify(dsse.sign(statement, KEY, KEYID), KEY.public_key(), KEYID)
+    with pytest.raises(VerificationError, match="twice"):
+        parse_statement(signed.payload)
+    with pytest.raises(VerificationError, match="NaN"):
+        parse_statement(b'{"x": NaN}')
 
 
 def test_non_canonical_base64_is_refused() -> None:

@@ -164,3 +164,37 @@ def test_any_moved_bound_is_named_exactly_once(
         assert found == []
     else:
         assert found == [f"checks[q].gate.{metric}.{bound}: {json.dumps(old)} → {json.dumps(new)}"]
+
+
+def test_the_lock_covers_datasets_by_minimum_rows(
+    project: Project, locked: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite, lock = locked
+    five = suite.parent / "five_rows.csv"
+    five.write_text("".join(project.data.read_text().splitlines(keepends=True)[:6]))
+    r = run(capsys, project, suite, lock, "--set", f"datasets.current.path={five}")
+    assert r.code == 2
+    assert "datasets.current: 5 rows" in r.err and "at least 240" in r.err
+    assert not (suite.parent / "out").exists()
+    bigger = suite.parent / "more_rows.csv"  # new data of at least the locked size is a run
+    text = project.data.read_text()
+    bigger.write_text(text + "".join(text.splitlines(keepends=True)[1:11]))
+    r = run(capsys, project, suite, lock, "--set", f"datasets.current.path={bigger}")
+    assert r.code in (0, 1), r.err
+
+
+def test_the_lock_can_pin_dataset_digests(
+    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = project.suite(folder=tmp_path)
+    lock = tmp_path / "digest.lock.json"
+    r = cli(
+        capsys, "lock", suite, "--key", project.private_key, "--datasets", "digest", "--out", lock
+    )
+    assert r.code == 0 and "datasets by digest" in r.out
+    assert run(capsys, project, suite, lock).code == 0
+    copy = tmp_path / "edited.csv"
+    lines = project.data.read_text().splitlines(keepends=True)
+    copy.write_text("".join(lines[:1] + lines[2:] + lines[1:2]))  # same rows, reordered
+    r = run(capsys, project, suite, lock, "--set", f"datasets.current.path={copy}")
+    assert r.code == 2 and "datasets.current.sha256:" in r.err

@@ -4,8 +4,13 @@ Folder digests use a manifest anyone can rebuild with coreutils: one line
 ``<sha256>  <relative/posix/path>`` per regular file, sorted by path (byte order), and the
 digest of the folder is the sha256 of that manifest text::
 
-    cd MODEL_DIR && find . -type f -printf '%P\\n' | LC_ALL=C sort \\
+    cd MODEL_DIR && find -L . -type f -printf '%P\\n' | LC_ALL=C sort \\
         | xargs -d '\\n' sha256sum | sha256sum
+
+Symbolic links are followed (``find -L``): a link to a file is listed under the link's
+own path with its target's content, so a Hugging Face cache snapshot (a folder of links
+into ``blobs/``) digests to its real weights. A dangling link, a link loop and a folder
+with no regular file at all are errors: an empty manifest would match any empty folder.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,24 +46,59 @@ def sha256_file(path: Path) -> str:
 
 
 def folder_manifest(path: Path) -> list[tuple[str, str]]:
-    """``[(relative posix path, sha256)]`` for every regular file under ``path``, sorted."""
-    entries = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in files:
-            full = Path(root) / name
-            if full.is_symlink() or not full.is_file():
-                continue
-            entries.append((full.relative_to(path).as_posix(), sha256_file(full)))
-    entries.sort(key=lambda e: e[0].encode("utf-8"))
+    """``[(relative posix path, sha256)]`` for every regular file under ``path``, sorted.
+
+    Links are followed, as ``find -L`` does; raises :class:`ArtifactError` for a dangling
+    link or a link back into a folder being walked.
+    """
+    entries: list[tuple[str, str]] = []
+    root = Path(path)
+    start = os.stat(root)
+
+    def walk(folder: Path, rel: str, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            raise ArtifactError(f"{folder}: cannot list the folder: {exc.strerror}") from None
+        for name in names:
+            full = folder / name
+            sub = f"{rel}/{name}" if rel else name
+            try:
+                st = os.stat(full)  # follows links
+            except OSError:
+                if full.is_symlink():
+                    raise ArtifactError(
+                        f"{full}: dangling symbolic link to {os.readlink(full)} "
+                        "(its target is missing, so the folder cannot be digested)"
+                    ) from None
+                raise ArtifactError(f"{full}: cannot read") from None
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    raise ArtifactError(f"{full}: symbolic link loop (links back to a parent)")
+                walk(full, sub, ancestors | {key})
+            elif stat.S_ISREG(st.st_mode):
+                entries.append((sub, sha256_file(full)))
+            # FIFOs, sockets and devices are not content (find -type f skips them too)
+
+    walk(root, "", frozenset({(start.st_dev, start.st_ino)}))
+    entries.sort(key=lambda e: e[0].encode("utf-8", "surrogateescape"))
     return entries
 
 
 def sha256_path(path: Path) -> tuple[str, str]:
-    """Digest of a file, or of a folder's sorted manifest; returns ``(hex, kind)``."""
+    """Digest of a file, or of a folder's sorted manifest; returns ``(hex, kind)``.
+
+    A folder without a single regular file is an error (its manifest would be empty and
+    its digest ``e3b0c442…``, the same as that of every other empty folder).
+    """
     if path.is_dir():
-        manifest = "".join(f"{digest}  {rel}\n" for rel, digest in folder_manifest(path))
-        return hashlib.sha256(manifest.encode("utf-8")).hexdigest(), "folder-manifest-sha256"
+        entries = folder_manifest(path)
+        if not entries:
+            raise ArtifactError(f"{path}: the folder holds no regular file, so there is nothing to digest")
+        manifest = "".join(f"{digest}  {rel}\n" for rel, digest in entries)
+        data = manifest.encode("utf-8", "surrogateescape")
+        return hashlib.sha256(data).hexdigest(), "folder-manifest-sha256"
     return sha256_file(path), "file-sha256"
 
 

@@ -33,8 +33,10 @@ def _one_line_warnings() -> None:
              file: Any = None, line: str | None = None) -> None:
         text = str(message)
         if text not in seen:
+            from .terminal import clean
+
             seen.add(text)
-            print(f"warning: {text}", file=sys.stderr)
+            print(f"warning: {clean(text)}", file=sys.stderr)
 
     warnings.showwarning = show
 
@@ -81,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = _host(args)
     _report_failures(host)
     loaded = load_suite(args.suite, host.registry(), overrides=args.set or [])
-    evidence = evidence_options(args, loaded)
+    evidence = evidence_options(args, loaded, host.registry())
     out_dir = Path(args.out)
     quiet = args.quiet or args.json
     if args.history_dir:
@@ -95,8 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             outcome = run_suite(loaded, host, out_dir, progress=live, evidence=evidence)
     else:
         outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet), evidence=evidence)
+    from .terminal import clean
+
     for warning in outcome.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {clean(warning)}", file=sys.stderr)
     if args.json:
         print(json.dumps(outcome.report.to_json_dict(), indent=2, sort_keys=True))
         for line in evidence_lines(outcome):  # stdout holds only JSON
@@ -179,6 +183,18 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_audit_head(args: argparse.Namespace) -> int:
+    from .evidence.audit import cmd_audit_head as run
+
+    return run(args)
+
+
+def cmd_audit_seal(args: argparse.Namespace) -> int:
+    from .evidence.audit import cmd_audit_seal as run
+
+    return run(args)
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     from .evidence.lock import cmd_lock as run
 
@@ -244,8 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("attestation", help="attestation.dsse.json")
     verify.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
     verify.add_argument("--artifact", action="append", metavar="PATH",
-                        help="model file or folder (or output file) whose sha256 must match the "
-                             "attestation; repeatable")
+                        help="model file or folder that must be the candidate of a PROMOTE "
+                             "(exit 0 means exactly that); repeatable")
+    verify.add_argument("--role", action="append", metavar="NAME",
+                        help="accept artifacts that match this subject instead (e.g. baseline), "
+                             "or 'output' for the run's output files; repeatable")
+    verify.add_argument("--allow-decision", action="append", metavar="DECISION", type=str.upper,
+                        choices=["REVIEW", "BLOCK"],
+                        help="accept an artifact of a REVIEW or BLOCK decision (reported as such)")
+    verify.add_argument("--allow-dev-key", action="store_true",
+                        help="accept a development-key signature or a key lying beside the "
+                             "attestation (integrity only, reported as UNTRUSTED)")
+    verify.add_argument("--report", metavar="REPORT_JSON",
+                        help="report.json that must be the attested one (default: the one "
+                             "beside the attestation, when present)")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_verify)
 
@@ -257,8 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
     audit_verify.add_argument("--key", metavar="PUB",
                               help="check the head's signature with this public key")
+    audit_verify.add_argument("--head", metavar="FILE",
+                              help="a head exported earlier (audit head --out): the log must "
+                                   "still extend it (catches truncation with a rolled-back head)")
     audit_verify.add_argument("--json", action="store_true")
     audit_verify.set_defaults(func=cmd_audit_verify)
+    audit_head = audit_sub.add_parser(
+        "head", help="verify the log and export its signed head, to publish elsewhere")
+    audit_head.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
+    audit_head.add_argument("--key", metavar="PUB", help="check the head's signature first")
+    audit_head.add_argument("--out", metavar="FILE", help="write the head here (default: stdout)")
+    audit_head.set_defaults(func=cmd_audit_head)
+    audit_seal = audit_sub.add_parser(
+        "seal", help="move a (broken) log aside and start a new one that records its sha256")
+    audit_seal.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
+    audit_seal.add_argument("--key", metavar="PATH",
+                            help="private key signing the new log's head (the runs' key)")
+    audit_seal.add_argument("--reason", metavar="TEXT", help="why the log is sealed (recorded)")
+    audit_seal.set_defaults(func=cmd_audit_seal)
 
     lock = sub.add_parser("lock",
                           help="sign a suite's gates, severities and policy into a lock file")
@@ -267,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--out", metavar="FILE",
                       help="lock file (default: SUITE's name + .lock.json)")
     lock.add_argument("--set", action="append", metavar="PATH=VALUE")
+    lock.add_argument("--datasets", choices=["rows", "digest", "none"], default="rows",
+                      help="lock each dataset's minimum row count (default), its sha256, or "
+                           "neither")
     lock.set_defaults(func=cmd_lock)
 
     scaffold = sub.add_parser("new-plugin", help="start a check plugin distribution from the template")
@@ -293,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except LlmguardError as exc:
-        print(str(exc), file=sys.stderr)
+        from .terminal import clean
+
+        print(clean(str(exc)), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

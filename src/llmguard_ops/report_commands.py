@@ -39,22 +39,32 @@ def load_stored_report(path: Path) -> Any:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Re-render ``report.html`` and ``model_card.md`` from a stored ``report.json``."""
+    """Re-render ``report.html`` and ``model_card.md`` from a stored ``report.json``.
+
+    The pages say whether the attestation beside the report verifies over it (with
+    ``--key``: its signature too). Exit 1 when an attestation is there and does not:
+    the report was edited, or the attestation is another run's.
+    """
+    from .evidence.verify import report_status
     from .reporters.html import write_html
     from .reporters.model_card import write_card
+    from .terminal import clean
 
     if args.history_dir:
         os.environ["LLMGUARD_HISTORY_DIR"] = args.history_dir
     path = Path(args.report)
     report = load_stored_report(path)
+    status = report_status(path, Path(args.key) if getattr(args, "key", None) else None)
     source = path.parent
     out = Path(args.out) if args.out else source
-    written = write_card(report, out, source_dir=source) + write_html(
-        report, out, source_dir=source
+    written = write_card(report, out, source_dir=source, verification=status) + write_html(
+        report, out, source_dir=source, verification=status
     )
     for p in written:
         print(p)
-    return 0
+    line = clean(f"{status.title}: {status.line}")
+    print(line if status.ok else f"warning: {line}", file=sys.stdout if status.ok else sys.stderr)
+    return 0 if status.ok else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -124,6 +134,11 @@ def add_commands(sub: Any) -> None:
     )
     report.add_argument(
         "--out", metavar="DIR", help="folder to write into (default: the report's folder)"
+    )
+    report.add_argument(
+        "--key",
+        metavar="PUB",
+        help="public key: also verify the signature of the attestation beside the report",
     )
     report.add_argument(
         "--history-dir",

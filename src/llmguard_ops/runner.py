@@ -333,7 +333,7 @@ def finish_run(
     attestation and audit-log entry.
     """
     from .evidence.options import EvidenceOptions
-    from .evidence.record import record
+    from .evidence.record import clear_previous, record
 
     evidence = evidence or EvidenceOptions()
     signed = evidence.trusted and write  # nothing is signed when nothing is written
@@ -346,6 +346,7 @@ def finish_run(
     warnings: list[str] = [*evidence.warnings, *book_warnings]
     evidence_record = None
     if write:
+        clear_previous(out_dir)  # a run killed from here on leaves no stale attestation
         written.append(write_report(report, out_dir))
         for reporter in session.host.registry().reporters.values():
             try:
@@ -393,5 +394,5 @@ def run(
     host = get_plugin_manager(entry_points=entry_points, plugins=plugins, objects=objects)
     loaded = load_suite(suite, host.registry(), overrides=list(overrides))
     evidence = prepare(loaded, key=key, dev_key=dev_key, lock=lock, lock_key=lock_key,
-                       waivers=waivers, audit_log=audit_log)
+                       waivers=waivers, audit_log=audit_log, registry=host.registry())
     return run_suite(loaded, host, Path(out_dir), only=only, write=write, evidence=evidence)

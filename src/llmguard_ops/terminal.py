@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, TextIO
 
 from .report import Report
 from .results import CheckResult, Status
+
+# ESC-introduced sequences (CSI ``ESC [ … final``, OSC ``ESC ] … BEL/ST``, two-byte escapes)
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_]|$)")
+# every other C0/C1 control but newline and tab (carriage returns and backspaces rewrite lines)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """``text`` without terminal control sequences, safe to print.
+
+    Error messages and metric names come from models, plugins and suites; raw ANSI escapes
+    in them could recolour, hide or rewrite what a reviewer reads (or set the window
+    title, or plant a hyperlink). Newlines and tabs are kept.
+    """
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
 
 _MARK = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.WARN: "WARN", Status.ERROR: "ERROR", Status.SKIP: "SKIP"}
 
@@ -33,12 +50,13 @@ class TerminalProgress:
         if self.quiet:
             return
         if event == "loaded":
-            self.stream.write(f"loaded models: {', '.join(data['models']) or '-'}; "
-                              f"datasets: {', '.join(data['datasets']) or '-'}\n")
+            self.stream.write(clean(f"loaded models: {', '.join(data['models']) or '-'}; "
+                                    f"datasets: {', '.join(data['datasets']) or '-'}") + "\n")
         elif event == "check_end":
             r: CheckResult = data["result"]
             detail = _metric_line(r) if r.status is not Status.ERROR else (r.error.message if r.error else "")
-            self.stream.write(f"  {_MARK[r.status]:<5} {r.id:<24} {r.uses:<28} {r.duration_s:7.2f}s  {detail}\n")
+            line = f"  {_MARK[r.status]:<5} {r.id:<24} {r.uses:<28} {r.duration_s:7.2f}s  {detail}"
+            self.stream.write(clean(line) + "\n")
         self.stream.flush()
 
 
@@ -50,4 +68,4 @@ def summary(report: Report) -> str:
     tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     lines = [f"decision: {d.decision.value}  ({tally}; {report.duration_s:.1f}s)"]
     lines += [f"  - {reason}" for reason in d.reasons]
-    return "\n".join(lines) + "\n"
+    return clean("\n".join(lines)) + "\n"

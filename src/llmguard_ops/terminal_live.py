@@ -32,6 +32,15 @@ _DECISION_STYLE = {
 }
 
 
+def _safe(text: str) -> str:
+    """Rich markup escaped and terminal control sequences removed (see :func:`clean`)."""
+    from rich.markup import escape
+
+    from .terminal import clean
+
+    return str(escape(clean(text)))
+
+
 def wanted(quiet: bool, stream: Any = None) -> bool:
     """Whether to show the live display: a real terminal, and output not silenced."""
     stream = stream or sys.stdout
@@ -41,7 +50,6 @@ def wanted(quiet: bool, stream: Any = None) -> bool:
 
 def _gate_cell(check: CheckResult, gate: GateOutcome) -> str:
     """``accuracy 0.741 [0.722, 0.759] ≥ 0.7 ✓`` (red with ✗ when the gate fails)."""
-    from rich.markup import escape
 
     m = check.metrics.get(gate.metric)
     interval = f" [{m.lower:.4g}, {m.upper:.4g}]" if m is not None and m.has_interval else ""
@@ -56,7 +64,7 @@ def _gate_cell(check: CheckResult, gate: GateOutcome) -> str:
     )
     if gate.confidence is not None:
         bounds += f" @{gate.confidence:.0%}"
-    text = escape(f"{gate.metric} {value}{interval} {bounds}")
+    text = _safe(f"{gate.metric} {value}{interval} {bounds}")
     return f"{text} [green]✓[/]" if gate.passed else f"[red]{text} ✗[/]"
 
 
@@ -107,23 +115,21 @@ class LiveDisplay:
         )
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
-        from rich.markup import escape
-
         if event == "loaded":
             if self._loading is not None:
                 self.progress.remove_task(self._loading)
                 self._loading = None
             elapsed = time.perf_counter() - self._t0
             self.console.print(
-                f"[green]✓[/] loaded models: {escape(', '.join(data['models']) or '-')}; "
-                f"datasets: {escape(', '.join(data['datasets']) or '-')} [dim]({elapsed:.1f}s)[/]"
+                f"[green]✓[/] loaded models: {_safe(', '.join(data['models']) or '-')}; "
+                f"datasets: {_safe(', '.join(data['datasets']) or '-')} [dim]({elapsed:.1f}s)[/]"
             )
             self._overall = self.progress.add_task(
                 "checks", total=self.total, count=f"0/{self.total}"
             )
         elif event == "check_start":
             self._tasks[data["id"]] = self.progress.add_task(
-                f"  [bold]{escape(data['id'])}[/] [dim]{escape(data['uses'])}[/]",
+                f"  [bold]{_safe(data['id'])}[/] [dim]{_safe(data['uses'])}[/]",
                 total=None,
                 count="",
             )
@@ -138,8 +144,8 @@ class LiveDisplay:
                 else (r.error.message if r.error else "")
             )
             self.console.print(
-                f"  [{_STYLE[r.status]}]{r.status.value.upper():<5}[/] {escape(r.id):<22} "
-                f"[dim]{r.duration_s:6.2f}s[/]  {escape(detail)}",
+                f"  [{_STYLE[r.status]}]{r.status.value.upper():<5}[/] {_safe(r.id):<22} "
+                f"[dim]{r.duration_s:6.2f}s[/]  {_safe(detail)}",
                 overflow="ellipsis",
                 no_wrap=True,
             )
@@ -155,7 +161,6 @@ class LiveDisplay:
 
     def summary(self, report: Report, written: list[Path]) -> None:
         """The end-of-run table, the decision with its reasons, and the outputs."""
-        from rich.markup import escape
         from rich.table import Table
 
         table = Table(
@@ -175,12 +180,12 @@ class LiveDisplay:
             table.add_column(column, **kwargs)
         for c in report.checks:
             gates = "\n".join(_gate_cell(c, g) for g in c.gates) or (
-                escape(c.error.message) if c.error else "—"
+                _safe(c.error.message) if c.error else "—"
             )
             table.add_row(
                 f"[{_STYLE[c.status]}]{c.status.value.upper()}[/]",
-                escape(c.id),
-                escape(c.uses),
+                _safe(c.id),
+                _safe(c.uses),
                 c.severity.value,
                 gates,
                 f"{c.duration_s:.1f}s",
@@ -192,6 +197,6 @@ class LiveDisplay:
             f"{'' if report.signed else ' [dim](unsigned)[/]'}"
         )
         for reason in report.decision.reasons:
-            self.console.print(f"  • {escape(reason)}")
+            self.console.print(f"  • {_safe(reason)}")
         if written:
-            self.console.print(f"[dim]outputs: {escape(', '.join(str(p) for p in written))}[/]")
+            self.console.print(f"[dim]outputs: {_safe(', '.join(str(p) for p in written))}[/]")

@@ -8,8 +8,16 @@ inserting or reordering an entry breaks the chain at that position.
 A chain alone cannot show that entries were cut off the end, so every append also
 rewrites ``<log>.head``: a DSSE envelope over ``{count, last_sha256}``, signed when the
 run has a signing key. ``audit verify --key PUB`` then also detects truncation and a
-changed last entry, unless the head itself is rolled back to an older signed copy;
-keep copies of the head (or the attestations) elsewhere to rule that out.
+changed last entry. A head rolled back to an older signed copy (with the log cut to
+match) is caught against a head published earlier: ``audit head --out FILE`` exports
+it, ``audit verify --head FILE`` checks that the log still extends it.
+
+Every append first verifies the whole log (:func:`check_appendable`) and refuses to
+extend a broken one, so that a run never re-signs an edited log: a signed run needs the
+head signed by its own key, and a run without a trusted key cannot replace a signed head
+by an unsigned one. A broken log is closed with :func:`seal` (``llmguard audit seal``):
+it is renamed aside and a new log starts with an entry that records the old log's and
+head's sha256.
 
 Appends hold a file lock (``<log>.lock``) so that concurrent runs never interleave
 or fork the chain; each line is written with one ``write`` and fsynced.
@@ -91,6 +99,7 @@ def append(
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(lock_path(log)), timeout=timeout):
+            check_appendable(log, signer)
             last = _last_line(log)
             if last is None:
                 seq, prev = 0, GENESIS
@@ -99,8 +108,7 @@ def append(
                     seq = int(json.loads(last)["seq"])
                 except (ValueError, KeyError, TypeError):
                     raise AuditError(
-                        f"{log}: the last entry is not valid; run "
-                        f"'llmguard audit verify --log {log}'"
+                        f"{log}: the last entry is not valid; run 'llmguard audit verify --log {log}'"
                     ) from None
                 prev = sha256_hex(last)
             entry = {**record, "seq": seq + 1, "prev_sha256": prev}
@@ -115,6 +123,50 @@ def append(
             f"{log}: another run holds the audit-log lock ({lock_path(log)})"
         ) from None
     return entry
+
+
+def _refuse(log: Path, why: str) -> AuditError:
+    return AuditError(
+        f"{log}: refusing to append to this audit log: {why}. If the log was tampered "
+        f"with, keep it as evidence and seal it: 'llmguard audit seal --log {log} --key KEY' "
+        "moves it aside and starts a new log whose first entry records the old one's sha256"
+    )
+
+
+def check_appendable(log: Path, signer: SigningKey | None) -> None:
+    """Raise :class:`AuditError` unless a run signed by ``signer`` may extend ``log``.
+
+    The whole chain and the head are verified first. A trusted (non-development) signer
+    needs the head to verify with its own key: otherwise an attacker who edited the log
+    and wrote an unsigned head would get the edit re-signed by the next run. A run
+    without a trusted key cannot check a signature, so it refuses a signed head rather
+    than replace it with an unsigned one.
+    """
+    log = Path(log)
+    head = head_path(log)
+    if not log.exists() or log.stat().st_size == 0:
+        if head.exists():  # entries were there once: the log was deleted or emptied
+            raise _refuse(log, f"the log is missing or empty but {head.name} exists")
+        return
+    trusted = signer is not None and not signer.development
+    if trusted and signer is not None:
+        verdict = verify(log, signer.public, signer.keyid)
+        if not verdict.intact:
+            raise _refuse(log, verdict.line())
+        return
+    verdict = verify(log, None, None)
+    if not verdict.intact:
+        raise _refuse(log, verdict.line())
+    try:
+        signatures = dsse.parse_envelope(head.read_bytes())["signatures"]
+    except (OSError, dsse.VerificationError):
+        raise _refuse(log, f"{head.name} cannot be read") from None
+    if signatures:
+        raise AuditError(
+            f"{log}: its head is signed, and a run without a trusted key cannot extend it "
+            "(an unsigned head would hide truncation): sign the run with --key, or use "
+            "another --audit-log (or --no-audit-log)"
+        )
 
 
 def _write_head(log: Path, count: int, last: str, signer: SigningKey | None) -> None:
@@ -162,10 +214,21 @@ def _broken(
     )
 
 
+def _strict(data: bytes) -> Any:
+    return json.loads(data, object_pairs_hook=dsse.no_duplicates)
+
+
 def verify(
-    log: Path, public_key: Ed25519PublicKey | None = None, keyid: str | None = None
+    log: Path,
+    public_key: Ed25519PublicKey | None = None,
+    keyid: str | None = None,
+    published: bytes | None = None,
 ) -> AuditVerdict:
-    """Walk the chain and compare it with the head; name the first broken position (1-based)."""
+    """Walk the chain and compare it with the head; name the first broken position (1-based).
+
+    ``published`` is a head exported earlier (``audit head --out``): the log must still
+    extend it, which catches a truncation hidden by restoring an older head.
+    """
     log = Path(log)
     try:
         data = log.read_bytes()
@@ -182,10 +245,11 @@ def verify(
             log, len(lines), len(lines), "the entry is incomplete (no final newline)", notes
         )
     prev = GENESIS
+    hashes: list[str] = []
     for i, line in enumerate(lines, 1):
         try:
-            entry = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            entry = _strict(line)
+        except (ValueError, UnicodeDecodeError, dsse.VerificationError):
             return _broken(log, len(lines), i, "not a valid JSON entry", notes)
         if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
             return _broken(log, len(lines), i, "not a log entry (no 'seq')", notes)
@@ -194,8 +258,7 @@ def verify(
                 log,
                 len(lines),
                 i,
-                f"holds entry #{entry['seq']} where #{i} belongs: entries "
-                "were removed, inserted or reordered here",
+                f"holds entry #{entry['seq']} where #{i} belongs: entries were removed, inserted or reordered here",
                 notes,
             )
         if entry.get("prev_sha256") != prev:
@@ -207,12 +270,69 @@ def verify(
                 log,
                 len(lines),
                 i - 1,
-                f"entry {i} records a different sha256 for entry {i - 1}: "
-                f"entry {i - 1} was changed",
+                f"entry {i} records a different sha256 for entry {i - 1}: entry {i - 1} was changed",
                 notes,
             )
         prev = sha256_hex(line)
-    return _check_head(log, len(lines), prev, public_key, keyid, notes)
+        hashes.append(prev)
+    verdict = _check_head(log, len(lines), prev, public_key, keyid, notes)
+    if verdict.intact and published is not None:
+        return _check_published(log, hashes, published, public_key, keyid, notes)
+    return verdict
+
+
+def _read_head(
+    raw: bytes, public_key: Ed25519PublicKey | None, keyid: str | None, notes: list[str], what: str
+) -> tuple[int, str]:
+    """``(count, last_sha256)`` of a head envelope; raises VerificationError or ValueError."""
+    if public_key is not None:
+        payload = dsse.verify(raw, public_key, keyid, HEAD_PAYLOAD_TYPE).payload
+    else:
+        envelope = dsse.parse_envelope(raw)
+        payload = dsse.b64decode_strict(envelope["payload"], "payload")
+        notes.append(f"the signature of {what} was not checked (pass --key PUB to check it)")
+    head = _strict(payload)
+    count, last = head["count"], head["last_sha256"]
+    if not isinstance(count, int) or count < 1 or not isinstance(last, str):
+        raise ValueError("not a head")
+    return count, last
+
+
+def _check_published(
+    log: Path,
+    hashes: list[str],
+    raw: bytes,
+    public_key: Ed25519PublicKey | None,
+    keyid: str | None,
+    notes: list[str],
+) -> AuditVerdict:
+    count = len(hashes)
+    try:
+        old_count, old_last = _read_head(raw, public_key, keyid, notes, "the published head")
+    except dsse.VerificationError as exc:
+        return _broken(log, count, None, f"the published head does not verify: {exc}", notes)
+    except (ValueError, KeyError, TypeError):
+        return _broken(log, count, None, "the published head is not a valid head", notes)
+    if old_count > count:
+        return _broken(
+            log,
+            count,
+            count + 1,
+            f"the log holds {count} entries but a published head recorded {old_count}: "
+            "entries were removed and the head rolled back",
+            notes,
+        )
+    if hashes[old_count - 1] != old_last:
+        return _broken(
+            log,
+            count,
+            old_count,
+            f"entry {old_count} is not the one the published head recorded: "
+            "the log was rewritten since it was published",
+            notes,
+        )
+    notes.append(f"extends the published head ({old_count} entries)")
+    return AuditVerdict(log=log, count=count, intact=True, notes=notes)
 
 
 def _check_head(
@@ -233,14 +353,7 @@ def _check_head(
             log, count, None, f"{path.name} is missing, so truncation cannot be ruled out", notes
         )
     try:
-        if public_key is not None:
-            payload = dsse.verify(raw, public_key, keyid, HEAD_PAYLOAD_TYPE).payload
-        else:
-            envelope = dsse.parse_envelope(raw)
-            payload = dsse.b64decode_strict(envelope["payload"], "payload")
-            notes.append("the head's signature was not checked (pass --key PUB to check it)")
-        head = json.loads(payload)
-        head_count, head_last = int(head["count"]), str(head["last_sha256"])
+        head_count, head_last = _read_head(raw, public_key, keyid, notes, "the head")
     except dsse.VerificationError as exc:
         return _broken(log, count, None, f"{path.name}: {exc}", notes)
     except (ValueError, KeyError, TypeError):
@@ -252,8 +365,7 @@ def _check_head(
             log,
             count,
             count + 1,
-            f"the log ends after {count} entries but the head records "
-            f"{head_count}: {gone} removed (truncated)",
+            f"the log ends after {count} entries but the head records {head_count}: {gone} removed (truncated)",
             notes,
         )
     if head_count < count:
@@ -276,12 +388,127 @@ def _check_head(
     return AuditVerdict(log=log, count=count, intact=True, notes=notes)
 
 
-def cmd_audit_verify(args: Any) -> int:
-    """``llmguard audit verify [--log PATH] [--key PUB]``: 0 intact, 1 broken, 2 error."""
+def sealed_path(log: Path, stamp: str) -> Path:
+    """``audit.jsonl`` → ``audit.sealed-20260101T000000Z.jsonl``."""
+    return log.with_name(f"{log.stem}.sealed-{stamp}{log.suffix}")
+
+
+def seal(
+    log: Path, signer: SigningKey | None = None, reason: str = "", timeout: float = 120.0
+) -> tuple[Path, dict[str, Any]]:
+    """Move ``log`` (intact or not) and its head aside; start a new log linking them.
+
+    The new log's first entry records the sealed log's name, the sha256 of its bytes
+    and of its head's bytes, its entry count, and whether it verified (and if not, why),
+    so the old log stays evidence and the new chain starts from a stated point.
+    Returns (the sealed log's new path, the new first entry).
+    """
+    from filelock import FileLock, Timeout
+
+    log = Path(log)
+    if not log.exists() and not head_path(log).exists():
+        raise AuditError(f"{log}: no audit log here to seal")
+    try:
+        with FileLock(str(lock_path(log)), timeout=timeout):
+            trusted = signer is not None and not signer.development
+            if log.exists():
+                verdict = verify(
+                    log,
+                    signer.public if trusted and signer else None,
+                    signer.keyid if trusted and signer else None,
+                )
+            else:  # only the head is left: the log itself was deleted
+                verdict = _broken(log, 0, None, "the log is missing but its head exists", [])
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            target = sealed_path(log, stamp)
+            head = head_path(log)
+            head_bytes = head.read_bytes() if head.exists() else None
+            log_bytes = log.read_bytes() if log.exists() else b""
+            if log.exists():
+                os.replace(log, target)
+            else:
+                atomic_write(target, b"")
+            if head.exists():
+                os.replace(head, head_path(target))
+            entry = {
+                "kind": "seal",
+                "time": now_rfc3339(),
+                "sealed_log": target.name,
+                "sealed_sha256": sha256_hex(log_bytes),
+                "sealed_head_sha256": sha256_hex(head_bytes) if head_bytes is not None else None,
+                "sealed_entries": verdict.count,
+                "sealed_intact": verdict.intact,
+                "sealed_problem": verdict.problem,
+                "reason": reason,
+                "keyid": signer.keyid if trusted and signer else None,
+                "seq": 1,
+                "prev_sha256": GENESIS,
+            }
+            line = canonical_bytes(entry)
+            with open(log, "xb") as fh:
+                fh.write(line + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            _write_head(log, 1, sha256_hex(line), signer)
+    except Timeout:
+        raise AuditError(
+            f"{log}: another run holds the audit-log lock ({lock_path(log)})"
+        ) from None
+    return target, entry
+
+
+def cmd_audit_seal(args: Any) -> int:
+    """``llmguard audit seal [--log PATH] [--key KEY] [--reason TEXT]``."""
+    from .keys import load_private
+
+    signer = load_private(Path(args.key)) if args.key else None
+    target, entry = seal(Path(args.log), signer, reason=args.reason or "")
+    state = "intact" if entry["sealed_intact"] else f"broken: {entry['sealed_problem']}"
+    print(f"sealed {args.log} as {target} ({entry['sealed_entries']} entries, {state})")
+    print(
+        f"new log {args.log}: entry 1 records sealed sha256 {entry['sealed_sha256']}"
+        + ("" if signer else " (head unsigned: pass --key to sign it)")
+    )
+    return 0
+
+
+def cmd_audit_head(args: Any) -> int:
+    """``llmguard audit head [--log PATH] [--key PUB] [--out FILE]``: export the head."""
     from .keys import load_public
 
     public_key, keyid = load_public(Path(args.key)) if args.key else (None, None)
-    verdict = verify(Path(args.log), public_key, keyid)
+    log = Path(args.log)
+    verdict = verify(log, public_key, keyid)
+    if not verdict.intact:
+        print(verdict.line())
+        return 1
+    raw = head_path(log).read_bytes()
+    if args.out:
+        atomic_write(Path(args.out), raw)
+        print(
+            f"wrote {args.out}: the head of {log} ({verdict.count} entries); publish it "
+            f"where the log's holder cannot change it, then: llmguard audit verify --log {log} "
+            f"--head {args.out} --key PUB"
+        )
+    else:
+        print(raw.decode("ascii"))
+    return 0
+
+
+def cmd_audit_verify(args: Any) -> int:
+    """``llmguard audit verify [--log PATH] [--key PUB] [--head FILE]``: 0 intact, 1 broken."""
+    from .keys import load_public
+
+    public_key, keyid = load_public(Path(args.key)) if args.key else (None, None)
+    published = None
+    if getattr(args, "head", None):
+        try:
+            published = Path(args.head).read_bytes()
+        except OSError as exc:
+            raise AuditError(
+                f"{args.head}: cannot read the published head: {exc.strerror}"
+            ) from None
+    verdict = verify(Path(args.log), public_key, keyid, published)
     if args.json:
         print(
             json.dumps(

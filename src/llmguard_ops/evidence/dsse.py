@@ -9,11 +9,13 @@ the spec's order: the signature is checked over the *decoded* payload before any
 parses it. The verifier is deliberately strict, so that no byte of an envelope can be
 changed without the change being noticed:
 
-* base64 in the standard or the URL-safe alphabet is accepted, but only in its
-  canonical form (no stray padding bits, no mixed alphabets), so two spellings of the
-  same bytes cannot both verify;
+* base64 is accepted only as this producer (and securesystemslib, cosign, in-toto)
+  writes it: the standard alphabet with ``=`` padding, canonical (no stray padding
+  bits). URL-safe or unpadded spellings are refused, so no two spellings of the same
+  bytes can both verify;
 * fields the format does not define are refused: what is not signed must not carry
-  claims;
+  claims; a JSON key that appears twice in an object is refused (parsers disagree on
+  which value wins);
 * ``keyid`` is an unauthenticated hint. It only narrows which signatures are tried
   with a key (as the spec allows): a signature whose keyid names another key is not
   tried. It never makes a signature count.
@@ -36,8 +38,6 @@ INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 _ENVELOPE_FIELDS = {"payload", "payloadType", "signatures"}
 _SIGNATURE_FIELDS = {"sig", "keyid"}
-_FROM_URL = str.maketrans("-_", "+/")
-_TO_URL = str.maketrans("+/", "-_")
 
 
 class VerificationError(LlmguardError):
@@ -51,26 +51,43 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def b64decode_strict(text: str, what: str) -> bytes:
-    """Decode canonical standard or URL-safe base64 (padding optional); refuse anything else."""
+    """Decode canonical standard base64 with padding; refuse every other spelling."""
     if not isinstance(text, str) or not text.isascii():
         raise VerificationError(f"{what} is not a base64 string")
-    url = "-" in text or "_" in text
-    if url and ("+" in text or "/" in text):
-        raise VerificationError(f"{what} mixes the standard and URL-safe base64 alphabets")
-    body = text.rstrip("=")
-    if len(text) - len(body) > 2:
-        raise VerificationError(f"{what} is not valid base64")
-    padded = body + "=" * (-len(body) % 4)
+    if "-" in text or "_" in text:
+        raise VerificationError(
+            f"{what} is URL-safe base64; only the standard alphabet (with padding) is accepted"
+        )
+    if len(text) % 4:
+        raise VerificationError(f"{what} is not canonical base64 (padding missing)")
     try:
-        raw = base64.b64decode(padded.translate(_FROM_URL) if url else padded, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise VerificationError(f"{what} is not valid base64") from None
-    canonical = base64.b64encode(raw).decode("ascii")
-    if url:
-        canonical = canonical.translate(_TO_URL)
-    if text not in (canonical, canonical.rstrip("=")):
+    if base64.b64encode(raw).decode("ascii") != text:
         raise VerificationError(f"{what} is not canonical base64")
     return raw
+
+
+def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise VerificationError(f"the JSON object has the key {key!r} twice")
+        out[key] = value
+    return out
+
+
+def loads_strict(data: bytes | str, what: str) -> Any:
+    """``json.loads`` that refuses duplicate keys, NaN/Infinity and invalid UTF-8."""
+
+    def constant(name: str) -> Any:
+        raise VerificationError(f"{what} holds {name}, which JSON does not define")
+
+    try:
+        return json.loads(data, object_pairs_hook=no_duplicates, parse_constant=constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerificationError(f"{what} is not valid JSON: {exc}") from None
 
 
 def b64encode(data: bytes) -> str:
@@ -117,13 +134,7 @@ class Verified:
 
 def parse_envelope(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     """Parse and shape-check an envelope (no cryptography yet)."""
-    if isinstance(data, dict):
-        envelope = data
-    else:
-        try:
-            envelope = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise VerificationError(f"the envelope is not valid JSON: {exc}") from None
+    envelope = data if isinstance(data, dict) else loads_strict(data, "the envelope")
     if not isinstance(envelope, dict):
         raise VerificationError("the envelope is not a JSON object")
     unknown = sorted(set(envelope) - _ENVELOPE_FIELDS)

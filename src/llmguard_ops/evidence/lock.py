@@ -5,9 +5,15 @@ parameters (as written, ``${ENV}`` references unresolved), gates, severity and
 ``allow_error``, the policy and the seed. ``run --lock FILE`` recomputes the terms of
 the suite it is about to run (``--set`` overrides included) and refuses to start when
 they differ from the signed ones, naming each change, e.g.
-``checks[quality].gate.accuracy.min: 0.85 → 0.8``. Models, datasets and waivers are
-not locked: new data and candidates are the point of a run, and waivers are signed
-into the report with their approver.
+``checks[quality].gate.accuracy.min: 0.85 → 0.8``.
+
+Datasets are locked as the lock's author chooses (``--datasets``): ``rows`` (the
+default) pins a minimum row count per dataset, the size the gates were set for, so a
+``--set datasets.current.path=five_rows.csv`` is refused while new data of the same
+size runs; ``digest`` pins each file's sha256 (a fixed evaluation set); ``none`` pins
+neither. A dataset added or removed is always a change. Models are not locked (a new
+candidate is the point of a run), nor waivers (they are signed into the report with
+their approver).
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from .statement import canonical_bytes
 
 if TYPE_CHECKING:
     from ..loading import LoadedSuite
+    from ..registry import Registry
 
 LOCK_PAYLOAD_TYPE = "application/vnd.llmguard.suite-lock+json"
 LOCK_TYPE = "https://llmguard.dev/suite-lock/v1"
+DATASET_MODES = ("rows", "digest", "none")
 _ABSENT = object()
 
 
@@ -69,9 +77,69 @@ def digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(data)).hexdigest()
 
 
-def create(loaded: LoadedSuite, signer: SigningKey, out: Path) -> tuple[Path, str]:
-    """Sign the suite's terms into ``out``; returns (path, digest)."""
+def dataset_facts(loaded: LoadedSuite, registry: Registry | None) -> dict[str, dict[str, Any]]:
+    """``{name: {path, sha256, rows}}`` of the suite's datasets (read with ``registry``)."""
+    from ..artifacts import load_datasets
+
+    if registry is None:
+        from ..plugins import get_plugin_manager
+
+        registry = get_plugin_manager().registry()
+    return {
+        name: {"path": str(d.path), "sha256": d.sha256, "rows": len(d.frame)}
+        for name, d in load_datasets(loaded, registry).items()
+    }
+
+
+def dataset_pins(facts: dict[str, dict[str, Any]], mode: str) -> dict[str, Any]:
+    """What the lock signs about datasets in ``mode``."""
+    if mode not in DATASET_MODES:
+        raise LockError(f"--datasets must be one of {', '.join(DATASET_MODES)}, not {mode!r}")
+    if mode == "none":
+        return {"mode": mode, "names": sorted(facts)}
+    key = "min_rows" if mode == "rows" else "sha256"
+    value = "rows" if mode == "rows" else "sha256"
+    return {"mode": mode, "pins": {n: {key: f[value]} for n, f in sorted(facts.items())}}
+
+
+def dataset_changes(pinned: dict[str, Any], facts: dict[str, dict[str, Any]]) -> list[str]:
+    """Each way the run's datasets differ from the lock, naming the dataset."""
+    mode = pinned.get("mode")
+    names = set(pinned.get("names") or pinned.get("pins") or {})
+    out = [f"datasets.{n}: removed" for n in sorted(names - set(facts))]
+    out += [f"datasets.{n}: added" for n in sorted(set(facts) - names)]
+    for name, pin in sorted((pinned.get("pins") or {}).items()):
+        fact = facts.get(name)
+        if fact is None:
+            continue
+        if mode == "rows" and fact["rows"] < pin["min_rows"]:
+            out.append(
+                f"datasets.{name}: {fact['rows']} rows ({fact['path']}), the lock requires "
+                f"at least {pin['min_rows']}"
+            )
+        if mode == "digest" and fact["sha256"] != pin["sha256"]:
+            out.append(
+                f"datasets.{name}.sha256: {pin['sha256'][:16]}… → {fact['sha256'][:16]}… "
+                f"({fact['path']})"
+            )
+    return out
+
+
+def create(
+    loaded: LoadedSuite,
+    signer: SigningKey,
+    out: Path,
+    datasets: str = "rows",
+    registry: Registry | None = None,
+) -> tuple[Path, str]:
+    """Sign the suite's terms (and its datasets, by ``datasets`` mode) into ``out``."""
     pinned = terms(loaded)
+    data = dataset_pins(
+        dataset_facts(loaded, registry)
+        if datasets != "none"
+        else {n: {} for n in loaded.suite.datasets},
+        datasets,
+    )
     body: dict[str, Any] = {
         "_type": LOCK_TYPE,
         "suite": loaded.suite.name,
@@ -80,6 +148,7 @@ def create(loaded: LoadedSuite, signer: SigningKey, out: Path) -> tuple[Path, st
         "created": now_rfc3339(),
         "digest": digest(pinned),
         "terms": pinned,
+        "datasets": data,
     }
     envelope = dsse.sign(canonical_bytes(body), signer.private, signer.keyid, LOCK_PAYLOAD_TYPE)
     atomic_write(out, dsse.serialize(envelope))
@@ -128,7 +197,11 @@ def changes(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 
 def check(
-    loaded: LoadedSuite, lock_file: Path, public_key: Ed25519PublicKey, keyid: str
+    loaded: LoadedSuite,
+    lock_file: Path,
+    public_key: Ed25519PublicKey,
+    keyid: str,
+    registry: Registry | None = None,
 ) -> dict[str, Any]:
     """Verify ``lock_file`` and compare it with ``loaded``; returns facts for the attestation."""
     try:
@@ -136,7 +209,8 @@ def check(
     except OSError as exc:
         raise LockError(f"{lock_file}: cannot read the lock: {exc.strerror}") from None
     try:
-        body = json.loads(dsse.verify(raw, public_key, keyid, LOCK_PAYLOAD_TYPE).payload)
+        payload = dsse.verify(raw, public_key, keyid, LOCK_PAYLOAD_TYPE).payload
+        body = json.loads(payload, object_pairs_hook=dsse.no_duplicates)
         pinned = body["terms"]
     except dsse.VerificationError as exc:
         raise LockError(f"{lock_file}: the lock does not verify: {exc}") from None
@@ -145,6 +219,14 @@ def check(
     if digest(pinned) != body.get("digest"):
         raise LockError(f"{lock_file}: the lock's digest does not match its terms")
     found = changes(pinned, terms(loaded))
+    data = body.get("datasets")
+    if isinstance(data, dict) and data.get("mode") in DATASET_MODES:
+        facts = (
+            dataset_facts(loaded, registry)
+            if data["mode"] != "none"
+            else {n: {} for n in loaded.suite.datasets}
+        )
+        found += dataset_changes(data, facts)
     if found:
         raise LockError(
             f"{loaded.path.name}: the suite changed since it was locked ({lock_file}): "
@@ -156,6 +238,7 @@ def check(
         "digest": body["digest"],
         "keyid": keyid,
         "created": body.get("created"),
+        "datasets": data.get("mode") if isinstance(data, dict) else None,
     }
 
 
@@ -170,8 +253,12 @@ def cmd_lock(args: Any) -> int:
     loaded = load_suite(args.suite, host.registry(), overrides=args.set or [])
     signer = load_private(Path(args.key))
     out = Path(args.out) if args.out else default_lock_path(Path(args.suite))
-    path, value = create(loaded, signer, out)
-    print(f"locked {loaded.suite.name}: {len(loaded.suite.checks)} checks, digest {value}")
+    mode = getattr(args, "datasets", None) or "rows"
+    path, value = create(loaded, signer, out, datasets=mode, registry=host.registry())
+    print(
+        f"locked {loaded.suite.name}: {len(loaded.suite.checks)} checks, "
+        f"{len(loaded.suite.datasets)} datasets by {mode}, digest {value}"
+    )
     print(
         f"wrote {path} (signed by keyid {signer.keyid}); "
         f"run with: llmguard run {args.suite} --lock {path}"

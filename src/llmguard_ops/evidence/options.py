@@ -77,8 +77,12 @@ def prepare(
     lock_key: str | Path | None = None,
     waivers: Iterable[str | Path] = (),
     audit_log: str | Path | None = None,
+    registry: Any = None,
 ) -> EvidenceOptions:
-    """Load the key, check the lock, read the waivers; raise a one-line error on any problem."""
+    """Load the key, check the lock, read the waivers; raise a one-line error on any problem.
+
+    ``registry`` reads the datasets a lock pins (default: the installed plugins').
+    """
     from .keys import private_key_warnings
     from .lock import check as check_lock
 
@@ -110,7 +114,11 @@ def prepare(
                 "--lock needs a trusted key to check the lock's signature: "
                 "pass --lock-key PUB (or sign the run with --key)"
             )
-        lock_facts = check_lock(loaded, Path(lock), public, keyid)
+        lock_facts = check_lock(loaded, Path(lock), public, keyid, registry)
+    if audit_log is not None:  # refuse a broken log before any check runs (exit 2)
+        from .audit import check_appendable
+
+        check_appendable(Path(audit_log), signer)
     return EvidenceOptions(
         signer=signer,
         audit_log=Path(audit_log) if audit_log is not None else None,
@@ -120,7 +128,7 @@ def prepare(
     )
 
 
-def evidence_options(args: Any, loaded: LoadedSuite) -> EvidenceOptions:
+def evidence_options(args: Any, loaded: LoadedSuite, registry: Any = None) -> EvidenceOptions:
     """:func:`prepare` from ``llmguard run``'s options."""
     return prepare(
         loaded,
@@ -130,6 +138,7 @@ def evidence_options(args: Any, loaded: LoadedSuite) -> EvidenceOptions:
         lock_key=args.lock_key,
         waivers=args.waiver or [],
         audit_log=None if args.no_audit_log else args.audit_log,
+        registry=registry,
     )
 
 

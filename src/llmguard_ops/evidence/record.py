@@ -72,6 +72,23 @@ def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[s
     return out
 
 
+def clear_previous(out_dir: Path) -> list[Path]:
+    """Remove the previous run's attestation from ``out_dir`` before this run writes.
+
+    A run killed half way (``kill -9``) must not leave its new ``report.json`` next to
+    the previous run's attestation: with the attestation gone first, a partial folder
+    has none, and ``llmguard verify`` also checks that the ``report.json`` beside an
+    attestation is the one it attests. Returns the files removed.
+    """
+    removed = []
+    for name in (ATTESTATION_NAME, DEV_PUBLIC_NAME):
+        path = Path(out_dir) / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def record(
     report: Report,
     loaded: LoadedSuite,

@@ -18,7 +18,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .dsse import VerificationError
+from .dsse import VerificationError, no_duplicates
 
 if TYPE_CHECKING:
     from ..loading import LoadedSuite
@@ -137,8 +137,12 @@ def build_statement(
 
 def parse_statement(payload: bytes) -> dict[str, Any]:
     """Parse a verified payload and check it is a well-formed in-toto Statement v1."""
-    try:
-        statement = json.loads(payload)
+
+    def constant(name: str) -> Any:
+        raise VerificationError(f"the payload holds {name}, which JSON does not define")
+
+    try:  # a key given twice is refused: parsers disagree on which value wins
+        statement = json.loads(payload, object_pairs_hook=no_duplicates, parse_constant=constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(f"the payload is not JSON: {exc}") from None
     if not isinstance(statement, dict):

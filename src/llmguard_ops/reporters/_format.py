@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..results import CheckResult, GateOutcome, Metric
@@ -93,3 +94,64 @@ def metric_properties(result: CheckResult) -> list[tuple[str, str]]:
     for gate in result.gates:
         props.append((f"gate.{gate.metric}", "pass" if gate.passed else "fail"))
     return props
+
+
+# Markdown escaping ---------------------------------------------------------------------
+# Suite text, check ids, category values and error messages are user input: in Markdown
+# they must stay text (no link, image, raw HTML, emphasis, code span or table cell edge).
+
+_MD_PUNCT = re.compile(r"([\\`*|~])")
+# an underscore inside a word (metric_name) never starts emphasis; at a word edge it can
+_MD_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_MD_LEADING = re.compile(r"^(\s*)(\[|[#+=-](?=\s|$)|\d+[.)](?=\s|$))")
+
+
+def _clean(text: str) -> str:
+    from ..terminal import clean  # terminal escapes mean nothing in a file but can hide text
+
+    return clean(text.replace("\r", "\n"))
+
+
+def md_inline(value: object) -> str:
+    """``value`` as one line of Markdown text: every markup character escaped.
+
+    ``<``, ``>`` and ``&`` become entities (no raw HTML, no ``<javascript:…>`` autolink);
+    `` ` * | ~ \\`` (and ``_`` at a word edge) are backslash-escaped (no code span,
+    emphasis or cell edge), so is the ``(`` of ``](`` (no inline link or image; without
+    a definition, which cannot be written either, ``[text]`` stays text); a leading
+    ``[``, ``#``, ``-``, ``+``, ``=`` or ``1.`` cannot start a block or a link definition.
+    """
+    text = " ".join(_clean(str(value)).split("\n"))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_PUNCT.sub(r"\\\1", text)
+    text = _MD_UNDERSCORE.sub(r"\\_", text)
+    text = text.replace("](", "]\\(")  # no inline link or image: [text](javascript:…)
+
+    def leading(m: re.Match[str]) -> str:
+        mark = m.group(2)
+        if mark[0].isdigit():  # "1." : the dot is what starts a list
+            return f"{m.group(1)}{mark[:-1]}\\{mark[-1]}"
+        return f"{m.group(1)}\\{mark}"
+
+    return _MD_LEADING.sub(leading, text)
+
+
+def md_block(value: object) -> str:
+    """Multi-line user text (a description): each line escaped as :func:`md_inline`."""
+    return "\n".join(md_inline(line) for line in str(value).replace("\r", "\n").split("\n"))
+
+
+def md_code(value: object, table: bool = False) -> str:
+    """``value`` as a Markdown code span, fenced by more backticks than it contains.
+
+    Inside a code span nothing is markup, so user text shows as written; ``table`` also
+    escapes ``|``, which GitHub tables split on even inside code.
+    """
+    text = " ".join(_clean(str(value)).split("\n"))
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    if text.startswith("`") or text.endswith("`") or fence != "`":
+        text = f" {text} "
+    if table:
+        text = text.replace("|", "\\|")
+    return f"{fence}{text}{fence}"

@@ -198,9 +198,17 @@ def _history(report: Report, runs: list[Any]) -> dict[str, Any] | None:
 
 
 def build_page(
-    report: Report, source_dir: Path, history_runs: list[Any] | None = None
+    report: Report,
+    source_dir: Path,
+    history_runs: list[Any] | None = None,
+    verification: Any = None,
 ) -> dict[str, Any]:
-    """The template's context: every table, plot and fact of the page."""
+    """The template's context: every table, plot and fact of the page.
+
+    ``verification`` (a :class:`~llmguard_ops.evidence.verify.ReportStatus`, when
+    re-rendering with ``llmguard report``) says whether the attestation beside the
+    report verifies over it; the page then shows that instead of the report's own claim.
+    """
     counts = Counter(c.status.value for c in report.checks)
     return {
         "report": report,
@@ -222,15 +230,21 @@ def build_page(
         "history": _history(report, history_runs or []),
         "plots_available": plots.available(),
         "metadata": {str(k): v for k, v in report.suite.metadata.items()},
+        "verification": verification,
     }
 
 
-def render_html(report: Report, source_dir: Path, history_runs: list[Any] | None = None) -> str:
+def render_html(
+    report: Report,
+    source_dir: Path,
+    history_runs: list[Any] | None = None,
+    verification: Any = None,
+) -> str:
     """The page as text; ``source_dir`` is the run's output folder (artifacts live there)."""
     return str(
         jinja_env()
         .get_template("report.html.j2")
-        .render(**build_page(report, source_dir, history_runs))
+        .render(**build_page(report, source_dir, history_runs, verification))
     )
 
 
@@ -246,9 +260,11 @@ def earlier_runs(report: Report) -> list[Any]:
     return [r for r in runs if r.started_at < report.started_at]
 
 
-def write_html(report: Report, out_dir: Path, source_dir: Path | None = None) -> list[Path]:
+def write_html(
+    report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None
+) -> list[Path]:
     """Render and write ``report.html`` into ``out_dir``."""
-    text = render_html(report, source_dir or out_dir, earlier_runs(report))
+    text = render_html(report, source_dir or out_dir, earlier_runs(report), verification)
     return [atomic_write(out_dir / "report.html", text)]
 
 

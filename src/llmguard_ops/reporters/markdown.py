@@ -17,7 +17,7 @@ from ..hookspecs import hookimpl
 from ..registry import Reporter
 from ..report import Report, atomic_write
 from ..results import CheckResult, Decision, Status
-from ._format import failure_reasons, key_metrics, number
+from ._format import failure_reasons, key_metrics, md_code, md_inline, number
 
 FILENAME = "summary.md"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -34,9 +34,11 @@ _STATUS_MARK = {
 
 
 def cell(text: str) -> str:
-    """Text made safe for one Markdown table cell (no pipes, no raw HTML, one line)."""
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\r", "").replace("\n", "<br>")
+    """User text made safe for one Markdown table cell: no pipe, raw HTML, link or emphasis.
+
+    Lines are kept apart with ``<br>``; every line is escaped by :func:`md_inline`.
+    """
+    return "<br>".join(md_inline(line) for line in str(text).replace("\r", "").split("\n"))
 
 
 def _metrics_cell(result: CheckResult) -> str:
@@ -104,7 +106,7 @@ def render_summary(
     for r in report.checks:
         status = f"{_STATUS_MARK[r.status]} {r.status.value}" + (" (waived)" if r.waiver else "")
         lines.append(
-            f"| `{cell(r.id)}`<br><sub>{cell(r.uses)}</sub> | {status} | {r.severity.value} | "
+            f"| {md_code(r.id, table=True)}<br><sub>{cell(r.uses)}</sub> | {status} | {r.severity.value} | "
             f"{_metrics_cell(r)} | {r.duration_s:.2f} s |"
         )
     failing = [
@@ -113,7 +115,7 @@ def render_summary(
     if failing:
         lines += ["", "<details><summary>Failed gates</summary>", ""]
         for r in failing:
-            lines += [f"- `{cell(r.id)}`: {cell(reason)}" for reason in failure_reasons(r)]
+            lines += [f"- {md_code(r.id)}: {cell(reason)}" for reason in failure_reasons(r)]
         lines += ["", "</details>"]
     if outputs:
         if relative_links:
@@ -124,7 +126,7 @@ def render_summary(
         lines += ["", f"Outputs: {listed}{where}"]
     lines += [
         "",
-        f"<sub>suite `{cell(Path(report.suite.path).name)}` "
+        f"<sub>suite {md_code(Path(report.suite.path).name)} "
         f"sha256 `{report.suite.sha256[:16]}`</sub>",
         "",
     ]

@@ -23,6 +23,7 @@ from ..hookspecs import hookimpl
 from ..registry import Reporter
 from ..report import Report, atomic_write
 from ..results import CheckResult, Status
+from ._format import md_block, md_code, md_inline
 from .view import VERIFY_COMMAND, digest_file, fmt, fmt_bound, fmt_interval
 
 _KNOWN_KEYS = {
@@ -41,8 +42,8 @@ HEADLINE_LIMIT = 16
 
 
 def md_cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell (pipes escaped, one line)."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+    """Text safe inside a Markdown table cell: one line, every markup character escaped."""
+    return md_inline(str(value).strip())
 
 
 def subject_model(report: Report) -> str | None:
@@ -279,17 +280,25 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
     }
 
 
-def render_card(report: Report, source_dir: Path) -> str:
+def render_card(report: Report, source_dir: Path, verification: Any = None) -> str:
     from .html import jinja_env
 
     env = jinja_env()
     env.filters["cell"] = md_cell
-    return str(env.get_template("model_card.md.j2").render(**build_card(report, source_dir)))
+    env.filters["md"] = md_inline
+    env.filters["mdblock"] = md_block
+    env.filters["code"] = md_code
+    env.filters["code_cell"] = lambda value: md_code(value, table=True)
+    context = {**build_card(report, source_dir), "verification": verification}
+    return str(env.get_template("model_card.md.j2").render(**context))
 
 
-def write_card(report: Report, out_dir: Path, source_dir: Path | None = None) -> list[Path]:
+def write_card(
+    report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None
+) -> list[Path]:
     """Render and write ``model_card.md`` into ``out_dir``."""
-    return [atomic_write(out_dir / "model_card.md", render_card(report, source_dir or out_dir))]
+    text = render_card(report, source_dir or out_dir, verification)
+    return [atomic_write(out_dir / "model_card.md", text)]
 
 
 @hookimpl
