@@ -1,4 +1,4 @@
-"""bias.group_fairness and bias.counterfactual: the bias checks of llmguard-ops.
+"""The bias checks of llmguard-ops: group_fairness, counterfactual, mitigation, data, bbq.
 
 Registered through the ``llmguard`` entry point ``bias``. Importing this package imports
 no heavy library: fairlearn, AIF360, scikit-learn and torch are imported inside the
@@ -14,19 +14,23 @@ from llmguard_ops import CheckDefinition, hookimpl
 from .counterfactual import METRICS as COUNTERFACTUAL_METRICS
 from .counterfactual import CounterfactualParams, run_counterfactual
 from .group_fairness import GroupFairnessParams, metric_specs, run_group_fairness
+from .mitigation_check import METRICS as MITIGATION_METRICS
+from .mitigation_check import MitigationParams, run_mitigation
 
 __all__ = [
     "CounterfactualParams",
     "GroupFairnessParams",
+    "MitigationParams",
     "llmguard_register_checks",
     "run_counterfactual",
     "run_group_fairness",
+    "run_mitigation",
 ]
 
 
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
-    """Register ``bias.group_fairness`` and ``bias.counterfactual``."""
+    """Register the ``bias.*`` checks."""
     register(
         CheckDefinition(
             name="bias.group_fairness",
@@ -43,7 +47,16 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             run=run_counterfactual,
             params=CounterfactualParams,
             metrics=COUNTERFACTUAL_METRICS,
-            summary="Swap demographic terms in templates; flip rate and score gap of a "
-            "language model's outputs.",
+            summary="Swap demographic terms in templates; flip rate and score gap of a language model's outputs.",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.mitigation",
+            run=run_mitigation,
+            params=MitigationParams,
+            metrics=MITIGATION_METRICS,
+            summary="Retrain the candidate with fairlearn/AIF360 mitigations; fairness/accuracy "
+            "Pareto front on the holdout; the cheapest variant meeting the gates, saved (skops).",
         )
     )
