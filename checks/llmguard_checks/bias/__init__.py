@@ -13,16 +13,20 @@ from llmguard_ops import CheckDefinition, hookimpl
 
 from .counterfactual import METRICS as COUNTERFACTUAL_METRICS
 from .counterfactual import CounterfactualParams, run_counterfactual
+from .data_check import METRICS as DATA_METRICS
+from .data_check import DataBiasParams, run_data_bias
 from .group_fairness import GroupFairnessParams, metric_specs, run_group_fairness
 from .mitigation_check import METRICS as MITIGATION_METRICS
 from .mitigation_check import MitigationParams, run_mitigation
 
 __all__ = [
     "CounterfactualParams",
+    "DataBiasParams",
     "GroupFairnessParams",
     "MitigationParams",
     "llmguard_register_checks",
     "run_counterfactual",
+    "run_data_bias",
     "run_group_fairness",
     "run_mitigation",
 ]
@@ -58,5 +62,15 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=MITIGATION_METRICS,
             summary="Retrain the candidate with fairlearn/AIF360 mitigations; fairness/accuracy "
             "Pareto front on the holdout; the cheapest variant meeting the gates, saved (skops).",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.data",
+            run=run_data_bias,
+            params=DataBiasParams,
+            metrics=DATA_METRICS,
+            summary="Bias in training data: representation against the population, label "
+            "balance (AIF360), proxies of sensitive columns (mutual information).",
         )
     )
