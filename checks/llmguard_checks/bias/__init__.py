@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from llmguard_ops import CheckDefinition, hookimpl
 
+from .bbq import METRICS as BBQ_METRICS
+from .bbq import BBQParams, run_bbq
 from .counterfactual import METRICS as COUNTERFACTUAL_METRICS
 from .counterfactual import CounterfactualParams, run_counterfactual
 from .data_check import METRICS as DATA_METRICS
@@ -20,11 +22,13 @@ from .mitigation_check import METRICS as MITIGATION_METRICS
 from .mitigation_check import MitigationParams, run_mitigation
 
 __all__ = [
+    "BBQParams",
     "CounterfactualParams",
     "DataBiasParams",
     "GroupFairnessParams",
     "MitigationParams",
     "llmguard_register_checks",
+    "run_bbq",
     "run_counterfactual",
     "run_data_bias",
     "run_group_fairness",
@@ -72,5 +76,15 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=DATA_METRICS,
             summary="Bias in training data: representation against the population, label "
             "balance (AIF360), proxies of sensitive columns (mutual information).",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.bbq",
+            run=run_bbq,
+            params=BBQParams,
+            metrics=BBQ_METRICS,
+            summary="Stereotyped answers of a generative model in ambiguous and disambiguated "
+            "contexts: BBQ bias scores with intervals over items.",
         )
     )
