@@ -162,3 +162,14 @@ def test_a_malformed_item_file_names_the_item_and_key(tmp_path: Path) -> None:
     (tmp_path / "items.yaml").write_text("- id: x\n  category: c\n  target: T\n")
     with pytest.raises(ValueError, match=r"items.yaml: item 0 \(x\): missing or empty other"):
         load_items(str(tmp_path / "items.yaml"), tmp_path)
+
+
+def test_docs_suite_blocks_the_stereotyped_assistant(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "readers.py").write_text(MODELS)
+    shutil.copy(Path(__file__).parent / "data" / "bias" / "bbq.yaml", tmp_path / "suite.yaml")
+    outcome = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out")
+    assert outcome.report.decision.decision.value == "BLOCK"
+    failed = {g.metric for g in outcome.report.checks[0].failed_gates}
+    assert "bias_score_ambiguous" in failed and "invalid_rate" not in failed

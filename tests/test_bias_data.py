@@ -150,3 +150,20 @@ def test_population_naming_an_unknown_grouping_is_a_clear_error(tmp_path: Path) 
     result = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
     assert result.status is Status.ERROR
     assert result.error is not None and "population names race" in result.error.message
+
+
+def test_docs_suite_blocks_planted_data_and_passes_clean_data(tmp_path: Path) -> None:
+    import shutil
+
+    suite = Path(__file__).parent / "data" / "bias" / "data.yaml"
+    failed = {}
+    for planted, status in ((True, Status.FAIL), (False, Status.PASS)):
+        folder = tmp_path / str(planted)
+        folder.mkdir()
+        shutil.copy(suite, folder / "suite.yaml")
+        frame(4000, 5, planted=planted).to_csv(folder / "train.csv", index=False)
+        result = llmguard_ops.run(folder / "suite.yaml", folder / "out").report.checks[0]
+        assert result.status is status, (result.error, result.failed_gates)
+        failed[planted] = {g.metric for g in result.failed_gates}
+    # the planted data: a small group, a proxy of sex, and fewer favourable labels for women
+    assert failed[True] == {"min_representation_ratio", "proxy_features", "label_disparate_impact"}

@@ -233,3 +233,24 @@ def test_without_fairness_gates_it_is_a_clear_error(tmp_path: Path) -> None:
         result = llmguard_ops.run(suite, root / "out").report.checks[0]
     assert result.status is Status.ERROR
     assert result.error is not None and "no fairness gates" in result.error.message
+
+
+def test_docs_suites_mitigate_then_promote(tmp_path: Path) -> None:
+    import shutil
+
+    data = Path(__file__).parent / "data" / "bias"
+    root = project(tmp_path)
+    shutil.copy(data / "mitigation.yaml", root / "mitigation.yaml")
+    shutil.copy(data / "mitigated-release.yaml", root / "release.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["run", str(root / "mitigation.yaml"), "--out", str(root / "out"), "-q"])
+    assert code == 1  # the candidate fails the parity gate: BLOCK
+    report = json.loads((root / "out" / "report.json").read_text())
+    fairness, mitigation = report["checks"]
+    assert fairness["status"] == "fail" and mitigation["status"] == "pass"
+    release = yaml.safe_load((root / "release.yaml").read_text())
+    rec = mitigation["details"]["recommended"]
+    assert Path(rec["path"]) == (root / release["models"]["candidate"]["path"]).resolve()
+    assert release["models"]["candidate"]["options"]["trusted"] == rec["trusted_types"]
+    assert main(["run", str(root / "release.yaml"), "--out", str(root / "out2"), "-q"]) == 0

@@ -215,3 +215,21 @@ def test_text_classifier_words_and_agreement(tmp_path: Path) -> None:
     assert -1 <= result.metrics["shap_lime_agreement"].value <= 1
     assert "shap_lime_row_agreement" in result.metrics
     assert result.details["explainer"].startswith("LimeTextExplainer")
+
+
+def test_docs_suite(tmp_path: Path) -> None:
+    import shutil
+
+    from sklearn.linear_model import LogisticRegression
+
+    frame = _data(400)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    train = _data(2000, seed=1)
+    joblib.dump(LogisticRegression().fit(train[list(WEIGHTS)], train.y), tmp_path / "lin.joblib")
+    joblib.dump(
+        LogisticRegression().fit(train[["x0", "x1", "x3"]], train.y), tmp_path / "champion.joblib"
+    )
+    shutil.copy(Path(__file__).parent / "data" / "explain" / "lime-suite.yaml", tmp_path / "s.yaml")
+    result = llmguard_ops.run(tmp_path / "s.yaml", tmp_path / "out").report.checks[0]
+    assert result.status is Status.PASS, (result.error, result.failed_gates)
+    assert result.metrics["top_k_overlap"].value == pytest.approx(2 / 3)
