@@ -254,3 +254,26 @@ def test_docs_suites_mitigate_then_promote(tmp_path: Path) -> None:
     assert Path(rec["path"]) == (root / release["models"]["candidate"]["path"]).resolve()
     assert release["models"]["candidate"]["options"]["trusted"] == rec["trusted_types"]
     assert main(["run", str(root / "release.yaml"), "--out", str(root / "out2"), "-q"]) == 0
+
+
+def test_model_card_names_the_recommended_variant(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    suite = write(
+        root / "card.yaml",
+        {"candidate": {"loader": "sklearn", "path": "candidate.joblib"}},
+        [
+            FAIRNESS,
+            {
+                "id": "mitigation",
+                "uses": "bias.mitigation",
+                "with": {"methods": ["threshold_optimizer_dp"], "n_resamples": 200},
+            },
+        ],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = llmguard_ops.run(suite, root / "out")
+    rec = outcome.report.checks[1].details["recommended"]
+    card = (root / "out" / "model_card.md").read_text()
+    assert "Recommended mitigation: `threshold_optimizer_dp`" in card
+    assert rec["sha256"] in card and "reads the sensitive attributes" in card
