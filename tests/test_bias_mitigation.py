@@ -277,3 +277,37 @@ def test_model_card_names_the_recommended_variant(tmp_path: Path) -> None:
     card = (root / "out" / "model_card.md").read_text()
     assert "Recommended mitigation: `threshold_optimizer_dp`" in card
     assert rec["sha256"] in card and "reads the sensitive attributes" in card
+
+
+@pytest.mark.slow
+def test_adversarial_debiasing_is_a_point_of_the_front_but_never_recommended(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path)
+    suite = write(
+        root / "adv.yaml",
+        {"candidate": {"loader": "sklearn", "path": "candidate.joblib"}},
+        [
+            FAIRNESS,
+            {
+                "id": "mitigation",
+                "uses": "bias.mitigation",
+                "with": {
+                    "methods": ["adversarial_dp", "reweighing"],
+                    "adversarial_epochs": 3,
+                    "n_resamples": 100,
+                    "fairness_gates": {"demographic_parity_difference": {"max": 1.0}},
+                    "gates_from": None,
+                },
+            },
+        ],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = llmguard_ops.run(suite, root / "out").report.checks[1]
+    assert result.status is Status.PASS, result.error or result.warnings
+    rows = {r["variant"]: r for r in result.details["variants"]}
+    assert rows["adversarial_dp"]["deployable"] is False
+    assert rows["adversarial_dp"]["meets_gates"] is True  # every variant passes a bound of 1
+    assert result.details["recommended"]["variant"] != "adversarial_dp"
+    assert "variant.adversarial_dp.accuracy" in result.metrics

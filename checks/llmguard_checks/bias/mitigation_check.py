@@ -18,7 +18,11 @@ Methods (``methods:``):
 * ``threshold_optimizer_dp`` / ``threshold_optimizer_eo`` — fairlearn's
   ``ThresholdOptimizer`` on a retrained estimator's scores: group-specific randomised
   thresholds, so the saved model reads the sensitive columns at prediction time (the
-  report says so: in many jurisdictions that is disparate treatment).
+  report says so: in many jurisdictions that is disparate treatment);
+* ``adversarial_dp`` / ``adversarial_eo`` — fairlearn's ``AdversarialFairnessClassifier``
+  (torch backend): a small network trained against an adversary that predicts the
+  sensitive attribute. It is a point of the front only: not the candidate's estimator,
+  and not stored with skops, so it is never the recommended variant. Not run by default.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ Method = Literal[
     "exponentiated_gradient_eo",
     "threshold_optimizer_dp",
     "threshold_optimizer_eo",
+    "adversarial_dp",
+    "adversarial_eo",
 ]
 DEFAULT_METHODS: list[Method] = [
     "reweighing",
@@ -56,6 +62,8 @@ DESCRIPTIONS = {
     "exponentiated_gradient_eo": "fairlearn.reductions.ExponentiatedGradient(EqualizedOdds)",
     "threshold_optimizer_dp": "fairlearn.postprocessing.ThresholdOptimizer(demographic_parity)",
     "threshold_optimizer_eo": "fairlearn.postprocessing.ThresholdOptimizer(equalized_odds)",
+    "adversarial_dp": "fairlearn.adversarial.AdversarialFairnessClassifier(demographic_parity, torch)",
+    "adversarial_eo": "fairlearn.adversarial.AdversarialFairnessClassifier(equalized_odds, torch)",
 }
 
 
@@ -95,6 +103,12 @@ class MitigationParams(BaseModel):
     max_iter: int = Field(50, ge=1, description="ExponentiatedGradient iterations.")
     eps: float = Field(0.01, gt=0, description="ExponentiatedGradient constraint slack.")
     save: bool = Field(True, description="Write the recommended variant as a skops file.")
+    adversarial_epochs: int = Field(
+        20, ge=1, description="Training epochs of the adversarial methods (torch)."
+    )
+    adversarial_hidden: int = Field(
+        16, ge=1, description="Hidden units of the adversarial methods' predictor network."
+    )
 
 
 METRICS = (
@@ -215,6 +229,27 @@ def _fit_variant(
         _, weights = Reweighing(prot_attr=sensitive).fit_transform(xi, y_raw)
         model = clone(estimator).fit(x, y_raw, sample_weight=np.asarray(weights, dtype=float))
         return model, {"randomised": False, "uses_sensitive_at_prediction": False}
+    if method.startswith("adversarial"):
+        from fairlearn.adversarial import AdversarialFairnessClassifier
+
+        net = AdversarialFairnessClassifier(
+            backend="torch",
+            predictor_model=[params.adversarial_hidden, "leaky_relu"],
+            adversary_model=[8, "leaky_relu"],
+            constraints="demographic_parity" if method.endswith("_dp") else "equalized_odds",
+            epochs=params.adversarial_epochs,
+            batch_size=64,
+            shuffle=True,
+            learning_rate=0.005,
+            random_state=seed,
+        )
+        net.fit(x, y01, sensitive_features=variants.group_keys(sens, sensitive))
+        return _Decoded(net, labels), {
+            "randomised": False,
+            "uses_sensitive_at_prediction": False,
+            "deployable": False,
+            "epochs": params.adversarial_epochs,
+        }
     if method.startswith("exponentiated_gradient"):
         from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
 
@@ -246,6 +281,18 @@ def _fit_variant(
     to.fit(x, y01, sensitive_features=variants.group_keys(sens, sensitive))
     model = variants.from_threshold_optimizer(to, features, sensitive, labels, seed)
     return model, {"randomised": True, "uses_sensitive_at_prediction": True}
+
+
+class _Decoded:
+    """Predictions of a 0/1 classifier as the candidate's labels (adversarial methods)."""
+
+    def __init__(self, model: Any, labels: list[Any]) -> None:
+        self.model = model
+        self.labels = labels
+
+    def predict(self, x: Any) -> np.ndarray:
+        p = np.asarray(self.model.predict(x)).astype(int)
+        return np.where(p == 1, self.labels[1], self.labels[0])
 
 
 def _prot_index(sens: Any, sensitive: list[str]) -> Any:
@@ -410,7 +457,11 @@ def run_mitigation(ctx: CheckContext, params: MitigationParams) -> CheckOutput:
     preds: dict[str, np.ndarray] = {}
     cand_pred = np.asarray(ctx.predict(params.model, params.dataset)) == positive
     preds["candidate"] = cand_pred.astype(np.int8)
-    facts["candidate"] = {"randomised": False, "uses_sensitive_at_prediction": False}
+    facts["candidate"] = {
+        "randomised": False,
+        "uses_sensitive_at_prediction": False,
+        "deployable": True,
+    }
     for method in dict.fromkeys(params.methods):
         start = time.perf_counter()
         try:
@@ -422,6 +473,7 @@ def run_mitigation(ctx: CheckContext, params: MitigationParams) -> CheckOutput:
             out.warnings.append(f"{method}: training failed ({type(exc).__name__}: {exc})")
             continue
         info["fit_seconds"] = round(time.perf_counter() - start, 3)
+        info.setdefault("deployable", True)
         pred = np.asarray(model.predict(_model_input(model, hold.frame, features)))
         preds[method] = (pred == positive).astype(np.int8)
         models[method], facts[method] = model, info
@@ -452,7 +504,7 @@ def run_mitigation(ctx: CheckContext, params: MitigationParams) -> CheckOutput:
             if primary == "average_odds_difference" or primary.endswith(".average_odds_difference"):
                 disparity = abs(value)
             points.append((name, s.metrics["accuracy"].value, disparity))
-        if ok and name != "candidate":
+        if ok and name != "candidate" and facts[name].get("deployable", True):
             passing.append(name)
     front = pareto_front(points)
     for row in rows:
