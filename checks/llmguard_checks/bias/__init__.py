@@ -55,7 +55,8 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             run=run_counterfactual,
             params=CounterfactualParams,
             metrics=COUNTERFACTUAL_METRICS,
-            summary="Swap demographic terms in templates; flip rate and score gap of a language model's outputs.",
+            summary="Swap demographic terms, names and pronouns; flip rate and score gap of a "
+            "language model's outputs.",
         )
     )
     register(
