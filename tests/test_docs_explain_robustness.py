@@ -18,6 +18,7 @@ SOURCES = [
     ROOT / "suites" / "demo" / "suite.yaml",
     ROOT / "tests" / "data" / "robustness" / "suite.yaml",
     ROOT / "tests" / "data" / "explain" / "text-suite.yaml",
+    ROOT / "tests" / "data" / "explain" / "lime-suite.yaml",
 ]
 
 

@@ -1,4 +1,4 @@
-"""bias.group_fairness and bias.counterfactual: the bias checks of llmguard-ops.
+"""The bias checks of llmguard-ops: group_fairness, counterfactual, mitigation, data, bbq.
 
 Registered through the ``llmguard`` entry point ``bias``. Importing this package imports
 no heavy library: fairlearn, AIF360, scikit-learn and torch are imported inside the
@@ -11,22 +11,34 @@ from collections.abc import Callable
 
 from llmguard_ops import CheckDefinition, hookimpl
 
+from .bbq import METRICS as BBQ_METRICS
+from .bbq import BBQParams, run_bbq
 from .counterfactual import METRICS as COUNTERFACTUAL_METRICS
 from .counterfactual import CounterfactualParams, run_counterfactual
+from .data_check import METRICS as DATA_METRICS
+from .data_check import DataBiasParams, run_data_bias
 from .group_fairness import GroupFairnessParams, metric_specs, run_group_fairness
+from .mitigation_check import METRICS as MITIGATION_METRICS
+from .mitigation_check import MitigationParams, run_mitigation
 
 __all__ = [
+    "BBQParams",
     "CounterfactualParams",
+    "DataBiasParams",
     "GroupFairnessParams",
+    "MitigationParams",
     "llmguard_register_checks",
+    "run_bbq",
     "run_counterfactual",
+    "run_data_bias",
     "run_group_fairness",
+    "run_mitigation",
 ]
 
 
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
-    """Register ``bias.group_fairness`` and ``bias.counterfactual``."""
+    """Register the ``bias.*`` checks."""
     register(
         CheckDefinition(
             name="bias.group_fairness",
@@ -43,7 +55,37 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             run=run_counterfactual,
             params=CounterfactualParams,
             metrics=COUNTERFACTUAL_METRICS,
-            summary="Swap demographic terms in templates; flip rate and score gap of a "
+            summary="Swap demographic terms, names and pronouns; flip rate and score gap of a "
             "language model's outputs.",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.mitigation",
+            run=run_mitigation,
+            params=MitigationParams,
+            metrics=MITIGATION_METRICS,
+            summary="Retrain the candidate with fairlearn/AIF360 mitigations; fairness/accuracy "
+            "Pareto front on the holdout; the cheapest variant meeting the gates, saved (skops).",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.data",
+            run=run_data_bias,
+            params=DataBiasParams,
+            metrics=DATA_METRICS,
+            summary="Bias in training data: representation against the population, label "
+            "balance (AIF360), proxies of sensitive columns (mutual information).",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="bias.bbq",
+            run=run_bbq,
+            params=BBQParams,
+            metrics=BBQ_METRICS,
+            summary="Stereotyped answers of a generative model in ambiguous and disambiguated "
+            "contexts: BBQ bias scores with intervals over items.",
         )
     )

@@ -11,6 +11,8 @@ privileged-vs-unprivileged ones.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,19 +22,26 @@ from ._counts import CountTable
 GROUP_METRICS = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
 
 
-def _import_aif360_metrics() -> Any:
-    """``aif360.sklearn.metrics``, without its import-time notes about optional extras.
+@contextmanager
+def quiet_aif360() -> Iterator[None]:
+    """Import AIF360 modules without its import-time notes about optional extras.
 
     AIF360 logs a root-logger warning for every optional dependency it lacks (tensorflow,
-    ot, ...), none of which these metrics use.
+    ot, rpy2, ...), none of which these checks use.
     """
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        import aif360.sklearn.metrics as metrics
+        yield
     finally:
         root.setLevel(level)
+
+
+def _import_aif360_metrics() -> Any:
+    """``aif360.sklearn.metrics``, quietly."""
+    with quiet_aif360():
+        import aif360.sklearn.metrics as metrics
     return metrics
 
 

@@ -31,7 +31,15 @@ from llmguard_ops import CheckContext, CheckOutput, CheckSkipped, DatasetRef, Me
 from llmguard_ops.report import atomic_write
 
 from .._bootstrap import bootstrap_weighted
-from .terms import PLACEHOLDER, Counterfactual, counterfactuals, load_templates, load_terms, swaps
+from .terms import (
+    PLACEHOLDER,
+    Counterfactual,
+    counterfactuals,
+    load_lexicon,
+    load_templates,
+    load_terms,
+    swaps,
+)
 
 
 class CounterfactualParams(BaseModel):
@@ -54,6 +62,20 @@ class CounterfactualParams(BaseModel):
     templates: list[str] | str | None = Field(
         None,
         description="Templates with one {person}, inline or a YAML list file (default: shipped).",
+    )
+    names: str | bool = Field(
+        True,
+        description="Dataset swaps also exchange first names by perceived group: the shipped "
+        "data/names.yaml (true), your file, or none (false).",
+    )
+    pronouns: str | bool = Field(
+        True,
+        description="Dataset swaps also exchange pronouns with agreement (he/she/they, "
+        "his/her/their...): the shipped data/pronouns.yaml (true), your file, or none (false).",
+    )
+    joint_axes: list[str] | None = Field(
+        None,
+        description="Dataset swaps: also swap these axes together (e.g. [gender, ethnicity]).",
     )
     score_label: str | int | None = Field(
         None,
@@ -268,13 +290,18 @@ def _counterfactual_sets(
     if ds.spec.text is None:
         raise ValueError(f"dataset '{params.dataset}' declares no 'text' column")
     texts = [str(t) for t in ds.frame[ds.spec.text].tolist()]
-    cfs = swaps(texts, terms)
+    unknown = [a for a in params.joint_axes or [] if a not in terms]
+    if unknown:
+        raise ValueError(f"joint_axes names axes not in use: {', '.join(unknown)}")
+    lexicon, lexicon_facts = load_lexicon(terms, params.names, params.pronouns, ctx.suite.base_dir)
+    cfs = swaps(texts, terms, lexicon, params.joint_axes)
     matched = len({cf.template for cf in cfs})
     facts = {
         "source": f"dataset '{params.dataset}' column '{ds.spec.text}'",
         "sha256": ds.sha256,
         "texts": str(len(texts)),
         "texts_with_a_term": str(matched),
+        **{k: f"{v['source']} (sha256 {v['sha256'][:12]}…)" for k, v in lexicon_facts.items()},
     }
     return cfs, matched, facts
 
@@ -297,7 +324,9 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
             "generator without a 'scorer': flips compare the output texts; no score gap"
         )
     _add_rates(out, ctx, params, records)
-    for axis in terms:
+    joint = params.joint_axes or []
+    reported = [*terms, *(["+".join(joint)] if params.dataset and len(joint) > 1 else [])]
+    for axis in reported:
         chosen = [r for r in records if r["axis"] == axis]
         if chosen:
             _add_rates(out, ctx, params, chosen, f"axis.{axis}.")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .swapping import ROLES, Lexicon, mentions, swap_text
 
 PLACEHOLDER = "{person}"
 
@@ -135,47 +136,88 @@ def counterfactuals(
     return out
 
 
-def _pattern(term: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + re.escape(term) + r"(?!\w)", re.IGNORECASE)
-
-
-def _like(found: str, listed: str, target: str) -> str:
-    """``target`` as listed, capitalised where ``found`` was capitalised but ``listed`` is not
-    (a term at the start of a sentence)."""
-    if found[:1].isupper() and not listed[:1].isupper():
-        return target[:1].upper() + target[1:]
-    return target
-
-
-def _replace(pattern: re.Pattern[str], text: str, listed: str, target: str) -> str:
-    def repl(match: re.Match[str]) -> str:
-        return _like(match.group(0), listed, target)
-
-    return pattern.sub(repl, text)
-
-
-def swaps(texts: list[str], terms: dict[str, dict[str, list[str]]]) -> list[Counterfactual]:
-    """Counterfactuals of real texts: the first term of an axis found in a text is replaced
-    (every occurrence, whole words, case-insensitive) by the aligned term of every other group.
-
-    Longer terms are tried first, so "Black woman" is swapped as a whole rather than as
-    "woman". Texts that mention no term of an axis give no pair for it.
-    """
-    out = []
-    for axis, groups in terms.items():
-        candidates = sorted(
-            ((t, g, s) for g, ts in groups.items() for s, t in enumerate(ts)),
-            key=lambda c: -len(c[0]),
+def load_lexicon(
+    terms: dict[str, dict[str, list[str]]],
+    names: str | bool,
+    pronouns: str | bool,
+    base_dir: Path,
+) -> tuple[Lexicon, dict[str, dict[str, str]]]:
+    """Terms plus the name lists and pronoun forms a swap also rewrites (``False``: none;
+    ``True``: the shipped files; a path: the user's file)."""
+    facts: dict[str, dict[str, str]] = {}
+    name_lists: dict[str, dict[str, list[str]]] = {}
+    forms: dict[str, dict[str, str]] = {}
+    axis = "gender"
+    if names is not False:
+        data, where, digest = _read(None if names is True else str(names), base_dir, "names.yaml")
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a mapping of axes to groups to name lists")
+        for ax, groups in data.items():
+            if not isinstance(groups, dict) or not all(
+                isinstance(v, list) and all(isinstance(n, str) for n in v) for v in groups.values()
+            ):
+                raise ValueError(f"{where}: {ax} must map groups to lists of names")
+            if len({len(v) for v in groups.values()}) > 1:
+                raise ValueError(f"{where}: the name lists of axis '{ax}' are not aligned")
+            if str(ax) in terms:
+                name_lists[str(ax)] = {str(g): [str(n) for n in v] for g, v in groups.items()}
+        facts["names"] = {"source": where, "sha256": digest}
+    if pronouns is not False:
+        data, where, digest = _read(
+            None if pronouns is True else str(pronouns), base_dir, "pronouns.yaml"
         )
-        compiled = [(_pattern(t), g, s) for t, g, s in candidates]
+        groups = data.get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, dict):
+            raise ValueError(f"{where}: expected 'axis' and 'groups' (group -> role -> form)")
+        axis = str(data.get("axis", "gender"))
+        for group, roles in groups.items():
+            if not isinstance(roles, dict) or set(roles) != set(ROLES):
+                raise ValueError(f"{where}: groups.{group} needs exactly the roles {list(ROLES)}")
+            forms[str(group)] = {str(r): str(f) for r, f in roles.items()}
+        facts["pronouns"] = {"source": where, "sha256": digest}
+    return Lexicon(terms, name_lists, forms, axis), facts
+
+
+def swaps(
+    texts: list[str],
+    terms: dict[str, dict[str, list[str]]],
+    lexicon: Lexicon | None = None,
+    joint: list[str] | None = None,
+) -> list[Counterfactual]:
+    """Counterfactuals of real texts: for each axis, the group a text mentions first (by a
+    term, a name or a pronoun; longer terms first, so "Black woman" wins over "woman") is
+    exchanged with every other group of the axis by :func:`.swapping.swap_text`: all its
+    terms, names and pronouns, with the other group's rewritten the other way.
+
+    ``joint`` axes are also swapped together (e.g. gender and ethnicity at once): one
+    counterfactual set per text mentioning all of them, its groups the combinations
+    (``female+black``), under the axis name ``gender+ethnicity``. Texts that mention no
+    group of an axis give no pair for it.
+    """
+    lexicon = lexicon or Lexicon(terms)
+    out = []
+    axes = [[a] for a in terms] + ([list(joint)] if joint and len(joint) > 1 else [])
+    for combo in axes:
         for i, text in enumerate(texts):
-            hit = next(((p, g, s, m) for p, g, s in compiled if (m := p.search(text))), None)
-            if hit is None:
+            found: dict[str, tuple[str, str]] = {}
+            for axis in combo:
+                hits = [
+                    (m, g)
+                    for g in terms[axis]
+                    if (m := mentions(text, axis, g, lexicon)) is not None
+                ]
+                if hits:
+                    first = min(hits, key=lambda h: (text.lower().find(h[0].lower()), -len(h[0])))
+                    found[axis] = (first[1], first[0])
+            if len(found) < len(combo):
                 continue
-            pattern, group, slot, match = hit
-            used = {g: groups[g][slot] for g in groups}
-            listed = groups[group][slot]
-            filled = {g: _replace(pattern, text, listed, term) for g, term in used.items()}
-            filled[group] = text
-            out.append(Counterfactual(axis, i, slot, filled, used | {group: match.group(0)}))
+            filled: dict[str, str] = {}
+            used: dict[str, str] = {}
+            for targets in itertools.product(*(sorted(terms[a]) for a in combo)):
+                plan = {a: (found[a][0], t) for a, t in zip(combo, targets, strict=True)}
+                name = "+".join(targets)
+                filled[name] = swap_text(text, plan, lexicon)
+                used[name] = " ".join(swap_text(found[a][1], {a: plan[a]}, lexicon) for a in combo)
+            slot = 0
+            out.append(Counterfactual("+".join(combo), i, slot, filled, used))
     return out

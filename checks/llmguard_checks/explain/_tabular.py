@@ -323,6 +323,40 @@ def _dense(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+class CategoryCodec:
+    """Categorical columns as integer codes, so model-agnostic explainers can mix rows.
+
+    ``encode`` turns a frame into a float matrix; ``decode`` turns such a matrix back into
+    a frame with the original categories and dtypes, before every model call.
+    """
+
+    def __init__(self, frame: pd.DataFrame, background: pd.DataFrame) -> None:
+        self.features = [str(c) for c in frame.columns]
+        self.dtypes = {c: frame[c].dtype for c in self.features}
+        self.codes: dict[str, list[Any]] = {}
+        for col in self.features:
+            if not pd.api.types.is_numeric_dtype(frame[col]):
+                self.codes[col] = sorted(
+                    set(frame[col].dropna().tolist()) | set(background[col].dropna().tolist()),
+                    key=str,
+                )
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        out = df.copy()
+        for col, cats in self.codes.items():
+            out[col] = out[col].map({c: i for i, c in enumerate(cats)}).astype(float)
+        return out.to_numpy(dtype=float)
+
+    def decode(self, x: np.ndarray) -> pd.DataFrame:
+        df = pd.DataFrame(x, columns=self.features)
+        for col, cats in self.codes.items():
+            df[col] = np.asarray(cats, dtype=object)[df[col].to_numpy().astype(int)]
+        for col in self.features:
+            if col not in self.codes:
+                df[col] = df[col].astype(self.dtypes[col])
+        return df
+
+
 def _explain_agnostic(
     model: Any,
     frame: pd.DataFrame,
@@ -337,29 +371,8 @@ def _explain_agnostic(
     import shap
 
     features = [str(c) for c in frame.columns]
-    # categories become integer codes so the masker can mix rows; decoded before each call
-    codes: dict[str, list[Any]] = {}
-    for col in features:
-        if not pd.api.types.is_numeric_dtype(frame[col]):
-            codes[col] = sorted(
-                set(frame[col].dropna().tolist()) | set(background[col].dropna().tolist()), key=str
-            )
-
-    def encode(df: pd.DataFrame) -> np.ndarray:
-        out = df.copy()
-        for col, cats in codes.items():
-            out[col] = out[col].map({c: i for i, c in enumerate(cats)}).astype(float)
-        return out.to_numpy(dtype=float)
-
-    def decode(x: np.ndarray) -> pd.DataFrame:
-        df = pd.DataFrame(x, columns=features)
-        for col, cats in codes.items():
-            df[col] = np.asarray(cats, dtype=object)[df[col].to_numpy().astype(int)]
-        for col in features:
-            if col not in codes:
-                df[col] = df[col].astype(frame[col].dtype)
-        return df
-
+    codec = CategoryCodec(frame, background)
+    encode, decode = codec.encode, codec.decode
     classes = _classes(model)
     proba = hasattr(model, "predict_proba")
 
