@@ -9,7 +9,7 @@ import llmguard_ops
 from llmguard_ops import Decision
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "tests" / "data" / "safety_example.yaml"
+EXAMPLE = REPO / "suites" / "safety" / "release.yaml"
 
 
 def test_yaml_example_is_the_tested_file() -> None:

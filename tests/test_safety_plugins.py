@@ -75,7 +75,7 @@ def test_plugin_probe_set_shows_in_llmguard_checks(acme: str, capsys: pytest.Cap
 
 
 def test_plugin_probe_set_converter_and_detector_run(acme: str, tmp_path: Path) -> None:
-    models = Path(__file__).with_name("safety_models.py")
+    models = Path(__file__).resolve().parents[1] / "suites" / "safety" / "assistants.py"
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         textwrap.dedent(f"""\

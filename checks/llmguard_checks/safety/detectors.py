@@ -100,7 +100,7 @@ def _recognizers() -> list[Any]:
                 UsSsnRecognizer,
             )
 
-            class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+            class OfflineEmailRecognizer(EmailRecognizer):
                 """Presidio's e-mail pattern; the domain check never fetches the suffix list."""
 
                 def validate_result(self, pattern_text: str) -> bool:

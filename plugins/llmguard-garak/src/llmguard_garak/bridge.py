@@ -73,8 +73,8 @@ class Bridge:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/generate"
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}/generate"
 
     def __enter__(self) -> Bridge:
         self.thread.start()

@@ -1,4 +1,5 @@
-"""Python chat models for the safety.scan tests: vulnerable, hardened, refusing, leaky.
+"""Demo assistants for safety.scan (docs/safety.md, suites/safety/release.yaml, the tests):
+vulnerable, hardened, refusing, leaky, and a scripted judge.
 
 They read OpenAI-shaped conversations (``chat``) like a deployed assistant would; none of
 them knows the planted values: they act on the text they are given.
