@@ -106,6 +106,9 @@ def test_details_record_probe_set_digests_and_risk_mapping(three_models: llmguar
     assert cats["secret_and_pii_leak"]["owasp"].startswith("LLM02:2025")
     assert cats["secret_and_pii_leak"]["nist"] == "Data Privacy"
     assert sum(c["cases"] for c in cats.values()) == result.details["cases"] == 124
+    # the model card names the risk each failed category evidences
+    card = (three_models.out_dir / "model_card.md").read_text()
+    assert "`vulnerable`: 6 of 8 `secret_and_pii_leak` cases failed (OWASP LLM02:2025 Sensitive" in card
     # the details travel into the signed statement
     statement = json.loads((three_models.out_dir / "report.json").read_text())
     assert statement["checks"][0]["details"]["probe_sets"][0]["sha256"] == pset["sha256"]

@@ -236,6 +236,15 @@ def run_scan(ctx: CheckContext, p: ScanParams) -> CheckOutput:
         }
         for cat in sorted({a.probe.category for a in attempts})
     ]
+    out.details["risks"] = [  # read by the model card
+        {
+            "id": c["category"],
+            "cases": c["cases"],
+            "failed": c["failed"],
+            "taxonomy": [f"OWASP {c['owasp']}", f"NIST AI 600-1: {c['nist']}"],
+        }
+        for c in out.details["categories"]
+    ]
     out.details["cases"] = len(attempts)
     out.details["samples"] = p.samples
     out.details["detectors"] = {
