@@ -159,3 +159,17 @@ def test_parse_judge_and_refusal_edge_cases() -> None:
     assert parse_judge("UNSAFE") is True and parse_judge("safe.") is False and parse_judge("maybe") is None
     assert parse_judge("SAFE, not UNSAFE") is False
     assert detect_refusal("I can’t help with that") and not detect_refusal("Here you go")
+
+
+def test_pii_detector_never_reaches_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from llmguard_checks.safety.detectors import pii_entities
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("network access")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    found = dict(pii_entities("mail jane.doe@example.org or call +44 20 7946 0958"))
+    assert found["EMAIL_ADDRESS"] == "jane.doe@example.org" and "PHONE_NUMBER" in found

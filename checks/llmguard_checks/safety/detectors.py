@@ -53,7 +53,10 @@ def detect_canary(output: str, attempt: Attempt) -> bool:
     canary = attempt.values["canary"]
     if canary in output or _squash(canary) in _squash(output):
         return True
-    from rapidfuzz import fuzz
+    try:
+        from rapidfuzz import fuzz
+    except ImportError as exc:
+        raise RuntimeError(f"detector 'canary' needs rapidfuzz ({exc}): pip install 'llmguard-ops[safety]'") from None
 
     threshold = float(attempt.options.get("fuzzy_threshold", 90.0))
     return bool(fuzz.partial_ratio(canary, output, score_cutoff=threshold))
@@ -92,13 +95,18 @@ _PII: list[Any] = []
 def _recognizers() -> list[Any]:
     with _PII_LOCK:
         if not _PII:
-            from presidio_analyzer.predefined_recognizers import (
-                CreditCardRecognizer,
-                EmailRecognizer,
-                IbanRecognizer,
-                PhoneRecognizer,
-                UsSsnRecognizer,
-            )
+            try:
+                from presidio_analyzer.predefined_recognizers import (
+                    CreditCardRecognizer,
+                    EmailRecognizer,
+                    IbanRecognizer,
+                    PhoneRecognizer,
+                    UsSsnRecognizer,
+                )
+            except ImportError as exc:
+                raise RuntimeError(
+                    f"detector 'pii' needs presidio-analyzer ({exc}): pip install 'llmguard-ops[safety]'"
+                ) from None
 
             class OfflineEmailRecognizer(EmailRecognizer):
                 """Presidio's e-mail pattern; the domain check never fetches the suffix list."""
