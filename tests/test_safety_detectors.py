@@ -173,3 +173,36 @@ def test_pii_detector_never_reaches_the_network(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     found = dict(pii_entities("mail jane.doe@example.org or call +44 20 7946 0958"))
     assert found["EMAIL_ADDRESS"] == "jane.doe@example.org" and "PHONE_NUMBER" in found
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    body=st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda probes: "name: h\nversion: '1'\nprobes:\n" + "".join(f"  - {p}\n" for p in probes),
+            st.lists(
+                st.dictionaries(
+                    st.sampled_from(["id", "category", "prompt", "detector", "expected", "x"]),
+                    st.one_of(st.text(max_size=12), st.integers(), st.none()),
+                    max_size=5,
+                ).map(lambda d: json.dumps(d)),
+                max_size=3,
+            ),
+        ),
+    ),
+    suffix=st.sampled_from([".yaml", ".jsonl"]),
+)
+def test_probe_files_load_or_fail_with_a_located_value_error(
+    body: str, suffix: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from llmguard_checks.safety.probes import ProbeSet
+
+    path = tmp_path_factory.mktemp("probes") / f"p{suffix}"
+    path.write_text(body, encoding="utf-8")
+    try:
+        loaded = ProbeSet.from_file(path)
+    except ValueError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert loaded.probes and len({p.id for p in loaded.probes}) == len(loaded.probes)

@@ -41,6 +41,7 @@ def _check_random_model(result: llmguard_ops.CheckResult) -> None:
     assert cases and all(c["detector"] == "no refusal" for c in cases)
 
 
+@pytest.mark.slow
 def test_transformers_causal_lm(tiny_lm: Path, tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
     suite.write_text(

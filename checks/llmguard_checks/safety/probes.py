@@ -100,8 +100,11 @@ class ProbeSet:
         path = Path(path)
         raw = path.read_bytes()
         digest = hashlib.sha256(raw).hexdigest()
-        text = raw.decode("utf-8")
         where = label or str(path)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{where}: not UTF-8 text (byte {exc.start})") from None
         try:
             if path.suffix == ".jsonl":
                 probes = []
