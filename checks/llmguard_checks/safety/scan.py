@@ -167,7 +167,9 @@ def run_model(
             fired = []
             for name in attempt.probe.detector:
                 if name == JUDGE:
-                    if verdicts[i][s]:
+                    if verdicts[i][s] is None:  # no verdict: fail closed
+                        fired.append(f"{JUDGE} (no verdict)")
+                    elif verdicts[i][s]:
                         fired.append(JUDGE)
                     continue
                 det = detectors[name]
