@@ -145,6 +145,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
         print(f"{'name':<{widths[0]}}  {'plugin':<{widths[1]}}  {'version':<{widths[2]}}  summary")
         for r in rows:
             print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+        for kind, items in sorted(registry.extensions.items()):
+            print(f"\n{kind}s:")
+            for name, item in sorted(items.items()):
+                print(f"  {name}  (plugin {item.plugin} {item.plugin_version or '-'})  {item.summary}")
     for failure in registry.failures:
         print(f"broken: {failure.line()}", file=sys.stderr)
     return EXIT_OK

@@ -17,6 +17,7 @@ from .errors import ArtifactError
 if TYPE_CHECKING:
     from .artifacts import LoadedDataset, LoadedModel
     from .loading import LoadedSuite
+    from .registry import Registry
     from .suite import CheckConfig
 
 
@@ -68,6 +69,8 @@ class CheckContext:
     seed: int
     default_confidence: float = 0.95
     notes: list[str] = field(default_factory=list)
+    #: what the installed plugins provide (checks read ``registry.extensions`` from it)
+    registry: Registry | None = None
 
     @property
     def check_id(self) -> str:

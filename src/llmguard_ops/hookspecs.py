@@ -77,6 +77,50 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
     """
 
 
+@hookspec
+def llmguard_register_safety_probe_sets(register: Callable[[Any], None]) -> None:
+    """Register probe sets for ``safety.scan`` (attacks and benign look-alikes, as data).
+
+    :param register: call once per ``llmguard_checks.safety.ProbeSet`` — built with
+        ``ProbeSet.from_file(path)`` from a YAML or JSONL file in the schema of
+        ``docs/safety.md`` (``id``, ``category``, ``prompt``, ``expected``, ``detector``,
+        optional ``system``/``context``). Names are unique across plugins, as for checks;
+        the host records the calling plugin, and ``llmguard checks`` lists the set.
+
+    Called once per plugin when the registry is built. A suite runs a registered set with
+    ``probe_sets: [NAME]``; its version and sha256 go into the check's details, and so into
+    the signed attestation.
+    """
+
+
+@hookspec
+def llmguard_register_safety_converters(register: Callable[[Any], None]) -> None:
+    """Register prompt converters for ``safety.scan`` (obfuscations composed onto attacks).
+
+    :param register: call once per ``llmguard_checks.safety.Converter(name, convert,
+        summary)``; ``convert(text)`` returns the transformed attack text and must be
+        deterministic. Names are unique across plugins. Suites compose converters with
+        ``+`` (``roleplay+base64`` applies ``roleplay`` then ``base64``).
+
+    Called once per plugin when the registry is built.
+    """
+
+
+@hookspec
+def llmguard_register_safety_detectors(register: Callable[[Any], None]) -> None:
+    """Register detectors for ``safety.scan``: they decide from one output whether an
+    attempt hit.
+
+    :param register: call once per ``llmguard_checks.safety.Detector(name, detect, kind,
+        summary)``; ``detect(output, attempt)`` returns ``True`` on a hit. ``kind`` is
+        ``"leak"`` (a hit is a successful attack: a canary, planted value or marker came
+        out) or ``"refusal"`` (a hit is a refusal: an attack fails, a benign request is
+        over-refused). Names are unique across plugins; a probe names its detector(s).
+
+    Called once per plugin when the registry is built.
+    """
+
+
 @hookspec(firstresult=True)
 def llmguard_run_check(
     context: CheckContext, check: CheckDefinition, params: Any

@@ -132,6 +132,9 @@ class Registry:
     reporters: dict[str, Reporter] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     plugins: dict[str, str | None] = field(default_factory=dict)
+    #: contributions to one check family, by kind (``"safety probe set"`` → name → item):
+    #: frozen dataclasses with ``name``, ``summary``, ``plugin`` and ``plugin_version``.
+    extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _add(self, table: dict[str, Any], kind: str, item: Any, plugin: str, version: str | None) -> None:
         item = replace(item, plugin=plugin, plugin_version=version)
@@ -158,6 +161,17 @@ class Registry:
 
     def add_reporter(self, item: Reporter, plugin: str, version: str | None) -> None:
         self._add(self.reporters, "reporter", item, plugin, version)
+
+    def add_extension(self, kind: str) -> Callable[[Any, str, str | None], None]:
+        """The ``add`` function recording items of ``kind`` (unique names, with provenance)."""
+
+        def add(item: Any, plugin: str, version: str | None) -> None:
+            for attr in ("name", "summary", "plugin", "plugin_version"):
+                if not hasattr(item, attr):
+                    raise PluginError(f"plugin '{plugin}' registered {item!r} as a {kind}: it has no '{attr}'")
+            self._add(self.extensions.setdefault(kind, {}), kind, item, plugin, version)
+
+        return add
 
     def failure_for_check(self, name: str) -> PluginFailure | None:
         """The load failure that most plausibly explains a missing check ``name``."""

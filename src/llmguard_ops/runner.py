@@ -102,6 +102,7 @@ class Session:
             cache=self.cache, artifact_dir=artifact_dir,
             seed=derive_seed(self.loaded.suite.seed, config.id),
             default_confidence=self.loaded.suite.policy.confidence,
+            registry=self.host.registry(),
         )
 
     def run_check(self, config: CheckConfig, params: BaseModel | None = None) -> CheckResult:

@@ -146,6 +146,13 @@ def _limitations(report: Report) -> list[str]:
                 f"{c.waiver.get('expires')}: {c.waiver.get('reason')}"
             )
         items += [f"`{c.id}`: {w}" for w in c.warnings]
+        # a check may map its failures to named risk taxonomies (details["risks"])
+        for risk in c.details.get("risks") or []:
+            if isinstance(risk, dict) and risk.get("failed"):
+                items.append(
+                    f"`{c.id}`: {risk['failed']} of {risk.get('cases')} `{risk.get('id')}` cases failed"
+                    f" ({'; '.join(str(t) for t in risk.get('taxonomy') or [])})"
+                )
     families = {c.uses.split(".", 1)[0] for c in report.checks}
     missing = {
         "bias": "fairness across groups was not assessed (no `bias.*` check)",
