@@ -128,30 +128,33 @@ def _listify(value: Any) -> list[str]:
 
 
 def _limitations(report: Report) -> list[str]:
+    """Limitation lines as Markdown: ids as code spans, every other text escaped."""
+    c_, t_ = md_code, md_inline
     meta = report.suite.metadata
-    items = _listify(meta.get("limitations"))
+    items = [t_(x) for x in _listify(meta.get("limitations"))]
     for c in report.checks:
         if c.status in (Status.FAIL, Status.WARN):
-            items += [f"`{c.id}` ({c.severity.value}): {g.reason}" for g in c.failed_gates]
+            items += [f"{c_(c.id)} ({c.severity.value}): {t_(g.reason)}" for g in c.failed_gates]
         elif c.status is Status.ERROR:
             items.append(
-                f"`{c.id}` could not run ({c.error.type if c.error else 'error'}: "
-                f"{c.error.message if c.error else ''}); its property is unverified."
+                f"{c_(c.id)} could not run ({t_(c.error.type if c.error else 'error')}: "
+                f"{t_(c.error.message if c.error else '')}); its property is unverified."
             )
         elif c.status is Status.SKIP:
-            items.append(f"`{c.id}` was skipped: {c.error.message if c.error else ''}")
+            items.append(f"{c_(c.id)} was skipped: {t_(c.error.message if c.error else '')}")
         if c.waiver:
             items.append(
-                f"`{c.id}` is waived by {c.waiver.get('approver')} until "
-                f"{c.waiver.get('expires')}: {c.waiver.get('reason')}"
+                f"{c_(c.id)} is waived by {t_(c.waiver.get('approver'))} until "
+                f"{t_(c.waiver.get('expires'))}: {t_(c.waiver.get('reason'))}"
             )
-        items += [f"`{c.id}`: {w}" for w in c.warnings]
+        items += [f"{c_(c.id)}: {t_(w)}" for w in c.warnings]
         # a check may map its failures to named risk taxonomies (details["risks"])
         for risk in c.details.get("risks") or []:
             if isinstance(risk, dict) and risk.get("failed"):
+                taxonomy = "; ".join(str(t) for t in risk.get("taxonomy") or [])
                 items.append(
-                    f"`{c.id}`: {risk['failed']} of {risk.get('cases')} `{risk.get('id')}` cases failed"
-                    f" ({'; '.join(str(t) for t in risk.get('taxonomy') or [])})"
+                    f"{c_(c.id)}: {t_(risk['failed'])} of {t_(risk.get('cases'))} {c_(risk.get('id'))} "
+                    f"cases failed ({t_(taxonomy)})"
                 )
     families = {c.uses.split(".", 1)[0] for c in report.checks}
     missing = {
@@ -166,7 +169,7 @@ def _limitations(report: Report) -> list[str]:
         str(c.params["dataset"]) for c in report.checks if isinstance(c.params.get("dataset"), str)
     }
     sizes = [
-        f"`{name}` ({d['rows']:,} rows)"
+        f"{c_(name)} ({d['rows']:,} rows)"
         for name, d in report.datasets.items()
         if name in used and isinstance(d.get("rows"), int)
     ]
