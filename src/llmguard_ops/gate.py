@@ -24,11 +24,19 @@ def evaluate_bound(name: str, bound: GateBound, metric: Metric) -> GateOutcome:
     Without ``confidence`` the point estimate is compared. With it, ``min`` is compared
     with the interval's lower end and ``max`` with its upper end, so the bound must hold
     for every value the interval admits. The caller guarantees the interval exists at
-    the asked level (see :func:`interval_problem`).
+    the asked level (see :func:`interval_problem`). The tested ends are the hull of
+    the interval and the estimate, so no interval can make a gate easier than the
+    point estimate.
     """
     use_ci = bound.confidence is not None
     low = metric.lower if use_ci else metric.value
     high = metric.upper if use_ci else metric.value
+    # an interval that excludes its own estimate (a percentile bootstrap of a biased
+    # statistic) never makes a gate easier than the estimate itself: test the hull
+    if use_ci and low is not None:
+        low = min(low, metric.value)
+    if use_ci and high is not None:
+        high = max(high, metric.value)
     problems = []
     if bound.min is not None and (low is None or low < bound.min):
         what = f"lower {bound.confidence:.0%} bound {_fmt(low)}" if use_ci else _fmt(low)
