@@ -65,6 +65,8 @@ def project(
     factory: str = "",
     rows: int = 80,
     minimum: float = 0.5,
+    confidence: float | None = None,
+    wrong: int = 0,
     extra: str = "",
 ) -> Path:
     """Write data.csv, model.py and suite.yaml under ``root``; returns the suite."""
@@ -72,7 +74,8 @@ def project(
     lines = ["x,label"]
     for i in range(rows):
         x = (i - rows / 2 + 0.5) / rows
-        lines.append(f"{x:.4f},{int(x > 0)}")
+        label = int(x > 0) ^ int(i < wrong)  # the first ``wrong`` rows are misclassified
+        lines.append(f"{x:.4f},{label}")
     (root / "data.csv").write_text("\n".join(lines) + "\n")
 
     def body(code: str) -> str:
@@ -84,7 +87,8 @@ def project(
         )
     )
     suite = root / "suite.yaml"
-    suite.write_text(SUITE.format(minimum=minimum, extra=extra))
+    bound = f"{minimum}" if confidence is None else f"{minimum}, confidence: {confidence}"
+    suite.write_text(SUITE.format(minimum=bound, extra=extra))
     return suite
 
 
