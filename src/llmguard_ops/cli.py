@@ -330,8 +330,8 @@ def _run_child(args: argparse.Namespace) -> NoReturn:
 
     channel = ChildChannel.from_environment()
     redactor = for_suite_file(args.suite)
-    sys.stdout = RedactingStream(sys.stdout, redactor)  # type: ignore[assignment]
-    sys.stderr = RedactingStream(sys.stderr, redactor)  # type: ignore[assignment]
+    sys.stdout = RedactingStream(sys.stdout, redactor)
+    sys.stderr = RedactingStream(sys.stderr, redactor)
     normal, code = False, EXIT_ERROR
     try:
         code, normal = cmd_run(args, channel), True

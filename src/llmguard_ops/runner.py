@@ -194,17 +194,17 @@ class Session:
         except CheckRaised as raised:
             from .errors import CheckSkipped
 
-            exc = raised.error
-            if isinstance(exc, CheckSkipped) and _skipped_by_check(exc, definition.run) and _text_of(exc):
+            thrown = raised.error
+            if isinstance(thrown, CheckSkipped) and _skipped_by_check(thrown, definition.run) and _text_of(thrown):
                 status = Status.SKIP
-                error = ErrorInfo(type="Skipped", message=_text_of(exc))
-            elif isinstance(exc, CheckSkipped):
+                error = ErrorInfo(type="Skipped", message=_text_of(thrown))
+            elif isinstance(thrown, CheckSkipped):
                 error = ErrorInfo(
                     type="InvalidSkip", traceback=raised.formatted,
                     message=f"CheckSkipped raised outside check '{config.uses}' (e.g. by a model): "
-                            f"only a check may skip; {_text_of(exc)}")
+                            f"only a check may skip; {_text_of(thrown)}")
             else:
-                error = ErrorInfo(type=type(exc).__name__, message=_text_of(exc), traceback=raised.formatted)
+                error = ErrorInfo(type=type(thrown).__name__, message=_text_of(thrown), traceback=raised.formatted)
         except Exception as exc:  # a fault of the host's own validation: still a result
             error = ErrorInfo(type=type(exc).__name__, message=_text_of(exc), traceback=traceback.format_exc())
         duration = time.perf_counter() - start

@@ -299,7 +299,7 @@ class Supervisor:
                 ending = f"the run reported exit {said} but its process ended with {code}"
         if ending is None:
             verdict, problem = self._from_report()
-            if problem is None and verdict == said:
+            if problem is None and verdict is not None and verdict == said:
                 return verdict
             if problem is None and said == EXIT_ERROR and verdict is None:
                 return EXIT_ERROR  # a suite or input error, already printed by the run
