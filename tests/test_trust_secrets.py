@@ -80,3 +80,7 @@ def test_the_redactor_masks_references_and_secret_names_only() -> None:
     assert masked == f"k={MASK} p={MASK} c=bluebluebluee d={MASK} t=abc"
     assert redactor.data({"abcdef123456": ["x hunter22hunter"]}) == {MASK: [f"x {MASK}"]}
     assert not Redactor(["/"])  # existing paths and short values are not secrets
+    # a webhook token pasted with its trailing newline is masked in a traceback line
+    assert Redactor(["whk_0123456789\n"]).text("Authorization: Bearer whk_0123456789") == (
+        f"Authorization: Bearer {MASK}"
+    )
