@@ -26,6 +26,7 @@ from . import environment
 from .artifacts import LoadedDataset, LoadedModel, load_datasets, load_models
 from .context import CheckContext, PredictionCache, derive_seed
 from .gate import decide, evaluate_bound, interval_problem, status_of
+from .isolation import RemoteError
 from .loading import LoadedSuite
 from .outputs import validated
 from .plugins import PluginHost
@@ -85,6 +86,18 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
     if "error" in box:
         raise CheckRaised(box["error"], box["traceback"])
     return box.get("value")
+
+
+def _call_isolated(fn: Callable[[], Any], timeout: float, run: Any) -> Any:
+    """``fn()`` in a forked child (``policy.isolation: process``); see :mod:`.isolation`."""
+    from .isolation import ChildEnded, call_in_child
+
+    try:
+        return call_in_child(fn, timeout, lambda exc: _skipped_by_check(exc, run))
+    except RemoteError as exc:
+        raise CheckRaised(exc, exc.formatted) from None
+    except ChildEnded as exc:
+        raise CheckRaised(exc, "") from None
 
 
 def _text_of(exc: BaseException) -> str:
@@ -187,24 +200,33 @@ class Session:
         output: CheckOutput | None = None
         status: Status | None = None
         problems: list[str] = []
+        policy = self.loaded.suite.policy
         try:
-            output, problems = validated(_call_with_timeout(call, timeout, config.id), config.uses)
+            if policy.isolation == "process":
+                value = _call_isolated(call, timeout, definition.run)
+            else:
+                value = _call_with_timeout(call, timeout, config.id)
+            output, problems = validated(value, config.uses)
         except CheckTimeout as exc:
             error = ErrorInfo(type="Timeout", message=str(exc))
         except CheckRaised as raised:
             from .errors import CheckSkipped
 
             thrown = raised.error
-            if isinstance(thrown, CheckSkipped) and _skipped_by_check(thrown, definition.run) and _text_of(thrown):
+            remote = thrown if isinstance(thrown, RemoteError) else None
+            skip = remote.skip if remote else isinstance(thrown, CheckSkipped)
+            skip_ok = remote.skip_ok if remote else skip and _skipped_by_check(thrown, definition.run)
+            kind = remote.type_name if remote else type(thrown).__name__
+            if skip and skip_ok and _text_of(thrown):
                 status = Status.SKIP
                 error = ErrorInfo(type="Skipped", message=_text_of(thrown))
-            elif isinstance(thrown, CheckSkipped):
+            elif skip:
                 error = ErrorInfo(
                     type="InvalidSkip", traceback=raised.formatted,
                     message=f"CheckSkipped raised outside check '{config.uses}' (e.g. by a model): "
                             f"only a check may skip; {_text_of(thrown)}")
             else:
-                error = ErrorInfo(type=type(thrown).__name__, message=_text_of(thrown), traceback=raised.formatted)
+                error = ErrorInfo(type=kind, message=_text_of(thrown), traceback=raised.formatted)
         except Exception as exc:  # a fault of the host's own validation: still a result
             error = ErrorInfo(type=type(exc).__name__, message=_text_of(exc), traceback=traceback.format_exc())
         duration = time.perf_counter() - start
