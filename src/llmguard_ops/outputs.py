@@ -88,9 +88,7 @@ def _metric_problems(name: str, m: Metric) -> list[str]:
         problems.append(f"metric '{name}': an interval needs both lower and upper")
     elif m.lower is not None and m.upper is not None:
         if m.lower > m.upper:
-            problems.append(
-                f"metric '{name}': interval [{m.lower:.6g}, {m.upper:.6g}] has lower > upper"
-            )
+            problems.append(f"metric '{name}': interval [{m.lower:.6g}, {m.upper:.6g}] has lower > upper")
         if m.confidence is None:
             problems.append(f"metric '{name}': an interval needs its confidence level")
     if m.confidence is not None and not 0 < m.confidence < 1:
@@ -120,8 +118,11 @@ def validated(value: Any, uses: str) -> tuple[CheckOutput | None, list[str]]:
             problems.append(f"metric {name!r} is {type(m).__name__}, not Metric")
             continue
         fields = {k: _plain(v) for k, v in dict(m.__dict__).items()}
-        bad = [k for k in ("value", "lower", "upper", "p_value", "confidence")
-               if isinstance(fields.get(k), float) and not math.isfinite(fields[k])]
+        bad = [
+            k
+            for k in ("value", "lower", "upper", "p_value", "confidence")
+            if isinstance(fields.get(k), float) and not math.isfinite(fields[k])
+        ]
         if bad:
             problems.append(f"metric '{name}' is {'/'.join(bad)} not finite")
             continue

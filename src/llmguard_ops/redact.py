@@ -59,9 +59,7 @@ class Redactor:
                     found.add(variant)
         # longest first, so a secret containing another is masked whole
         self.secrets = sorted(found, key=len, reverse=True)
-        self._pattern = (
-            re.compile("|".join(re.escape(s) for s in self.secrets)) if self.secrets else None
-        )
+        self._pattern = re.compile("|".join(re.escape(s) for s in self.secrets)) if self.secrets else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
