@@ -27,6 +27,7 @@ from llmguard_ops import (
 
 from . import _weighted as wm
 from ._bootstrap import bootstrap_weighted
+from ._proportion import Proportion, clopper_pearson, wants_exact
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece")
 REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
@@ -178,6 +179,37 @@ def sklearn_classification(data: wm.ClassificationData, average: str) -> dict[st
     return {k: float(v) for k, v in out.items()}
 
 
+def _proportions(data: wm.ClassificationData, average: str) -> dict[str, Proportion]:
+    """The metrics that are plain proportions of rows, with their counts."""
+    y, p = data.y_idx, data.p_idx
+    out = {"accuracy": Proportion(int(np.sum(y == p)), len(y))}
+    if average == "binary" and data.positive is not None:
+        tp = int(np.sum((y == data.positive) & (p == data.positive)))
+        out["precision"] = Proportion(tp, int(np.sum(p == data.positive)))
+        out["recall"] = Proportion(tp, int(np.sum(y == data.positive)))
+    return out
+
+
+def _exact_proportions(out: CheckOutput, ctx: CheckContext, data: wm.ClassificationData, average: str,
+                       params: ClassificationParams) -> None:
+    """Exact intervals for proportions whose bootstrap is unreliable (small n, or degenerate)."""
+    for name, prop in _proportions(data, average).items():
+        metric = out.metrics.get(name)
+        if metric is None:
+            continue
+        metric.n = prop.trials  # the effective sample size the gate's support rule reads
+        gated = ctx.check.gate.get(name)
+        if params.n_resamples == 0 and (gated is None or gated.confidence is None):
+            continue  # no intervals asked for
+        if not wants_exact(prop, metric.lower, metric.upper):
+            continue
+        level = ctx.confidence(name)
+        metric.lower, metric.upper = clopper_pearson(prop, level)
+        metric.confidence = level
+        metric.interval_method = (f"clopper-pearson (exact; {prop.successes} of {prop.trials}, "
+                                  f"too few for the bootstrap)")
+
+
 def run_classification(ctx: CheckContext, params: ClassificationParams) -> CheckOutput:
     ds = ctx.dataset(params.dataset)
     y = ds.y()
@@ -195,6 +227,7 @@ def run_classification(ctx: CheckContext, params: ClassificationParams) -> Check
     # scikit-learn computes the reported point estimates; the weighted forms must agree
     reference = sklearn_classification(data, average)
     _add_metrics(out, ctx, params, names, stat, len(y))
+    _exact_proportions(out, ctx, data, average, params)
     for name, value in reference.items():
         if abs(out.metrics[name].value - value) > 1e-9:
             raise AssertionError(f"{name}: weighted form {out.metrics[name].value} != scikit-learn {value}")

@@ -23,7 +23,7 @@ from .gate import evaluate_bound, interval_problem
 from .loading import LoadedSuite, load_suite
 from .options import OUT, PLUGIN, SET, pytest_value
 from .plugins import PluginHost, get_plugin_manager, parse_plugin_options
-from .pytest_plugin import LlmguardGateWarning
+from .pytest_plugin import SUPERVISED_ENV, LlmguardGateWarning
 from .reporters._format import failure_reasons, metric_properties
 from .results import CheckResult, Decision, GateDecision, Status
 from .runner import Session, finish_run
@@ -228,6 +228,8 @@ class CheckErrored(CheckFailed):
 class CheckItem(pytest.Item):
     """One check of a suite. The check runs in setup, so an ERROR is a pytest error."""
 
+    llmguard_check_item = True
+
     def __init__(
         self, *, check: CheckConfig, suite: SuiteSession, line: int | None, **kwargs: Any
     ) -> None:
@@ -341,6 +343,8 @@ def finish_session(
         )
         out_dir = Path(items[0]["out_dir"])
         session = suite.session
+        if os.environ.get(SUPERVISED_ENV):  # the supervising pytest reads this run id back
+            session.run_id = os.environ[SUPERVISED_ENV]
         if any(p.get("worker") for p in items):
             _merge_worker_facts(session, items)
         outcome = finish_run(session, results, out_dir)
@@ -418,3 +422,66 @@ def assert_gate(
             problems.append(outcome.reason)
     if problems:
         raise AssertionError(f"{result.id}: gate failed: " + "; ".join(problems))
+
+
+# -- supervision ----------------------------------------------------------------------
+
+
+def supervise_session(
+    config: pytest.Config, items: list[pytest.Item], review: str
+) -> tuple[int, str]:
+    """Run this pytest invocation again in a child and judge it by the reports it wrote.
+
+    The child gets a fresh run id; exit 0 only when the child exited 0 *and* every suite
+    whose checks were selected has a ``report.json`` with that run id deciding PROMOTE
+    (or REVIEW under ``llmguard_review = pass``). A model calling ``os._exit(0)``, a
+    signal or a crash leaves no such report: the session fails.
+    """
+    import subprocess
+    import sys
+    import uuid
+
+    from .report import read_report
+
+    run_id = str(uuid.uuid4())
+    suites = {id(i.suite): i.suite for i in items if isinstance(i, CheckItem)}
+    several = len(config.stash.get(_COLLECTED, set())) > 1
+    paths = [p for p in sys.path if p and Path(p).is_dir()]
+    env = {
+        **os.environ,
+        SUPERVISED_ENV: run_id,
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+    }
+    try:
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", *config.invocation_params.args],
+            cwd=config.invocation_params.dir,
+            env=env,
+            check=False,
+        )
+        code = child.returncode
+    except (OSError, KeyboardInterrupt) as exc:
+        return int(pytest.ExitCode.INTERRUPTED), f"llmguard: the supervised run did not finish: {exc}"
+    problems = []
+    for suite in suites.values():
+        out_dir = suite.out_root / _safe(suite.name) if several else suite.out_root
+        path = out_dir / "report.json"
+        try:
+            report = read_report(path)
+        except Exception as exc:  # missing, truncated or malformed: not this run's verdict
+            problems.append(f"{suite.name}: no complete report ({path}: {type(exc).__name__})")
+            continue
+        if report.run_id != run_id:
+            problems.append(f"{suite.name}: {path} is not this run's report")
+            continue
+        decision = report.decision.decision
+        if decision is Decision.BLOCK or (decision is Decision.REVIEW and review == "fail"):
+            problems.append(f"{suite.name}: {decision.value}")
+    if code < 0:
+        problems.append(f"the child pytest ended by signal {-code}")
+    if code == 0 and not problems:
+        return 0, "llmguard: supervised run passed (every suite's report decides PROMOTE)"
+    if code == 0 or code < 0:
+        code = int(pytest.ExitCode.TESTS_FAILED)
+    reason = "; ".join(problems) or f"the child pytest exited {code}"
+    return code, f"llmguard: supervised run failed: {reason}"

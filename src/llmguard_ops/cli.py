@@ -7,12 +7,13 @@ inputs. Expected errors print as one line each, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import LlmguardError
 from .options import OUT, PLUGIN, SET, add_cli_options
@@ -64,25 +65,46 @@ def _report_failures(host: Any) -> None:
 
 
 def _live_display(quiet: bool, loaded: Any) -> Any:
-    """rich progress on a terminal; None for plain lines (pipes, CI logs, --quiet, --json)."""
+    """rich progress on a terminal; None for plain lines (pipes, CI logs, --quiet, --json).
+
+    A supervised run's child learns from its parent whether the parent's stdout wants it.
+    """
+    from .supervise import LIVE_ENV, TERMINAL_ENV
     from .terminal_live import LiveDisplay, wanted
 
-    if not wanted(quiet):
+    if os.environ.get(LIVE_ENV) is not None:
+        if quiet or os.environ.get(LIVE_ENV) != "1":
+            return None
+        console = None
+        if os.environ.get(TERMINAL_ENV) == "1":
+            from rich.console import Console
+
+            console = Console(highlight=False, force_terminal=True)
+        live = LiveDisplay(len(loaded.suite.checks), console=console)
+    elif not wanted(quiet):
         return None
-    live = LiveDisplay(len(loaded.suite.checks))
+    else:
+        live = LiveDisplay(len(loaded.suite.checks))
     live.header(loaded.suite.name, loaded.path, loaded.sha256, len(loaded.suite.checks))
     return live
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
+    """The run itself (in the supervised child; see :mod:`llmguard_ops.supervise`)."""
     from .evidence.options import evidence_lines, evidence_options
     from .loading import load_suite
     from .runner import run_suite
+    from .supervise import ChildChannel
     from .terminal import TerminalProgress, summary
 
+    channel = channel or ChildChannel(None, None)
+    channel.phase("loading plugins")
     host = _host(args)
     _report_failures(host)
+    channel.phase("validating the suite")
     loaded = load_suite(args.suite, host.registry(), overrides=args.set or [])
+    channel.plan(loaded, args.timeout)
+    channel.phase("loading models and datasets")
     evidence = evidence_options(args, loaded, host.registry())
     out_dir = Path(args.out)
     quiet = args.quiet or args.json
@@ -92,11 +114,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not quiet and live is None:
         print(f"suite {loaded.suite.name} ({loaded.path.name}, sha256 {loaded.sha256[:12]}): "
               f"{len(loaded.suite.checks)} checks")
+    shown = live if live is not None else TerminalProgress(quiet=quiet)
+
+    def progress(event: str, data: dict[str, Any]) -> None:
+        channel.progress(event, data)
+        shown(event, data)
+        if event == "check_end" and data["id"] == loaded.suite.checks[-1].id:
+            channel.phase("writing the report and evidence")
+
     if live is not None:
         with live:
-            outcome = run_suite(loaded, host, out_dir, progress=live, evidence=evidence)
+            outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence,
+                                run_id=channel.run_id)
     else:
-        outcome = run_suite(loaded, host, out_dir, progress=TerminalProgress(quiet=quiet), evidence=evidence)
+        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence,
+                            run_id=channel.run_id)
+    channel.phase("printing the summary")
     from .terminal import clean
 
     for warning in outcome.warnings:
@@ -220,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_cli_options(run, [OUT, SET])  # shared with the pytest plugin (--llmguard-out, --llmguard-set)
     run.add_argument("--quiet", "-q", action="store_true", help="print only the decision")
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="overall limit of the run, after which it is stopped and BLOCKs "
+                     "(default: the checks' timeouts plus time to load and report)")
     run.add_argument("--history-dir", metavar="DIR",
                      help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; "
                      "'off' disables)")
@@ -335,11 +371,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_child(args: argparse.Namespace) -> NoReturn:
+    """The supervised child of ``llmguard run``: run, tell the parent, leave at once.
+
+    ``os._exit`` after flushing, so a non-daemon thread a check left behind cannot keep
+    the process alive; ``done.json`` is written only on a normal end.
+    """
+    import traceback
+
+    from .redact import for_suite_file
+    from .supervise import ChildChannel, RedactingStream
+
+    channel = ChildChannel.from_environment()
+    redactor = for_suite_file(args.suite)
+    sys.stdout = RedactingStream(sys.stdout, redactor)
+    sys.stderr = RedactingStream(sys.stderr, redactor)
+    normal, code = False, EXIT_ERROR
+    try:
+        code, normal = cmd_run(args, channel), True
+    except LlmguardError as exc:
+        print(str(exc), file=sys.stderr)
+        code, normal = EXIT_ERROR, True
+    except BaseException:  # any other ending is abnormal: the parent writes a BLOCK report
+        traceback.print_exc()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    if normal:
+        channel.done(code)
+    os._exit(code if normal else 70)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_third_parties()
     _one_line_warnings()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if args.func is cmd_run:
+        from .supervise import CONTROL_ENV, supervise
+
+        if os.environ.get(CONTROL_ENV):
+            _run_child(args)
+        from .terminal_live import wanted
+
+        return supervise(argv, args, live=wanted(args.quiet or args.json))
     try:
         code: int = args.func(args)
         return code

@@ -6,6 +6,7 @@ a report can be recomputed by anyone from the report itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from .results import CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
@@ -24,11 +25,19 @@ def evaluate_bound(name: str, bound: GateBound, metric: Metric) -> GateOutcome:
     Without ``confidence`` the point estimate is compared. With it, ``min`` is compared
     with the interval's lower end and ``max`` with its upper end, so the bound must hold
     for every value the interval admits. The caller guarantees the interval exists at
-    the asked level (see :func:`interval_problem`).
+    the asked level (see :func:`interval_problem`). The tested ends are the hull of
+    the interval and the estimate, so no interval can make a gate easier than the
+    point estimate.
     """
     use_ci = bound.confidence is not None
     low = metric.lower if use_ci else metric.value
     high = metric.upper if use_ci else metric.value
+    # an interval that excludes its own estimate (a percentile bootstrap of a biased
+    # statistic) never makes a gate easier than the estimate itself: test the hull
+    if use_ci and low is not None:
+        low = min(low, metric.value)
+    if use_ci and high is not None:
+        high = max(high, metric.value)
     problems = []
     if bound.min is not None and (low is None or low < bound.min):
         what = f"lower {bound.confidence:.0%} bound {_fmt(low)}" if use_ci else _fmt(low)
@@ -68,7 +77,57 @@ def interval_problem(name: str, bound: GateBound, metric: Metric | None) -> str 
     if metric.confidence is None or abs(metric.confidence - bound.confidence) > 1e-9:
         return (f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported "
                 f"one at {_fmt(metric.confidence)}")
-    return None
+    return support_problem(name, bound, metric)
+
+
+MIN_BOOTSTRAP_N = 10
+"""Fewest rows over which a bootstrap interval may decide a confidence gate."""
+
+
+def _is_proportion(metric: Metric) -> bool:
+    method = (metric.interval_method or "").lower()
+    return method.startswith(("clopper-pearson", "wilson", "exact"))
+
+
+def needed_n(bound: GateBound, metric: Metric) -> float:
+    """The smallest sample size at which ``bound`` could hold for ``metric``'s interval.
+
+    For a proportion with an exact interval: even n successes of n have a lower bound
+    of (α/2)^(1/n), so ``min: m`` needs n ≥ ln(α/2)/ln(m); likewise ``max: m`` needs
+    n ≥ ln(α/2)/ln(1 - m). For a bootstrap interval: :data:`MIN_BOOTSTRAP_N` rows.
+    Infinity when no n suffices (``min: 1`` with a confidence level).
+    """
+    assert bound.confidence is not None
+    method = (metric.interval_method or "").lower()
+    if _is_proportion(metric):
+        tail = math.log((1 - bound.confidence) / 2)
+        need = 1.0
+        for limit, bad in ((bound.min, bound.min), (bound.max, None if bound.max is None else 1 - bound.max)):
+            if limit is None or bad is None or bad <= 0:
+                continue
+            need = max(need, math.inf if bad >= 1 else math.ceil(tail / math.log(bad)))
+        return need
+    if "bootstrap" in method:
+        return MIN_BOOTSTRAP_N
+    return 1.0
+
+
+def support_problem(name: str, bound: GateBound, metric: Metric) -> str | None:
+    """Why the data behind ``metric`` cannot support the confidence gate ``bound``, or None.
+
+    A confidence gate the data cannot support is refused (an ERROR of the check, which
+    blocks) rather than decided by a degenerate interval. Only metrics that report
+    their effective sample size ``n`` are held to it.
+    """
+    if bound.confidence is None or metric.n is None:
+        return None
+    need = needed_n(bound, metric)
+    if metric.n >= need:
+        return None
+    kind = "an exact interval" if _is_proportion(metric) else "a bootstrap interval"
+    wanted = "no sample size" if math.isinf(need) else f"at least n={int(need)}"
+    return (f"gate on '{name}' at {bound.confidence:.0%} cannot be supported by n={metric.n}: "
+            f"{kind} needs {wanted} to decide it")
 
 
 def status_of(severity: Severity, outcomes: Sequence[GateOutcome]) -> Status:

@@ -144,11 +144,13 @@ def llmguard_run_check(
 def llmguard_gate_veto(report: Report) -> list[str] | None:
     """Return reasons to BLOCK the run, or ``None``/``[]`` for no objection.
 
-    :param report: the report with every check result and the gate's own decision.
+    :param report: the report with every check result and the gate's own decision: a
+        deep copy for each implementation, so changing it changes nothing.
 
     All implementations are called and their reasons collected; any reason turns the
-    decision into BLOCK. A plugin can add reasons to block; it can never turn a block
-    into a pass.
+    decision into BLOCK. The host recomputes the decision from its own results after
+    them: a plugin can add reasons to block; it can never turn a block into a pass. An
+    implementation that raises, or returns anything but a list of strings, blocks.
     """
 
 

@@ -19,6 +19,7 @@ BLOCK fails the session, and so does a REVIEW unless ``llmguard_review = pass``.
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .results import CheckResult
 
 DEFAULT_FILES = ["llmguard*.yaml", "llmguard*.yml"]
+SUPERVISED_ENV = "LLMGUARD_PYTEST_RUN_ID"
 REVIEW_MODES = ("fail", "pass")
 
 MARKERS = (
@@ -80,6 +82,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="fail",
         help="'fail' (default): a REVIEW decision fails the session like the CLI's exit 3; "
         "'pass': it is reported only",
+    )
+    parser.addini(
+        "llmguard_supervise",
+        default="on",
+        help="'on' (default): when pytest is started from the command line, the suite's "
+        "checks run in a supervised child pytest and the session passes only if each suite's "
+        "report.json of that run decides PROMOTE; 'off': run them in this process",
     )
     parser.addini(
         "llmguard_suite",
@@ -155,6 +164,29 @@ class Recorder:
         self.review = review
         self.payloads: list[dict[str, Any]] = []
         self.lines: list[str] = []
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        # After deselection (-k, -m): if suite checks are to run, run them in a supervised
+        # child pytest whose exit status only a written report can make 0.
+        from_command_line = not config.invocation_params.plugins  # not pytest.main(plugins=...)
+        if (
+            os.environ.get(SUPERVISED_ENV)
+            or hasattr(config, "workerinput")
+            or config.option.collectonly
+            or not from_command_line
+            or config.getini("llmguard_supervise") == "off"
+            or not any(getattr(i, "llmguard_check_item", False) for i in items)
+        ):
+            return
+        from ._pytest_suite import supervise_session
+
+        code, line = supervise_session(config, items, self.review)
+        items.clear()
+        self.lines = [line]
+        pytest.exit(line, returncode=code)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "llmguard", None)

@@ -8,6 +8,7 @@ hangs keeps its (daemon) thread but no longer holds up the run.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import threading
@@ -25,8 +26,11 @@ from . import environment
 from .artifacts import LoadedDataset, LoadedModel, load_datasets, load_models
 from .context import CheckContext, PredictionCache, derive_seed
 from .gate import decide, evaluate_bound, interval_problem, status_of
+from .isolation import RemoteError
 from .loading import LoadedSuite
+from .outputs import validated
 from .plugins import PluginHost
+from .redact import Redactor, for_text
 from .report import Report, SuiteInfo, write_report
 from .results import CheckOutput, CheckResult, Decision, ErrorInfo, GateDecision, Status
 from .suite import CheckConfig
@@ -43,6 +47,20 @@ ProgressFn = Callable[[str, dict[str, Any]], None]
 
 class CheckTimeout(Exception):
     """A check ran past its timeout."""
+
+
+class CheckRaised(Exception):
+    """Carries whatever a check raised in its worker thread, of any class.
+
+    ``SystemExit``, ``KeyboardInterrupt`` and other ``BaseException`` subclasses raised
+    by check (or model) code are results like any exception: an ERROR, never the end of
+    the run.
+    """
+
+    def __init__(self, error: BaseException, formatted: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.formatted = formatted
 
 
 def now_rfc3339() -> str:
@@ -66,9 +84,48 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
         raise CheckTimeout(f"timed out after {timeout:g}s (the check is abandoned; raise 'timeout:' if it "
                            "needs longer)")
     if "error" in box:
-        box["error"].__llmguard_traceback__ = box["traceback"]
-        raise box["error"]
+        raise CheckRaised(box["error"], box["traceback"])
     return box.get("value")
+
+
+def _call_isolated(fn: Callable[[], Any], timeout: float, run: Any) -> Any:
+    """``fn()`` in a forked child (``policy.isolation: process``); see :mod:`.isolation`."""
+    from .isolation import ChildEnded, call_in_child
+
+    try:
+        return call_in_child(fn, timeout, lambda exc: _skipped_by_check(exc, run))
+    except RemoteError as exc:
+        raise CheckRaised(exc, exc.formatted) from None
+    except ChildEnded as exc:
+        raise CheckRaised(exc, "") from None
+
+
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, even when the exception's ``__str__`` itself raises or returns junk."""
+    try:
+        text = str(exc)
+    except BaseException:  # a hostile __str__ must not end the run
+        text = ""
+    if not isinstance(text, str):
+        text = ""
+    return text[:20_000] or type(exc).__name__
+
+
+def _skipped_by_check(exc: BaseException, run: Any) -> bool:
+    """Whether ``exc`` (a CheckSkipped) was raised by the check's own package.
+
+    Only a check may skip: a model, a loader or a library raising ``CheckSkipped`` from
+    inside a check (e.g. in ``predict``) must not turn a blocker into a skip. The
+    innermost frame of the traceback must be in the package of the check's function.
+    """
+    owner = getattr(run, "__module__", None)
+    tb = exc.__traceback__
+    if not isinstance(owner, str) or tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_globals.get("__name__")
+    return isinstance(where, str) and where.split(".")[0] == owner.split(".")[0]
 
 
 @dataclass
@@ -85,21 +142,31 @@ class Session:
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     t0: float = field(default_factory=time.perf_counter)
     waivers: WaiverBook | None = None
+    redactor: Redactor = field(default_factory=Redactor)
 
     @classmethod
     def open(cls, loaded: LoadedSuite, host: PluginHost, out_dir: Path,
-             waivers: WaiverBook | None = None) -> Session:
+             waivers: WaiverBook | None = None, run_id: str | None = None) -> Session:
         registry = host.registry()
         datasets = load_datasets(loaded, registry)
         models = load_models(loaded, registry)
-        return cls(loaded=loaded, host=host, models=models, datasets=datasets, out_dir=out_dir,
-                   waivers=waivers)
+        session = cls(loaded=loaded, host=host, models=models, datasets=datasets, out_dir=out_dir,
+                      waivers=waivers, redactor=for_text(loaded.text))
+        if run_id is not None:
+            session.run_id = run_id
+        return session
 
     def context(self, config: CheckConfig) -> CheckContext:
+        """What one check sees: copies of the suite and of its own configuration.
+
+        The runner gates with its own objects, so a check that edits ``ctx.check.gate``
+        or ``ctx.suite`` changes nothing but its copy.
+        """
         artifact_dir = self.out_dir / "artifacts" / config.id
+        suite = copy.deepcopy(self.loaded)
         return CheckContext(
-            suite=self.loaded, check=config, models=self.models, datasets=self.datasets,
-            cache=self.cache, artifact_dir=artifact_dir,
+            suite=suite, check=config.model_copy(deep=True), models=dict(self.models),
+            datasets=dict(self.datasets), cache=self.cache, artifact_dir=artifact_dir,
             seed=derive_seed(self.loaded.suite.seed, config.id),
             default_confidence=self.loaded.suite.policy.confidence,
             registry=self.host.registry(),
@@ -115,7 +182,9 @@ class Session:
         definition = registry.checks[config.uses]
         raw = dict(config.with_) if params is not None else self.loaded.raw_params(config.id)
         params = self.loaded.params[config.id] if params is None else params
+        config = config.model_copy(deep=True)  # the host's own copy gates, whatever the check does
         ctx = self.context(config)
+        params = params.model_copy(deep=True)
         timeout = config.timeout or self.loaded.suite.policy.default_timeout
         base: dict[str, Any] = dict(
             id=config.id, uses=config.uses, plugin=definition.plugin, plugin_version=definition.plugin_version,
@@ -131,38 +200,50 @@ class Session:
         error: ErrorInfo | None = None
         output: CheckOutput | None = None
         status: Status | None = None
+        problems: list[str] = []
+        policy = self.loaded.suite.policy
         try:
-            value = _call_with_timeout(call, timeout, config.id)
-            if not isinstance(value, CheckOutput):
-                raise TypeError(f"check '{config.uses}' returned {type(value).__name__}, not CheckOutput")
-            output = value
+            if policy.isolation == "process":
+                value = _call_isolated(call, timeout, definition.run)
+            else:
+                value = _call_with_timeout(call, timeout, config.id)
+            output, problems = validated(value, config.uses)
         except CheckTimeout as exc:
             error = ErrorInfo(type="Timeout", message=str(exc))
-        except Exception as exc:
+        except CheckRaised as raised:
             from .errors import CheckSkipped
 
-            if isinstance(exc, CheckSkipped):
+            thrown = raised.error
+            remote = thrown if isinstance(thrown, RemoteError) else None
+            skip = remote.skip if remote else isinstance(thrown, CheckSkipped)
+            skip_ok = remote.skip_ok if remote else skip and _skipped_by_check(thrown, definition.run)
+            kind = remote.type_name if remote else type(thrown).__name__
+            if skip and skip_ok and _text_of(thrown):
                 status = Status.SKIP
-                error = ErrorInfo(type="Skipped", message=str(exc))
+                error = ErrorInfo(type="Skipped", message=_text_of(thrown))
+            elif skip:
+                error = ErrorInfo(
+                    type="InvalidSkip", traceback=raised.formatted,
+                    message=f"CheckSkipped raised outside check '{config.uses}' (e.g. by a model): "
+                            f"only a check may skip; {_text_of(thrown)}")
             else:
-                error = ErrorInfo(type=type(exc).__name__, message=str(exc) or type(exc).__name__,
-                                  traceback=getattr(exc, "__llmguard_traceback__", None))
+                error = ErrorInfo(type=kind, message=_text_of(thrown), traceback=raised.formatted)
+        except Exception as exc:  # a fault of the host's own validation: still a result
+            error = ErrorInfo(type=type(exc).__name__, message=_text_of(exc), traceback=traceback.format_exc())
         duration = time.perf_counter() - start
 
         gates = []
         if output is not None:
-            problems = [f"metric '{name}' is {'/'.join(m.non_finite())} not finite"
-                        for name, m in output.metrics.items() if m.non_finite()]
             for name, bound in config.gate.items():
                 problem = interval_problem(name, bound, output.metrics.get(name))
                 if problem:
                     problems.append(problem)
             if problems:
                 error = ErrorInfo(type="InvalidResult", message="; ".join(problems))
-                # JSON has no NaN: keep the finite metrics, name the others in the error
-                output.metrics = {k: m for k, m in output.metrics.items() if not m.non_finite()}
             else:
                 gates = [evaluate_bound(name, bound, output.metrics[name]) for name, bound in config.gate.items()]
+        elif problems:
+            error = ErrorInfo(type="InvalidResult", message="; ".join(problems))
         if status is None:
             status = Status.ERROR if error is not None else status_of(config.severity, gates)
         result = CheckResult(
@@ -171,6 +252,8 @@ class Session:
             warnings=[*(output.warnings if output else []), *ctx.notes],
             artifacts={k: self._relative(v) for k, v in (output.artifacts if output else {}).items()},
         )
+        if self.redactor:  # secrets in an error message, a traceback or details go no further
+            result = CheckResult.model_validate(self.redactor.data(result.model_dump(mode="json")))
         self._apply_waiver(result)
         return result
 
@@ -226,12 +309,26 @@ def decide_with_vetoes(
     ``signed``: whether the run is signed with a trusted key (``policy.require_signature``).
     """
     policy = session.loaded.suite.policy
-    decision = decide(policy, results, signed=signed)
-    draft = session.report(results, decision)
     vetoes: list[str] = []
-    for reasons in session.host.hook.llmguard_gate_veto(report=draft):
-        vetoes.extend(reasons or [])
-    return decide(policy, results, vetoes, signed=signed) if vetoes else decision
+    hook = session.host.hook.llmguard_gate_veto
+    for impl in hook.get_hookimpls():
+        # each plugin gets its own deep copy: what it changes in it is thrown away
+        draft = session.report(copy.deepcopy(results), decide(policy, results, signed=signed))
+        try:
+            reasons = impl.function(**{k: v for k, v in {"report": draft}.items() if k in impl.argnames})
+        except Exception as exc:  # fail closed: a broken veto blocks
+            vetoes.append(f"plugin '{impl.plugin_name}' failed in llmguard_gate_veto: "
+                          f"{type(exc).__name__}: {_text_of(exc)}")
+            continue
+        if reasons is None:
+            continue
+        if not isinstance(reasons, list | tuple) or not all(isinstance(r, str) for r in reasons):
+            vetoes.append(f"plugin '{impl.plugin_name}' returned {type(reasons).__name__} from "
+                          "llmguard_gate_veto, not a list of reasons")
+            continue
+        vetoes.extend(session.redactor.text(r) for r in reasons)
+    # recomputed by the host from its own results, whatever a plugin did to its copy
+    return decide(policy, results, vetoes, signed=signed)
 
 
 def run_checks(session: Session, only: Iterable[str] | None = None,
@@ -262,9 +359,9 @@ def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str
     hooks = [session.host.hook.llmguard_on_decision]
     if report.decision.decision is not Decision.PROMOTE:
         hooks.append(session.host.hook.llmguard_on_incident)
-    kwargs = {"report": report, "out_dir": out_dir}
     for hook in hooks:
         for impl in hook.get_hookimpls():
+            kwargs = {"report": report.model_copy(deep=True), "out_dir": out_dir}
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
@@ -298,6 +395,7 @@ def run_suite(
     progress: ProgressFn | None = None,
     write: bool = True,
     evidence: EvidenceOptions | None = None,
+    run_id: str | None = None,
 ) -> RunOutcome:
     """Run a validated suite end to end and write its outputs into ``out_dir``.
 
@@ -312,7 +410,7 @@ def run_suite(
     evidence = evidence or EvidenceOptions()
     entries = evidence.waivers if evidence.waivers is not None else suite_entries(loaded)
     book = WaiverBook(entries) if evidence.today is None else WaiverBook(entries, evidence.today)
-    session = Session.open(loaded, host, out_dir, waivers=book)
+    session = Session.open(loaded, host, out_dir, waivers=book, run_id=run_id)
     if progress:
         progress("loaded", {"models": list(session.models), "datasets": list(session.datasets)})
     results = run_checks(session, only, progress)
@@ -342,6 +440,8 @@ def finish_run(
     report = session.report(results, decision)
     report.signed = signed
     report.signing = evidence.signing_info()
+    if session.redactor:  # one pass over everything every output, hook and attestation sees
+        report = Report.model_validate(session.redactor.data(report.to_json_dict()))
     written: list[Path] = []
     book_warnings = session.waivers.warnings if session.waivers is not None else []
     warnings: list[str] = [*evidence.warnings, *book_warnings]

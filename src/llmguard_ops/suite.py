@@ -168,6 +168,9 @@ class Policy(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of reported confidence intervals.")
     default_timeout: float = Field(600.0, gt=0, description="Seconds per check when it sets no timeout.")
     require_signature: bool = Field(False, description="BLOCK when the run is not signed.")
+    isolation: Literal["thread", "process"] = Field(
+        "thread", description="'process': each check runs in a forked child, so a crash is an ERROR of that check."
+    )
 
 
 def _known(kind: str) -> Any:
