@@ -121,6 +121,10 @@ def support_problem(name: str, bound: GateBound, metric: Metric) -> str | None:
     """
     if bound.confidence is None or metric.n is None:
         return None
+    if name.split(".", 1)[0].endswith(("_delta", "_ratio")) and _is_proportion(metric):
+        # a paired difference of rates is no proportion: its exact interval can reach 0 and
+        # below, so the all-successes bound that sizes a proportion does not apply
+        return None
     need = needed_n(bound, metric)
     if metric.n >= need:
         return None
