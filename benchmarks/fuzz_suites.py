@@ -25,10 +25,10 @@ from pathlib import Path
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from tests.fuzz_support import _LAUGHS, build_project, run_validate, text_mutation, tree_mutation  # noqa: E402
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.fuzz_support import _LAUGHS, build_project, run_validate, text_mutation, tree_mutation
 
 
 def _peer(data: bytes) -> tuple[bool, bool, float]:
@@ -57,11 +57,15 @@ def main() -> None:
     peer_times: list[float] = []
     samples: list[str] = []
 
-    strategy = st.one_of(tree_mutation().map(lambda t: yaml.safe_dump(t, sort_keys=False).encode()),
-                         text_mutation())
+    strategy = st.one_of(tree_mutation().map(lambda t: yaml.safe_dump(t, sort_keys=False).encode()), text_mutation())
 
-    @settings(max_examples=args.examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=args.examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(data=strategy)
     def fuzz(data: bytes) -> None:
         suite.write_bytes(data)
@@ -92,18 +96,25 @@ def main() -> None:
     laughs_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 
-    print(f"{int(ours['examples'])} generated suites, {wall:.0f} s wall, "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (whole process)\n")
-    print("| tool | examples | tracebacks | exit not 0/2 | unlocated errors | exit 0 | exit 2 "
-          "| median ms | max ms |")
+    print(
+        f"{int(ours['examples'])} generated suites, {wall:.0f} s wall, "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (whole process)\n"
+    )
+    print("| tool | examples | tracebacks | exit not 0/2 | unlocated errors | exit 0 | exit 2 | median ms | max ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| llmguard validate | {int(ours['examples'])} | {int(ours['tracebacks'])} | {int(ours['bad_exit'])} "
-          f"| {int(ours['unlocated'])} | {int(ours['exit0'])} | {int(ours['exit2'])} "
-          f"| {statistics.median(times) * 1e3:.1f} | {max(times) * 1e3:.1f} |")
-    print(f"| peer: yaml.safe_load only | {len(peer_times)} | {peer['tracebacks']} | - | {peer['unlocated']} "
-          f"| - | - | {statistics.median(peer_times) * 1e3:.2f} | {max(peer_times) * 1e3:.1f} |")
-    print(f"\nbillion laughs ({len(_LAUGHS)} bytes): exit {laughs.code} in {laughs.seconds * 1e3:.1f} ms, "
-          f"peak traced memory {laughs_peak / 2**20:.1f} MiB: {laughs.stderr.strip()}")
+    print(
+        f"| llmguard validate | {int(ours['examples'])} | {int(ours['tracebacks'])} | {int(ours['bad_exit'])} "
+        f"| {int(ours['unlocated'])} | {int(ours['exit0'])} | {int(ours['exit2'])} "
+        f"| {statistics.median(times) * 1e3:.1f} | {max(times) * 1e3:.1f} |"
+    )
+    print(
+        f"| peer: yaml.safe_load only | {len(peer_times)} | {peer['tracebacks']} | - | {peer['unlocated']} "
+        f"| - | - | {statistics.median(peer_times) * 1e3:.2f} | {max(peer_times) * 1e3:.1f} |"
+    )
+    print(
+        f"\nbillion laughs ({len(_LAUGHS)} bytes): exit {laughs.code} in {laughs.seconds * 1e3:.1f} ms, "
+        f"peak traced memory {laughs_peak / 2**20:.1f} MiB: {laughs.stderr.strip()}"
+    )
     for line in samples[:10]:
         print("sample:", line)
 

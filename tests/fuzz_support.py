@@ -30,27 +30,57 @@ VALID: dict[str, Any] = {
     },
     "datasets": {"current": {"path": "test.csv", "target": "label", "sensitive": ["group"]}},
     "checks": [
-        {"id": "quality", "uses": "performance.classification",
-         "with": {"model": "candidate", "dataset": "current", "n_resamples": 50},
-         "gate": {"accuracy": {"min": 0.6, "confidence": 0.9}}, "timeout": 30},
-        {"id": "fair", "uses": "bias.group_fairness", "severity": "warning",
-         "with": {"model": "candidate", "dataset": "current"}},
+        {
+            "id": "quality",
+            "uses": "performance.classification",
+            "with": {"model": "candidate", "dataset": "current", "n_resamples": 50},
+            "gate": {"accuracy": {"min": 0.6, "confidence": 0.9}},
+            "timeout": 30,
+        },
+        {
+            "id": "fair",
+            "uses": "bias.group_fairness",
+            "severity": "warning",
+            "with": {"model": "candidate", "dataset": "current"},
+        },
     ],
     "policy": {"on_skip": "review", "default_timeout": 60},
     "waivers": [{"check": "fair", "approver": "a", "reason": "r", "expires": "2030-01-01"}],
 }
 
 _HOSTILE_SCALARS: list[Any] = [
-    None, True, 0, -1, 2**70, 10**4000 // 10**3990, 0.5, float("inf"), float("nan"), "",
-    "x" * 300, "0x" + "f" * 40, "1e400", "${UNSET_VARIABLE_FOR_FUZZ}", "..", "/dev/zero",
-    "../../etc/passwd", "\u202e\u0000", "<script>", "2026-13-45", "current", "candidate",
+    None,
+    True,
+    0,
+    -1,
+    2**70,
+    10**4000 // 10**3990,
+    0.5,
+    float("inf"),
+    float("nan"),
+    "",
+    "x" * 300,
+    "0x" + "f" * 40,
+    "1e400",
+    "${UNSET_VARIABLE_FOR_FUZZ}",
+    "..",
+    "/dev/zero",
+    "../../etc/passwd",
+    "\u202e\u0000",
+    "<script>",
+    "2026-13-45",
+    "current",
+    "candidate",
 ]
 
 
 def _values() -> st.SearchStrategy[Any]:
     scalars = st.sampled_from(_HOSTILE_SCALARS) | st.integers() | st.text(max_size=20)
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                        | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=8,
+    )
 
 
 def _paths(tree: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -90,9 +120,31 @@ def tree_mutation(draw: st.DrawFn) -> dict[str, Any]:
 
 
 _SNIPPETS = [
-    b"\xff", b"\xc3", b"\x00", b"\x1b[31m", b"\t", b"\r", b": :", b"- - -", b"&a ", b"*a", b"*missing",
-    b"!!python/object/apply:os.system ['true']", b"<<: *a", b"{", b"]", b"'", b'"\\x', b"%YAML 1.1\n",
-    b"---\n", b"? [1, 2]\n", b"0x" + b"F" * 64, b"9" * 4000, b"1" * 5000, b".inf", b"-.nan",
+    b"\xff",
+    b"\xc3",
+    b"\x00",
+    b"\x1b[31m",
+    b"\t",
+    b"\r",
+    b": :",
+    b"- - -",
+    b"&a ",
+    b"*a",
+    b"*missing",
+    b"!!python/object/apply:os.system ['true']",
+    b"<<: *a",
+    b"{",
+    b"]",
+    b"'",
+    b'"\\x',
+    b"%YAML 1.1\n",
+    b"---\n",
+    b"? [1, 2]\n",
+    b"0x" + b"F" * 64,
+    b"9" * 4000,
+    b"1" * 5000,
+    b".inf",
+    b"-.nan",
 ]
 
 _LAUGHS = b"".join(
@@ -114,13 +166,16 @@ def text_mutation(draw: st.DrawFn) -> bytes:
         elif kind == "bytes":
             data = data[:at] + draw(st.binary(min_size=1, max_size=4)) + data[at:]
         elif kind == "delete":
-            data = data[:at] + data[at + draw(st.integers(1, 20)):]
+            data = data[:at] + data[at + draw(st.integers(1, 20)) :]
         elif kind == "laughs":
             data = _LAUGHS + data
         elif kind == "deep":
             depth = draw(st.sampled_from([10, 70, 600, 5000]))
-            nest = b"[" * depth + b"]" * depth if draw(st.booleans()) else b"".join(
-                b"  " * i + b"k:\n" for i in range(depth)) + b"  " * depth + b"v\n"
+            nest = (
+                b"[" * depth + b"]" * depth
+                if draw(st.booleans())
+                else b"".join(b"  " * i + b"k:\n" for i in range(depth)) + b"  " * depth + b"v\n"
+            )
             data = data + b"metadata:\n  deep: " + nest if nest.startswith(b"[") else data + b"metadata:\n" + nest
         elif kind == "merge":
             data = b"base: &a {x: 1}\nloop: &l\n  <<: *a\n" + data + b"\nm: {<<: [*a, *a, *a]}\n"
@@ -174,8 +229,9 @@ def build_project(root: Path) -> Path:
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x1": rng.normal(size=80), "x2": rng.normal(size=80),
-                          "group": rng.choice(["a", "b"], size=80)})
+    frame = pd.DataFrame(
+        {"x1": rng.normal(size=80), "x2": rng.normal(size=80), "group": rng.choice(["a", "b"], size=80)}
+    )
     frame["label"] = (frame.x1 > 0).astype(int)
     frame.to_csv(root / "test.csv", index=False)
     sio.dump(LogisticRegression().fit(frame[["x1", "x2"]], frame.label), root / "good.skops")

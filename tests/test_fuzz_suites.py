@@ -27,8 +27,13 @@ def test_the_unmutated_suite_is_valid(project: Path) -> None:
 _SUITES = st.one_of(tree_mutation().map(lambda t: yaml.safe_dump(t, sort_keys=False).encode()), text_mutation())
 
 
-@settings(max_examples=300, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
 @given(data=_SUITES)
 def test_generated_suites_exit_0_or_2_with_located_errors(project: Path, data: bytes) -> None:
     suite = project / "suite.yaml"

@@ -150,7 +150,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise SuiteError(f"--set has an empty path: {text!r}", file="--set")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError):  # e.g. an int of 5000 digits
         parsed = value
     return parts, parsed
 
