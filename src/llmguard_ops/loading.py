@@ -373,37 +373,59 @@ def _precheck(data: dict[str, Any], smap: SourceMap) -> None:
 
 
 def suite_json_schema(registry: Registry) -> dict[str, Any]:
-    """JSON Schema of the suite format with each installed check's parameters."""
-    variants: list[Any] = []
+    """JSON Schema of the suite format with each installed check's parameters.
+
+    All models are rendered together by pydantic's ``models_json_schema``, which gives
+    two parameter models of the same class name (``GenerationParams`` of two checks, or
+    of two plugins) distinct ``$defs`` names instead of letting one overwrite the other.
+    """
+    from pydantic.json_schema import models_json_schema
+
+    names: list[str] = []
+    models: list[Any] = []
     for name, definition in sorted(registry.checks.items()):
         fields: dict[str, Any] = {
             "uses": (Any, ...),
             "with_": (definition.params, None),
             "gate": (dict[str, GateBound], None),
         }
-        model: Any = create_model("Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields)
-        schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        names.append(name)
+        models.append(create_model("Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields))
+    refs, rendered = models_json_schema(
+        [(Suite, "validation"), *((m, "validation") for m in models)], by_alias=True,
+        ref_template="#/$defs/{model}",
+    )
+    defs: dict[str, Any] = rendered.get("$defs", {})
+    suite_key = refs[(Suite, "validation")]["$ref"].rsplit("/", 1)[-1]
+    base = defs.pop(suite_key)
+    items = []
+    for name, model in zip(names, models, strict=True):
+        key = refs[(model, "validation")]["$ref"].rsplit("/", 1)[-1]
+        schema = defs.pop(key)
+        definition = registry.checks[name]
         schema["properties"]["uses"] = {"const": name, "description": definition.summary}
         schema["properties"]["with"] = schema["properties"].pop("with_", schema["properties"].get("with"))
         schema["properties"]["gate"] = {
             "type": "object",
             "description": "Metric name → bounds. Metrics: " + ", ".join(definition.metric_names()),
-            "additionalProperties": {"$ref": "#/$defs/GateBound"},
+            "additionalProperties": {"$ref": f"#/$defs/{_def_name(defs, GateBound)}"},
             "propertyNames": {"anyOf": [{"pattern": _glob_to_regex(m)} for m in definition.metric_names()]},
         }
-        variants.append(schema)
-    base = Suite.model_json_schema(by_alias=True)
-    defs = base.setdefault("$defs", {})
-    items = []
-    for schema in variants:
-        defs.update(schema.pop("$defs", {}))
         items.append(schema)
     if items:
         base["properties"]["checks"]["items"] = {"oneOf": items}
+    base["$defs"] = defs
     base["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     base["title"] = "llmguard suite (apiVersion llmguard/v1)"
     json.dumps(base)  # must be serialisable
     return base
+
+
+def _def_name(defs: dict[str, Any], model: type[BaseModel]) -> str:
+    """The ``$defs`` key pydantic gave ``model`` (its name, or a qualified one on a clash)."""
+    if model.__name__ in defs:
+        return model.__name__
+    return next(k for k in defs if k.endswith(model.__name__))
 
 
 def _glob_to_regex(pattern: str) -> str:
