@@ -110,8 +110,12 @@ class LoadedModel:
 
     @property
     def input_kind(self) -> str:
-        """``"text"`` for language models (fed a text column), else ``"tabular"``."""
-        return str(getattr(self.obj, "input_kind", "tabular"))
+        """``"text"`` for language models and scikit-learn text pipelines (fed a text
+        column), else ``"tabular"``; an object's own ``input_kind`` wins."""
+        declared = getattr(self.obj, "input_kind", None)
+        if declared is not None:
+            return str(declared)
+        return "text" if _takes_texts(self.obj) else "tabular"
 
     def feature_names(self, dataset: LoadedDataset) -> list[str]:
         """The columns this model is fed, by the rule of DESIGN.md.
@@ -152,6 +156,18 @@ class LoadedModel:
             "sha256": self.sha256, "digest": self.digest_kind, "type": type(self.obj).__qualname__,
             **self.extra,
         }
+
+
+def _takes_texts(obj: Any) -> bool:
+    """A scikit-learn text vectorizer (Count/Tfidf/Hashing), or a Pipeline that starts with one.
+
+    They expect a 1-D sequence of documents; a one-column frame would be iterated as its
+    column names. Recognised by the vectorizers' ``build_analyzer`` method, without
+    importing scikit-learn.
+    """
+    steps = getattr(obj, "steps", None)
+    first = steps[0][1] if isinstance(steps, list) and steps and isinstance(steps[0], tuple) else obj
+    return callable(getattr(first, "build_analyzer", None))
 
 
 def resolve_path(base_dir: Path, value: str) -> Path:
