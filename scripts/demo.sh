@@ -26,5 +26,5 @@ case "$status" in
     *) echo "demo: error (exit $status)" >&2; exit "$status";;
 esac
 .venv/bin/llmguard verify llmguard-out/attestation.dsse.json --key .llmguard/keys/llmguard.pub \
-    --artifact suites/demo/models/candidate.joblib --artifact suites/demo/models/champion.joblib
+    --artifact suites/demo/models/candidate.skops --artifact suites/demo/models/champion.skops
 echo "demo: outputs in llmguard-out/ (report.json, report.html, attestation.dsse.json, junit.xml, summary.md, model_card.md)"
