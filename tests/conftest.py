@@ -21,7 +21,8 @@ DEMO = REPO / "suites" / "demo"
 def demo_models() -> Path:
     """The demo's models, trained deterministically when missing (as on a fresh clone)."""
     models = DEMO / "models"
-    if not (models / "candidate.joblib").exists() or not (models / "champion.joblib").exists():
+    wanted = [models / f"{m}.{ext}" for m in ("candidate", "champion") for ext in ("skops", "joblib")]
+    if not all(p.exists() for p in wanted):
         import runpy
 
         runpy.run_path(str(DEMO / "train_models.py"), run_name="__main__")

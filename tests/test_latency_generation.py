@@ -122,4 +122,5 @@ def test_a_failing_endpoint_is_an_error_naming_the_status(project: Path, tmp_pat
     result = _check(outcome, "completions-stream")
     assert result.status is Status.ERROR and result.error is not None
     assert "HTTP 429" in result.error.message and "budget" in result.error.message
-    assert server.requests == 3  # stopped at the first refusal
+    assert "(after 4 attempts)" in result.error.message
+    assert server.requests == 6  # the third request and its 3 retries (429 may pass), then stopped

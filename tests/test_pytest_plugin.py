@@ -218,9 +218,9 @@ def test_a_broken_suite_is_a_one_line_collection_error(pytester: pytest.Pytester
 def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest.Pytester) -> None:
     suite = _copy_demo(pytester, "llmguard_demo.yaml")
     (pytester.path / "broken").mkdir()
-    (pytester.path / "broken" / "candidate.joblib").write_text("not a model")
+    (pytester.path / "broken" / "candidate.skops").write_text("not a model")
     suite.write_text(
-        suite.read_text().replace("models/candidate.joblib", "broken/candidate.joblib")
+        suite.read_text().replace("models/candidate.skops", "broken/candidate.skops")
     )
     result = pytester.runpytest(*llmguard_args(suite=None))
     result.assert_outcomes(errors=3)

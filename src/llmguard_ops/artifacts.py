@@ -19,6 +19,8 @@ import hashlib
 import logging
 import os
 import stat
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .loading import LoadedSuite
-    from .registry import Registry
+    from .registry import ModelLoader, Registry
     from .suite import DatasetSpec, ModelSpec
 
 log = logging.getLogger("llmguard")
@@ -148,8 +150,12 @@ class LoadedModel:
 
     @property
     def input_kind(self) -> str:
-        """``"text"`` for language models (fed a text column), else ``"tabular"``."""
-        return str(getattr(self.obj, "input_kind", "tabular"))
+        """``"text"`` for language models and scikit-learn text pipelines (fed a text
+        column), else ``"tabular"``; an object's own ``input_kind`` wins."""
+        declared = getattr(self.obj, "input_kind", None)
+        if declared is not None:
+            return str(declared)
+        return "text" if _takes_texts(self.obj) else "tabular"
 
     def feature_names(self, dataset: LoadedDataset) -> list[str]:
         """The columns this model is fed, by the rule of DESIGN.md.
@@ -192,47 +198,109 @@ class LoadedModel:
         }
 
 
+def _takes_texts(obj: Any) -> bool:
+    """A scikit-learn text vectorizer (Count/Tfidf/Hashing), or a Pipeline that starts with one.
+
+    They expect a 1-D sequence of documents; a one-column frame would be iterated as its
+    column names. Recognised by the vectorizers' ``build_analyzer`` method, without
+    importing scikit-learn.
+    """
+    steps = getattr(obj, "steps", None)
+    first = steps[0][1] if isinstance(steps, list) and steps and isinstance(steps[0], tuple) else obj
+    return callable(getattr(first, "build_analyzer", None))
+
+
 def resolve_path(base_dir: Path, value: str) -> Path:
     p = Path(os.path.expanduser(value))
     return p if p.is_absolute() else base_dir / p
 
 
-def load_datasets(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedDataset]:
-    """Read every dataset, check its declared columns, digest its file."""
-    out: dict[str, LoadedDataset] = {}
+def check_file(
+    loaded: LoadedSuite, where: tuple[str | int, ...], path: Path, *,
+    folders: bool = False, special_files: bool = False,
+) -> SuiteError | None:
+    """The located error for an input path that is missing, escapes or is no regular file.
+
+    Under ``policy.paths: confined`` the path, with every symlink resolved, must lie in the
+    suite's folder. Unless the loader declares ``special_files``, only regular files (and,
+    with ``folders``, folders) are accepted: a FIFO or ``/dev/zero`` would block or never end.
+    """
     smap = loaded.source
+    if loaded.suite.policy.paths == "confined":
+        base = loaded.base_dir.resolve()
+        real = path.resolve()
+        if not real.is_relative_to(base):
+            return smap.error(where, f"{path} resolves to {real}, outside the suite's folder {base} "
+                              "(policy.paths: confined)")
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return smap.error(where, f"file not found: {path}")
+    except OSError as exc:
+        return smap.error(where, f"cannot read {path}: {exc.strerror or exc}")
+    if special_files or stat.S_ISREG(info.st_mode) or (folders and stat.S_ISDIR(info.st_mode)):
+        return None
+    kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
+    return smap.error(where, f"{path} is {kind}; give a regular file")
+
+
+def load_datasets(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedDataset]:
+    """Read every dataset, check its declared columns, digest its file.
+
+    Raises :class:`~llmguard_ops.loading.SuiteErrors` with the problems of every dataset.
+    """
+    from .loading import SuiteErrors
+
+    out: dict[str, LoadedDataset] = {}
+    errors: list[SuiteError] = []
     for name, spec in loaded.suite.datasets.items():
-        path = resolve_path(loaded.base_dir, spec.path)
-        if not path.exists():
-            raise smap.error(("datasets", name, "path"), f"file not found: {path}")
-        loader_name = spec.loader or _loader_by_extension(path, registry)
-        if loader_name is None:
-            raise smap.error(("datasets", name, "path"), f"no dataset loader reads '{path.suffix}' files; "
-                             f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})")
-        loader = registry.dataset_loaders.get(loader_name)
-        if loader is None:
-            hint = did_you_mean(loader_name, registry.dataset_loaders)
-            raise smap.error(("datasets", name, "loader"), f"unknown dataset loader '{loader_name}'{hint}")
         try:
-            frame = loader.load(path, spec)
-        except ImportError as exc:
-            raise smap.error(("datasets", name, "path"), f"cannot read {path.name}: {exc}") from None
-        except Exception as exc:
-            message = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
-            raise smap.error(("datasets", name, "path"), message) from None
-        columns = [str(c) for c in frame.columns]
-        roles: list[tuple[tuple[str | int, ...], str]] = []
-        if spec.target:
-            roles.append((("datasets", name, "target"), spec.target))
-        if spec.text:
-            roles.append((("datasets", name, "text"), spec.text))
-        roles += [(("datasets", name, "sensitive", i), c) for i, c in enumerate(spec.sensitive)]
-        roles += [(("datasets", name, "features", i), c) for i, c in enumerate(spec.features or [])]
-        for where, column in roles:
-            if column not in columns:
-                raise smap.error(where, f"column '{column}' not in {path.name}{did_you_mean(column, columns)}")
-        out[name] = LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
+            out[name] = _load_dataset(loaded, registry, name, spec)
+        except SuiteErrors as exc:
+            errors.extend(exc.errors)
+        except SuiteError as exc:
+            errors.append(exc)
+    if errors:
+        raise SuiteErrors(errors)
     return out
+
+
+def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: DatasetSpec) -> LoadedDataset:
+    smap = loaded.source
+    path = resolve_path(loaded.base_dir, spec.path)
+    loader_name = spec.loader or _loader_by_extension(path, registry)
+    if loader_name is None:
+        raise smap.error(("datasets", name, "path"), f"no dataset loader reads '{path.suffix}' files; "
+                         f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})")
+    loader = registry.dataset_loaders.get(loader_name)
+    if loader is None:
+        hint = did_you_mean(loader_name, registry.dataset_loaders)
+        raise smap.error(("datasets", name, "loader"), f"unknown dataset loader '{loader_name}'{hint}")
+    problem = check_file(loaded, ("datasets", name, "path"), path, special_files=loader.special_files)
+    if problem is not None:
+        raise problem
+    try:
+        frame = loader.load(path, spec)
+    except ImportError as exc:
+        raise smap.error(("datasets", name, "path"), f"cannot read {path.name}: {exc}") from None
+    except Exception as exc:
+        message = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
+        raise smap.error(("datasets", name, "path"), message) from None
+    columns = [str(c) for c in frame.columns]
+    roles: list[tuple[tuple[str | int, ...], str]] = []
+    if spec.target:
+        roles.append((("datasets", name, "target"), spec.target))
+    if spec.text:
+        roles.append((("datasets", name, "text"), spec.text))
+    roles += [(("datasets", name, "sensitive", i), c) for i, c in enumerate(spec.sensitive)]
+    roles += [(("datasets", name, "features", i), c) for i, c in enumerate(spec.features or [])]
+    from .loading import SuiteErrors
+
+    missing = [smap.error(where, f"column '{column}' not in {path.name}{did_you_mean(column, columns)}")
+               for where, column in roles if column not in columns]
+    if missing:
+        raise SuiteErrors(missing)
+    return LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
 
 
 def _loader_by_extension(path: Path, registry: Registry) -> str | None:
@@ -244,41 +312,102 @@ def _loader_by_extension(path: Path, registry: Registry) -> str | None:
 
 
 def check_model_paths(loaded: LoadedSuite, registry: Registry) -> None:
-    """Validate model entries without loading (and so without running pickled code)."""
+    """Validate model entries without loading (and so without running pickled code).
+
+    Raises :class:`~llmguard_ops.loading.SuiteErrors` with the problems of every model.
+    """
+    from .loading import SuiteErrors
+
+    errors: list[SuiteError] = []
     for name, spec in loaded.suite.models.items():
-        loader = registry.model_loaders[spec.loader]
-        if loader.needs_path:
-            if not spec.path:
-                raise loaded.source.error(("models", name), f"loader '{spec.loader}' needs a 'path'", prefer_key=True)
-            target = spec.path.split(":", 1)[0] if spec.loader == "python" else spec.path
-            if spec.loader == "python" and not target.endswith(".py"):
-                continue  # an importable module name, resolved at load time
-            path = resolve_path(loaded.base_dir, target)
-            if not path.exists():
-                raise loaded.source.error(("models", name, "path"), f"file not found: {path}")
+        problem = _check_model(loaded, registry, name, spec)
+        if problem is not None:
+            errors.append(problem)
+    if errors:
+        raise SuiteErrors(errors)
+
+
+def _check_model(loaded: LoadedSuite, registry: Registry, name: str, spec: ModelSpec) -> SuiteError | None:
+    loader = registry.model_loaders[spec.loader]
+    if loader.needs_path:
+        if not spec.path:
+            return loaded.source.error(("models", name), f"loader '{spec.loader}' needs a 'path'", prefer_key=True)
+        target = spec.path.split(":", 1)[0] if spec.loader == "python" else spec.path
+        if spec.loader == "python" and not target.endswith(".py"):
+            return None  # an importable module name, resolved at load time
+        path = resolve_path(loaded.base_dir, target)
+        problem = check_file(loaded, ("models", name, "path"), path, folders=spec.loader != "python",
+                             special_files=loader.special_files)
+        if problem is not None:
+            return problem
+    unsafe = loader.unsafe_format(spec, loaded.base_dir) if loader.unsafe_format else None
+    if unsafe and not loaded.suite.policy.allow_pickle:
+        return loaded.source.error(
+            ("models", name, "path"),
+            f"model '{name}' is stored as {unsafe} (loading it runs code stored in the file) and "
+            "policy.allow_pickle is false; save it with skops (.skops) or another safe format",
+        )
+    return None
+
+
+def _within(seconds: float, what: str, work: Callable[[], Any]) -> Any:
+    """``work()`` in a daemon thread, or :class:`ArtifactError` after ``seconds``.
+
+    A loader that never returns (a factory waiting on a socket, a read of a pipe) stops
+    the run with a clear error instead of hanging it; a loader that calls ``sys.exit`` is
+    an error, never the run's exit status.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"llmguard-load-{what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ArtifactError(f"loading did not finish within {seconds:g} s (policy.load_timeout)")
+    error = box.get("error")
+    if isinstance(error, SystemExit | KeyboardInterrupt | GeneratorExit):
+        raise ArtifactError(f"the loader raised {type(error).__name__}({error}) while loading")
+    if error is not None:
+        raise error
+    return box["value"]
 
 
 def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedModel]:
-    """Load every model once with its loader and digest it."""
+    """Load every model once with its loader and digest it, each within ``policy.load_timeout``."""
     check_model_paths(loaded, registry)
     out: dict[str, LoadedModel] = {}
+    timeout = loaded.suite.policy.load_timeout
     for name, spec in loaded.suite.models.items():
         loader = registry.model_loaders[spec.loader]
-        try:
+
+        def work(loader: ModelLoader = loader, spec: ModelSpec = spec) -> tuple[str, str, Any]:
             if loader.digest is not None:
                 digest, kind = loader.digest(spec, loaded.base_dir)
             else:
                 digest, kind = sha256_path(resolve_path(loaded.base_dir, spec.path or ""))
-            obj = loader.load(spec, loaded.base_dir)
+            return digest, kind, loader.load(spec, loaded.base_dir)
+
+        try:
+            digest, kind, obj = _within(timeout, name, work)
         except SuiteError:
             raise
         except ImportError as exc:
             raise loaded.source.error(("models", name, "loader"),
                                       f"loader '{spec.loader}' needs a missing package: {exc}") from None
         except Exception as exc:
-            raise loaded.source.error(("models", name, "path"),
-                                      f"cannot load model: {type(exc).__name__}: {exc}") from None
+            what = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
+            raise loaded.source.error(("models", name, "path"), f"cannot load model: {what}") from None
         path = resolve_path(loaded.base_dir, spec.path) if spec.path and loader.needs_path else None
+        extra: dict[str, Any] = {}
+        unsafe = loader.unsafe_format(spec, loaded.base_dir) if loader.unsafe_format else None
+        if unsafe:
+            extra["unsafe_format"] = unsafe
         out[name] = LoadedModel(name=name, spec=spec, obj=obj, sha256=digest, digest_kind=kind,
-                                loader=spec.loader, path=path)
+                                loader=spec.loader, path=path, extra=extra)
     return out

@@ -86,6 +86,14 @@ def _load_sklearn(spec: ModelSpec, base: Path) -> Any:
     return joblib.load(path)
 
 
+def _sklearn_unsafe(spec: ModelSpec, base: Path) -> str | None:
+    return None if (spec.path or "").lower().endswith(".skops") else "pickle"
+
+
+def _torch_unsafe(spec: ModelSpec, base: Path) -> str | None:
+    return None if spec.options.get("format") == "torchscript" else "pickle"
+
+
 def _split_target(spec: ModelSpec) -> tuple[str, str]:
     target = spec.path or ""
     module, sep, attr = target.partition(":")
@@ -148,10 +156,12 @@ def _load_onnx(spec: ModelSpec, base: Path) -> Any:
 @hookimpl
 def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
     register(ModelLoader("sklearn", _load_sklearn,
-                         "scikit-learn estimator: .joblib/.pkl (pickle runs code) or .skops."))
+                         "scikit-learn estimator: .joblib/.pkl (pickle runs code) or .skops.",
+                         unsafe_format=_sklearn_unsafe))
     register(ModelLoader("python", _load_python, "A Python object or factory: 'module:callable' or 'file.py:callable'.",
                          digest=_digest_python))
-    register(ModelLoader("torch", _load_torch, "A torch module (.pt, full pickle or TorchScript) on cpu or cuda."))
+    register(ModelLoader("torch", _load_torch, "A torch module (.pt, full pickle or TorchScript) on cpu or cuda.",
+                         unsafe_format=_torch_unsafe))
     register(ModelLoader("transformers", _load_transformers,
                          "A local transformers folder: causal LM or sequence classifier (no hub access)."))
     register(ModelLoader("onnx", _load_onnx, "An ONNX graph run with onnxruntime."))

@@ -152,16 +152,24 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .artifacts import check_model_paths, load_datasets
+    from .errors import SuiteError
     from .evidence.waivers import suite_entries
-    from .loading import load_suite
+    from .loading import SuiteErrors, load_suite
 
     host = _host(args)
     _report_failures(host)
     registry = host.registry()
     loaded = load_suite(args.suite, registry, overrides=args.set or [])
-    load_datasets(loaded, registry)
-    check_model_paths(loaded, registry)
-    suite_entries(loaded)  # each waiver must name a check of the suite
+    errors: list[SuiteError] = []
+    for step in (load_datasets, check_model_paths, lambda s, _: suite_entries(s)):  # every problem at once
+        try:
+            step(loaded, registry)  # waivers: each must name a check of the suite
+        except SuiteErrors as exc:
+            errors.extend(exc.errors)
+        except SuiteError as exc:
+            errors.append(exc)
+    if errors:
+        raise SuiteErrors(errors)
     print(f"{args.suite}: valid ({len(loaded.suite.checks)} checks, {len(loaded.suite.models)} models, "
           f"{len(loaded.suite.datasets)} datasets)")
     return EXIT_OK

@@ -8,7 +8,25 @@ traceback.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format and unassigned characters escaped (``\\x1b``, ``\\u202e``).
+
+    An error message quotes the suite's own text; a newline, an ANSI escape or a bidi
+    override in a key must not split the one-line error or rewrite the terminal.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == " " or unicodedata.category(ch)[0] not in ("C", "Z"):
+            out.append(ch)
+        else:
+            out.append(ascii(ch)[1:-1])
+    return "".join(out)
 
 
 class LlmguardError(Exception):
@@ -40,8 +58,8 @@ class SuiteError(LlmguardError):
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        key = f" {self.key}:" if self.key else ""
-        return f"{where}{key} {self.message}"
+        key = f" {printable(self.key)}:" if self.key else ""
+        return f"{where}{key} {printable(self.message)}"
 
 
 class PluginError(LlmguardError):

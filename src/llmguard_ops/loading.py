@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from .errors import SuiteError, did_you_mean
 from .registry import Registry
 from .suite import CheckConfig, GateBound, Suite
-from .yamlsource import Path_, SourceMap, format_path, load_yaml
+from .yamlsource import Path_, SourceMap, format_path, load_yaml, position_of_offset
 
 
 class SuiteErrors(SuiteError):
@@ -149,7 +150,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise SuiteError(f"--set has an empty path: {text!r}", file="--set")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError):  # e.g. an int of 5000 digits
         parsed = value
     return parts, parsed
 
@@ -186,13 +187,36 @@ def apply_overrides(data: dict[str, Any], raw: dict[str, Any], smap: SourceMap, 
             smap.overridden.add(tuple(resolved))
 
 
+MAX_SUITE_BYTES = 1 << 20
+"""Largest suite file read (1 MiB); real suites are a few kilobytes."""
+
+
 def read_suite_text(path: Path) -> str:
+    """The suite's text: a regular file of at most :data:`MAX_SUITE_BYTES`, valid UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise SuiteError("suite file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"cannot read suite file: {exc}", file=str(path)) from None
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite file: {exc.strerror or exc}", file=str(path)) from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/zero would block or never end
+        raise SuiteError("the suite is not a regular file", file=str(path))
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SUITE_BYTES + 1)
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite file: {exc.strerror or exc}", file=str(path)) from None
+    if len(data) > MAX_SUITE_BYTES:
+        line, column = position_of_offset(data, MAX_SUITE_BYTES)
+        raise SuiteError(f"the suite file is larger than {MAX_SUITE_BYTES} bytes (the limit is reached here)",
+                         file=str(path), line=line, column=column)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = position_of_offset(data, exc.start)
+        raise SuiteError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", file=str(path),
+                         line=line, column=column) from None
+    return text.removeprefix("\ufeff")
 
 
 def load_suite(
@@ -223,39 +247,22 @@ def load_suite(
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        raise _located(exc, smap, Suite) from None
+        # report the checks' own problems too: every error at once, not one stage at a time
+        errors = _located(exc, smap, Suite).errors + _raw_check_errors(data, registry, smap)
+        raise SuiteErrors(errors) from None
 
     loaded = LoadedSuite(
         suite=suite, path=path.resolve(), text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         source=smap, raw=raw, overrides=list(overrides),
     )
-    errors: list[SuiteError] = []
+    errors = []
     context = {"models": set(suite.models), "datasets": set(suite.datasets)}
     for i, check in enumerate(suite.checks):
-        definition = registry.checks.get(check.uses)
-        if definition is None:
-            failure = registry.failure_for_check(check.uses)
-            if failure is not None:
-                msg = f"check '{check.uses}' is unavailable: {failure.line()}"
-            else:
-                msg = f"unknown check '{check.uses}'{did_you_mean(check.uses, registry.checks)}"
-                if not did_you_mean(check.uses, registry.checks):
-                    msg += "; run 'llmguard checks' to list the installed ones"
-            errors.append(smap.error(("checks", i, "uses"), msg))
-            continue
-        try:
-            loaded.params[check.id] = definition.params.model_validate(check.with_, context=context)
-        except ValidationError as exc:
-            errors.extend(_located(exc, smap, definition.params, ("checks", i, "with")).errors)
-        for metric in check.gate:
-            if not definition.declares(metric):
-                names = [m for m in definition.metric_names() if "*" not in m]
-                errors.append(smap.error(
-                    ("checks", i, "gate", metric),
-                    f"check '{check.uses}' has no metric '{metric}'{did_you_mean(metric, names)}",
-                    prefer_key=True,
-                ))
+        params, found = _check_entry(i, check.uses, check.with_, list(check.gate), registry, smap, context)
+        errors += found
+        if params is not None:
+            loaded.params[check.id] = params
     for name, model in suite.models.items():
         if model.loader not in registry.model_loaders:
             errors.append(smap.error(
@@ -267,13 +274,101 @@ def load_suite(
     return loaded
 
 
+def _check_entry(
+    i: int, uses: str, with_: dict[str, Any], metrics: list[str], registry: Registry, smap: SourceMap,
+    context: dict[str, set[str]],
+) -> tuple[BaseModel | None, list[SuiteError]]:
+    """The parameters of ``checks[i]`` validated against its check, and every problem found."""
+    definition = registry.checks.get(uses)
+    if definition is None:
+        failure = registry.failure_for_check(uses)
+        if failure is not None:
+            msg = f"check '{uses}' is unavailable: {failure.line()}"
+        else:
+            msg = f"unknown check '{uses}'{did_you_mean(uses, registry.checks)}"
+            if not did_you_mean(uses, registry.checks):
+                msg += "; run 'llmguard checks' to list the installed ones"
+        return None, [smap.error(("checks", i, "uses"), msg)]
+    errors: list[SuiteError] = []
+    params: BaseModel | None = None
+    try:
+        params = definition.params.model_validate(with_, context=context)
+    except ValidationError as exc:
+        errors.extend(_located(exc, smap, definition.params, ("checks", i, "with")).errors)
+    else:
+        errors.extend(_default_refs(definition.params, with_, context, smap, i))
+    for metric in metrics:
+        if not definition.declares(metric):
+            names = [m for m in definition.metric_names() if "*" not in m]
+            errors.append(smap.error(
+                ("checks", i, "gate", metric),
+                f"check '{uses}' has no metric '{metric}'{did_you_mean(metric, names)}",
+                prefer_key=True,
+            ))
+    return params, errors
+
+
+def _default_refs(
+    model: type[BaseModel], with_: dict[str, Any], context: dict[str, set[str]], smap: SourceMap, i: int
+) -> list[SuiteError]:
+    """A parameter left at its default that names a model or dataset the suite lacks.
+
+    ``dataset: DatasetRef = "current"`` is not validated by pydantic when omitted, so a
+    suite whose datasets do not include ``current`` would pass ``validate`` and ERROR at
+    run time. Suites that define no model (dataset) at all are left alone.
+    """
+    errors = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key in with_ or name in with_ or not isinstance(info.default, str):
+            continue
+        kind: str = next((str(m.func.llmguard_ref) for m in info.metadata
+                          if getattr(getattr(m, "func", None), "llmguard_ref", None)), "")
+        names = context.get(kind)
+        # a suite with no models (datasets) at all feeds its checks otherwise, e.g. logged
+        # predictions in canary.compare: only a suite that has some can lack the default
+        if names and info.default not in names:
+            listed = ", ".join(sorted(names)) or "none"
+            errors.append(smap.error(
+                ("checks", i, "with") if "with" in _keys_at(smap, i) else ("checks", i),
+                f"'{key}' defaults to {kind[:-1]} '{info.default}', which the suite does not define; "
+                f"set with.{key} (the suite defines: {listed})",
+                prefer_key=True,
+            ))
+    return errors
+
+
+def _keys_at(smap: SourceMap, i: int) -> set[str]:
+    return {str(k[2]) for k in smap.keys if len(k) == 3 and k[:2] == ("checks", i)}
+
+
+def _raw_check_errors(data: dict[str, Any], registry: Registry, smap: SourceMap) -> list[SuiteError]:
+    """Check-level problems of a suite whose top level failed validation (best effort)."""
+    checks = data.get("checks")
+    if not isinstance(checks, list):
+        return []
+    models, datasets = data.get("models"), data.get("datasets")
+    context = {"models": set(models) if isinstance(models, dict) else set(),
+               "datasets": set(datasets) if isinstance(datasets, dict) else set()}
+    errors: list[SuiteError] = []
+    for i, entry in enumerate(checks):
+        if not isinstance(entry, dict) or not isinstance(entry.get("uses"), str):
+            continue
+        with_ = entry.get("with", {})
+        gate = entry.get("gate", {})
+        if not isinstance(with_, dict) or not isinstance(gate, dict):
+            continue
+        errors += _check_entry(i, entry["uses"], with_, [str(g) for g in gate], registry, smap, context)[1]
+    return errors
+
+
 def _precheck(data: dict[str, Any], smap: SourceMap) -> None:
     """Errors pydantic would place badly: duplicate check ids."""
     checks = data.get("checks")
     if isinstance(checks, list):
         seen: dict[Any, int] = {}
         for i, check in enumerate(checks):
-            if isinstance(check, dict) and "id" in check:
+            if isinstance(check, dict) and isinstance(check.get("id"), str):
                 if check["id"] in seen:
                     raise smap.error(("checks", i, "id"), f"duplicate check id '{check['id']}' "
                                      f"(first at checks[{seen[check['id']]}])")
@@ -281,37 +376,59 @@ def _precheck(data: dict[str, Any], smap: SourceMap) -> None:
 
 
 def suite_json_schema(registry: Registry) -> dict[str, Any]:
-    """JSON Schema of the suite format with each installed check's parameters."""
-    variants: list[Any] = []
+    """JSON Schema of the suite format with each installed check's parameters.
+
+    All models are rendered together by pydantic's ``models_json_schema``, which gives
+    two parameter models of the same class name (``GenerationParams`` of two checks, or
+    of two plugins) distinct ``$defs`` names instead of letting one overwrite the other.
+    """
+    from pydantic.json_schema import models_json_schema
+
+    names: list[str] = []
+    models: list[Any] = []
     for name, definition in sorted(registry.checks.items()):
         fields: dict[str, Any] = {
             "uses": (Any, ...),
             "with_": (definition.params, None),
             "gate": (dict[str, GateBound], None),
         }
-        model: Any = create_model("Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields)
-        schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        names.append(name)
+        models.append(create_model("Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields))
+    refs, rendered = models_json_schema(
+        [(Suite, "validation"), *((m, "validation") for m in models)], by_alias=True,
+        ref_template="#/$defs/{model}",
+    )
+    defs: dict[str, Any] = rendered.get("$defs", {})
+    suite_key = refs[(Suite, "validation")]["$ref"].rsplit("/", 1)[-1]
+    base = defs.pop(suite_key)
+    items = []
+    for name, model in zip(names, models, strict=True):
+        key = refs[(model, "validation")]["$ref"].rsplit("/", 1)[-1]
+        schema = defs.pop(key)
+        definition = registry.checks[name]
         schema["properties"]["uses"] = {"const": name, "description": definition.summary}
         schema["properties"]["with"] = schema["properties"].pop("with_", schema["properties"].get("with"))
         schema["properties"]["gate"] = {
             "type": "object",
             "description": "Metric name → bounds. Metrics: " + ", ".join(definition.metric_names()),
-            "additionalProperties": {"$ref": "#/$defs/GateBound"},
+            "additionalProperties": {"$ref": f"#/$defs/{_def_name(defs, GateBound)}"},
             "propertyNames": {"anyOf": [{"pattern": _glob_to_regex(m)} for m in definition.metric_names()]},
         }
-        variants.append(schema)
-    base = Suite.model_json_schema(by_alias=True)
-    defs = base.setdefault("$defs", {})
-    items = []
-    for schema in variants:
-        defs.update(schema.pop("$defs", {}))
         items.append(schema)
     if items:
         base["properties"]["checks"]["items"] = {"oneOf": items}
+    base["$defs"] = defs
     base["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     base["title"] = "llmguard suite (apiVersion llmguard/v1)"
     json.dumps(base)  # must be serialisable
     return base
+
+
+def _def_name(defs: dict[str, Any], model: type[BaseModel]) -> str:
+    """The ``$defs`` key pydantic gave ``model`` (its name, or a qualified one on a clash)."""
+    if model.__name__ in defs:
+        return model.__name__
+    return next(k for k in defs if k.endswith(model.__name__))
 
 
 def _glob_to_regex(pattern: str) -> str:

@@ -28,6 +28,37 @@ import pytest
 
 from .options import RUN_OPTIONS, add_pytest_options
 
+
+def _telemetry_off() -> None:
+    """Offline before any other plugin is imported: deepeval's own pytest plugin (entry point
+    ``plugins``) sets up telemetry when it is imported unless ``DEEPEVAL_TELEMETRY_OPT_OUT``
+    is ``YES``. pytest imports entry points in an order we do not choose; when deepeval's
+    came first (or was named with ``-p``), its import-time setup has run, so its clients are
+    switched off here as well (every deepeval capture also rereads the variable)."""
+    import os
+    import sys
+
+    from .cli import _quiet_third_parties
+
+    _quiet_third_parties()
+    telemetry = sys.modules.get("deepeval.telemetry")
+    if telemetry is None or os.environ.get("DEEPEVAL_TELEMETRY_OPT_OUT") != "YES":
+        return
+    posthog = getattr(telemetry, "posthog", None)
+    if posthog is not None:
+        posthog.disabled = True
+    try:
+        import sentry_sdk
+
+        client = sentry_sdk.get_client()
+        if client.is_active():
+            client.close(timeout=0)
+    except Exception:  # sentry absent or of another version: nothing was set up to close
+        pass
+
+
+_telemetry_off()
+
 if TYPE_CHECKING:
     from ._pytest_suite import SuiteSession
     from .results import CheckResult

@@ -83,6 +83,12 @@ class ModelLoader:
     needs_path: bool = True
     plugin: str = ""
     plugin_version: str | None = None
+    unsafe_format: Callable[[ModelSpec, Path], str | None] | None = None
+    """``"pickle"`` when loading ``spec`` runs code stored in the file (recorded in the
+    report, refused under ``policy.allow_pickle: false``); ``None`` when it does not."""
+    special_files: bool = False
+    """True when the loader reads FIFOs, devices or sockets itself; otherwise the host
+    accepts only regular files and folders at ``path``."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class DatasetLoader:
     summary: str = ""
     plugin: str = ""
     plugin_version: str | None = None
+    special_files: bool = False
+    """True when the loader reads FIFOs, devices or sockets; otherwise only regular files."""
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,9 @@ class CheckConfig(_Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="Check parameters.")
     gate: dict[str, GateBound] = Field(default_factory=dict, description="Metric name → bounds.")
     severity: Severity = Severity.BLOCKER
-    timeout: float | None = Field(None, gt=0, description="Seconds before the check becomes ERROR.")
+    timeout: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Seconds before the check becomes ERROR."
+    )
     allow_error: bool = Field(False, description="An ERROR of this check does not block (explicit exception).")
     description: str | None = None
 
@@ -152,7 +154,7 @@ class Notification(_Strict):
     )
     when: list[DecisionName] = Field(default_factory=_incidents, description="Decisions that trigger the POST.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; use ${VAR} for tokens.")
-    timeout: float = Field(5.0, gt=0, description="Seconds per attempt.")
+    timeout: float = Field(5.0, gt=0, allow_inf_nan=False, description="Seconds per attempt.")
     retries: int = Field(3, ge=0, le=10, description="Retries after the first attempt (5xx, 429, network errors).")
 
 
@@ -166,10 +168,23 @@ class Policy(_Strict):
         "review", description="What a skipped blocker check means for the decision."
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of reported confidence intervals.")
-    default_timeout: float = Field(600.0, gt=0, description="Seconds per check when it sets no timeout.")
+    default_timeout: float = Field(
+        600.0, gt=0, allow_inf_nan=False, description="Seconds per check when it sets no timeout."
+    )
     require_signature: bool = Field(False, description="BLOCK when the run is not signed.")
     isolation: Literal["thread", "process"] = Field(
         "thread", description="'process': each check runs in a forked child, so a crash is an ERROR of that check."
+    )
+    load_timeout: float = Field(
+        600.0, gt=0, allow_inf_nan=False,
+        description="Seconds a model loader or factory may take before the run stops with exit 2.",
+    )
+    allow_pickle: bool = Field(
+        True, description="false: refuse (exit 2, before loading) models stored as pickle/joblib."
+    )
+    paths: Literal["any", "confined"] = Field(
+        "any", description="'confined': every dataset and model must resolve (symlinks followed) "
+        "inside the suite's folder.",
     )
 
 
@@ -181,6 +196,7 @@ def _known(kind: str) -> Any:
             raise ValueError(f"unknown {kind[:-1]} '{v}'{did_you_mean(v, names)}; the suite defines: {listed}")
         return v
 
+    check.llmguard_ref = kind  # type: ignore[attr-defined]  # read by loading._default_refs
     return AfterValidator(check)
 
 
@@ -200,7 +216,7 @@ class Suite(_Strict):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Free-form facts for reports (owner, intended use, ...)."
     )
-    seed: int = Field(0, description="Seed of every random draw in the run.")
+    seed: int = Field(0, ge=0, lt=2**63, description="Seed of every random draw in the run.")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     checks: list[CheckConfig] = Field(min_length=1)

@@ -3,9 +3,13 @@
 Both are scikit-learn pipelines fitted on ``data/train.csv`` with fixed seeds, fed the
 feature columns only (never ``sex``, ``age_group`` or ``applicant_id``):
 
-* ``models/champion.joblib``: last year's model in production: a shallow decision tree
+* ``models/champion.skops``: last year's model in production: a shallow decision tree
   on four features;
-* ``models/candidate.joblib``: the challenger: logistic regression on every feature.
+* ``models/candidate.skops``: the challenger: logistic regression on every feature.
+
+They are saved with skops, which loads without running code from the file (the demo
+suite lists the one non-default type it trusts, the tree's ``Tree``). The same models are
+also written as ``.joblib`` (pickle) for the example suites that show pickle handling.
 
     python suites/demo/train_models.py
 """
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
+import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -48,9 +53,10 @@ def main() -> None:
     ]).fit(x, y)
     out = HERE / "models"
     out.mkdir(exist_ok=True)
-    joblib.dump(champion, out / "champion.joblib")
-    joblib.dump(candidate, out / "candidate.joblib")
-    print(f"wrote {out / 'champion.joblib'} and {out / 'candidate.joblib'}")
+    for name, model in (("champion", champion), ("candidate", candidate)):
+        sio.dump(model, out / f"{name}.skops")
+        joblib.dump(model, out / f"{name}.joblib")
+    print(f"wrote {out / 'champion.skops'} and {out / 'candidate.skops'} (and .joblib copies)")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ def _generation_specs() -> tuple[MetricSpec, ...]:
         specs.append(MetricSpec(f"{what}_mean_ms", f"mean {text} (bootstrap interval)", False, "ms"))
     specs.append(MetricSpec("tokens_per_s", "output tokens per second of wall time, all requests", True, "tokens/s"))
     specs.append(MetricSpec("output_tokens_mean", "mean output tokens per request", None, "tokens"))
+    specs.append(MetricSpec("error_rate", "http endpoints: attempts that met a 429/5xx answer or a connection "
+                            "error (each retried with backoff) / attempts sent while timing", False))
     return tuple(specs)
 
 

@@ -90,7 +90,27 @@ def load_endpoint(spec: Any, base: Path) -> HttpModel:
         if not key:
             raise ArtifactError(f"environment variable {env} (options.api_key_env) is not set")
     headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
-    return HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)))
+    retries = options.get("retries", 3)
+    backoff = options.get("backoff_s", 0.25)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        raise ArtifactError(f"options.retries must be an integer from 0 to 10, got {retries!r}")
+    if not isinstance(backoff, int | float) or isinstance(backoff, bool) or not 0 <= backoff <= 60:
+        raise ArtifactError(f"options.backoff_s must be a number of seconds from 0 to 60, got {backoff!r}")
+    return HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)), retries, float(backoff))
+
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Answers retried with backoff (with connection errors): the server may recover."""
+
+_CONNECTION_ERRORS = (ConnectionError, http.client.CannotSendRequest, http.client.BadStatusLine)
+
+
+@dataclass
+class TransportStats:
+    """Attempts sent and transient failures seen (each retried or, at the last try, raised)."""
+
+    attempts: int = 0
+    transient_errors: int = 0
 
 
 class HttpModel:
@@ -100,7 +120,7 @@ class HttpModel:
     is_remote = True
 
     def __init__(self, description: dict[str, Any], headers: dict[str, str], api_key: str | None,
-                 timeout_s: float) -> None:
+                 timeout_s: float, retries: int = 3, backoff_s: float = 0.25) -> None:
         self.description = description
         self.api: str = description["api"]
         self.model_name: str = description["model"]
@@ -115,6 +135,11 @@ class HttpModel:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.transport_stats = TransportStats()
+        self._stats_lock = threading.Lock()
+        self._secrets = [v for v in (api_key, *headers.values()) if v and len(v) >= 4]
         self._local = threading.local()
 
     def __repr__(self) -> str:  # never the headers: they may hold the key
@@ -142,26 +167,87 @@ class HttpModel:
             conn.close()
         self._local.conn = None
 
+    @property
+    def _path(self) -> str:
+        return f"{self._prefix}/{'chat/completions' if self.api == 'chat' else 'completions'}"
+
+    @property
+    def url(self) -> str:
+        """The URL requests go to (never with credentials: they travel in headers)."""
+        return f"{self.description['base_url']}/{'chat/completions' if self.api == 'chat' else 'completions'}"
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def _count(self, transient: bool) -> None:
+        with self._stats_lock:
+            self.transport_stats.attempts += 1
+            self.transport_stats.transient_errors += transient
+
     def _post(self, body: dict[str, Any]) -> http.client.HTTPResponse:
-        path = f"{self._prefix}/{'chat/completions' if self.api == 'chat' else 'completions'}"
+        """POST ``body``; 429/5xx answers and connection errors are retried with backoff.
+
+        Each attempt is counted in :attr:`transport_stats` (the checks' ``error_rate``); a
+        kept-alive connection the server closed between requests is reopened uncounted.
+        Errors name the URL, never a credential.
+        """
         data = json.dumps(body).encode("utf-8")
-        for attempt in (0, 1):  # a kept-alive connection the server closed is retried once, fresh
-            conn = self._connection()
+        attempt = 0
+        stale_retry = True
+        while True:
+            conn = getattr(self._local, "conn", None)
+            reused = conn is not None and conn.sock is not None
+            problem: str
             try:
-                conn.request("POST", path, body=data, headers=self._headers)
+                conn = self._connection()
+                conn.request("POST", self._path, body=data, headers=self._headers)
                 response = conn.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-                    http.client.CannotSendRequest):
+            except TimeoutError:
                 self._drop_connection()
-                if attempt:
-                    raise
-                continue
-            if response.status != 200:
+                self._count(False)
+                raise ArtifactError(f"{self.url}: no answer within {self.timeout_s:g} s (options.timeout_s)") from None
+            except _CONNECTION_ERRORS as exc:
+                self._drop_connection()
+                if reused and stale_retry:  # the server closed an idle keep-alive connection
+                    stale_retry = False
+                    continue
+                problem = f"{type(exc).__name__}: {exc}"
+            except OSError as exc:  # e.g. no route to host
+                self._drop_connection()
+                problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+            else:
+                if response.status == 200:
+                    self._count(False)
+                    return response
                 detail = response.read(500).decode("utf-8", "replace")
                 self._drop_connection()
-                raise ArtifactError(f"{self.description['base_url']}: HTTP {response.status}: {detail}")
-            return response
-        raise AssertionError("unreachable")
+                problem = f"HTTP {response.status}: {detail}"
+                if response.status not in RETRY_STATUSES:
+                    self._count(False)
+                    raise ArtifactError(self._redact(f"{self.url}: {problem}"))
+            self._count(True)
+            if attempt >= self.retries:
+                raise ArtifactError(self._redact(
+                    f"{self.url}: {problem} (after {attempt + 1} attempt{'s' if attempt else ''})"))
+            time.sleep(self.backoff_s * 2**attempt)
+            attempt += 1
+            stale_retry = True
+
+    def _payload(self, raw: bytes) -> dict[str, Any]:
+        """The JSON object of a 200 answer, which must hold ``choices``."""
+        text = raw.decode("utf-8", "replace")
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError:
+            message = f"{self.url}: HTTP 200 with a body that is not JSON: {text[:200]}"
+            raise ArtifactError(self._redact(message)) from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list) or not payload["choices"]:
+            shown = payload.get("error", payload) if isinstance(payload, dict) else payload
+            raise ArtifactError(self._redact(
+                f"{self.url}: HTTP 200 without choices: {json.dumps(shown)[:200]}"))
+        return payload
 
     def _body(self, prompt: str, max_tokens: int | None, stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model_name, "temperature": 0, **self.defaults, **extra}
@@ -188,12 +274,16 @@ class HttpModel:
         out = []
         for prompt in prompts:
             response = self._post(self._body(prompt, max_new_tokens, False, extra))
-            payload = json.loads(response.read().decode("utf-8"))
+            payload = self._payload(response.read())
             if response.will_close:
                 self._drop_connection()
-            choice = (payload.get("choices") or [{}])[0]
-            text = choice.get("message", {}).get("content") if self.api == "chat" else choice.get("text")
-            out.append(text or "")
+            choice = payload["choices"][0]
+            message = choice.get("message") if isinstance(choice, dict) else None
+            text = (message or {}).get("content") if self.api == "chat" else choice.get("text")
+            if not isinstance(text, str):
+                raise ArtifactError(self._redact(f"{self.url}: HTTP 200 with a choice without text: "
+                                                 f"{json.dumps(choice)[:200]}"))
+            out.append(text)
         return out
 
     def predict(self, texts: list[str]) -> np.ndarray:
@@ -208,13 +298,29 @@ class HttpModel:
         extra: dict[str, Any] = {"ignore_eos": True, "min_tokens": max_new_tokens} if ignore_eos else {}
         timing = StreamTiming(sent_ns=time.perf_counter_ns())
         response = self._post(self._body(prompt, max_new_tokens, True, extra))
+        if (response.getheader("Content-Type") or "").startswith("application/json"):  # not a stream
+            body = response.read()
+            self._drop_connection()
+            self._payload(body)  # raises for an error object in place of choices
+            raise ArtifactError(f"{self.url}: HTTP 200 with one JSON answer, not a stream; the endpoint "
+                                "ignores stream: true")
         chunks = 0
         usage_tokens: int | None = None
         parts: list[str] = []
+        answered = False
         for event in _sse_events(response):
             if event == "[DONE]":
                 break
-            payload = json.loads(event)
+            try:
+                payload = json.loads(event)
+            except json.JSONDecodeError:
+                self._drop_connection()
+                raise ArtifactError(self._redact(f"{self.url}: a streamed event is not JSON: {event[:200]}")) from None
+            if not isinstance(payload, dict) or "error" in payload:
+                self._drop_connection()
+                shown = payload.get("error", payload) if isinstance(payload, dict) else payload
+                raise ArtifactError(self._redact(f"{self.url}: the stream sent an error: {json.dumps(shown)[:200]}"))
+            answered = answered or isinstance(payload.get("choices"), list)
             usage = payload.get("usage")
             if usage and usage.get("completion_tokens") is not None:
                 usage_tokens = int(usage["completion_tokens"])
@@ -229,6 +335,8 @@ class HttpModel:
                     chunks += 1
                     parts.append(piece)
         self._finish(response)
+        if not answered:
+            raise ArtifactError(f"{self.url}: HTTP 200 stream without choices")
         timing.tokens = usage_tokens if usage_tokens is not None else chunks
         timing.text = "".join(parts)
         return timing

@@ -157,6 +157,8 @@ def run_generation(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
     with torch_settings(params.threads) as torch_facts, PeakMemory(device) as memory:
         for i in range(params.warmup):
             stream(prompts[i % len(prompts)])
+        stats = getattr(obj, "transport_stats", None)
+        before = (stats.attempts, stats.transient_errors) if stats is not None else None
         timings, starts, wall_ns = _run_requests(stream, prompts, params, ctx)
         peak = memory.peak_mb()
     empty = sum(1 for t in timings if t.first_ns is None)
@@ -176,6 +178,12 @@ def run_generation(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
     add_percentiles(out, ctx, e2e, prefix="e2e_", names=names, maximum=None)
     out.add("tokens_per_s", float(tokens.sum()) / (wall_ns / 1e9), n=len(timings), unit="tokens/s")
     out.add("output_tokens_mean", float(tokens.mean()), n=len(timings), unit="tokens")
+    if stats is not None and before is not None:
+        attempts = stats.attempts - before[0]
+        failed = stats.transient_errors - before[1]
+        if attempts:
+            out.add("error_rate", failed / attempts, n=attempts)
+            out.details.update(attempts=attempts, transient_errors=failed, retries=getattr(obj, "retries", None))
     if (~multi).any():
         out.warnings.append(f"{int((~multi).sum())} requests produced fewer than 2 tokens and have no TPOT")
     short = int((tokens < params.max_new_tokens).sum())

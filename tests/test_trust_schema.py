@@ -1,0 +1,68 @@
+"""``llmguard schema`` names every check's parameter model uniquely, and every shipped and
+documented suite validates against it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from tests.conftest import REPO
+from tests.test_docs import yaml_blocks
+
+from llmguard_ops.cli import main
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, object]:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["schema"]) == 0
+    data: dict[str, object] = json.loads(out.getvalue())
+    jsonschema.Draft202012Validator.check_schema(data)
+    return data
+
+
+def _suites() -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = []
+    for path in sorted((REPO / "suites").glob("**/*.yaml")):
+        if not path.name.startswith("."):
+            found.append((str(path.relative_to(REPO)), yaml.safe_load(path.read_text(encoding="utf-8"))))
+    for where, text in yaml_blocks():
+        data = yaml.safe_load(text)
+        if isinstance(data, dict) and data.get("apiVersion") == "llmguard/v1":
+            found.append((where, data))
+    return found
+
+
+SUITES = _suites()
+
+
+@pytest.mark.parametrize(("where", "data"), SUITES, ids=[w for w, _ in SUITES])
+def test_shipped_and_documented_suites_validate_against_the_schema(
+    schema: dict[str, object], where: str, data: object
+) -> None:
+    jsonschema.validate(data, schema)
+
+
+def test_two_params_models_of_one_name_keep_their_own_definitions(schema: dict[str, object]) -> None:
+    defs = schema["$defs"]
+    assert isinstance(defs, dict)
+    generation = [k for k in defs if k.endswith("GenerationParams")]
+    assert len(generation) == 2, generation
+    base = {"apiVersion": "llmguard/v1", "name": "s", "checks": []}
+    latency = {"id": "speed", "uses": "latency.generation", "with": {"ignore_eos": True, "max_new_tokens": 8}}
+    jsonschema.validate({**base, "checks": [latency]}, schema)  # a key only latency.generation has
+    wrong = {**latency, "with": {"ignore_eos": "sometimes"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**base, "checks": [wrong]}, schema)
+
+
+def test_documented_suites_were_found() -> None:
+    assert any(w.startswith("docs/") or w.startswith("README") for w, _ in SUITES)
+    assert any(Path(w).parts[0] == "suites" for w, _ in SUITES)
