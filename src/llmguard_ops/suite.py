@@ -143,6 +143,24 @@ class Notification(_Strict):
     retries: int = Field(3, ge=0, le=10, description="Retries after the first attempt (5xx, 429, network errors).")
 
 
+class ApprovalPolicy(_Strict):
+    """Signed human approvals a REVIEW needs before ``llmguard verify --approvals`` accepts it."""
+
+    required: int = Field(1, ge=1, le=20, description="How many valid approvals a REVIEW needs.")
+    roles: list[str] = Field(
+        default_factory=list,
+        description="Roles that must each approve at least once (only these roles count; "
+        "a rejection by any of them wins). Empty: any role in the trust file counts.",
+    )
+    distinct_people: bool = Field(True, description="Each approval must come from another person.")
+    two_person_rule: bool = Field(
+        True, description="Whoever signed the run (its key or its name) cannot approve it."
+    )
+    valid_for_days: float | None = Field(
+        30.0, gt=0, description="Days an approval stays valid after it was signed (null: no limit)."
+    )
+
+
 class Policy(_Strict):
     """How results become a decision."""
 
@@ -155,6 +173,9 @@ class Policy(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of reported confidence intervals.")
     default_timeout: float = Field(600.0, gt=0, description="Seconds per check when it sets no timeout.")
     require_signature: bool = Field(False, description="BLOCK when the run is not signed.")
+    approvals: ApprovalPolicy | None = Field(
+        None, description="Signed approvals that turn a REVIEW into an accepted promotion."
+    )
 
 
 def _known(kind: str) -> Any:
