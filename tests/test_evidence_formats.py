@@ -92,3 +92,36 @@ def test_the_test_result_says_what_was_tested(project: Project, run: Path) -> No
     main = json.loads(base64.b64decode(_envelope(run / "attestation.dsse.json")["payload"]))
     digest = hashlib.sha256((run / "test-result.dsse.json").read_bytes()).hexdigest()
     assert main["predicate"]["outputs"]["test-result.dsse.json"] == digest
+
+
+def test_the_bom_passes_cyclonedx_schema_validation(project: Project, run: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from llmguard_ops.artifacts import sha256_path
+
+    text = (run / "bom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    bom = json.loads(text)
+    assert bom["specVersion"] == "1.6"
+    by_ref = {c["bom-ref"]: c for c in bom["components"]}
+    model, data = by_ref["model:candidate"], by_ref["dataset:current"]
+    assert model["type"] == "machine-learning-model" and data["type"] == "data"
+    assert model["hashes"] == [{"alg": "SHA-256", "content": sha256_path(project.model)[0]}]
+    assert data["hashes"] == [{"alg": "SHA-256", "content": sha256_path(project.data)[0]}]
+    card = model["modelCard"]
+    assert card["modelParameters"]["datasets"] == [{"ref": "dataset:current"}]
+    report = json.loads((run / "report.json").read_text())
+    strict = next(c for c in report["checks"] if c["id"] == "strict")["metrics"]["accuracy"]
+    row = next(m for m in card["quantitativeAnalysis"]["performanceMetrics"] if m["type"] == "strict: accuracy")
+    assert float(row["value"]) == pytest.approx(strict["value"], rel=1e-5)
+    assert float(row["confidenceInterval"]["lowerBound"]) == pytest.approx(strict["lower"], rel=1e-5)
+    assert float(row["confidenceInterval"]["upperBound"]) == pytest.approx(strict["upper"], rel=1e-5)
+    sliced = {m["slice"] for m in card["quantitativeAnalysis"]["performanceMetrics"] if "slice" in m}
+    assert sliced == {"group=a", "group=b"}
+    (fairness,) = card["considerations"]["fairnessAssessments"]
+    assert fairness["groupAtRisk"] == "group: group=a, group=b"
+    assert "demographic_parity_difference = " in fairness["harms"] and "gate: pass" in fairness["harms"]
+    # an edit the schema forbids is caught by the same validator
+    model["modelCard"]["quantitativeAnalysis"]["performanceMetrics"][0]["value"] = 0.5
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is not None
