@@ -174,6 +174,11 @@ def load_trust(path: Path) -> TrustFile:
 # --- writing an approval ----------------------------------------------------------------
 
 
+def _predicate(statement: dict[str, Any]) -> dict[str, Any]:
+    value = statement.get("predicate")
+    return value if isinstance(value, dict) else {}
+
+
 def attestation_statement(data: bytes) -> dict[str, Any]:
     """The Statement inside an attestation (the reviewer's copy; ``verify`` checks it)."""
     envelope = dsse.parse_envelope(data)
@@ -193,7 +198,7 @@ def build_approval(
 ) -> dict[str, Any]:
     """The approval Statement for the attestation whose exact bytes are ``attestation``."""
     statement = attestation_statement(attestation)
-    predicate = statement.get("predicate") if isinstance(statement.get("predicate"), dict) else {}
+    predicate = _predicate(statement)
     subjects: list[dict[str, Any]] = [
         {"name": "attestation", "digest": {"sha256": hashlib.sha256(attestation).hexdigest()}}
     ]
@@ -202,7 +207,8 @@ def build_approval(
         for s in statement["subject"]
         if s.get("name") == "candidate" and "sha256" in s["digest"]
     ]
-    suite = predicate.get("suite") if isinstance(predicate.get("suite"), dict) else {}
+    suite = predicate.get("suite")
+    suite = suite if isinstance(suite, dict) else {}
     return {
         "_type": STATEMENT_TYPE,
         "subject": subjects,
@@ -260,6 +266,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
         expires=expires,
     )
     envelope = dsse.serialize(dsse.sign(canonical_bytes(statement), signer.private, signer.keyid))
+    audit_key = load_private(Path(args.audit_key)) if args.audit_key else signer
+    if args.audit_log:  # refuse before writing anything, e.g. a head signed by another key
+        audit.check_appendable(Path(args.audit_log), audit_key)
     out_dir = Path(args.out) if args.out else path.parent / "approvals"
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     short = hashlib.sha256(envelope).hexdigest()[:12]  # two approvals in one second differ
@@ -272,7 +281,6 @@ def cmd_approve(args: argparse.Namespace) -> int:
     print(f"  attestation sha256 {statement['subject'][0]['digest']['sha256']}")
     print(f"  by {args.name} ({args.role}), keyid {signer.keyid}")
     if args.audit_log:
-        audit_key = load_private(Path(args.audit_key)) if args.audit_key else signer
         entry = {
             "kind": "approval",
             "time": audit.now_rfc3339(),
@@ -364,11 +372,15 @@ def _check_one(
     if statement["predicateType"] != APPROVAL_TYPE:
         line.why = f"not an approval (predicateType {statement['predicateType']})"
         return line
-    predicate = statement.get("predicate") or {}
-    approver = predicate.get("approver") if isinstance(predicate.get("approver"), dict) else {}
-    line.name, line.role = approver.get("name"), approver.get("role")
-    line.decision, line.reason = predicate.get("decision"), predicate.get("reason")
-    line.timestamp = predicate.get("timestamp")
+    predicate = _predicate(statement)
+    approver = predicate.get("approver")
+    approver = approver if isinstance(approver, dict) else {}
+    fields = (approver.get("name"), approver.get("role"), predicate.get("reason"))
+    if not all(isinstance(v, str) for v in (*fields, predicate.get("timestamp"))):
+        line.why = "approver name, role, reason and timestamp must be strings"
+        return line
+    line.name, line.role, line.reason = fields
+    line.decision, line.timestamp = predicate.get("decision"), predicate.get("timestamp")
     if line.decision not in ("approve", "reject"):
         line.why = f"decision {line.decision!r} is neither approve nor reject"
         return line
@@ -427,7 +439,7 @@ def evaluate(
     """Whether the approvals in ``folder`` satisfy the run's recorded ``policy.approvals``."""
     now = now or dt.datetime.now(dt.UTC)
     verdict = ApprovalVerdict()
-    predicate = statement.get("predicate") if isinstance(statement.get("predicate"), dict) else {}
+    predicate = _predicate(statement)
     policy = predicate.get("approvals")
     if not isinstance(policy, dict):
         verdict.problems.append("the run's suite sets no policy.approvals: its REVIEW cannot be approved")
@@ -462,7 +474,7 @@ def check_run_signer(trust: TrustFile, keyid: str, statement: dict[str, Any]) ->
     key = trust.by_keyid(keyid)
     if key is None:
         return f"the run's key {keyid[:16]}… is not in the trust file {trust.path}"
-    predicate = statement.get("predicate") if isinstance(statement.get("predicate"), dict) else {}
+    predicate = _predicate(statement)
     finished = predicate.get("finished_at") or predicate.get("started_at")
     try:
         moment = parse_time(finished, "finished_at")

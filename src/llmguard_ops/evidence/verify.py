@@ -284,7 +284,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     allowed = ["PROMOTE", *decisions, *(["REVIEW"] if by_approval else [])]
     binding = bind(result, [Path(a) for a in args.artifact or []], roles, allowed)
     chain: list[Any] = []
-    if by_approval and trust is not None:
+    if by_approval and trust is not None and approvals_dir:
         from .approvals import evaluate
 
         binding.accepted = [a for a in binding.accepted if not a.startswith("decision REVIEW")]
