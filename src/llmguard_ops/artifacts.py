@@ -262,8 +262,11 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
     """Load every model once with its loader and digest it."""
     check_model_paths(loaded, registry)
     out: dict[str, LoadedModel] = {}
+    from .evidence.model_signature import check as check_signature
+
     for name, spec in loaded.suite.models.items():
         loader = registry.model_loaders[spec.loader]
+        check_signature(loaded, name, spec)  # before the loader runs any code of the model
         try:
             if loader.digest is not None:
                 digest, kind = loader.digest(spec, loaded.base_dir)

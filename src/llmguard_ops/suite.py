@@ -32,6 +32,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ModelSignature(_Strict):
+    """An OpenSSF model-signing signature of the model's file or folder, checked before loading."""
+
+    path: str = Field(description="The signature file (a Sigstore bundle), relative to the suite file.")
+    public_key: str | None = Field(None, description="EC public key (PEM) for a key-based signature.")
+    certificate_chain: list[str] = Field(
+        default_factory=list, description="PEM certificates for a certificate-based signature."
+    )
+
+    @model_validator(mode="after")
+    def _one_verifier(self) -> ModelSignature:
+        if (self.public_key is None) == (not self.certificate_chain):
+            raise ValueError("give exactly one of 'public_key' and 'certificate_chain'")
+        return self
+
+
 class ModelSpec(_Strict):
     """A model artifact: which loader reads it and from where."""
 
@@ -39,6 +55,9 @@ class ModelSpec(_Strict):
     path: str | None = Field(None, description="File, folder or 'module:callable', relative to the suite file.")
     options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
     description: str | None = None
+    signature: ModelSignature | None = Field(
+        None, description="OpenSSF model-signing signature verified before the model is loaded."
+    )
 
 
 class DatasetSpec(_Strict):
@@ -173,6 +192,9 @@ class Policy(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of reported confidence intervals.")
     default_timeout: float = Field(600.0, gt=0, description="Seconds per check when it sets no timeout.")
     require_signature: bool = Field(False, description="BLOCK when the run is not signed.")
+    require_model_signature: bool = Field(
+        False, description="Refuse (exit 2) to load a model that names no signature."
+    )
     approvals: ApprovalPolicy | None = Field(
         None, description="Signed approvals that turn a REVIEW into an accepted promotion."
     )
