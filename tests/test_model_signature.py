@@ -121,3 +121,19 @@ def test_a_wrong_key_is_refused(
     suite.write_text(text)
     r = cli(capsys, "run", suite, "--out", tmp_path / "out", "--no-audit-log", "--quiet")
     assert r.code == 2 and "does not verify" in r.err, r.err
+
+
+def test_the_documented_example_is_a_valid_suite_fragment() -> None:
+    import re
+
+    import yaml
+
+    from llmguard_ops.suite import ModelSpec, Policy
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "evidence.md").read_text(encoding="utf-8")
+    start = doc.index("## Model signatures")
+    [example] = re.findall(r"```yml\n(.*?)```", doc[start : doc.index("\n## ", start + 3)], flags=re.S)
+    data = yaml.safe_load(example)
+    spec = ModelSpec.model_validate(data["models"]["candidate"])
+    assert spec.signature is not None and spec.signature.public_key == "keys/model-signer.pub"
+    assert Policy.model_validate(data["policy"]).require_model_signature is True

@@ -13,8 +13,9 @@ before any pickled code executes and before any check runs); a model changed aft
 signing, a wrong key or an unreadable bundle is an error of the suite's inputs (exit 2)
 naming the model. ``policy.require_model_signature: true`` refuses a model that names
 no signature. Key-based signatures use EC keys (P-256/384/521): ``model_signing`` does
-not take ed25519. The attestation's subject digest for a folder is the same sha256
-manifest scheme (see :mod:`llmguard_ops.artifacts`).
+not take ed25519. The attestation's subject digest of a folder remains the manifest
+digest of :mod:`llmguard_ops.artifacts`: its per-file sha256 values equal those
+``model_signing`` lists, but the two root digests are computed differently.
 """
 
 from __future__ import annotations
