@@ -289,3 +289,17 @@ def test_the_approval_verifies_with_securesystemslib(
     accepted = Envelope.from_dict(copy.deepcopy(envelope)).verify([SSlibKey.from_crypto(public, keyid=keyid)], 1)
     assert list(accepted) == [keyid]
     shutil.rmtree(tmp_path / "a")
+
+
+def test_the_lock_covers_the_approval_policy(project: Project, tmp_path: Path) -> None:
+    from llmguard_ops.evidence.lock import changes, terms
+    from llmguard_ops.loading import load_suite
+    from llmguard_ops.plugins import get_plugin_manager
+
+    registry = get_plugin_manager().registry()
+    strict = terms(load_suite(project.suite(name="a.yaml", extra=REVIEW_EXTRA), registry))
+    looser = REVIEW_EXTRA.replace("required: 2", "required: 1")
+    relaxed = terms(load_suite(project.suite(name="b.yaml", extra=looser), registry))
+    assert changes(strict, relaxed) == ["policy.approvals.required: 2 → 1"]
+    plain = terms(load_suite(project.suite(name="c.yaml"), registry))
+    assert "approvals" not in plain["policy"]  # a lock written before the key existed still matches
