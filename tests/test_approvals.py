@@ -303,3 +303,23 @@ def test_the_lock_covers_the_approval_policy(project: Project, tmp_path: Path) -
     assert changes(strict, relaxed) == ["policy.approvals.required: 2 → 1"]
     plain = terms(load_suite(project.suite(name="c.yaml"), registry))
     assert "approvals" not in plain["policy"]  # a lock written before the key existed still matches
+
+
+def test_json_output_lists_each_approval(
+    capsys: pytest.CaptureFixture[str], project: Project, people: People, review: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "approvals"
+    _with_ada(capsys, people, review, folder)
+    args = ["verify", review, "--key", project.public_key, "--artifact", project.model,
+            "--approvals", folder, "--trust", people.trust, "--json"]  # fmt: skip
+    r = cli(capsys, *args)
+    body = json.loads(r.out)
+    assert r.code == 1 and body["valid"] is False and "1 of the 2" in body["reason"]
+    [line] = body["approvals"]
+    assert line["name"] == "Ada" and line["role"] == "ml-lead" and line["counted"] is True
+    approve(capsys, review, people.keys["bob"][0], "Bob", "risk", folder)
+    r = cli(capsys, *args)
+    body = json.loads(r.out)
+    assert r.code == 0 and body["valid"] is True and body["decision"] == "REVIEW"
+    assert sorted(a["name"] for a in body["approvals"] if a["counted"]) == ["Ada", "Bob"]
+    assert body["accepted_by_flag"] == []  # accepted by approvals, not by --allow-decision
