@@ -382,9 +382,12 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
     """Load every model once with its loader and digest it, each within ``policy.load_timeout``."""
     check_model_paths(loaded, registry)
     out: dict[str, LoadedModel] = {}
+    from .evidence.model_signature import check as check_signature
+
     timeout = loaded.suite.policy.load_timeout
     for name, spec in loaded.suite.models.items():
         loader = registry.model_loaders[spec.loader]
+        check_signature(loaded, name, spec)  # before the loader runs any code of the model
 
         def work(loader: ModelLoader = loader, spec: ModelSpec = spec) -> tuple[str, str, Any]:
             if loader.digest is not None:

@@ -222,6 +222,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    from .evidence.approvals import cmd_approve as run
+
+    return run(args)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from .evidence.audit import cmd_audit_verify as run
 
@@ -322,8 +328,31 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--report", metavar="REPORT_JSON",
                         help="report.json that must be the attested one (default: the one "
                              "beside the attestation, when present)")
+    verify.add_argument("--approvals", metavar="DIR",
+                        help="folder of signed approvals: a REVIEW passes when they satisfy the "
+                             "run's policy.approvals (needs --trust)")
+    verify.add_argument("--trust", metavar="FILE",
+                        help="trust file (YAML): whose keys count, for the run and approvals")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_verify)
+
+    approve = sub.add_parser("approve",
+                             help="sign a reviewer's approval (or rejection) of a run's attestation")
+    approve.add_argument("attestation", help="attestation.dsse.json of the run")
+    approve.add_argument("--key", required=True, metavar="PATH",
+                         help="the reviewer's ed25519 private key (PEM)")
+    approve.add_argument("--as", dest="name", required=True, metavar="NAME",
+                         help="the reviewer's name, as the trust file lists it")
+    approve.add_argument("--role", required=True, metavar="ROLE", help="e.g. ml-lead, risk")
+    approve.add_argument("--reason", required=True, metavar="TEXT", help="what was accepted, and why")
+    approve.add_argument("--expires", metavar="DATE", help="date or RFC 3339 time it lapses")
+    approve.add_argument("--reject", action="store_true", help="record a rejection instead")
+    approve.add_argument("--out", metavar="DIR",
+                         help="folder for the approval (default: approvals/ beside the attestation)")
+    approve.add_argument("--audit-log", metavar="PATH", help="audit log to append the approval to")
+    approve.add_argument("--audit-key", metavar="PATH",
+                         help="private key that signs the audit log's head (default: --key)")
+    approve.set_defaults(func=cmd_approve)
 
     audit = sub.add_parser("audit", help="audit-log commands")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="COMMAND")

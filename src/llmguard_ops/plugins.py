@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "llmguard_ops.reporters.html",
     "llmguard_ops.reporters.run_history",
     "llmguard_ops.reporters.markdown",
+    "llmguard_ops.reporters.cyclonedx",
 )
 #: Builtins that cannot be blocked (the loaders every suite needs); the reporters can be,
 #: e.g. ``-p no:llmguard_ops.reporters.html``.

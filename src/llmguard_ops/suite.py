@@ -33,6 +33,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ModelSignature(_Strict):
+    """An OpenSSF model-signing signature of the model's file or folder, checked before loading."""
+
+    path: str = Field(description="The signature file (a Sigstore bundle), relative to the suite file.")
+    public_key: str | None = Field(None, description="EC public key (PEM) for a key-based signature.")
+    certificate_chain: list[str] = Field(
+        default_factory=list, description="PEM certificates for a certificate-based signature."
+    )
+
+    @model_validator(mode="after")
+    def _one_verifier(self) -> ModelSignature:
+        if (self.public_key is None) == (not self.certificate_chain):
+            raise ValueError("give exactly one of 'public_key' and 'certificate_chain'")
+        return self
+
+
 class ModelSpec(_Strict):
     """A model artifact: which loader reads it and from where."""
 
@@ -40,6 +56,9 @@ class ModelSpec(_Strict):
     path: str | None = Field(None, description="File, folder or 'module:callable', relative to the suite file.")
     options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
     description: str | None = None
+    signature: ModelSignature | None = Field(
+        None, description="OpenSSF model-signing signature verified before the model is loaded."
+    )
 
 
 class DatasetSpec(_Strict):
@@ -158,6 +177,24 @@ class Notification(_Strict):
     retries: int = Field(3, ge=0, le=10, description="Retries after the first attempt (5xx, 429, network errors).")
 
 
+class ApprovalPolicy(_Strict):
+    """Signed human approvals a REVIEW needs before ``llmguard verify --approvals`` accepts it."""
+
+    required: int = Field(1, ge=1, le=20, description="How many valid approvals a REVIEW needs.")
+    roles: list[str] = Field(
+        default_factory=list,
+        description="Roles that must each approve at least once (only these roles count; "
+        "a rejection by any of them wins). Empty: any role in the trust file counts.",
+    )
+    distinct_people: bool = Field(True, description="Each approval must come from another person.")
+    two_person_rule: bool = Field(
+        True, description="Whoever signed the run (its key or its name) cannot approve it."
+    )
+    valid_for_days: float | None = Field(
+        30.0, gt=0, description="Days an approval stays valid after it was signed (null: no limit)."
+    )
+
+
 class Policy(_Strict):
     """How results become a decision."""
 
@@ -185,6 +222,12 @@ class Policy(_Strict):
     paths: Literal["any", "confined"] = Field(
         "any", description="'confined': every dataset and model must resolve (symlinks followed) "
         "inside the suite's folder.",
+    )
+    require_model_signature: bool = Field(
+        False, description="Refuse (exit 2) to load a model that names no signature."
+    )
+    approvals: ApprovalPolicy | None = Field(
+        None, description="Signed approvals that turn a REVIEW into an accepted promotion."
     )
 
 

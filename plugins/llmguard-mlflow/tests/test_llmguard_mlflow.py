@@ -402,3 +402,39 @@ def test_monitor_incident_rolls_the_alias_back_and_audits_it(registry: Registry,
     assert verdict.intact, verdict.problem
     assert verdict.count == len(entries)
     registry.client.set_registered_model_alias("credit", "champion", before)
+def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: Registry, tmp_path: Path) -> None:
+    from llmguard_mlflow.promote import promote_approved
+
+    from llmguard_ops.cli import main
+    from llmguard_ops.evidence.keys import generate
+
+    registry.client.set_registered_model_alias("credit", "champion", "1")
+    suite = _suite(registry, "models:/credit/2", registry.public_key, tmp_path)
+    text = yaml.safe_load(suite.read_text())
+    text["checks"].append({"id": "strict", "uses": "performance.classification", "with": {"n_resamples": 0},
+                           "gate": {"accuracy": {"min": 0.999}}, "severity": "warning"})
+    text["policy"] = {"approvals": {"required": 1, "roles": ["risk"]}}
+    suite.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
+    outcome = _run_file(registry, suite, tmp_path / "out")
+    assert outcome.report.decision.decision.value == "REVIEW", outcome.report.decision.reasons
+    assert _alias(registry) == "1"  # a REVIEW never moves the alias by itself
+    _, reviewer_pub, _ = generate(tmp_path / "reviewer")
+    trust = tmp_path / "trust.yaml"
+    trust.write_text(f"keys:\n  - {{name: ci, public_key: {registry.public_key}, roles: [runner]}}\n"
+                     f"  - {{name: Rita, public_key: {reviewer_pub}, roles: [risk]}}\n")
+    approvals = tmp_path / "approvals"
+    approvals.mkdir()
+    with pytest.raises(AttestationError, match="0 of the 1 approvals required"):
+        promote_approved(outcome.out_dir, approvals, trust)
+    assert _alias(registry) == "1"
+    tags = registry.client.get_model_version("credit", "2").tags
+    assert "0 of the 1" in tags["llmguard.promotion_refused"]
+    code = main(["approve", str(outcome.out_dir / "attestation.dsse.json"), "--key",
+                 str(tmp_path / "reviewer" / "llmguard.key"), "--as", "Rita", "--role", "risk",
+                 "--reason", "accuracy is what the business case needs", "--out", str(approvals)])
+    assert code == 0
+    promote_approved(outcome.out_dir, approvals, trust)
+    assert _alias(registry) == "2"
+    tags = registry.client.get_model_version("credit", "2").tags
+    assert tags["llmguard.approved_by"] == "Rita (risk)" and "llmguard.promotion_refused" not in tags
+    registry.client.set_registered_model_alias("credit", "champion", "1")

@@ -51,13 +51,26 @@ def default_lock_path(suite_path: Path) -> Path:
     return suite_path.with_name(suite_path.stem + ".lock.json")
 
 
+#: policy keys added after locks were first written: left out at their default, so a
+#: lock made before they existed still matches a suite that does not use them
+_NEWER_POLICY_DEFAULTS: dict[str, Any] = {"approvals": None, "require_model_signature": False}
+
+
+def _policy_terms(policy: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in policy.items()
+        if k not in _NEWER_POLICY_DEFAULTS or v != _NEWER_POLICY_DEFAULTS[k]
+    }
+
+
 def terms(loaded: LoadedSuite) -> dict[str, Any]:
     """What a lock pins, as plain JSON data."""
     suite = loaded.suite
     return {
         "name": suite.name,
         "seed": suite.seed,
-        "policy": suite.policy.model_dump(mode="json"),
+        "policy": _policy_terms(suite.policy.model_dump(mode="json")),
         "checks": {
             c.id: {
                 "uses": c.uses,

@@ -17,6 +17,7 @@ from ..report import atomic_write
 from . import audit, dsse
 from .keys import public_pem
 from .statement import build_statement, canonical_bytes
+from .testresult import TEST_RESULT_NAME, build_test_result
 
 if TYPE_CHECKING:
     from ..loading import LoadedSuite
@@ -81,7 +82,7 @@ def clear_previous(out_dir: Path) -> list[Path]:
     attestation is the one it attests. Returns the files removed.
     """
     removed = []
-    for name in (ATTESTATION_NAME, DEV_PUBLIC_NAME):
+    for name in (ATTESTATION_NAME, DEV_PUBLIC_NAME, TEST_RESULT_NAME):
         path = Path(out_dir) / name
         if path.is_file() or path.is_symlink():
             path.unlink()
@@ -102,6 +103,14 @@ def record(
     if signer is not None and signer.development:
         # the throw-away key's public half, so the run can be checked end to end in development
         extra.append(atomic_write(out_dir / DEV_PUBLIC_NAME, public_pem(signer.public)))
+    # the in-toto Test Result, signed alike and digested among the outputs
+    result_payload = canonical_bytes(build_test_result(report))
+    result_envelope = (
+        dsse.sign(result_payload, signer.private, signer.keyid)
+        if signer is not None
+        else dsse.unsigned(result_payload)
+    )
+    extra.append(atomic_write(out_dir / TEST_RESULT_NAME, dsse.serialize(result_envelope)))
     statement = build_statement(
         report,
         loaded,

@@ -123,6 +123,11 @@ def build_statement(
         "seeds": {"suite": report.suite.seed, "checks": {c.id: c.seed for c in report.checks}},
         "waivers": list(report.waivers),
         "lock": lock,
+        "approvals": (
+            loaded.suite.policy.approvals.model_dump(mode="json")
+            if loaded.suite.policy.approvals is not None
+            else None
+        ),
         "signer": signer,
         "outputs": dict(sorted(outputs.items())),
         "report": body,

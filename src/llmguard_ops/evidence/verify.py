@@ -9,6 +9,7 @@ the manifest digest of :mod:`llmguard_ops.artifacts`).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -222,10 +223,19 @@ def bind(
     return binding
 
 
-def _fail(args: argparse.Namespace, path: Path, reason: str) -> int:
+def _fail(
+    args: argparse.Namespace, path: Path, reason: str, chain: Sequence[Any] = ()
+) -> int:
     if args.json:
-        print(json.dumps({"valid": False, "attestation": str(path), "reason": reason}, indent=2))
+        body: dict[str, Any] = {"valid": False, "attestation": str(path), "reason": reason}
+        if chain:
+            body["approvals"] = [vars(line) for line in chain]
+        print(json.dumps(body, indent=2))
     else:
+        from ..terminal import clean
+
+        for line in chain:
+            print(clean(f"  approval: {line.text()}"))
         print(f"invalid: {path}: {reason}")
     return EXIT_INVALID
 
@@ -255,17 +265,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
     why = untrusted_key(key_path, path, result.statement)
     if why is not None and not allow_dev:
         return _fail(args, path, f"not trusted: {why} (--allow-dev-key checks integrity only)")
+    approvals_dir, trust_file = getattr(args, "approvals", None), getattr(args, "trust", None)
+    trust = None
+    if approvals_dir and not trust_file:
+        raise LlmguardError("--approvals needs --trust FILE: it says whose signature counts")
+    if trust_file:
+        from .approvals import check_run_signer, load_trust
+
+        trust = load_trust(Path(trust_file))
+        not_trusted = check_run_signer(trust, keyid, result.statement)
+        if not_trusted is not None:
+            return _fail(args, path, f"not trusted: {not_trusted}")
+    predicate = result.predicate
+    decision = (predicate.get("decision") or {}).get("decision")
     roles = list(getattr(args, "role", None) or ["candidate"])
     decisions = [d.upper() for d in (getattr(args, "allow_decision", None) or [])]
-    binding = bind(result, [Path(a) for a in args.artifact or []], roles, ["PROMOTE", *decisions])
+    by_approval = bool(approvals_dir) and decision == "REVIEW" and "REVIEW" not in decisions
+    allowed = ["PROMOTE", *decisions, *(["REVIEW"] if by_approval else [])]
+    binding = bind(result, [Path(a) for a in args.artifact or []], roles, allowed)
+    chain: list[Any] = []
+    if by_approval and trust is not None and approvals_dir:
+        from .approvals import evaluate
+
+        binding.accepted = [a for a in binding.accepted if not a.startswith("decision REVIEW")]
+        verdict = evaluate(
+            Path(approvals_dir), hashlib.sha256(data).hexdigest(), result.statement, keyid, trust
+        )
+        chain = verdict.lines
+        binding.problems += [f"approvals: {p}" for p in verdict.problems]
     report = getattr(args, "report", None)
     check_report(result.statement, path, Path(report) if report else None, binding)
     if why is not None:
         binding.accepted.append(f"untrusted key: {why} (accepted by --allow-dev-key)")
     if binding.problems:
-        return _fail(args, path, clean("; ".join(binding.problems)))
-    predicate = result.predicate
-    decision = (predicate.get("decision") or {}).get("decision")
+        return _fail(args, path, clean("; ".join(binding.problems)), chain)
     suite = predicate.get("suite") or {}
     bound = (
         "artifacts" if binding.bound else "nothing (no --artifact: only the signature is checked)"
@@ -287,6 +320,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "artifacts": binding.artifacts,
                     "report": binding.report,
                     "accepted_by_flag": binding.accepted,
+                    "approvals": [vars(line) for line in chain],
                     "notes": [*result.notes, *binding.notes],
                 },
                 indent=2,
@@ -308,6 +342,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"  report {binding.report}: the attested one (run {predicate.get('run_id')})")
     for artifact, name in binding.artifacts.items():
         print(f"  artifact {artifact}: matches {name}")
+    if trust is not None:
+        signer = trust.by_keyid(keyid)
+        print(clean(f"  run signed by {signer.name if signer else '?'} (trust file {trust.path})"))
+    if chain:
+        print(f"  REVIEW approved under policy.approvals ({approvals_dir}):")
+    for line in chain:
+        print(clean(f"  approval: {line.text()}"))
     print(f"  bound: {bound}")
     for line in binding.accepted:
         print(f"  accepted: {line}")

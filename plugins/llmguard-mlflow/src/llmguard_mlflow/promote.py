@@ -170,3 +170,73 @@ def on_decision(report: Report, out_dir: Path) -> None:
     if refusal is not None:
         raise AttestationError(f"alias '{where.alias}' of {where.name} not moved to version {where.version}: "
                                f"{refusal}")
+
+
+def promote_approved(
+    out_dir: Path, approvals: Path, trust: Path, public_key: Path | None = None
+) -> Target:
+    """Move the alias to the candidate of a REVIEW whose signed approvals meet its policy.
+
+    What ``llmguard verify --approvals DIR --trust FILE`` accepts, for the run in
+    ``out_dir``: the attestation verifies with ``public_key`` (default: the configured
+    one), the run's key is in the trust file, ``report.json`` is the attested one, the
+    signed decision is this run's REVIEW of this registered version, and the approvals
+    satisfy the run's ``policy.approvals``. Raises :class:`AttestationError` otherwise,
+    leaving the alias where it is. Needs the host's evidence layer.
+    """
+    import hashlib
+
+    from llmguard_ops.errors import LlmguardError
+    from llmguard_ops.evidence.approvals import check_run_signer, evaluate, load_trust
+    from llmguard_ops.evidence.keys import load_public
+    from llmguard_ops.evidence.verify import Binding, check_report, verify_attestation
+    from llmguard_ops.report import Report
+
+    out_dir = Path(out_dir)
+    report = Report.model_validate_json((out_dir / "report.json").read_text(encoding="utf-8"))
+    where = target(report)
+    if where is None:
+        raise AttestationError(f"{out_dir}: the run used no mlflow model")
+    key_path = public_key or where.public_key
+    if key_path is None:
+        raise AttestationError("no public key configured (metadata.mlflow.public_key or LLMGUARD_MLFLOW_PUBLIC_KEY)")
+    attestation = out_dir / ATTESTATION
+    try:
+        data = attestation.read_bytes()
+        key, keyid = load_public(Path(key_path))
+        statement = verify_attestation(data, key, keyid).statement
+        trusted = load_trust(Path(trust))
+        binding = Binding()
+        check_report(statement, attestation, out_dir / "report.json", binding)
+        problems = list(binding.problems)
+        why = check_run_signer(trusted, keyid, statement)
+        if why is not None:
+            problems.append(why)
+        found = statement.get("predicate")
+        predicate: dict[str, Any] = found if isinstance(found, dict) else {}
+        decision = (predicate.get("decision") or {}).get("decision")
+        if predicate.get("run_id") != report.run_id or decision != "REVIEW":
+            problems.append(f"the signed decision is {decision!r} of run {predicate.get('run_id')!r}, "
+                            f"not the REVIEW of run {report.run_id!r}")
+        digests = {s.get("name"): s["digest"].get("sha256") for s in statement["subject"]}
+        if digests.get(where.model) != where.sha256:
+            problems.append(f"no signed subject '{where.model}' with sha256 {where.sha256[:12]}…")
+        verdict = evaluate(Path(approvals), hashlib.sha256(data).hexdigest(), statement, keyid, trusted)
+        problems += verdict.problems
+    except (OSError, LlmguardError) as exc:
+        raise AttestationError(str(exc)) from None
+    mlflow_client = client(where.tracking_uri, where.registry_uri)
+    if problems:
+        mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "promotion_refused",
+                                            "; ".join(problems)[:_TAG_LIMIT])
+        raise AttestationError(f"alias '{where.alias}' of {where.name} not moved to version {where.version}: "
+                               + "; ".join(problems))
+    approvers = "; ".join(f"{line.name} ({line.role})" for line in verdict.lines if line.counted)
+    mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "approved_by", approvers[:_TAG_LIMIT])
+    mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "attestation_sha256",
+                                        hashlib.sha256(data).hexdigest())
+    version = mlflow_client.get_model_version(where.name, where.version)
+    if TAG_PREFIX + "promotion_refused" in version.tags:
+        mlflow_client.delete_model_version_tag(where.name, where.version, TAG_PREFIX + "promotion_refused")
+    mlflow_client.set_registered_model_alias(where.name, where.alias, where.version)
+    return where
