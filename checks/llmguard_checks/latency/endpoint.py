@@ -199,6 +199,36 @@ class HttpModel:
     def predict(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.generate(list(texts)), dtype=object)
 
+    def chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int | None = None,
+             **settings: Any) -> list[dict[str, Any]]:
+        """One non-streamed request per conversation: ``{text, prompt_tokens, output_tokens}``.
+
+        ``api: chat`` sends the messages as they are; ``api: completions`` sends them
+        flattened (:func:`llmguard_ops.generation.flatten`). ``temperature``, ``top_p``,
+        ``seed`` and ``stop`` go into the request body under their OpenAI names; the token
+        counts are the server's ``usage`` when it reports one.
+        """
+        from llmguard_ops.generation import flatten
+
+        extra = {k: v for k, v in settings.items() if k in ("temperature", "top_p", "seed", "stop") and v is not None}
+        if not extra.get("stop"):
+            extra.pop("stop", None)
+        out = []
+        for messages in conversations:
+            body = self._body(flatten(messages), max_new_tokens, False, extra)
+            if self.api == "chat":
+                body["messages"] = list(messages)
+            response = self._post(body)
+            payload = json.loads(response.read().decode("utf-8"))
+            if response.will_close:
+                self._drop_connection()
+            choice = (payload.get("choices") or [{}])[0]
+            text = choice.get("message", {}).get("content") if self.api == "chat" else choice.get("text")
+            usage = payload.get("usage") or {}
+            out.append({"text": text or "", "prompt_tokens": usage.get("prompt_tokens"),
+                        "output_tokens": usage.get("completion_tokens")})
+        return out
+
     def stream_timed(self, prompt: str, max_new_tokens: int, ignore_eos: bool = False) -> StreamTiming:
         """One streamed request, with the clock read at send, at each content chunk and at the end.
 
