@@ -215,6 +215,8 @@ def sample_seed(base: int, index: int) -> int:
 def cache_key(model: LoadedModel, conversation: Conversation, config: dict[str, Any], seed: int, index: int) -> str:
     payload = {
         "model": model.sha256,
+        "loader": model.loader,
+        "path": model.spec.path,
         "options": model.spec.options,
         "conversation": conversation,
         "config": {k: v for k, v in config.items() if k != "samples"},
