@@ -363,3 +363,57 @@ def test_model_folder_without_tokenizer_is_one_line_error(tmp_path: Path) -> Non
     with pytest.raises(llmguard_ops.ArtifactError, match="has no tokenizer files") as err:
         load_transformers(tmp_path / "lm", {})
     assert "\n" not in str(err.value)
+
+
+def _tiny_causal_lm(folder: Path, seed: int, chat_template: str | None) -> Path:
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    words = ["what is the capital of item city user system assistant : answer briefly ."]
+    tok.train_from_iterator(words, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[EOS]"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]")
+    if chat_template:
+        fast.chat_template = chat_template
+    fast.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=fast.vocab_size, n_layer=1, n_head=1, n_embd=16, n_positions=12,
+                        eos_token_id=1, bos_token_id=1)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_canary_compare_runs_on_local_causal_lms(tmp_path: Path) -> None:
+    """canary.compare no longer ERRORs on causal LMs: it compares their generations."""
+    template = "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}assistant :"
+    a = _tiny_causal_lm(tmp_path / "a", 0, template)
+    b = _tiny_causal_lm(tmp_path / "b", 1, None)
+    pd.DataFrame({"question": ["what is the capital of item", "capital of item",
+                               "what is the capital of item what is the capital of item"],
+                  "answer": ["city", "city", "city"]}).to_csv(tmp_path / "qa.csv", index=False)
+    (tmp_path / "suite.yaml").write_text(textwrap.dedent(f"""\
+        apiVersion: llmguard/v1
+        name: causal
+        prompts:
+          brief: {{system: "answer briefly .", template: "{{question}}"}}
+        models:
+          candidate: {{loader: transformers, path: {a}, prompt: brief, generation: {{max_new_tokens: 3}}}}
+          baseline: {{loader: transformers, path: {b}, generation: {{max_new_tokens: 3}}}}
+        datasets:
+          qa: {{path: qa.csv, text: question, target: answer}}
+        checks:
+          - id: canary
+            uses: canary.compare
+            with: {{dataset: qa, n_resamples: 50}}
+    """))
+    outcome = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out")
+    check = outcome.report.checks[0]
+    assert check.status is not Status.ERROR, check.error
+    assert {"exact_match_delta", "token_f1_delta", "agreement_rate"} <= set(check.metrics)
+    gen = check.details["generation"]
+    # the chat-templated candidate prompt (system + user) overflows 12 positions: kept from the left
+    assert gen["candidate"]["truncated_prompts"] >= 1
+    assert any("context window" in w for w in check.warnings)
+    assert gen["candidate"]["token_unit"] == "tokens"
