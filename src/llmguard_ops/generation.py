@@ -77,9 +77,11 @@ def render(prompt: PromptSpec | None, row: dict[str, Any], *, text_column: str |
         for shot in prompt.few_shot:
             messages += [{"role": "user", "content": shot.user}, {"role": "assistant", "content": shot.assistant}]
     turns_column = prompt.messages_column if prompt is not None and prompt.messages_column else "messages"
-    turns = row.get(turns_column)
-    if isinstance(turns, list | tuple) or hasattr(turns, "tolist"):
-        turns = list(turns.tolist() if hasattr(turns, "tolist") else turns)
+    raw: Any = row.get(turns_column)
+    if hasattr(raw, "tolist"):  # a numpy array of turns, as pandas reads JSONL lists
+        raw = raw.tolist()
+    if isinstance(raw, list | tuple):
+        turns = list(raw)
         for i, turn in enumerate(turns):
             if not isinstance(turn, dict) or "role" not in turn or "content" not in turn:
                 raise ArtifactError(f"column '{turns_column}': turn {i} is not a {{role, content}} mapping")
