@@ -379,8 +379,9 @@ def _tiny_causal_lm(folder: Path, seed: int, chat_template: str | None) -> Path:
         fast.chat_template = chat_template
     fast.save_pretrained(folder)
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=fast.vocab_size, n_layer=1, n_head=1, n_embd=16, n_positions=12,
-                        eos_token_id=1, bos_token_id=1)
+    config = GPT2Config(
+        vocab_size=fast.vocab_size, n_layer=1, n_head=1, n_embd=16, n_positions=12, eos_token_id=1, bos_token_id=1
+    )
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
 
@@ -390,10 +391,18 @@ def test_canary_compare_runs_on_local_causal_lms(tmp_path: Path) -> None:
     template = "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}assistant :"
     a = _tiny_causal_lm(tmp_path / "a", 0, template)
     b = _tiny_causal_lm(tmp_path / "b", 1, None)
-    pd.DataFrame({"question": ["what is the capital of item", "capital of item",
-                               "what is the capital of item what is the capital of item"],
-                  "answer": ["city", "city", "city"]}).to_csv(tmp_path / "qa.csv", index=False)
-    (tmp_path / "suite.yaml").write_text(textwrap.dedent(f"""\
+    pd.DataFrame(
+        {
+            "question": [
+                "what is the capital of item",
+                "capital of item",
+                "what is the capital of item what is the capital of item",
+            ],
+            "answer": ["city", "city", "city"],
+        }
+    ).to_csv(tmp_path / "qa.csv", index=False)
+    (tmp_path / "suite.yaml").write_text(
+        textwrap.dedent(f"""\
         apiVersion: llmguard/v1
         name: causal
         prompts:
@@ -407,7 +416,8 @@ def test_canary_compare_runs_on_local_causal_lms(tmp_path: Path) -> None:
           - id: canary
             uses: canary.compare
             with: {{dataset: qa, n_resamples: 50}}
-    """))
+    """)
+    )
     outcome = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out")
     check = outcome.report.checks[0]
     assert check.status is not Status.ERROR, check.error
@@ -417,3 +427,38 @@ def test_canary_compare_runs_on_local_causal_lms(tmp_path: Path) -> None:
     assert gen["candidate"]["truncated_prompts"] >= 1
     assert any("context window" in w for w in check.warnings)
     assert gen["candidate"]["token_unit"] == "tokens"
+
+
+def test_latency_generation_against_a_baseline_interleaved(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from latency_support import build_tiny_lm, write_prompts
+
+    build_tiny_lm(tmp_path / "lm")
+    write_prompts(tmp_path / "prompts.jsonl")
+    (tmp_path / "suite.yaml").write_text(
+        textwrap.dedent("""\
+        apiVersion: llmguard/v1
+        name: latency-vs-baseline
+        models:
+          candidate: {loader: transformers, path: lm, options: {device: cpu}}
+          baseline: {loader: transformers, path: lm, options: {device: cpu}}
+        datasets:
+          prompts: {path: prompts.jsonl, text: prompt}
+        checks:
+          - id: speed
+            uses: latency.generation
+            with: {dataset: prompts, baseline: baseline, max_new_tokens: 4, ignore_eos: true, requests: 8,
+                   warmup: 1, threads: 1}
+            gate: {tpot_p50_ms_ratio: {max: 100}}
+    """)
+    )
+    check = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
+    assert check.status is Status.PASS, check.error
+    m = check.metrics
+    assert "ttft_p50_ms" in m  # the candidate's own percentiles too
+    for name in ("ttft_p95_ms_delta", "tpot_p50_ms_ratio"):
+        assert name in m and m[name].has_interval
+    assert m["tpot_p50_ms_ratio"].lower <= m["tpot_p50_ms_ratio"].value <= m["tpot_p50_ms_ratio"].upper
+    assert check.details["requests"] == 8 and check.details["order"] == "ABBA interleaved"

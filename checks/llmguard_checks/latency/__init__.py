@@ -47,6 +47,12 @@ def _generation_specs() -> tuple[MetricSpec, ...]:
         specs.append(MetricSpec(f"{what}_mean_ms", f"mean {text} (bootstrap interval)", False, "ms"))
     specs.append(MetricSpec("tokens_per_s", "output tokens per second of wall time, all requests", True, "tokens/s"))
     specs.append(MetricSpec("output_tokens_mean", "mean output tokens per request", None, "tokens"))
+    for what in ("ttft", "tpot"):
+        for p in ("p50", "p95"):
+            specs.append(MetricSpec(f"{what}_{p}_ms_delta", f"candidate − baseline {what} {p}, interleaved "
+                                    "(paired bootstrap interval)", False, "ms"))
+            specs.append(MetricSpec(f"{what}_{p}_ms_ratio", f"candidate / baseline {what} {p}, interleaved "
+                                    "(paired bootstrap interval)", False))
     return tuple(specs)
 
 
