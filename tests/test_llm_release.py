@@ -437,28 +437,15 @@ def test_latency_generation_against_a_baseline_interleaved(tmp_path: Path) -> No
 
     build_tiny_lm(tmp_path / "lm")
     write_prompts(tmp_path / "prompts.jsonl")
-    (tmp_path / "suite.yaml").write_text(
-        textwrap.dedent("""\
-        apiVersion: llmguard/v1
-        name: latency-vs-baseline
-        models:
-          candidate: {loader: transformers, path: lm, options: {device: cpu}}
-          baseline: {loader: transformers, path: lm, options: {device: cpu}}
-        datasets:
-          prompts: {path: prompts.jsonl, text: prompt}
-        checks:
-          - id: speed
-            uses: latency.generation
-            with: {dataset: prompts, baseline: baseline, max_new_tokens: 4, ignore_eos: true, requests: 8,
-                   warmup: 1, threads: 1}
-            gate: {tpot_p50_ms_ratio: {max: 100}}
-    """)
-    )
+    import shutil
+
+    # the docs' example (docs/latency.md), run as is
+    shutil.copy(Path(__file__).parent / "data" / "latency" / "generation_baseline.yaml", tmp_path / "suite.yaml")
     check = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
-    assert check.status is Status.PASS, check.error
+    assert check.status is not Status.ERROR, check.error  # pass or fail is timing: not asserted
     m = check.metrics
     assert "ttft_p50_ms" in m  # the candidate's own percentiles too
     for name in ("ttft_p95_ms_delta", "tpot_p50_ms_ratio"):
         assert name in m and m[name].has_interval
     assert m["tpot_p50_ms_ratio"].lower <= m["tpot_p50_ms_ratio"].value <= m["tpot_p50_ms_ratio"].upper
-    assert check.details["requests"] == 8 and check.details["order"] == "ABBA interleaved"
+    assert check.details["requests"] == 64 and check.details["order"] == "ABBA interleaved"
