@@ -449,3 +449,45 @@ def test_latency_generation_against_a_baseline_interleaved(tmp_path: Path) -> No
         assert name in m and m[name].has_interval
     assert m["tpot_p50_ms_ratio"].lower <= m["tpot_p50_ms_ratio"].value <= m["tpot_p50_ms_ratio"].upper
     assert check.details["requests"] == 64 and check.details["order"] == "ABBA interleaved"
+
+
+def test_an_endpoint_gets_chat_messages_with_the_suite_prompt(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from latency_support import OpenAIServer, build_tiny_lm
+
+    build_tiny_lm(tmp_path / "lm")
+    pd.DataFrame({"question": [f"prompt {i}" for i in range(8)], "answer": ["x"] * 8}).to_csv(
+        tmp_path / "qa.csv", index=False
+    )
+    with OpenAIServer(tmp_path / "lm", max_requests=100) as server:
+        (tmp_path / "suite.yaml").write_text(
+            textwrap.dedent(f"""\
+            apiVersion: llmguard/v1
+            name: endpoint-prompt
+            prompts:
+              v2: {{system: "be brief", template: "Q: {{question}}"}}
+            models:
+              candidate:
+                loader: http
+                options: {{base_url: "{server.base_url}", api: chat, model: tiny, concurrency: 4}}
+                prompt: v2
+                generation: {{max_new_tokens: 3, temperature: 0.5, seed: 3}}
+            datasets:
+              qa: {{path: qa.csv, text: question, target: answer}}
+            checks:
+              - id: quality
+                uses: performance.generation
+                with: {{dataset: qa, n_resamples: 50}}
+        """)
+        )
+        check = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
+        bodies = list(server.bodies)
+    assert check.status is Status.PASS, check.error
+    assert len(bodies) == 8
+    first = next(b for b in bodies if b["messages"][-1]["content"] == "Q: prompt 0")
+    assert first["messages"][0] == {"role": "system", "content": "be brief"}
+    assert first["max_tokens"] == 3 and first["temperature"] == 0.5 and isinstance(first["seed"], int)
+    # the server reports completion tokens: output_tokens_mean is its count, not a word count
+    assert check.metrics["output_tokens_mean"].value <= 3

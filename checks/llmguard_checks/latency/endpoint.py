@@ -90,7 +90,12 @@ def load_endpoint(spec: Any, base: Path) -> HttpModel:
         if not key:
             raise ArtifactError(f"environment variable {env} (options.api_key_env) is not set")
     headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
-    return HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)))
+    model = HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)))
+    concurrency = options.get("concurrency", 1)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 1024:
+        raise ArtifactError(f"options.concurrency must be an integer from 1 to 1024, got {concurrency!r}")
+    model.concurrency = concurrency
+    return model
 
 
 class HttpModel:
@@ -115,6 +120,7 @@ class HttpModel:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self.timeout_s = timeout_s
+        self.concurrency = 1  # requests in flight in chat(); options.concurrency
         self._local = threading.local()
 
     def __repr__(self) -> str:  # never the headers: they may hold the key
@@ -213,8 +219,7 @@ class HttpModel:
         extra = {k: v for k, v in settings.items() if k in ("temperature", "top_p", "seed", "stop") and v is not None}
         if not extra.get("stop"):
             extra.pop("stop", None)
-        out = []
-        for messages in conversations:
+        def one(messages: list[dict[str, str]]) -> dict[str, Any]:
             body = self._body(flatten(messages), max_new_tokens, False, extra)
             if self.api == "chat":
                 body["messages"] = list(messages)
@@ -225,9 +230,17 @@ class HttpModel:
             choice = (payload.get("choices") or [{}])[0]
             text = choice.get("message", {}).get("content") if self.api == "chat" else choice.get("text")
             usage = payload.get("usage") or {}
-            out.append({"text": text or "", "prompt_tokens": usage.get("prompt_tokens"),
-                        "output_tokens": usage.get("completion_tokens")})
-        return out
+            return {"text": text or "", "prompt_tokens": usage.get("prompt_tokens"),
+                    "output_tokens": usage.get("completion_tokens")}
+
+        workers = min(self.concurrency, len(conversations))
+        if workers <= 1:
+            return [one(m) for m in conversations]
+        from concurrent.futures import ThreadPoolExecutor
+
+        # one keep-alive connection per worker thread (threading.local), answers in order
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmguard-chat") as pool:
+            return list(pool.map(one, conversations))
 
     def stream_timed(self, prompt: str, max_new_tokens: int, ignore_eos: bool = False) -> StreamTiming:
         """One streamed request, with the clock read at send, at each content chunk and at the end.
