@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prompts", type=int, default=40)
     ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--endpoint-requests", type=int, default=800)
     args = ap.parse_args(argv)
 
     import pandas as pd
@@ -134,8 +135,93 @@ def main(argv: list[str] | None = None) -> int:
         f"| harness's own cost per generation (instant model: render, key, cache write, count) "
         f"| – | {cost * 1e6:.1f} µs | {cost / d * 100:.2f} % of a direct generation | < 2 % |"
     )
+    raw_qps, harness_qps = endpoint_throughput(args.endpoint_requests, 16, 20.0)
+    print(
+        f"| local endpoint throughput at concurrency 16 (20 ms per request, {args.endpoint_requests} requests) "
+        f"| {raw_qps:.0f} req/s (raw http.client, 16 threads) | {harness_qps:.0f} req/s | "
+        f"{harness_qps / raw_qps * 100:.1f} % of the endpoint's capacity | ≥ 90 % |"
+    )
     print(f"\nrounds direct: {[round(x * 1e3, 2) for x in d_times]}; harness: {[round(x * 1e3, 2) for x in h_times]}")
     return 0
+
+
+def endpoint_throughput(requests: int, concurrency: int, service_ms: float) -> tuple[float, float]:
+    """Requests/s at ``concurrency`` against a local endpoint: raw client vs the harness.
+
+    The endpoint is a stdlib OpenAI-shaped chat server whose every request takes
+    ``service_ms`` (as a GPU server's batch slot would), so its capacity at a given
+    concurrency is fixed and the two clients compete only on their own overhead.
+    """
+    import http.client
+    import json as _json
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    import pandas as pd
+
+    from llmguard_ops.artifacts import LoadedDataset, LoadedModel
+    from llmguard_ops.generation import GenerationStore, generate
+    from llmguard_ops.suite import DatasetSpec, GenerationConfig, ModelSpec
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            time.sleep(service_ms / 1000)
+            data = _json.dumps(
+                {"choices": [{"message": {"content": "city"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    body = _json.dumps({"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": 4})
+    local = __import__("threading").local()
+
+    def raw(_: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        conn.getresponse().read()
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(raw, range(requests)))
+    raw_qps = requests / (time.perf_counter() - t)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))
+    from llmguard_checks.latency.endpoint import load_endpoint
+
+    spec = ModelSpec(
+        loader="http",
+        options={"base_url": f"http://127.0.0.1:{port}/v1", "api": "chat", "model": "m", "concurrency": concurrency},
+    )
+    obj = load_endpoint(spec, Path("."))
+    model = LoadedModel(name="e", spec=spec, obj=obj, sha256="3" * 64, digest_kind="x", loader="http")
+    frame = pd.DataFrame({"q": [f"q{i}" for i in range(requests)]})
+    dataset = LoadedDataset(
+        name="d", spec=DatasetSpec(path="x", text="q"), path=Path("x"), frame=frame, sha256="0" * 64
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="llmguard-endpoint-"))
+    t = time.perf_counter()
+    generate(
+        model, dataset, prompt=None, config=GenerationConfig(max_new_tokens=4), store=GenerationStore(tmp), run_seed=0
+    )
+    harness_qps = requests / (time.perf_counter() - t)
+    httpd.shutdown()
+    return raw_qps, harness_qps
 
 
 if __name__ == "__main__":
