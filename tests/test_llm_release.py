@@ -491,3 +491,22 @@ def test_an_endpoint_gets_chat_messages_with_the_suite_prompt(tmp_path: Path) ->
     assert first["max_tokens"] == 3 and first["temperature"] == 0.5 and isinstance(first["seed"], int)
     # the server reports completion tokens: output_tokens_mean is its count, not a word count
     assert check.metrics["output_tokens_mean"].value <= 3
+
+
+def test_model_card_describes_the_llm_release(project: Path) -> None:
+    body = """\
+    models:
+      candidate: {loader: python, path: "models.py:Answerer", prompt: wordy,
+                  generation: {temperature: 0.2, max_new_tokens: 16, samples: 1}}
+      baseline: {loader: python, path: "models.py:Answerer", prompt: terse}
+    checks:
+      - id: quality
+        uses: performance.generation
+        with: {dataset: qa, baseline: baseline, metrics: [token_f1], n_resamples: 50}
+    """
+    llmguard_ops.run(_suite(project, body), project / "out")
+    card = (project / "out" / "model_card.md").read_text()
+    assert "**Prompt (part of the release):** `wordy`" in card
+    assert "system prompt: Be verbose." in card
+    assert "temperature 0.2, top_p 1.0, max_new_tokens 16, samples 1" in card
+    assert "prompt `terse`" in card
