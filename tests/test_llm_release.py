@@ -335,6 +335,10 @@ def test_prompt_rendering_and_flattening() -> None:
         {"role": "user", "content": "bye"},
     ]
     assert render(spec, {"messages": turns}, text_column=None)[3:] == turns
+    # the suite's system prompt is the release's: a system turn in the data gives way to it
+    own = [{"role": "system", "content": "data's"}, *turns]
+    assert [m["content"] for m in render(spec, {"messages": own}, text_column=None)][:1] == ["Be brief."]
+    assert render(spec, {"messages": own}, text_column=None)[3:] == turns
     assert render(None, {"question": "raw"}, text_column="question") == [{"role": "user", "content": "raw"}]
     assert flatten([{"role": "user", "content": "raw"}]) == "raw"
 
@@ -510,3 +514,66 @@ def test_model_card_describes_the_llm_release(project: Path) -> None:
     assert "system prompt: Be verbose." in card
     assert "temperature 0.2, top_p 1.0, max_new_tokens 16, samples 1" in card
     assert "prompt `terse`" in card
+
+
+def test_multi_turn_messages_column_and_format_validity(project: Path) -> None:
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "data's own system prompt"},
+                {"role": "user", "content": "hello"},
+                {"role": "assistant", "content": "hi"},
+                {"role": "user", "content": f"capital of item {i}?"},
+            ],
+            "answer": f"city {i}",
+        }
+        for i in range(20)
+    ]
+    (project / "chats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = project / "chats.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+        apiVersion: llmguard/v1
+        name: multi-turn
+        prompts:
+          terse: {system: "Answer with the name only."}
+        models:
+          candidate: {loader: python, path: "models.py:Answerer", prompt: terse}
+        datasets:
+          chats: {path: chats.jsonl, target: answer}
+        checks:
+          - id: chat
+            uses: performance.generation
+            with: {dataset: chats, metrics: [exact_match], format: {kind: json}, n_resamples: 50}
+    """)
+    )
+    check = llmguard_ops.run(path, project / "out").report.checks[0]
+    assert check.status is Status.PASS, check.error
+    assert check.metrics["exact_match"].value == 1.0
+    assert check.metrics["format_valid_rate"].value == 0.0  # "city N" is not JSON
+    conv = check.details["generation"]["candidate"]
+    assert conv["rows"] == 20
+
+
+def test_too_long_prompt_refused_when_the_suite_says_so(tmp_path: Path) -> None:
+    lm = _tiny_causal_lm(tmp_path / "lm", 0, None)
+    pd.DataFrame({"question": ["what is the capital of item " * 4], "answer": ["city"]}).to_csv(
+        tmp_path / "qa.csv", index=False
+    )
+    (tmp_path / "suite.yaml").write_text(
+        textwrap.dedent(f"""\
+        apiVersion: llmguard/v1
+        name: refuse
+        models:
+          candidate: {{loader: transformers, path: {lm}, generation: {{max_new_tokens: 3, truncate: error}}}}
+        datasets:
+          qa: {{path: qa.csv, text: question, target: answer}}
+        checks:
+          - id: q
+            uses: performance.generation
+            with: {{dataset: qa, n_resamples: 0}}
+    """)
+    )
+    check = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
+    assert check.status is Status.ERROR
+    assert "exceeds the context window of 12 tokens (generation.truncate: error)" in check.error.message
