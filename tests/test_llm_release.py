@@ -577,3 +577,22 @@ def test_too_long_prompt_refused_when_the_suite_says_so(tmp_path: Path) -> None:
     check = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
     assert check.status is Status.ERROR
     assert "exceeds the context window of 12 tokens (generation.truncate: error)" in check.error.message
+
+
+def test_the_documented_release_suite_blocks_a_worse_candidate(project: Path) -> None:
+    import shutil
+
+    frame = pd.read_csv(project / "qa.csv")
+    frame["context"] = [f"city {i} is the capital of item {i}." for i in range(len(frame))]
+    frame.to_csv(project / "qa.csv", index=False)
+    shutil.copy(Path(__file__).parent / "data" / "generation_release.yaml", project / "release.yaml")
+    report = llmguard_ops.run(project / "release.yaml", project / "out").report
+    quality, canary = report.checks
+    assert quality.status is Status.FAIL and canary.status is Status.FAIL
+    assert report.decision.decision is Decision.BLOCK
+    m = quality.metrics
+    assert m["token_f1_delta"].upper < -0.02
+    assert {"pass_at_1", "pass_at_5", "pass_all_5", "cost_per_1k_requests", "prompt_tokens_mean"} <= set(m)
+    # the candidate's RAG prompt is longer: it costs more per request
+    assert m["cost_per_1k_requests_delta"].value > 0
+    assert report.models["candidate"]["prompt"]["context_column"] == "context"
