@@ -1,0 +1,111 @@
+"""monitor.root_cause: a drop planted in one segment ranks that segment first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from statsmodels.stats.proportion import proportion_confint
+
+pytest_plugins = ["llmguard_ops.testing"]
+
+REGIONS = ["north", "south", "east", "west"]
+
+
+def _draw(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    x = rng.normal(0, 1, (n, 2))
+    p = 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.5 * x[:, 1])))
+    return pd.DataFrame(
+        {
+            "x1": x[:, 0],
+            "x2": x[:, 1],
+            "region": rng.choice(REGIONS, n),
+            "channel": rng.choice(["web", "app"], n),
+            "label": (rng.random(n) < p).astype(int),
+        }
+    )
+
+
+def _project(llmguard_project: Any, with_: dict[str, Any]) -> tuple[Any, pd.DataFrame, pd.DataFrame, Any]:
+    rng = np.random.default_rng(7)
+    ref, win = _draw(rng, 4000), _draw(rng, 2000)
+    model = LogisticRegression().fit(ref[["x1", "x2"]], ref["label"])
+    north = (win["region"] == "north").to_numpy()
+    flip = north & (rng.random(len(win)) < 0.45)  # concept drift in the north only
+    win.loc[flip, "label"] = 1 - win.loc[flip, "label"]
+    spec = {"features": ["x1", "x2"], "sensitive": ["region"]}
+    llmguard_project.dataset("reference", ref, target="label", **spec)
+    llmguard_project.dataset("current", win, target="label", **spec)
+    llmguard_project.model("candidate", model)
+    llmguard_project.check("why", uses="monitor.root_cause", with_=with_, gate={"drop": {"max": 0.05}})
+    return llmguard_project.run(), ref, win, model
+
+
+def test_planted_drop_ranks_its_segment_first(llmguard_project: Any) -> None:
+    outcome, ref, win, model = _project(llmguard_project, {"columns": ["region", "channel", "x1"], "min_rows": 50})
+    outcome.assert_decision("BLOCK")  # the drop gate fails: the planted drop is real
+    result = outcome.results["why"]
+    causes = result.details["root_causes"]
+    first = causes[0]
+    assert (first["column"], first["segment"], first["kind"]) == ("region", "north", "sensitive")
+    # sklearn as the oracle of each side, statsmodels of the Wilson interval
+    pred_w, pred_r = model.predict(win[["x1", "x2"]]), model.predict(ref[["x1", "x2"]])
+    in_w, in_r = (win["region"] == "north").to_numpy(), (ref["region"] == "north").to_numpy()
+    acc_w = accuracy_score(win["label"][in_w], pred_w[in_w])
+    acc_r = accuracy_score(ref["label"][in_r], pred_r[in_r])
+    assert first["window"] == pytest.approx(acc_w) and first["reference"] == pytest.approx(acc_r)
+    assert first["n_window"] == int(in_w.sum()) and first["share"] == pytest.approx(in_w.mean())
+    assert first["contribution"] == pytest.approx(in_w.mean() * (acc_r - acc_w))
+    k = int((pred_w[in_w] == win["label"][in_w]).sum())
+    assert first["window_interval"] == pytest.approx(list(proportion_confint(k, int(in_w.sum()), method="wilson")))
+    assert first["window_interval"][1] < first["reference_interval"][0]  # a significant fall
+    # "what-if": giving the north its reference accuracy removes (almost) the whole drop
+    drop = accuracy_score(ref["label"], pred_r) - accuracy_score(win["label"], pred_w)
+    assert result.metrics["drop"].value == pytest.approx(drop)
+    assert first["share_of_drop"] == pytest.approx(first["contribution"] / drop)
+    assert first["share_of_drop"] > 0.8
+    # the regions without a change rank below every channel segment (each holds half the north)
+    rank = {(c["column"], c["segment"]): c["rank"] for c in causes}
+    for region in ("south", "east", "west"):
+        assert rank[("region", region)] > max(rank[("channel", "web")], rank[("channel", "app")])
+        seg = next(c for c in causes if c["segment"] == region)
+        assert abs(seg["contribution"]) < 0.25 * first["contribution"]
+    assert {c["kind"] for c in causes if c["column"] == "x1"} == {"binned"}
+    assert len([c for c in causes if c["column"] == "x1"]) == 4  # quartiles of the reference
+    assert result.metrics["top_contribution"].value == pytest.approx(first["contribution"])
+
+
+def test_small_segments_are_skipped_and_said_so(llmguard_project: Any) -> None:
+    outcome, *_ = _project(llmguard_project, {"columns": ["region"], "min_rows": 600})
+    details = outcome.results["why"].details
+    assert details["min_rows"] == 600
+    # ~500 window rows per region: every segment is below the minimum, none ranked
+    assert details["root_causes"] == [] and len(details["skipped"]) == 4
+    assert "min_rows 600" in details["skipped"][0]
+    assert outcome.results["why"].metrics["top_contribution"].value == 0.0
+
+
+def test_cbpe_metric_ranks_without_window_labels(llmguard_project: Any) -> None:
+    # label-free: CBPE cannot see concept drift, so plant a covariate shift that lowers
+    # accuracy in the north only (rows pushed towards the decision boundary)
+    rng = np.random.default_rng(3)
+    ref, win = _draw(rng, 4000), _draw(rng, 2000)
+    model = LogisticRegression().fit(ref[["x1", "x2"]], ref["label"])
+    north = win["region"] == "north"
+    win.loc[north, ["x1", "x2"]] *= 0.2
+    win = win.drop(columns="label")
+    spec = {"features": ["x1", "x2"], "sensitive": ["region"]}
+    llmguard_project.dataset("reference", ref, target="label", **spec)
+    llmguard_project.dataset("current", win, **spec)
+    llmguard_project.model("candidate", model)
+    llmguard_project.check("why", uses="monitor.root_cause", with_={"metric": "cbpe_accuracy", "columns": ["region"]})
+    result = llmguard_project.run().results["why"]
+    assert result.status.value != "error", result.error
+    causes = result.details["root_causes"]
+    assert causes[0]["segment"] == "north" and causes[0]["window"] < causes[0]["reference"] - 0.1
+    assert all(abs(c["contribution"]) < 0.02 for c in causes[1:])
+    assert any("concept drift" in w for w in result.warnings)
