@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,3 +111,78 @@ def test_cbpe_metric_ranks_without_window_labels(llmguard_project: Any) -> None:
     assert causes[0]["segment"] == "north" and causes[0]["window"] < causes[0]["reference"] - 0.1
     assert all(abs(c["contribution"]) < 0.02 for c in causes[1:])
     assert any("concept drift" in w for w in result.warnings)
+
+
+def test_monitor_lists_root_causes_of_the_window_whose_accuracy_gate_fired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import joblib
+    import yaml
+
+    from llmguard_ops.monitor.run import MonitorOptions, monitor
+    from llmguard_ops.plugins import get_plugin_manager
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", "off")
+    rng = np.random.default_rng(11)
+    ref = _draw(rng, 3000)
+    model = LogisticRegression().fit(ref[["x1", "x2"]], ref["label"])
+    joblib.dump(model, tmp_path / "model.joblib")
+    ref.to_csv(tmp_path / "reference.csv", index=False)
+    days = []
+    for day in range(3):
+        w = _draw(rng, 800)
+        w["ts"] = (
+            pd.Timestamp("2026-03-01", tz="UTC")
+            + pd.Timedelta(days=day)
+            + pd.to_timedelta(rng.uniform(0, 86399, len(w)), unit="s")
+        )
+        if day == 2:  # accuracy falls in the north only, and x2 drifts everywhere
+            flip = (w["region"] == "north").to_numpy() & (rng.random(len(w)) < 0.6)
+            w.loc[flip, "label"] = 1 - w.loc[flip, "label"]
+            w["x2"] += 0.5
+        days.append(w)
+    pd.concat(days).to_csv(tmp_path / "log.csv", index=False)
+    spec = {"path": "reference.csv", "target": "label", "features": ["x1", "x2"], "sensitive": ["region"]}
+    suite = {
+        "apiVersion": "llmguard/v1",
+        "name": "rc",
+        "models": {"candidate": {"loader": "sklearn", "path": "model.joblib"}},
+        "datasets": {"reference": spec, "current": spec},
+        "checks": [
+            {"id": "drift", "uses": "drift.tabular", "with": {"columns": ["x1", "x2"], "method": "ks"}},
+            {
+                "id": "quality",
+                "uses": "performance.classification",
+                "with": {"dataset": "current", "n_resamples": 50},
+                "gate": {"accuracy": {"min": 0.78}},
+            },
+            {"id": "why", "uses": "monitor.root_cause", "with": {"columns": ["region", "channel", "x2"]}},
+        ],
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    opts = MonitorOptions(
+        suite=tmp_path / "suite.yaml",
+        dataset="current",
+        log=tmp_path / "log.csv",
+        time_column="ts",
+        out=tmp_path / "out",
+        db=str(tmp_path / "h.db"),
+        now=pd.Timestamp("2026-03-05", tz="UTC").to_pydatetime(),
+    )
+    host = get_plugin_manager(blocked=["llmguard_ops.reporters.html"])
+    result = monitor(opts, host)
+    listing = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    first, _, last = listing["windows"]
+    assert first["fired"] == [] and "root_causes" not in first
+    assert "quality.accuracy" in last["fired"]
+    hints = last["root_causes"]
+    assert hints["trigger"] == ["quality.accuracy"] and "x2" in hints["drifted_columns"]
+    top = hints["segments"][0]
+    assert (top["column"], top["segment"], top["check"]) == ("region", "north", "why")
+    assert all(s["drifted"] for s in hints["segments"] if s["column"] == "x2")
+    assert not any(s["drifted"] for s in hints["segments"] if s["column"] == "region")
+    assert result.ran[-1]["root_causes"] == hints
+    # a rerun runs nothing and leaves the listing as it was
+    again = monitor(opts, host)
+    assert again.ran == [] and json.loads((tmp_path / "out" / "monitor.json").read_text()) == listing

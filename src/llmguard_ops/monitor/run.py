@@ -99,6 +99,11 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
     store.record_window(
         report, start=window.key, end=iso(window.end), rows=len(window.frame), fired=fired, folder=str(folder)
     )
+    from . import rootcause
+
+    hints = rootcause.root_causes(report)
+    if hints is not None:
+        rootcause.save(folder, hints)
     steps: list[dict[str, Any]] = []
     if loaded.suite.incidents:
         from .incidents import run_playbook, save
@@ -118,6 +123,7 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
         if steps:
             save(folder, window.key, fired, steps)
     return {
+        "root_causes": hints,
         "incidents": steps,
         "start": window.key,
         "end": iso(window.end),
@@ -159,6 +165,12 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
             if progress:
                 fired = ", ".join(entry["fired"]) or "-"
                 progress(f"{entry['start']}  {entry['rows']:>7} rows  {entry['decision']:<7}  fired: {fired}")
+                for seg in (entry["root_causes"] or {}).get("segments", [])[:3]:
+                    progress(
+                        f"  root cause #{seg['rank']}: {seg['column']}={seg['segment']} "
+                        f"({seg['share']:.0%} of rows): {seg['reference']:.3f} -> {seg['window']:.3f}"
+                        + (" [drifted]" if seg["drifted"] else "")
+                    )
                 for step in entry["incidents"]:
                     progress(f"  incident step {step['step']} ({step['uses']}): {step['status']}: {step['outcome']}")
         windows = store.windows(name)
@@ -181,6 +193,7 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         "windows": [
             {k: w[k] for k in ("start", "end", "rows", "decision", "fired", "run_id")}
             | {"folder": _rel(w["folder"], opts.out), "incidents": _incident_steps(Path(w["folder"]))}
+            | _root_cause_entry(Path(w["folder"]), w["fired"])
             for w in windows
         ],
     }
@@ -200,6 +213,15 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         write_textfile(opts.prometheus, name, windows[-1], series)
     latest = Decision(windows[-1]["decision"])
     return MonitorResult(ran=ran, windows=windows, monitor_file=path, warnings=warnings, exit_code=latest.exit_code)
+
+
+def _root_cause_entry(folder: Path, fired: list[str]) -> dict[str, Any]:
+    if not fired:
+        return {}
+    from .rootcause import load
+
+    hints = load(folder)
+    return {"root_causes": hints} if hints is not None else {}
 
 
 def _incident_steps(folder: Path) -> list[dict[str, Any]]:
