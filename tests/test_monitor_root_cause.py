@@ -186,3 +186,31 @@ def test_monitor_lists_root_causes_of_the_window_whose_accuracy_gate_fired(
     # a rerun runs nothing and leaves the listing as it was
     again = monitor(opts, host)
     assert again.ran == [] and json.loads((tmp_path / "out" / "monitor.json").read_text()) == listing
+
+
+def test_docs_example_is_a_valid_check(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    from llmguard_ops.loading import load_suite
+    from llmguard_ops.plugins import get_plugin_manager
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text()
+    section = doc[doc.index("## Root-cause hints") : doc.index("## Prometheus")]
+    (snippet,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    checks = yaml.safe_load(snippet)
+    assert checks[0]["uses"] == "monitor.root_cause"
+    frame = pd.DataFrame({"x1": [0.0], "region": ["n"], "channel": ["web"], "label": [0]})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ds = {"path": "d.csv", "target": "label", "features": ["x1"], "sensitive": ["region"]}
+    suite = {
+        "apiVersion": "llmguard/v1",
+        "name": "doc",
+        "models": {"candidate": {"loader": "sklearn", "path": "m.joblib"}},
+        "datasets": {"reference": ds, "current": ds},
+        "checks": checks,
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    loaded = load_suite(tmp_path / "suite.yaml", get_plugin_manager().registry())
+    assert loaded.suite.checks[0].with_["min_rows"] == 30
