@@ -157,3 +157,23 @@ def test_labels_without_an_id_column_is_a_one_line_error(project: Path) -> None:
         monitor(_opts(project, START + pd.Timedelta(days=5), labels=project / "labels.csv"), host)
     with pytest.raises(LlmguardError, match="no column 'nope'"):
         monitor(_opts(project, START + pd.Timedelta(days=5), labels=project / "labels.csv", label_id="nope"), host)
+
+
+def test_cli_label_delay_option(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmguard_ops.cli import main
+
+    args = ["-p", "no:llmguard_ops.reporters.html", "monitor", "suite.yaml", "--dataset", "current=log.csv"]
+    args += ["--time-column", "ts", "--out", "out", "--db", "h.db", "--now", "2026-03-05T12:00:00Z"]
+    assert main([*args, "--label-delay", "soon"]) == 2
+    assert "--label-delay: expected a length such as 12h or 3d, got 'soon'" in capsys.readouterr().err
+    monitor_code = main([*args, "--label-delay", "2d", "--labelled", "quality", "--labelled", "why"])
+    assert monitor_code in (0, 1, 3)
+    out = capsys.readouterr().out
+    assert "4 new window(s) run, 4 recorded" in out and out.count("(label-free)") == 2
+    young = json.loads((project / "out" / "windows" / "20260304T000000Z" / "report.json").read_text())
+    assert {c["id"] for c in young["checks"]} == {"drift", "estimated"}
+    assert young["suite"]["metadata"]["llmguard.monitor"]["revision"] == {
+        "revision": 0,
+        "label_free": True,
+        "left_out": ["quality", "why"],
+    }

@@ -206,7 +206,14 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         )
     name = base.suite.name
     frame = read_log(opts.log)
-    delay = parse_every(opts.label_delay) if opts.label_delay else None
+    delay = None
+    if opts.label_delay:
+        try:
+            delay = parse_every(opts.label_delay)
+        except LlmguardError:
+            raise LlmguardError(
+                f"--label-delay: expected a length such as 12h or 3d, got {opts.label_delay!r}"
+            ) from None
     target = base.suite.datasets[opts.dataset].target
     if delay is not None:
         if target is None:
@@ -241,7 +248,8 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
             ran.append(entry)
             if progress:
                 fired = ", ".join(entry["fired"]) or "-"
-                progress(f"{entry['start']}  {entry['rows']:>7} rows  {entry['decision']:<7}  fired: {fired}")
+                free = "  (label-free)" if entry["label_free"] else ""
+                progress(f"{entry['start']}  {entry['rows']:>7} rows  {entry['decision']:<7}  fired: {fired}{free}")
                 for seg in (entry["root_causes"] or {}).get("segments", [])[:3]:
                     progress(
                         f"  root cause #{seg['rank']}: {seg['column']}={seg['segment']} "
