@@ -91,6 +91,14 @@ def test_small_segments_are_skipped_and_said_so(llmguard_project: Any) -> None:
     assert outcome.results["why"].metrics["top_contribution"].value == 0.0
 
 
+def test_unknown_column_is_an_error_naming_it(llmguard_project: Any) -> None:
+    outcome, *_ = _project(llmguard_project, {"columns": ["region", "nope"]})
+    result = outcome.results["why"]
+    assert result.status.value == "error" and result.error is not None
+    assert "dataset 'reference' has no column 'nope'" in result.error.message
+    outcome.assert_decision("BLOCK")  # fails closed
+
+
 def test_cbpe_metric_ranks_without_window_labels(llmguard_project: Any) -> None:
     # label-free: CBPE cannot see concept drift, so plant a covariate shift that lowers
     # accuracy in the north only (rows pushed towards the decision boundary)

@@ -192,6 +192,7 @@ class RootCauseParams(BaseModel):
     reference: DatasetRef = Field("reference", description="Labelled data with the expected performance.")
     columns: list[str] | None = Field(
         None,
+        min_length=1,
         description="Columns to segment by (default: the window's sensitive columns, then its features, "
         "else every column but the target).",
     )
