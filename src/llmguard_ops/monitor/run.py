@@ -220,6 +220,7 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
             raise LlmguardError(f"--label-delay: dataset '{opts.dataset}' declares no target column")
         frame = _join_labels(frame, opts, target)
     now = opts.now or dt.datetime.now(dt.UTC)
+    now = now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
     store = Store(opts.db)
     warnings: list[str] = []
     try:
