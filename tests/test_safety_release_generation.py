@@ -181,3 +181,11 @@ def test_bbq_questions_are_user_turns_after_the_models_system_prompt(tmp_path: P
     # the check's setting replaces one suite setting; the others stay the release's
     assert call["settings"]["max_new_tokens"] == 4 and call["settings"]["temperature"] == 0.2
     assert result.details["generation"]["system_prompt"] is True
+
+
+def test_an_unknown_generation_setting_is_a_one_line_error(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    suite = _suite(tmp_path, "prompt: release", ", generation: {temprature: 0.5}", log)
+    result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
+    assert result.status is Status.ERROR and not _calls(log)
+    assert "generation.temprature: Extra inputs are not permitted" in result.error.message
