@@ -12,7 +12,7 @@ import pytest
 
 import llmguard_ops
 from llmguard_ops import Status
-from llmguard_ops.generation import CACHE_ENV, sample_seed
+from llmguard_ops.generation import CACHE_ENV, flatten, sample_seed
 
 RECORDER = '''
 import json
@@ -74,6 +74,11 @@ def test_canary_is_planted_into_the_models_suite_system_prompt(tmp_path: Path) -
     assert call["settings"]["temperature"] == 0.3 and call["settings"]["max_new_tokens"] == 64
     assert result.details["system_prompt"]["source"] == "suite prompt of model 'candidate'"
     assert result.details["generation"]["generation"]["temperature"] == 0.3
+    # token accounting: the python model reports none, so words are counted
+    words = sum(len(flatten(c).split()) for c in call["conversations"])
+    assert result.details["generation"]["token_unit"] == "words"
+    assert result.details["generation"]["output_tokens"] == 8 * 7  # "I'm sorry, I can't help with that."
+    assert result.details["generation"]["prompt_tokens"] == words
 
 
 def test_explicit_system_prompt_parameter_overrides_and_says_so(tmp_path: Path) -> None:

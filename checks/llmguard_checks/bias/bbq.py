@@ -87,7 +87,11 @@ def generate_answers(
     system = [{"role": "system", "content": prompt.system}] if prompt and prompt.system else []
     conversations = [[*system, {"role": "user", "content": p}] for p in prompts]
     gens = ctx.chat(model, conversations, samples=1, settings=settings or None)
-    return gens.first(), gens.describe() | {"system_prompt": bool(system)}
+    tokens = {
+        "prompt_tokens": sum(t[0] for t in gens.prompt_tokens),
+        "output_tokens": sum(t[0] for t in gens.output_tokens),
+    }
+    return gens.first(), gens.describe() | tokens | {"system_prompt": bool(system)}
 
 
 def load_items(source: str | None, base_dir: Path) -> tuple[list[dict[str, str]], dict[str, str]]:

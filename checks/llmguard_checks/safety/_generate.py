@@ -69,6 +69,14 @@ def resolve_system_prompt(ctx: CheckContext, model: str, param: str, param_set: 
     return param, "default system_prompt of the check"
 
 
+def describe(gens: Generations) -> dict[str, Any]:
+    """What a report says of a generation: settings, cache use and token totals."""
+    return gens.describe() | {
+        "prompt_tokens": int(sum(map(sum, gens.prompt_tokens))),
+        "output_tokens": int(sum(map(sum, gens.output_tokens))),
+    }
+
+
 def generate(
     ctx: CheckContext,
     model: str,

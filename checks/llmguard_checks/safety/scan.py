@@ -11,7 +11,7 @@ import numpy as np
 
 from llmguard_ops import CheckContext
 
-from ._generate import Conversation, generate
+from ._generate import Conversation, describe, generate
 from .converters import Converter, chain
 from .detectors import Detector
 from .probes import Attempt, ProbeSet, fill
@@ -192,4 +192,4 @@ def run_model(
             if judge is not None and any(v is not None for v in verdicts[i])
             else None
         )
-    return Outcomes(bad, hits, outputs, judged, gens.describe())
+    return Outcomes(bad, hits, outputs, judged, describe(gens))
