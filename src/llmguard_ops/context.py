@@ -160,11 +160,21 @@ class CheckContext:
         self._note_all(out.warnings)
         return out
 
-    def chat(self, model: str, conversations: list[list[dict[str, str]]], *, samples: int | None = None) -> Generations:
+    def chat(
+        self,
+        model: str,
+        conversations: list[list[dict[str, str]]],
+        *,
+        samples: int | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Generations:
         """Generate for ready OpenAI-shaped conversations (a judge's prompts, attack turns).
 
         Same model call, settings, seeds and cache as :meth:`generate`; the model's own
         prompt template is not applied (the conversations are already written).
+        ``settings`` replaces some of the model's generation settings for this call (a
+        check's own ``max_new_tokens``, say); they are validated like the suite's
+        ``generation:`` and are part of the cache key.
         """
         from . import generation as gen
 
@@ -172,7 +182,7 @@ class CheckContext:
         out = gen.generate_conversations(
             loaded,
             conversations,
-            config=loaded.spec.generation,
+            config=gen.with_settings(loaded.spec.generation, settings),
             store=self._generation_store(),
             run_seed=self.suite.suite.seed,
             samples=samples,

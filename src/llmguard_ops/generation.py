@@ -62,6 +62,23 @@ def default_config() -> GenerationConfig:
     return GenerationConfig()
 
 
+def with_settings(config: GenerationConfig | None, settings: dict[str, Any] | None) -> GenerationConfig | None:
+    """``config`` with some settings replaced (validated as the suite's ``generation:``)."""
+    if not settings:
+        return config
+    from pydantic import ValidationError
+
+    from .suite import GenerationConfig
+
+    base = config.model_dump(exclude_unset=True) if config is not None else {}
+    try:
+        return GenerationConfig.model_validate({**base, **settings})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ())) or "?"
+        raise ValueError(f"generation.{where}: {err.get('msg', 'invalid')}") from None
+
+
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
@@ -389,4 +406,5 @@ __all__ = [
     "generate",
     "generate_conversations",
     "render",
+    "with_settings",
 ]
