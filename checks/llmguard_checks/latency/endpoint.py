@@ -323,7 +323,8 @@ class HttpModel:
             if not isinstance(text, str):
                 raise ArtifactError(self._redact(f"{self.url}: HTTP 200 with a choice without text: "
                                                  f"{json.dumps(choice)[:200]}"))
-            usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+            raw_usage = payload.get("usage")
+            usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
             return {"text": text, "prompt_tokens": usage.get("prompt_tokens"),
                     "output_tokens": usage.get("completion_tokens")}
 
