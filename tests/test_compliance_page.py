@@ -82,6 +82,8 @@ def test_bias_performance_and_robustness_run_is_covered(project: Project) -> Non
     assert "`attestation.dsse.json` | signed (ed25519), keyid `" in text
     assert "`test-result.dsse.json` | signed with the run's key" in text
     assert "2 approvals from `ml-lead`, `risk`; two-person rule on" in text
+    assert "for a REVIEW; this PROMOTE needs none" in rows["Annex IV 2(g)"]
+    assert _status(rows["MEASURE 2.1"]) == "covered" and "plugins with their versions" in rows["MEASURE 2.1"]
     # the HTML page lists the compliance page among the run's files
     assert "compliance.md" in (out / "report.html").read_text()
 

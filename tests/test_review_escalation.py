@@ -57,6 +57,11 @@ def test_review_posts_the_approval_request(
     assert approval["approve_command"].startswith(f"llmguard approve {attestation} --key ")
     assert "--role ROLE" in approval["approve_command"] and "--reason" in approval["approve_command"]
     assert "--approvals" in approval["verify_command"] and "--trust" in approval["verify_command"]
+    # the compliance page of a REVIEW does not claim the sign-off it is still waiting for
+    page = (out / "compliance.md").read_text()
+    [row] = [line for line in page.splitlines() if line.startswith("| Annex IV 2(g):")]
+    assert "| **partly** |" in row
+    assert "✗ signed by the responsible persons (approvals): pending: `policy.approvals` asks for 2" in row
 
 
 def test_review_without_a_policy_says_it_cannot_be_signed_off(

@@ -47,6 +47,7 @@ EVIDENCE_NAMES = (
     "approvals",
     "audit_log",
     "purpose",
+    "environment",
 )
 
 
@@ -156,7 +157,15 @@ def _evidence_need(report: Report, name: str, label: str, policy: dict[str, Any]
         if policy is None:
             return Need(label, False, "the suite sets no `policy.approvals`: a REVIEW cannot be signed off")
         roles = ", ".join(_c(r) for r in policy.get("roles") or []) or "any trusted role"
-        return Need(label, True, f"`policy.approvals`: {md_inline(policy.get('required', 1))} approvals, roles {roles}")
+        asks = f"`policy.approvals` asks for {md_inline(policy.get('required', 1))} approvals from {roles}"
+        if report.decision.decision.value == "REVIEW":
+            return Need(
+                label,
+                False,
+                f"pending: {asks}; none can exist before the run ends: sign with `llmguard approve`, "
+                "check with `llmguard verify --approvals`",
+            )
+        return Need(label, True, f"{asks} for a REVIEW; this {report.decision.decision.value} needs none")
     if name == "audit_log":
         return Need(
             label,
@@ -164,6 +173,15 @@ def _evidence_need(report: Report, name: str, label: str, policy: dict[str, Any]
             "the run's audit-log entry is appended after this page (unless `--no-audit-log`): "
             "check it with `llmguard audit verify`",
         )
+    if name == "environment":
+        packages = report.environment.get("packages")
+        python = report.environment.get("python")
+        plugins = [n for n, v in report.plugins.items() if v]
+        detail = (
+            f"{len(plugins)} plugins with their versions, "
+            f"{len(packages) if isinstance(packages, dict | list) else 0} packages, Python {md_inline(python or '?')}"
+        )
+        return Need(label, bool(plugins and packages), detail)
     if name == "purpose":
         use = report.suite.metadata.get("intended_use")
         return Need(label, bool(use), md_inline(use) if use else "the suite's metadata states no `intended_use`")
