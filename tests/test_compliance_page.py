@@ -128,3 +128,48 @@ def test_errored_checks_are_not_evidence_and_user_text_is_escaped(project: Proje
     assert "`f\\|<img src=x>`" in text  # shown as written, its pipe escaped for the table
     row = _rows(text)["MEASURE 2.11"]
     assert len(re.findall(r"(?<!\\)\|", row)) == 5  # the hostile id did not split a cell
+
+
+def test_report_with_approvals_lists_them_on_the_page(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from evidence_support import cli
+    from llmguard_ops.evidence.keys import generate
+
+    project = make_project(tmp_path)
+    trust = ["keys:", f"  - {{name: release-ci, public_key: {project.public_key}, roles: [runner]}}"]
+    for who, role in (("ada", "ml-lead"), ("grace", "risk")):
+        _, public, _ = generate(tmp_path / who)
+        trust.append(f"  - {{name: {who}, public_key: {public}, roles: [{role}]}}")
+    (tmp_path / "trust.yaml").write_text("\n".join(trust) + "\n")
+    strict = (
+        "  - id: strict\n    uses: performance.classification\n"
+        "    with: {model: candidate, dataset: current}\n"
+        "    gate: {accuracy: {min: 0.999}}\n    severity: warning\n"
+    )
+    out = _run(project, WITH_ALL.replace("policy:\n", strict + "policy:\n"), "review")
+    att, folder = out / "attestation.dsse.json", tmp_path / "approvals"
+    pending = _rows((out / "compliance.md").read_text())["Annex IV 2(g)"]
+    assert _status(pending) == "partly" and "pending: " in pending
+
+    def report() -> str:
+        r = cli(capsys, "report", out / "report.json", "--key", project.public_key,
+                "--approvals", folder, "--trust", tmp_path / "trust.yaml")  # fmt: skip
+        assert r.code == 0, r.err
+        return (out / "compliance.md").read_text()
+
+    r = cli(capsys, "approve", att, "--key", tmp_path / "ada" / "llmguard.key", "--as", "ada",
+            "--role", "ml-lead", "--reason", "read it", "--out", folder)  # fmt: skip
+    assert r.code == 0, r.err
+    text = report()
+    assert "they do not meet the policy" in text and "approved by ada (ml-lead)" in text
+    assert "missing: no valid approval from the role risk" in text
+    assert _status(_rows(text)["Annex IV 2(g)"]) == "partly"
+    r = cli(capsys, "approve", att, "--key", tmp_path / "grace" / "llmguard.key", "--as", "grace",
+            "--role", "risk", "--reason", "bias checked", "--out", folder)  # fmt: skip
+    assert r.code == 0, r.err
+    text = report()
+    assert "they meet the policy" in text and "approved by grace (risk)" in text
+    row = _rows(text)["Annex IV 2(g)"]
+    assert _status(row) == "covered" and "✓ signed by the responsible persons (approvals): approved (2 of 2" in row
+    # without the trust file the approvals cannot be checked: a usage error
+    r = cli(capsys, "report", out / "report.json", "--key", project.public_key, "--approvals", folder)
+    assert r.code == 2 and "--trust" in r.err

@@ -74,6 +74,18 @@ class Need:
 
 
 @dataclass
+class Signoff:
+    """Approvals checked after the run (``llmguard report --approvals``): the verdict of
+    :func:`llmguard_ops.evidence.approvals.evaluate` and the policy the attestation records."""
+
+    folder: str
+    policy: dict[str, Any] | None
+    approved: bool
+    lines: list[str]  # one text line per file of the folder
+    problems: list[str]
+
+
+@dataclass
 class Item:
     ref: str
     name: str
@@ -121,7 +133,9 @@ def _family_need(report: Report, families: list[str], label: str) -> Need:
     return Need(label, bool(counted), detail)
 
 
-def _evidence_need(report: Report, name: str, label: str, policy: dict[str, Any] | None) -> Need:
+def _evidence_need(
+    report: Report, name: str, label: str, policy: dict[str, Any] | None, signoff: Signoff | None = None
+) -> Need:
     if name == "datasets":
         sets = [(n, d) for n, d in report.datasets.items() if d.get("sha256")]
         detail = ", ".join(
@@ -154,6 +168,14 @@ def _evidence_need(report: Report, name: str, label: str, policy: dict[str, Any]
         state = "signed with the run's key" if report.signed else "unsigned, as the run is"
         return Need(label, report.signed, f"`test-result.dsse.json` ({state})")
     if name == "approvals":
+        if signoff is not None and signoff.policy is not None:
+            state = "approved" if signoff.approved else "not approved: " + "; ".join(signoff.problems)
+            counted = sum(1 for line in signoff.lines if "NOT COUNTED" not in line)
+            return Need(
+                label,
+                signoff.approved,
+                f"{md_inline(state)} ({counted} of {len(signoff.lines)} files in {_c(signoff.folder)} count)",
+            )
         if policy is None:
             return Need(label, False, "the suite sets no `policy.approvals`: a REVIEW cannot be signed off")
         roles = ", ".join(_c(r) for r in policy.get("roles") or []) or "any trusted role"
@@ -188,9 +210,15 @@ def _evidence_need(report: Report, name: str, label: str, policy: dict[str, Any]
     raise ValueError(f"unknown evidence {name!r}")
 
 
-def assess(report: Report) -> list[tuple[dict[str, Any], list[Item]]]:
+def _policy(report: Report, signoff: Signoff | None) -> tuple[dict[str, Any] | None, str]:
+    if signoff is not None:
+        return signoff.policy, "the signed attestation's predicate"
+    return approval_policy(report)
+
+
+def assess(report: Report, signoff: Signoff | None = None) -> list[tuple[dict[str, Any], list[Item]]]:
     """Every framework with its items and their status for this run."""
-    policy, _ = approval_policy(report)
+    policy, _ = _policy(report, signoff)
     out = []
     for fw in mapping():
         items = []
@@ -198,7 +226,7 @@ def assess(report: Report) -> list[tuple[dict[str, Any], list[Item]]]:
             needs = [
                 _family_need(report, list(n["families"]), n["label"])
                 if "families" in n
-                else _evidence_need(report, n["evidence"], n["label"], policy)
+                else _evidence_need(report, n["evidence"], n["label"], policy, signoff)
                 for n in entry.get("evidence") or []
             ]
             met = sum(n.met for n in needs)
@@ -208,9 +236,9 @@ def assess(report: Report) -> list[tuple[dict[str, Any], list[Item]]]:
     return out
 
 
-def render(report: Report) -> str:
+def render(report: Report, signoff: Signoff | None = None) -> str:
     t_ = md_inline
-    policy, source = approval_policy(report)
+    policy, source = _policy(report, signoff)
     signing = report.signing or {}
     lines = [
         f"# Compliance mapping: {t_(report.suite.name)}",
@@ -258,7 +286,13 @@ def render(report: Report) -> str:
         rows.append(("waivers", "attestation predicate", f"{len(waived)} applied, each with its approver"))
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines += [""]
-    if report.decision.decision.value == "REVIEW":
+    if signoff is not None:
+        verdict = "meet the policy" if signoff.approved else "do not meet the policy"
+        lines += [f"### Approvals in {_c(signoff.folder)}: they {verdict}", ""]
+        lines += [f"- {t_(line)}" for line in signoff.lines] or ["- (no approval file)"]
+        lines += [f"- missing: {t_(p)}" for p in signoff.problems]
+        lines += [""]
+    elif report.decision.decision.value == "REVIEW":
         lines += [
             "This run asks for a person: the responsible reviewers sign it with "
             "`llmguard approve attestation.dsse.json --key KEY --as NAME --role ROLE --reason TEXT`, "
@@ -267,7 +301,7 @@ def render(report: Report) -> str:
             "",
         ]
     counts: dict[str, int] = {}
-    for fw, items in assess(report):
+    for fw, items in assess(report, signoff):
         lines += [f"## {t_(fw['title'])}", "", "| item | status | this run | still needs a person |",
                   "| --- | --- | --- | --- |"]  # fmt: skip
         for item in items:
@@ -281,8 +315,37 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-def write_compliance(report: Report, out_dir: Path) -> list[Path]:
-    return [atomic_write(Path(out_dir) / FILENAME, render(report))]
+def write_compliance(report: Report, out_dir: Path, signoff: Signoff | None = None) -> list[Path]:
+    return [atomic_write(Path(out_dir) / FILENAME, render(report, signoff))]
+
+
+def check_signoff(attestation: Path, key: Path, approvals: Path, trust: Path) -> Signoff:
+    """Verify the run's attestation with ``key`` and check ``approvals`` against its policy."""
+    from ..errors import LlmguardError
+    from ..evidence.approvals import evaluate, load_trust
+    from ..evidence.dsse import VerificationError
+    from ..evidence.keys import load_public
+    from ..evidence.verify import verify_attestation
+
+    try:
+        data = Path(attestation).read_bytes()
+    except OSError as exc:
+        raise LlmguardError(f"{attestation}: cannot read the run's attestation: {exc.strerror}") from None
+    public, keyid = load_public(key)
+    try:
+        statement = verify_attestation(data, public, keyid).statement
+    except VerificationError as exc:
+        raise LlmguardError(f"{attestation}: does not verify with {key}: {exc}") from None
+    verdict = evaluate(Path(approvals), hashlib.sha256(data).hexdigest(), statement, keyid, load_trust(trust))
+    predicate = statement.get("predicate")
+    policy = predicate.get("approvals") if isinstance(predicate, dict) else None
+    return Signoff(
+        folder=str(approvals),
+        policy=policy if isinstance(policy, dict) else None,
+        approved=verdict.approved,
+        lines=[line.text() for line in verdict.lines],
+        problems=list(verdict.problems),
+    )
 
 
 @hookimpl
