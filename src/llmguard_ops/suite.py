@@ -252,6 +252,15 @@ class Notification(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; use ${VAR} for tokens.")
     timeout: float = Field(5.0, gt=0, allow_inf_nan=False, description="Seconds per attempt.")
     retries: int = Field(3, ge=0, le=10, description="Retries after the first attempt (5xx, 429, network errors).")
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="People (or handles) asked to sign off a REVIEW; named in the payload's 'approval' block.",
+    )
+    report_url: str | None = Field(
+        None,
+        description="Where reviewers read this run's report.html (e.g. the CI artifact URL, with ${VAR}); "
+        "default: the page's path on the machine that ran.",
+    )
 
 
 class ApprovalPolicy(_Strict):
