@@ -46,7 +46,7 @@ class Reader:
         return "(" + _letter(prompt, item[right]) + ") because the context says so"
 
     def generate(self, prompts, **settings):
-        assert settings == {"max_new_tokens": 8}
+        assert settings["max_new_tokens"] == 8 and settings["temperature"] == 0.0
         return [self.answer(p) for p in prompts]
 
 

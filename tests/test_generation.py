@@ -214,8 +214,8 @@ def test_tiny_transformers_model_generates_and_fails_as_judge_clearly(
     assert lexical.status is Status.PASS, lexical.error
     assert 0 <= lexical.metrics["token_f1"].value <= 1
     assert len(lexical.details["examples"]) == 2
-    # the candidate ran once for both checks (shared prediction cache)
-    assert outcome.report.prediction_calls.get("candidate/qa/predict") == 1
+    # the candidate generated once per row for both checks (shared generation cache)
+    assert outcome.report.prediction_calls.get("candidate/qa/generate") == 2
     # a random tiny model cannot write the judge's JSON: the check says so, and blocks
     assert judged.status is Status.ERROR
     assert judged.error is not None

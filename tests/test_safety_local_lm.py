@@ -69,7 +69,8 @@ def test_openai_compatible_endpoint(tiny_lm: Path, tmp_path: Path) -> None:
         bodies = list(server.bodies)
     _check_random_model(result)
     assert len(bodies) == 8 + 8 + 20
-    # the flattened conversation carries the system prompt with its canary
-    content = bodies[0]["messages"][-1]["content"]
-    assert content.startswith("System: You are the customer assistant") and "CNRY-" in content
+    # the endpoint gets chat messages: the system prompt with its canary first
+    system = bodies[0]["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("You are the customer assistant")
+    assert "CNRY-" in system["content"]
     assert bodies[0]["max_tokens"] == 4

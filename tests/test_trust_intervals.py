@@ -25,10 +25,11 @@ def test_five_correct_rows_do_not_pass_a_70_percent_confidence_gate(tmp_path: Pa
     suite = project(tmp_path, rows=5, minimum=0.7, confidence=0.95)
     decision, quality = _quality(suite, tmp_path / "out")
     assert decision == "BLOCK"
-    assert quality.status.value == "error"
-    assert quality.error is not None
-    assert "cannot be supported by n=5" in quality.error.message
-    assert "at least n=11" in quality.error.message
+    # the exact interval fails the gate by itself; the reason says what a pass would need
+    assert quality.status.value == "fail"
+    (failed,) = quality.failed_gates
+    assert "lower 95% bound 0.478" in failed.reason
+    assert "needs at least n=11 to ever pass" in failed.reason
     accuracy = quality.metrics["accuracy"]
     assert accuracy.value == 1.0
     oracle = stats.binomtest(5, 5).proportion_ci(confidence_level=0.95, method="exact")

@@ -15,13 +15,20 @@ realised accuracy given calibrated scores (rows independent Bernoulli draws; nor
 approximation to the Poisson-binomial). It assumes the calibration learnt on the
 reference still holds in the window: no concept drift (P(y | x) unchanged); covariate
 shift is allowed. The report states this.
+
+``monitor.root_cause`` ranks the segments of a window (sensitive groups, categorical
+values, numeric columns binned on the reference's quantiles) by how much of the
+performance drop they explain: a segment's contribution is the rise in the window's
+overall accuracy if that segment had its reference accuracy ("what-if" attribution),
+share_in_window × (accuracy_reference − accuracy_window), the segment's part of the
+drop that does not come from a change in the mix of segments.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -177,6 +184,160 @@ def run_cbpe(ctx: CheckContext, params: CbpeParams) -> CheckOutput:
     return out
 
 
+class RootCauseParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelRef = Field("candidate", description="Classifier whose accuracy dropped.")
+    dataset: DatasetRef = Field("current", description="The window.")
+    reference: DatasetRef = Field("reference", description="Labelled data with the expected performance.")
+    columns: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Columns to segment by (default: the window's sensitive columns, then its features, "
+        "else every column but the target).",
+    )
+    metric: Literal["accuracy", "cbpe_accuracy"] = Field(
+        "accuracy",
+        description="accuracy: realised (needs the window's labels); cbpe_accuracy: CBPE's estimate per "
+        "segment (labels not needed in the window).",
+    )
+    bins: int = Field(4, ge=2, le=20, description="Numeric columns: quantile bins of the reference.")
+    max_categories: int = Field(
+        20,
+        ge=2,
+        description="Numeric columns with at most this many values are categories; "
+        "other columns with more are skipped.",
+    )
+    min_rows: int = Field(30, ge=1, description="A segment needs this many rows in the window and in the reference.")
+    top: int = Field(10, ge=1, description="Segments listed in details.root_causes.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="cbpe_accuracy: predict positive at this score.")
+
+
+def _segments(ref: Any, win: Any, column: str, params: RootCauseParams) -> tuple[Any, Any, str] | str:
+    """Segment labels of the reference and window rows for ``column``, or why it is skipped."""
+    import pandas as pd
+
+    r, w = ref[column], win[column]
+    numeric = pd.api.types.is_numeric_dtype(r) and pd.api.types.is_numeric_dtype(w)
+    if numeric and pd.concat([r, w]).nunique(dropna=True) > params.max_categories:
+        qs = np.nanquantile(r.to_numpy(dtype=float), np.linspace(0, 1, params.bins + 1)[1:-1])
+        edges = [-np.inf, *np.unique(qs), np.inf]
+
+        def label(x: Any) -> Any:
+            cut = pd.cut(x.astype(float), edges, right=False)
+            return cut.map(lambda iv: f"[{iv.left:.4g}, {iv.right:.4g})").astype(object).fillna("missing")
+
+        return label(r), label(w), "binned"
+    if w.nunique(dropna=False) > params.max_categories:
+        return f"{w.nunique(dropna=False)} distinct values in the window (max_categories {params.max_categories})"
+    return r.astype(str).where(r.notna(), "missing"), w.astype(str).where(w.notna(), "missing"), "category"
+
+
+def _wilson(k: float, n: int, level: float) -> tuple[float, float]:
+    from scipy import stats
+
+    ci = stats.binomtest(round(k), n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _normal(c: np.ndarray, level: float) -> tuple[float, float]:
+    from scipy.stats import norm
+
+    m = float(c.mean())
+    half = float(norm.ppf(0.5 + level / 2) * math.sqrt(float((c * (1 - c)).sum())) / len(c))
+    return max(0.0, m - half), min(1.0, m + half)
+
+
+def run_root_cause(ctx: CheckContext, params: RootCauseParams) -> CheckOutput:
+    ref, win = ctx.dataset(params.reference), ctx.dataset(params.dataset)
+    y_ref = np.asarray(ref.y())
+    ref_ok = (np.asarray(ctx.predict(params.model, params.reference)) == y_ref).astype(float)
+    if params.metric == "accuracy":
+        win_ok = (np.asarray(ctx.predict(params.model, params.dataset)) == np.asarray(win.y())).astype(float)
+        method = "wilson"
+    else:
+        labels = np.unique(y_ref)
+        if len(labels) != 2:
+            raise ValueError(f"cbpe_accuracy needs two classes in '{params.reference}', found {len(labels)}")
+        cal = calibrator(_positive_scores(ctx, params.model, params.reference), (y_ref == labels[1]).astype(float))
+        scores = _positive_scores(ctx, params.model, params.dataset)
+        p = cal(scores)
+        win_ok = np.where(scores >= params.threshold, p, 1 - p)  # expected correctness per row
+        method = "CBPE: Poisson-binomial, normal approximation"
+    if params.columns is not None:
+        columns = list(params.columns)
+    else:
+        cols = win.sensitive + (list(win.spec.features) if win.spec.features else [])
+        if not cols:
+            cols = [str(c) for c in win.frame.columns if c != win.target]
+        columns = list(dict.fromkeys(cols))
+    for col in columns:
+        for ds, name in ((ref, params.reference), (win, params.dataset)):
+            if col not in ds.frame.columns:
+                raise ValueError(f"dataset '{name}' has no column '{col}'")
+    level = ctx.confidence()
+    n_win, n_ref = len(win_ok), len(ref_ok)
+    if n_win == 0 or n_ref == 0:
+        raise ValueError("monitor.root_cause needs rows in both the window and the reference")
+    drop = float(ref_ok.mean() - win_ok.mean())
+    segments: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for col in columns:
+        seg = _segments(ref.frame, win.frame, col, params)
+        if isinstance(seg, str):
+            skipped.append(f"{col}: {seg}")
+            continue
+        r_lab, w_lab, kind = (np.asarray(seg[0], dtype=object), np.asarray(seg[1], dtype=object), seg[2])
+        for value in sorted(set(w_lab.tolist()), key=str):
+            in_w, in_r = w_lab == value, r_lab == value
+            nw, nr = int(in_w.sum()), int(in_r.sum())
+            if nw < params.min_rows or nr < params.min_rows:
+                skipped.append(
+                    f"{col}={value}: {nw} rows in the window, {nr} in the reference (min_rows {params.min_rows})"
+                )
+                continue
+            aw, ar = float(win_ok[in_w].mean()), float(ref_ok[in_r].mean())
+            share = nw / n_win
+            win_ci = _wilson(win_ok[in_w].sum(), nw, level) if method == "wilson" else _normal(win_ok[in_w], level)
+            segments.append(
+                {
+                    "column": col,
+                    "segment": str(value),
+                    "kind": "sensitive" if col in win.sensitive else kind,
+                    "share": share,
+                    "n_window": nw,
+                    "n_reference": nr,
+                    "window": aw,
+                    "window_interval": list(win_ci),
+                    "reference": ar,
+                    "reference_interval": list(_wilson(ref_ok[in_r].sum(), nr, level)),
+                    "contribution": share * (ar - aw),
+                    "share_of_drop": share * (ar - aw) / drop if drop > 0 else None,
+                }
+            )
+    segments.sort(key=lambda s: (-s["contribution"], s["column"], s["segment"]))
+    for rank, s in enumerate(segments, 1):
+        s["rank"] = rank
+    out = CheckOutput()
+    out.add("drop", drop, n=n_win)
+    top = segments[0] if segments else None
+    out.add("top_contribution", top["contribution"] if top else 0.0, n=top["n_window"] if top else 0)
+    out.details.update(
+        metric=params.metric,
+        interval=f"{method} at {level:g} (window), wilson (reference)",
+        method="what-if attribution: contribution = share in window x (reference - window metric of the segment)",
+        window_metric=float(win_ok.mean()),
+        reference_metric=float(ref_ok.mean()),
+        min_rows=params.min_rows,
+        root_causes=segments[: params.top],
+        segments_ranked=len(segments),
+        skipped=skipped,
+    )
+    if params.metric == "cbpe_accuracy":
+        out.warnings.append(CBPE_ASSUMPTIONS)
+    return out
+
+
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     register(
@@ -202,5 +363,17 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
                 for n in ("accuracy", "precision", "recall", "f1")
             ),
             summary="Label-free accuracy, precision, recall, F1 of a binary classifier (NannyML's CBPE).",
+        )
+    )
+    register(
+        CheckDefinition(
+            name="monitor.root_cause",
+            run=run_root_cause,
+            params=RootCauseParams,
+            metrics=(
+                MetricSpec("drop", "reference accuracy minus the window's (realised or CBPE)", False),
+                MetricSpec("top_contribution", "the largest segment's part of the drop (what-if)", False),
+            ),
+            summary="Segments (sensitive groups, categories, numeric bins) ranked by their part of an accuracy drop.",
         )
     )

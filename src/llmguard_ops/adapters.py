@@ -127,22 +127,78 @@ class TransformersModel:
             return np.asarray(self.predict_proba(texts).argmax(axis=1))
         return np.asarray(self.generate(list(texts)), dtype=object)
 
-    def generate(self, prompts: list[str], max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
-        """Greedy continuation of each prompt (deterministic), without the prompt."""
+    def generate(self, prompts: list[str], max_new_tokens: int | None = None, **settings: Any) -> list[str]:
+        """Continuation of each prompt, without the prompt (greedy unless ``temperature`` > 0)."""
+        return [r["text"] for r in self.complete(list(prompts), max_new_tokens=max_new_tokens, **settings)]
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """A conversation as this model's prompt: its tokenizer's chat template when it has one."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        from .generation import flatten
+
+        return flatten(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def context_window(self) -> int | None:
+        config = self.model.config
+        for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def complete(self, prompts: list[str], max_new_tokens: int | None = None, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int | None = None, stop: list[str] | None = None,
+                 truncate: str = "left", **kwargs: Any) -> list[dict[str, Any]]:
+        """Generate for each prompt: ``{text, prompt_tokens, output_tokens, truncated}``.
+
+        A prompt that leaves less than ``max_new_tokens`` of the context window keeps its
+        end (``truncated: True``), or raises with ``truncate="error"``. With
+        ``temperature`` > 0 each prompt is sampled after seeding torch with ``seed``.
+        """
         import torch
 
         if self.task != "causal-lm":
             raise ArtifactError("generate needs a causal-lm model")
+        new = int(max_new_tokens or self.max_new_tokens)
+        window = self.context_window
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = []
         with torch.inference_mode():
             for prompt in prompts:
-                enc = self.tokenizer(prompt, return_tensors="pt").to(self.device)
-                ids = self.model.generate(
-                    **enc, max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
-                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, **kwargs,
-                )
-                out.append(self.tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+                ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+                cut = False
+                if window is not None and ids.shape[1] + new > window:
+                    budget = window - new
+                    if truncate == "error" or budget < 1:
+                        raise ArtifactError(f"a prompt of {ids.shape[1]} tokens + max_new_tokens {new} exceeds the "
+                                            f"context window of {window} tokens (generation.truncate: {truncate})")
+                    ids, cut = ids[:, -budget:], True
+                ids = ids.to(self.device)
+                gen: dict[str, Any] = {"max_new_tokens": new, "pad_token_id": pad}
+                if temperature and temperature > 0:
+                    if seed is not None:
+                        torch.manual_seed(int(seed))
+                    gen.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
+                else:
+                    gen["do_sample"] = False
+                result = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen, **kwargs)
+                tokens = result[0, ids.shape[1]:]
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                count = int(tokens.shape[0])
+                if self.tokenizer.eos_token_id is not None and count and int(tokens[-1]) == self.tokenizer.eos_token_id:
+                    count -= 1
+                out.append({"text": text, "prompt_tokens": int(ids.shape[1]), "output_tokens": count,
+                            "truncated": cut})
         return out
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                    "spiece.model", "sentencepiece.bpe.model")
 
 
 def load_transformers(path: Path, options: dict[str, Any]) -> TransformersModel:
@@ -161,6 +217,9 @@ def load_transformers(path: Path, options: dict[str, Any]) -> TransformersModel:
             "causal-lm": tf.AutoModelForCausalLM}.get(task)
     if auto is None:
         raise ArtifactError(f"unknown transformers task '{task}' (sequence-classification or causal-lm)")
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise ArtifactError(f"{path} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...); "
+                            "save the tokenizer beside the weights (tokenizer.save_pretrained)")
     device = pick_device(options.get("device"))
     model = auto.from_pretrained(path, local_files_only=True).to(device).eval()
     tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)

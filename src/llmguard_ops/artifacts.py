@@ -378,6 +378,30 @@ def _within(seconds: float, what: str, work: Callable[[], Any]) -> Any:
     return box["value"]
 
 
+def release_facts(loaded: LoadedSuite, name: str) -> dict[str, Any]:
+    """The prompt and generation settings released with model ``name`` (report, attestation).
+
+    The prompt's sha256 is over its canonical JSON (sorted keys, no spaces, UTF-8), so two
+    runs can tell whether they released the same prompt.
+    """
+    import json
+
+    suite = loaded.suite
+    spec = suite.models[name]
+    facts: dict[str, Any] = {}
+    prompt = suite.prompt_of(name)
+    if prompt is not None:
+        body = prompt.model_dump(exclude_none=True)
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        facts["prompt"] = {"name": spec.prompt if isinstance(spec.prompt, str) else None, **body,
+                           "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    if spec.generation is not None:
+        facts["generation"] = spec.generation.model_dump()
+    if spec.price is not None:
+        facts["price"] = spec.price.model_dump()
+    return facts
+
+
 def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedModel]:
     """Load every model once with its loader and digest it, each within ``policy.load_timeout``."""
     check_model_paths(loaded, registry)
@@ -412,5 +436,5 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
         if unsafe:
             extra["unsafe_format"] = unsafe
         out[name] = LoadedModel(name=name, spec=spec, obj=obj, sha256=digest, digest_kind=kind,
-                                loader=spec.loader, path=path, extra=extra)
+                                loader=spec.loader, path=path, extra={**release_facts(loaded, name), **extra})
     return out

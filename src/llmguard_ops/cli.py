@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
     quiet = args.quiet or args.json
     if args.history_dir:
         os.environ["LLMGUARD_HISTORY_DIR"] = args.history_dir
+    if args.cache:
+        os.environ["LLMGUARD_CACHE"] = args.cache  # read by llmguard_ops.generation.store_folder
     live = _live_display(quiet, loaded)
     if not quiet and live is None:
         print(f"suite {loaded.suite.name} ({loaded.path.name}, sha256 {loaded.sha256[:12]}): "
@@ -273,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--history-dir", metavar="DIR",
                      help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; "
                      "'off' disables)")
+    run.add_argument("--cache", metavar="DIR",
+                     help="generation cache shared across runs (default: $LLMGUARD_CACHE or OUT/cache); "
+                     "a rerun pays only for generations not cached yet")
     evidence = run.add_argument_group("evidence")
     evidence.add_argument("--key", metavar="PATH",
                           help="ed25519 private key (PEM) signing the attestation and the "

@@ -16,6 +16,7 @@ from .errors import ArtifactError
 
 if TYPE_CHECKING:
     from .artifacts import LoadedDataset, LoadedModel
+    from .generation import Generations
     from .loading import LoadedSuite
     from .registry import Registry
     from .suite import CheckConfig
@@ -32,6 +33,7 @@ class PredictionCache:
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self.calls: Counter[tuple[str, str, str]] = Counter()
+        self.generation_store: Any = None  # a GenerationStore, opened on the first generation
 
     def get(self, key: tuple[str, str, str], compute: Callable[[], Any]) -> Any:
         with self._guard:
@@ -123,6 +125,91 @@ class CheckContext:
 
         out: np.ndarray = self.cache.get((model, dataset, method), compute)
         return out
+
+    def generate(
+        self, model: str, dataset: str, *, samples: int | None = None, rows: list[int] | None = None
+    ) -> Generations:
+        """Generate text for the rows of ``dataset`` with ``model``'s prompt and settings.
+
+        The one way a check asks a generative model for text: the suite's prompt template
+        attached to the model is rendered per row (system prompt, ``{column}``
+        placeholders, RAG context, few-shot turns, or the row's ``messages``), sent in the
+        model's own shape (chat messages, chat template, or flattened text) with its
+        generation config (``samples`` overrides how many independent draws per row), and
+        every answer is cached on disk per run (``--cache DIR`` across runs) under a key of
+        model digest, rendered prompt, config, seed and sample index. Returns
+        :class:`~llmguard_ops.generation.Generations` (``texts[row][sample]``, token
+        counts, the prompt and config used). See :mod:`llmguard_ops.generation`.
+        """
+        from . import generation as gen
+
+        loaded = self.model(model)
+        data = self.dataset(dataset)
+        suite = self.suite.suite
+        out = gen.generate(
+            loaded,
+            data,
+            prompt=suite.prompt_of(model) if model in suite.models else None,
+            config=loaded.spec.generation,
+            store=self._generation_store(),
+            run_seed=suite.seed,
+            samples=samples,
+            rows=rows,
+            on_call=self._counter((model, dataset, "generate")),
+        )
+        self._note_all(out.warnings)
+        return out
+
+    def chat(
+        self,
+        model: str,
+        conversations: list[list[dict[str, str]]],
+        *,
+        samples: int | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Generations:
+        """Generate for ready OpenAI-shaped conversations (a judge's prompts, attack turns).
+
+        Same model call, settings, seeds and cache as :meth:`generate`; the model's own
+        prompt template is not applied (the conversations are already written).
+        ``settings`` replaces some of the model's generation settings for this call (a
+        check's own ``max_new_tokens``, say); they are validated like the suite's
+        ``generation:`` and are part of the cache key.
+        """
+        from . import generation as gen
+
+        loaded = self.model(model)
+        out = gen.generate_conversations(
+            loaded,
+            conversations,
+            config=gen.with_settings(loaded.spec.generation, settings),
+            store=self._generation_store(),
+            run_seed=self.suite.suite.seed,
+            samples=samples,
+            on_call=self._counter((model, "conversations", "chat")),
+        )
+        self._note_all(out.warnings)
+        return out
+
+    def _generation_store(self) -> Any:
+        from . import generation as gen
+
+        with self.cache._guard:
+            if self.cache.generation_store is None:
+                self.cache.generation_store = gen.GenerationStore(gen.store_folder(self.artifact_dir.parent.parent))
+            return self.cache.generation_store
+
+    def _counter(self, key: tuple[str, str, str]) -> Callable[[int], None]:
+        def counted(n: int) -> None:
+            with self.cache._guard:
+                self.cache.calls[key] += n
+
+        return counted
+
+    def _note_all(self, warnings: list[str]) -> None:
+        for w in warnings:
+            if w not in self.notes:
+                self.notes.append(w)
 
     def note(self, message: str) -> None:
         """Record a warning shown with this check's result."""

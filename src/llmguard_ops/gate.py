@@ -45,6 +45,10 @@ def evaluate_bound(name: str, bound: GateBound, metric: Metric) -> GateOutcome:
     if bound.max is not None and (high is None or high > bound.max):
         what = f"upper {bound.confidence:.0%} bound {_fmt(high)}" if use_ci else _fmt(high)
         problems.append(f"{what} > max {_fmt(bound.max)}")
+    if problems and use_ci:
+        support = support_problem(name, bound, metric)
+        if support is not None:  # the failure stands; say what a passing run would need
+            problems.append(support.split(": ", 1)[-1].replace("to decide it", "to ever pass"))
     interval = f" [{_fmt(metric.lower)}, {_fmt(metric.upper)}]" if metric.has_interval else ""
     head = f"{name} = {_fmt(metric.value)}{interval}"
     reason = f"{head}: " + "; ".join(problems) if problems else f"{head} within gate"
@@ -77,7 +81,12 @@ def interval_problem(name: str, bound: GateBound, metric: Metric | None) -> str 
     if metric.confidence is None or abs(metric.confidence - bound.confidence) > 1e-9:
         return (f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported "
                 f"one at {_fmt(metric.confidence)}")
-    return support_problem(name, bound, metric)
+    support = support_problem(name, bound, metric)
+    if support is not None and evaluate_bound(name, bound, metric).passed:
+        # too few rows to let the interval decide a pass (a bootstrap over 5 rows is [1, 1]):
+        # refused, so it blocks. A gate the interval already fails stays a plain failure.
+        return support
+    return None
 
 
 MIN_BOOTSTRAP_N = 10

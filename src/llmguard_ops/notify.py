@@ -11,9 +11,13 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .report import Report
+
+if TYPE_CHECKING:
+    from .suite import ApprovalPolicy, Notification
 
 
 def summary_payload(report: Report) -> dict[str, Any]:
@@ -26,14 +30,61 @@ def summary_payload(report: Report) -> dict[str, Any]:
         "decision": report.decision.decision.value,
         "reasons": report.decision.reasons,
         "finished_at": report.finished_at,
-        "checks": [{"id": c.id, "uses": c.uses, "status": c.status.value, "severity": c.severity.value}
-                   for c in report.checks],
+        "checks": [
+            {"id": c.id, "uses": c.uses, "status": c.status.value, "severity": c.severity.value} for c in report.checks
+        ],
         "models": {name: m.get("sha256") for name, m in report.models.items()},
     }
 
 
-def post_json(url: str, body: dict[str, Any], *, headers: dict[str, str] | None = None, timeout: float = 5.0,
-              retries: int = 3, backoff: float = 0.5) -> int:
+def approval_request(
+    report: Report, target: Notification, out_dir: Path, policy: ApprovalPolicy | None
+) -> dict[str, Any]:
+    """What a REVIEW asks of its approvers: the policy, who, where to read, what to run."""
+    out = Path(out_dir).resolve()
+    attestation = out / "attestation.dsse.json"
+    request: dict[str, Any] = {
+        "approvers": list(target.approvers),
+        "report": target.report_url or str(out / "report.html"),
+        "compliance": str(out / "compliance.md"),
+        "attestation": str(attestation),
+        "approve_command": (
+            f"llmguard approve {attestation} --key YOUR_KEY --as 'YOUR NAME' --role ROLE "
+            "--reason 'WHAT YOU CHECKED AND ACCEPT'"
+        ),
+        "verify_command": (
+            f"llmguard verify {attestation} --key RUN_PUBLIC_KEY --approvals APPROVALS_DIR --trust TRUST_FILE"
+        ),
+    }
+    if policy is None:
+        request["policy"] = None
+        request["note"] = "the suite sets no policy.approvals: this REVIEW cannot be signed off"
+    else:
+        request["policy"] = policy.model_dump(mode="json")
+        request["required_roles"] = list(policy.roles)
+        request["required"] = policy.required
+    return request
+
+
+def decision_payload(
+    report: Report, target: Notification, out_dir: Path, policy: ApprovalPolicy | None
+) -> dict[str, Any]:
+    """The body for one webhook: the summary, and on REVIEW the approval request."""
+    body = summary_payload(report)
+    if report.decision.decision.value == "REVIEW":
+        body["approval"] = approval_request(report, target, out_dir, policy)
+    return body
+
+
+def post_json(
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+) -> int:
     """POST ``body``; retry on connection errors and 5xx/429 with exponential backoff.
 
     Returns the final HTTP status; raises ``RuntimeError`` when every attempt failed.

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "llmguard_ops.builtin",
     "llmguard_ops.reporters.junit",
     "llmguard_ops.reporters.model_card",
+    "llmguard_ops.reporters.compliance",
     "llmguard_ops.reporters.html",
     "llmguard_ops.reporters.run_history",
     "llmguard_ops.reporters.markdown",

@@ -60,6 +60,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     written = write_card(report, out, source_dir=source, verification=status) + write_html(
         report, out, source_dir=source, verification=status
     )
+    if getattr(args, "approvals", None):
+        from .errors import LlmguardError
+        from .reporters.compliance import check_signoff, write_compliance
+
+        if not (args.key and args.trust):
+            raise LlmguardError("report --approvals needs --key (the run's public key) and --trust FILE")
+        signoff = check_signoff(source / "attestation.dsse.json", Path(args.key), Path(args.approvals),
+                                Path(args.trust))  # fmt: skip
+        written += write_compliance(report, out, signoff)
     for p in written:
         print(p)
     line = clean(f"{status.title}: {status.line}")
@@ -140,6 +149,12 @@ def add_commands(sub: Any) -> None:
         metavar="PUB",
         help="public key: also verify the signature of the attestation beside the report",
     )
+    report.add_argument(
+        "--approvals",
+        metavar="DIR",
+        help="also re-render compliance.md with these approvals checked (needs --key and --trust)",
+    )
+    report.add_argument("--trust", metavar="FILE", help="trust file for --approvals")
     report.add_argument(
         "--history-dir",
         metavar="DIR",

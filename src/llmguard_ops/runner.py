@@ -353,7 +353,7 @@ def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str
     Each plugin is called on its own so that one failing cannot stop the others; every
     failure becomes a warning and none changes the decision.
     """
-    from .notify import post_json, summary_payload
+    from .notify import decision_payload, post_json
 
     problems = []
     hooks = [session.host.hook.llmguard_on_decision]
@@ -370,8 +370,8 @@ def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str
         if report.decision.decision.value not in target.when:
             continue
         try:
-            post_json(target.webhook, summary_payload(report), headers=target.headers, timeout=target.timeout,
-                      retries=target.retries)
+            body = decision_payload(report, target, out_dir, session.loaded.suite.policy.approvals)
+            post_json(target.webhook, body, headers=target.headers, timeout=target.timeout, retries=target.retries)
         except RuntimeError as exc:
             problems.append(f"notify[{i}]: {exc}")
     return problems

@@ -47,10 +47,82 @@ class ModelSignature(_Strict):
         if (self.public_key is None) == (not self.certificate_chain):
             raise ValueError("give exactly one of 'public_key' and 'certificate_chain'")
         return self
+class FewShot(_Strict):
+    """One worked example shown to a generative model before the real question."""
+
+    user: str = Field(description="The example's user turn (plain text, no placeholders).")
+    assistant: str = Field(description="The answer the model should imitate.")
+
+
+class PromptSpec(_Strict):
+    """A prompt template: how one dataset row becomes the conversation a model is sent.
+
+    ``template`` fills ``{column}`` placeholders from the row (``{{`` and ``}}`` for
+    literal braces). With ``context_column`` the row's retrieval context is given to the
+    model: in place of a ``{context}`` placeholder when the template has one, else as a
+    ``Context:`` block before the template. A dataset with a ``messages`` column
+    (OpenAI-shaped turns) is sent as is, after the system prompt and the few-shot turns.
+    """
+
+    system: str | None = Field(None, description="System prompt (first message of every conversation).")
+    template: str = Field("{text}", description="User turn with {column} placeholders; {text} is the "
+                                                "dataset's text column.")
+    context_column: str | None = Field(None, description="Column of retrieval context (RAG) shown to the model.")
+    few_shot: list[FewShot] = Field(default_factory=list, description="Worked examples before the question.")
+    messages_column: str | None = Field(None, description="Column holding OpenAI-shaped messages (multi-turn); "
+                                                          "default 'messages' when the dataset has it.")
+    description: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _fields_are_names(cls, v: str) -> str:
+        import string
+
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"bad template: {exc}") from None
+        for name in names:
+            if not name or not name.replace("_", "").replace("-", "").replace(" ", "").isalnum():
+                raise ValueError(f"template placeholder {{{name}}} must name a column")
+        return v
+
+
+class GenerationConfig(_Strict):
+    """Generation settings of a model: part of what is released, with the prompt."""
+
+    temperature: float = Field(0.0, ge=0, le=5, description="0: greedy (deterministic).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(32, ge=1, le=1_000_000, description="Longest answer in tokens.")
+    stop: list[str] = Field(default_factory=list, description="The answer ends before the first of these strings.")
+    seed: int | None = Field(None, description="Seed of sample 0 (default: the suite seed); sample i uses a "
+                                               "seed derived from it and i.")
+    samples: int = Field(1, ge=1, le=1000, description="Independent generations per prompt (pass@k).")
+    truncate: Literal["left", "error"] = Field(
+        "left", description="A prompt longer than the context window: keep its end (counted warning), or error."
+    )
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_or_many_stop(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class TokenPrice(_Strict):
+    """Price of a model's tokens, in any currency, per 1000 tokens."""
+
+    prompt_per_1k: float = Field(0.0, ge=0, description="Price of 1000 prompt tokens.")
+    output_per_1k: float = Field(0.0, ge=0, description="Price of 1000 output tokens.")
+    currency: str = "USD"
 
 
 class ModelSpec(_Strict):
-    """A model artifact: which loader reads it and from where."""
+    """A model artifact: which loader reads it and from where.
+
+    For a generative model, ``prompt`` (a name from the suite's ``prompts:`` or an inline
+    template) and ``generation`` (settings) complete the deployable unit: two entries may
+    share ``path`` and differ only in prompt.
+    """
 
     loader: str = Field(description="Model loader name, e.g. sklearn, python, torch, transformers, onnx.")
     path: str | None = Field(None, description="File, folder or 'module:callable', relative to the suite file.")
@@ -59,6 +131,11 @@ class ModelSpec(_Strict):
     signature: ModelSignature | None = Field(
         None, description="OpenSSF model-signing signature verified before the model is loaded."
     )
+    prompt: str | PromptSpec | None = Field(
+        None, description="Prompt template of a generative model: a name from 'prompts:' or an inline template."
+    )
+    generation: GenerationConfig | None = Field(None, description="Generation settings of a generative model.")
+    price: TokenPrice | None = Field(None, description="Token prices (cost_per_1k_requests).")
 
 
 class DatasetSpec(_Strict):
@@ -175,6 +252,15 @@ class Notification(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; use ${VAR} for tokens.")
     timeout: float = Field(5.0, gt=0, allow_inf_nan=False, description="Seconds per attempt.")
     retries: int = Field(3, ge=0, le=10, description="Retries after the first attempt (5xx, 429, network errors).")
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="People (or handles) asked to sign off a REVIEW; named in the payload's 'approval' block.",
+    )
+    report_url: str | None = Field(
+        None,
+        description="Where reviewers read this run's report.html (e.g. the CI artifact URL, with ${VAR}); "
+        "default: the page's path on the machine that ran.",
+    )
 
 
 class ApprovalPolicy(_Strict):
@@ -260,6 +346,9 @@ class Suite(_Strict):
         default_factory=dict, description="Free-form facts for reports (owner, intended use, ...)."
     )
     seed: int = Field(0, ge=0, lt=2**63, description="Seed of every random draw in the run.")
+    prompts: dict[str, PromptSpec] = Field(
+        default_factory=dict, description="Named prompt templates that models attach with 'prompt: NAME'."
+    )
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     checks: list[CheckConfig] = Field(min_length=1)
@@ -269,6 +358,20 @@ class Suite(_Strict):
     incidents: list[IncidentStep] = Field(
         default_factory=list, description="Playbook run by llmguard monitor on a fired gate or BLOCK."
     )
+
+    @model_validator(mode="after")
+    def _known_prompts(self) -> Suite:
+        for name, model in self.models.items():
+            if isinstance(model.prompt, str) and model.prompt not in self.prompts:
+                listed = ", ".join(sorted(self.prompts)) or "none"
+                raise ValueError(f"models.{name}.prompt: unknown prompt '{model.prompt}'"
+                                 f"{did_you_mean(model.prompt, self.prompts)}; 'prompts:' defines: {listed}")
+        return self
+
+    def prompt_of(self, model: str) -> PromptSpec | None:
+        """The prompt template attached to ``model`` (resolved by name), or None."""
+        spec = self.models[model].prompt
+        return self.prompts[spec] if isinstance(spec, str) else spec
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Suite:

@@ -28,6 +28,7 @@ from llmguard_ops import (
     hookimpl,
 )
 
+from ..generation.criteria import FormatSpec, PassCriterion
 from .compare import (
     CLASSIFICATION,
     LOWER_IS_BETTER,
@@ -39,6 +40,8 @@ from .compare import (
     compare,
 )
 from .replay import ReplayParams, run_replay
+
+GENERATION = ("exact_match", "token_f1", "semantic_similarity", "pass_rate", "format_valid_rate")
 
 
 class LoggedPredictions(BaseModel):
@@ -59,7 +62,7 @@ class LoggedPredictions(BaseModel):
 class CompareParams(BaseModel):
     """Parameters of canary.compare (the ``with:`` block)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     candidate: ModelRef = Field("candidate", description="The challenger model.")
     baseline: ModelRef = Field(
@@ -68,8 +71,10 @@ class CompareParams(BaseModel):
     dataset: DatasetRef = Field(
         "current", description="Rows both models are scored on (target required)."
     )
-    task: Literal["classification", "regression"] = Field(
-        "classification", description="Kind of target."
+    task: Literal["classification", "regression", "generation"] = Field(
+        "classification",
+        description="Kind of target; generation scores generated text against references "
+        "(chosen automatically when the candidate is a generative model).",
     )
     metrics: list[str] | None = Field(
         None,
@@ -104,10 +109,21 @@ class CompareParams(BaseModel):
     replay: ReplayParams | None = Field(
         None, description="Simulate a staged rollout over the rows (a request log)."
     )
+    pass_: PassCriterion | None = Field(
+        None, alias="pass", description="generation: when one answer passes (pass_rate_delta, McNemar)."
+    )
+    format: FormatSpec | None = Field(
+        None, description="generation: required output format (format_valid_rate_delta)."
+    )
+    embedding_model: str | None = Field(
+        None, description="generation: local sentence-transformers folder for semantic_similarity."
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> CompareParams:
-        allowed = CLASSIFICATION if self.task == "classification" else REGRESSION
+        allowed = {"classification": CLASSIFICATION, "regression": REGRESSION, "generation": GENERATION}[
+            self.task
+        ]
         for m in self.metrics or []:
             if m not in allowed:
                 raise ValueError(
@@ -309,8 +325,69 @@ def _report(
     out.warnings.extend(comp.notes)
 
 
+def _generative(obj: Any) -> bool:
+    """A model that writes text: a causal LM, an endpoint, a python generate()/chat() model."""
+    if getattr(obj, "input_kind", "tabular") != "text":
+        return False
+    if getattr(obj, "task", None) == "sequence-classification":
+        return False
+    has_gen = callable(getattr(obj, "generate", None)) or callable(getattr(obj, "chat", None))
+    return has_gen and (getattr(obj, "task", None) == "causal-lm" or not hasattr(obj, "predict_proba")
+                        or getattr(obj, "is_remote", False))
+
+
+def run_compare_generation(ctx: CheckContext, p: CompareParams) -> CheckOutput:
+    """canary.compare on generated text: paired deltas of generation metrics over items."""
+    from ..generation.scoring import ScoreSettings, report, score
+
+    if p.predictions is not None:
+        raise ValueError("task generation runs both models; logged 'predictions' columns are not supported")
+    ds = ctx.dataset(p.dataset)
+    refs = [None if v is None or v != v else str(v) for v in ds.y()]
+    metrics = list(p.metrics) if p.metrics is not None else ["exact_match", "token_f1"]
+    lexical = [m for m in metrics if m in ("exact_match", "token_f1", "semantic_similarity")]
+    if "pass_rate" in metrics and p.pass_ is None:
+        raise ValueError("pass_rate needs a pass criterion ('pass:')")
+    if "format_valid_rate" in metrics and p.format is None:
+        raise ValueError("format_valid_rate needs 'format:'")
+    s = ScoreSettings(metrics=lexical, criterion=p.pass_, format=p.format,
+                      embedding_model=p.embedding_model, n_resamples=p.n_resamples)
+    scored = []
+    gens = []
+    for model in (p.candidate, p.baseline):
+        g = ctx.generate(model, p.dataset, samples=1)
+        gens.append(g)
+        scored.append(score(ctx, s, model, [c[-1]["content"] for c in g.conversations], g.texts, refs))
+    tmp = CheckOutput()
+    report(tmp, ctx, s, scored[0], scored[1])
+    out = CheckOutput()
+    wanted = {f"{m}_delta" for m in metrics}
+    for name, metric in tmp.metrics.items():
+        if name in wanted:
+            out.metrics[name] = metric
+    from ..generation.text import normalize
+
+    a, b = gens[0].first(), gens[1].first()
+    agree = np.array([normalize(x) == normalize(y) for x, y in zip(a, b, strict=True)], dtype=float)
+    out.add("agreement_rate", float(agree.mean()), n=len(agree))
+    harm = [d["p_harm"] for d in tmp.details.get("mcnemar", {}).values()]
+    out.details.update(
+        candidate=p.candidate, baseline=p.baseline, n=len(a), task="generation",
+        mcnemar=tmp.details.get("mcnemar", {}), worst_items=tmp.details.get("worst_items", []),
+        generation={"candidate": gens[0].describe(), "baseline": gens[1].describe()},
+        agreement="share of rows whose two answers are equal after SQuAD normalisation",
+    )
+    if harm:
+        out.add("regression_detected", float(min(harm) < p.alpha), p_value=min(harm), n=len(a))
+    return out
+
+
 def run_compare(ctx: CheckContext, p: CompareParams) -> CheckOutput:
     """Run canary.compare."""
+    auto = (p.task == "classification" and p.metrics is None and p.predictions is None
+            and _generative(ctx.model(p.candidate).obj))
+    if p.task == "generation" or auto:
+        return run_compare_generation(ctx, p)
     y, cand, base, settings, classes = _gather(ctx, p)
     has_proba = cand.proba is not None and base.proba is not None
     out = CheckOutput()
@@ -367,7 +444,7 @@ def _specs() -> tuple[MetricSpec, ...]:
             f"{m} of the candidate minus the baseline (paired interval, p-value)",
             m not in LOWER_IS_BETTER,
         )
-        for m in (*CLASSIFICATION, *REGRESSION)
+        for m in (*CLASSIFICATION, *REGRESSION, *GENERATION)
     ]
     specs += [
         MetricSpec("agreement_rate", "share of rows where both models predict the same", None),

@@ -49,6 +49,12 @@ def _generation_specs() -> tuple[MetricSpec, ...]:
     specs.append(MetricSpec("output_tokens_mean", "mean output tokens per request", None, "tokens"))
     specs.append(MetricSpec("error_rate", "http endpoints: attempts that met a 429/5xx answer or a connection "
                             "error (each retried with backoff) / attempts sent while timing", False))
+    for what in ("ttft", "tpot"):
+        for p in ("p50", "p95"):
+            specs.append(MetricSpec(f"{what}_{p}_ms_delta", f"candidate − baseline {what} {p}, interleaved "
+                                    "(paired bootstrap interval)", False, "ms"))
+            specs.append(MetricSpec(f"{what}_{p}_ms_ratio", f"candidate / baseline {what} {p}, interleaved "
+                                    "(paired bootstrap interval)", False))
     return tuple(specs)
 
 

@@ -33,7 +33,7 @@ from .scenarios import open_loop, poisson_schedule
 from .stats import PERCENTILES, min_samples, one_sided, percentile_bound, too_few_message
 from .timing import Device, PeakMemory, resolve_device, torch_settings
 
-BRACKET = "search bracket [highest passing rate, lowest failing rate]"
+BRACKET = "search bracket [highest passing rate, lowest failing rate], each step decided at the confidence level"
 
 
 @dataclass
@@ -221,6 +221,7 @@ def _add_capacity(out: CheckOutput, prefix: str, search: Search, params: Capacit
             lower=search.capacity,
             upper=search.failing.qps,
             interval_method=BRACKET,
+            confidence=level,  # each end of the bracket was decided at this level
             n=len(search.steps),
             unit="requests/s",
         )
@@ -269,6 +270,7 @@ def run_capacity(ctx: CheckContext, params: CapacityParams) -> CheckOutput:
                 lower=low,
                 upper=cost if low is not None else None,
                 interval_method=BRACKET if low is not None else None,
+                confidence=level if low is not None else None,
                 unit="currency/1k requests",
             )
         else:
@@ -303,6 +305,7 @@ def run_capacity(ctx: CheckContext, params: CapacityParams) -> CheckOutput:
                     lower=min(lo, ratio),
                     upper=max(hi, ratio),
                     interval_method="ratio of the two search brackets",
+                    confidence=level,
                 )
             else:
                 out.add("max_qps_at_slo_ratio", ratio)

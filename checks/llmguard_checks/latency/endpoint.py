@@ -96,7 +96,12 @@ def load_endpoint(spec: Any, base: Path) -> HttpModel:
         raise ArtifactError(f"options.retries must be an integer from 0 to 10, got {retries!r}")
     if not isinstance(backoff, int | float) or isinstance(backoff, bool) or not 0 <= backoff <= 60:
         raise ArtifactError(f"options.backoff_s must be a number of seconds from 0 to 60, got {backoff!r}")
-    return HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)), retries, float(backoff))
+    model = HttpModel(desc, headers, key, float(options.get("timeout_s", 120.0)), retries, float(backoff))
+    concurrency = options.get("concurrency", 1)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 1024:
+        raise ArtifactError(f"options.concurrency must be an integer from 1 to 1024, got {concurrency!r}")
+    model.concurrency = concurrency
+    return model
 
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -140,6 +145,7 @@ class HttpModel:
         self.transport_stats = TransportStats()
         self._stats_lock = threading.Lock()
         self._secrets = [v for v in (api_key, *headers.values()) if v and len(v) >= 4]
+        self.concurrency = 1  # requests in flight in chat(); options.concurrency
         self._local = threading.local()
 
     def __repr__(self) -> str:  # never the headers: they may hold the key
@@ -288,6 +294,48 @@ class HttpModel:
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.generate(list(texts)), dtype=object)
+
+    def chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int | None = None,
+             **settings: Any) -> list[dict[str, Any]]:
+        """One non-streamed request per conversation: ``{text, prompt_tokens, output_tokens}``.
+
+        ``api: chat`` sends the messages as they are; ``api: completions`` sends them
+        flattened (:func:`llmguard_ops.generation.flatten`). ``temperature``, ``top_p``,
+        ``seed`` and ``stop`` go into the request body under their OpenAI names; the token
+        counts are the server's ``usage`` when it reports one.
+        """
+        from llmguard_ops.generation import flatten
+
+        extra = {k: v for k, v in settings.items() if k in ("temperature", "top_p", "seed", "stop") and v is not None}
+        if not extra.get("stop"):
+            extra.pop("stop", None)
+        def one(messages: list[dict[str, str]]) -> dict[str, Any]:
+            body = self._body(flatten(messages), max_new_tokens, False, extra)
+            if self.api == "chat":
+                body["messages"] = list(messages)
+            response = self._post(body)
+            payload = self._payload(response.read())  # a 200 without choices is an error, never ""
+            if response.will_close:
+                self._drop_connection()
+            choice = payload["choices"][0]
+            message = choice.get("message") if isinstance(choice, dict) else None
+            text = (message or {}).get("content") if self.api == "chat" else choice.get("text")
+            if not isinstance(text, str):
+                raise ArtifactError(self._redact(f"{self.url}: HTTP 200 with a choice without text: "
+                                                 f"{json.dumps(choice)[:200]}"))
+            raw_usage = payload.get("usage")
+            usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+            return {"text": text, "prompt_tokens": usage.get("prompt_tokens"),
+                    "output_tokens": usage.get("completion_tokens")}
+
+        workers = min(self.concurrency, len(conversations))
+        if workers <= 1:
+            return [one(m) for m in conversations]
+        from concurrent.futures import ThreadPoolExecutor
+
+        # one keep-alive connection per worker thread (threading.local), answers in order
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmguard-chat") as pool:
+            return list(pool.map(one, conversations))
 
     def stream_timed(self, prompt: str, max_new_tokens: int, ignore_eos: bool = False) -> StreamTiming:
         """One streamed request, with the clock read at send, at each content chunk and at the end.

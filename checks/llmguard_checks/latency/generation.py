@@ -145,10 +145,96 @@ def _run_requests(stream: StreamFn, prompts: list[str], params: GenerationParams
     return done, targets, end - begin
 
 
+def model_prompts(ctx: CheckContext, model: str, dataset: str) -> list[str]:
+    """The prompts ``model`` is sent: its suite prompt rendered per row when it has one."""
+    suite = ctx.suite.suite
+    prompt = suite.prompt_of(model) if model in suite.models else None
+    if prompt is None:
+        texts: list[str] = ctx.inputs(model, dataset)
+        return texts
+    from llmguard_ops.generation import flatten, render
+
+    obj = ctx.model(model).obj
+    ds = ctx.dataset(dataset)
+    convs = [render(prompt, row, text_column=ds.spec.text) for row in ds.frame.to_dict(orient="records")]
+    chat = getattr(obj, "render_chat", None)
+    return [str(chat(c)) if callable(chat) else flatten(c) for c in convs]
+
+
+def _paired_percentile(a: np.ndarray, b: np.ndarray, q: float, ratio: bool, level: float, n_resamples: int,
+                       seed: int) -> tuple[float, float, float]:
+    """Point and percentile-bootstrap interval of q-th percentile difference (or ratio), pairs resampled."""
+    rng = np.random.default_rng(seed)
+
+    def stat(x: np.ndarray, y: np.ndarray) -> float:
+        px, py = float(np.percentile(x, q)), float(np.percentile(y, q))
+        return px / py if ratio else px - py
+
+    point = stat(a, b)
+    draws = []
+    for _ in range(n_resamples):
+        i = rng.integers(0, len(a), len(a))
+        draws.append(stat(a[i], b[i]))
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return point, float(lo), float(hi)
+
+
+def run_generation_vs_baseline(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
+    """Candidate and baseline timed in turn on the same prompts (ABBA order), paired by request."""
+    assert params.baseline is not None
+    if params.scenario != "single_stream":
+        raise ValueError("baseline: timing is interleaved request by request; use scenario single_stream")
+    roles = (params.model, params.baseline)
+    streams = {m: _stream_fn(ctx.model(m).obj, params) for m in roles}
+    prompts = {m: model_prompts(ctx, m, params.dataset) for m in roles}
+    device = resolve_device(params.device, ctx.model(params.model).obj)
+    timings: dict[str, list[StreamTiming]] = {m: [] for m in roles}
+    with torch_settings(params.threads) as torch_facts:
+        for i in range(params.warmup):
+            for m in roles:
+                streams[m](prompts[m][i % len(prompts[m])])
+        deadline = time.perf_counter_ns() + int(params.duration_s * 1e9)
+        for i in range(params.requests):
+            order = roles if i % 4 in (0, 3) else roles[::-1]  # ABBA: drift hits both
+            for m in order:
+                timings[m].append(streams[m](prompts[m][i % len(prompts[m])]))
+            if time.perf_counter_ns() >= deadline:
+                break
+    out = CheckOutput()
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for m in roles:
+        ts = timings[m]
+        if any(t.first_ns is None for t in ts):
+            raise ValueError(f"model '{m}': a request returned no output token; TTFT is undefined")
+        arrays[m] = {
+            "ttft": np.array([(t.first_ns or 0) - t.sent_ns for t in ts]) / 1e6,
+            "tpot": np.array([((t.last_ns or 0) - (t.first_ns or 0)) / max(t.tokens - 1, 1) for t in ts]) / 1e6,
+        }
+    names = {"p50_ms": 50.0, "p90_ms": 90.0, "p95_ms": 95.0, "p99_ms": 99.0}
+    add_percentiles(out, ctx, arrays[params.model]["ttft"], prefix="ttft_", names=names, maximum=None)
+    add_percentiles(out, ctx, arrays[params.model]["tpot"], prefix="tpot_", names=names, maximum=None)
+    n = len(timings[params.model])
+    for what in ("ttft", "tpot"):
+        for label, q in (("p50", 50.0), ("p95", 95.0)):
+            for kind in ("delta", "ratio"):
+                name = f"{what}_{label}_ms_{kind}"
+                level = ctx.confidence(name)
+                v, lo, hi = _paired_percentile(arrays[params.model][what], arrays[params.baseline][what], q,
+                                               kind == "ratio", level, 1000, ctx.seed)
+                out.add(name, v, lower=lo, upper=hi, confidence=level, n=n,
+                        interval_method="paired bootstrap-percentile over interleaved requests (1000 resamples)",
+                        unit="ms" if kind == "delta" else None)
+    out.details.update(model=params.model, baseline=params.baseline, requests=n, order="ABBA interleaved",
+                       device=device.name, max_new_tokens=params.max_new_tokens, **torch_facts)
+    return out
+
+
 def run_generation(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
     """Stream ``params.requests`` prompts through the model and report TTFT/TPOT/tokens/s."""
+    if params.baseline is not None:
+        return run_generation_vs_baseline(ctx, params)
     obj = ctx.model(params.model).obj
-    prompts = ctx.inputs(params.model, params.dataset)
+    prompts = model_prompts(ctx, params.model, params.dataset)
     if not isinstance(prompts, list) or not prompts:
         raise ValueError(f"model '{params.model}' takes no text inputs from dataset '{params.dataset}' "
                          "(declare its 'text' column)")

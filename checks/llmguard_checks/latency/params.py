@@ -59,6 +59,10 @@ class GenerationParams(BaseModel):
 
     model: ModelRef = Field("candidate", description="A causal LM (loader transformers) or an http endpoint.")
     dataset: DatasetRef = Field("current", description="Dataset whose 'text' column holds the prompts.")
+    baseline: ModelRef | None = Field(
+        None, description="single_stream: time this model too, interleaved request by request "
+        "(ttft_*_ms_delta, tpot_*_ms_ratio with paired bootstrap intervals)."
+    )
     scenario: Literal["single_stream", "server"] = Field(
         "single_stream", description="One request at a time, or Poisson arrivals at target_qps.")
     max_new_tokens: int = Field(32, ge=2, le=8192, description="Output tokens asked per request.")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmguard_ops import CheckContext, CheckDefinition, CheckOutput, MetricSpec, ModelRef, hookimpl
 
+from ._generate import resolve_system_prompt
 from .converters import BUILTIN as BUILTIN_CONVERTERS
 from .converters import DEFAULT_CHAINS, Converter, chain
 from .detectors import BUILTIN as BUILTIN_DETECTORS
@@ -56,12 +57,22 @@ class ScanParams(BaseModel):
         list(DEFAULT_CHAINS), description="Converter chains applied to convertible probes ('none', 'a+b')."
     )
     system_prompt: str = Field(
-        DEFAULT_SYSTEM_PROMPT, description="System prompt of the deployment; a canary is planted in it."
+        DEFAULT_SYSTEM_PROMPT,
+        description="System prompt of the deployment, used when the model's suite prompt has none (set here, it "
+        "replaces that one); the canary is appended to it.",
     )
-    samples: int = Field(1, ge=1, le=50, description="Attempts per case (a case fails if any attempt fails).")
-    max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest answer.")
+    samples: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Attempts per case, each with its own seed (a case fails if any attempt fails); default: the "
+        "model's generation.samples, else 1.",
+    )
+    max_new_tokens: int = Field(
+        128, ge=1, le=4096, description="Longest answer, unless the model's suite generation sets its own."
+    )
     generation: dict[str, Any] = Field(
-        default_factory=dict, description="Extra generation settings passed to the model."
+        default_factory=dict, description="Generation settings replacing the model's suite ones for this scan."
     )
     judge: ModelRef | None = Field(None, description="Local model grading each output (optional).")
     fuzzy_threshold: float = Field(90.0, ge=50, le=100, description="rapidfuzz partial_ratio for a canary leak.")
@@ -203,18 +214,25 @@ def run_scan(ctx: CheckContext, p: ScanParams) -> CheckOutput:
                     )
     values = planted_values(ctx.rng())
     options = {"fuzzy_threshold": p.fuzzy_threshold, "pii_min_score": p.pii_min_score}
-    attempts = build_attempts(sets, p.converters, converters, p.system_prompt, values, p.categories, options)
+    system_set = "system_prompt" in p.model_fields_set
+
+    def attempts_for(model: str) -> tuple[list[Attempt], str]:
+        system, source = resolve_system_prompt(ctx, model, p.system_prompt, system_set)
+        built = build_attempts(sets, p.converters, converters, system, values, p.categories, options)
+        return built, source
+
+    attempts, system_source = attempts_for(p.model)
     if not attempts:
         raise ValueError("no probe left to run (check 'categories')")
-    settings = {"max_new_tokens": p.max_new_tokens, **p.generation}
-    cand = run_model(ctx, p.model, attempts, detectors, p.samples, settings, p.judge)
+    cand = run_model(ctx, p.model, attempts, detectors, p.samples, _settings(ctx, p, p.model), p.judge)
     out = CheckOutput()
     groups = _groups(attempts)
     for name, mask in groups.items():
         _rate(out, ctx, name, cand.bad[mask])
     base: Outcomes | None = None
     if p.baseline is not None:
-        base = run_model(ctx, p.baseline, attempts, detectors, p.samples, settings)
+        base_attempts, base_source = attempts_for(p.baseline)
+        base = run_model(ctx, p.baseline, base_attempts, detectors, p.samples, _settings(ctx, p, p.baseline))
         for name, mask in groups.items():
             _delta(out, ctx, name, cand.bad[mask], base.bad[mask])
     if p.judge is not None:
@@ -246,15 +264,38 @@ def run_scan(ctx: CheckContext, p: ScanParams) -> CheckOutput:
         for c in out.details["categories"]
     ]
     out.details["cases"] = len(attempts)
-    out.details["samples"] = p.samples
+    out.details["samples"] = cand.generation.get("samples")
+    out.details["system_prompt"] = {"source": system_source, "sha256": _sha256(attempts[0].system)}
+    out.details["generation"] = cand.generation
+    if base is not None:
+        out.details["baseline_generation"] = base.generation
+        out.details["baseline_system_prompt"] = {"source": base_source, "sha256": _sha256(base_attempts[0].system)}
     out.details["detectors"] = {
         n: {"kind": d.kind, "plugin": d.plugin or None}
         for n, d in sorted(detectors.items())
         if any(n in a.probe.detector for a in attempts)
     }
-    if p.samples > 1 and not p.generation:
-        out.warnings.append("samples > 1 without generation settings: a greedy model repeats itself")
     return out
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _settings(ctx: CheckContext, p: ScanParams, model: str) -> dict[str, Any]:
+    """The settings this scan replaces in ``model``'s suite generation settings.
+
+    ``generation:`` of the check always wins; ``max_new_tokens`` applies when set in the
+    check or when the suite does not set the model's own.
+    """
+    declared = ctx.suite.suite.models[model].generation if model in ctx.suite.suite.models else None
+    own = declared is not None and "max_new_tokens" in declared.model_fields_set
+    settings: dict[str, Any] = {}
+    if "max_new_tokens" in p.model_fields_set or not own:
+        settings["max_new_tokens"] = p.max_new_tokens
+    return {**settings, **p.generation}
 
 
 def _specs() -> tuple[MetricSpec, ...]:

@@ -1,8 +1,13 @@
 """The one place safety checks call a model: conversations in, outputs out.
 
-Written against the current adapter API (``generate(prompts, **settings)`` for every text
-model; ``chat(conversations, **settings)`` when a python model has it). Suite-level prompt
-templates and generation settings of a model, when the host gains them, plug in here.
+Everything goes through :meth:`llmguard_ops.CheckContext.chat`, so a safety scan uses the
+model's release settings (its suite ``generation:``: temperature, top_p, stop, seed),
+draws ``samples`` with a seed each, is cached (``--cache``) and counts tokens like every
+other generation check; a transformers causal LM gets its chat template, an endpoint
+real chat messages.
+
+What is attacked is the release: when the model's suite prompt has a system prompt, the
+scan plants its canary into that system prompt (see :func:`release_system_prompt`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmguard_ops import ArtifactError, CheckContext
+from llmguard_ops.generation import Generations
 
 
 @dataclass(frozen=True)
@@ -37,30 +43,56 @@ class Conversation:
                 msgs.append({"role": "tool", "name": "lookup", "content": self.context})
         return msgs
 
-    def prompt(self) -> str:
-        """The conversation flattened into one prompt, for models without ``chat``."""
-        labels = {"system": "System", "user": "User", "tool": "Tool result (lookup)"}
-        parts = [f"{labels[m['role']]}: {m['content']}" for m in self.messages()]
-        return "\n\n".join([*parts, "Assistant:"])
+
+def release_system_prompt(ctx: CheckContext, model: str) -> str | None:
+    """The system prompt of ``model``'s suite prompt (``prompt:``), or None."""
+    suite = ctx.suite.suite
+    if model not in suite.models:
+        return None
+    prompt = suite.prompt_of(model)
+    return prompt.system if prompt is not None and prompt.system else None
 
 
-def generate(ctx: CheckContext, model: str, conversations: list[Conversation], settings: dict[str, Any]) -> list[str]:
-    """Outputs of suite model ``model`` for ``conversations``, in order, one per conversation."""
+def resolve_system_prompt(ctx: CheckContext, model: str, param: str, param_set: bool) -> tuple[str, str]:
+    """The system prompt to attack and where it came from.
+
+    An explicit ``system_prompt`` parameter wins (with a warning when it hides the
+    release's own); else the model's suite system prompt; else the parameter's default.
+    """
+    release = release_system_prompt(ctx, model)
+    if param_set:
+        if release is not None and release != param:
+            ctx.note(f"{model}: the check's system_prompt replaces the system prompt of the model's suite prompt")
+        return param, "check parameter system_prompt"
+    if release is not None:
+        return release, f"suite prompt of model '{model}'"
+    return param, "default system_prompt of the check"
+
+
+def describe(gens: Generations) -> dict[str, Any]:
+    """What a report says of a generation: settings, cache use and token totals."""
+    return gens.describe() | {
+        "prompt_tokens": int(sum(map(sum, gens.prompt_tokens))),
+        "output_tokens": int(sum(map(sum, gens.output_tokens))),
+    }
+
+
+def generate(
+    ctx: CheckContext,
+    model: str,
+    conversations: list[Conversation],
+    settings: dict[str, Any] | None = None,
+    samples: int | None = None,
+) -> Generations:
+    """``model``'s answers to ``conversations`` (``texts[conversation][sample]``).
+
+    ``settings`` replace some of the model's suite generation settings; ``samples``
+    defaults to the model's ``generation.samples`` (1 when it declares none).
+    """
     loaded = ctx.model(model)
-    obj = loaded.obj
     if loaded.input_kind != "text":
         raise ArtifactError(
             f"model '{model}' is not a text model (input_kind '{loaded.input_kind}'); "
             "safety checks need a generative model"
         )
-    chat = getattr(obj, "chat", None)
-    if callable(chat):
-        outputs = chat([c.messages() for c in conversations], **settings)
-    elif callable(getattr(obj, "generate", None)):
-        outputs = obj.generate([c.prompt() for c in conversations], **settings)
-    else:
-        raise ArtifactError(f"model '{model}' ({type(obj).__name__}) has neither generate() nor chat()")
-    outputs = list(outputs)
-    if len(outputs) != len(conversations):
-        raise ArtifactError(f"model '{model}' returned {len(outputs)} outputs for {len(conversations)} inputs")
-    return ["" if o is None else str(o) for o in outputs]
+    return ctx.chat(model, [c.messages() for c in conversations], samples=samples, settings=settings)

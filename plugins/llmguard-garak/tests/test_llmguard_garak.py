@@ -5,6 +5,7 @@ installed."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import textwrap
 from pathlib import Path
 
@@ -155,3 +156,70 @@ def test_real_garak_run_through_the_bridge(tmp_path: Path, model: str, passed: i
     assert "***" in result.details["garak"]["command"] or "llmguard_garak_client#generate" in " ".join(
         result.details["garak"]["command"]
     )
+
+
+FAKE_GARAK = '''
+"""Stands in for `python -m garak`: sends one prompt through the bridge client, writes a report."""
+import json
+import os
+import shutil
+import sys
+
+import llmguard_garak_client
+
+args = sys.argv[1:]
+n = int(args[args.index("--generations") + 1])
+prefix = args[args.index("--report_prefix") + 1]
+outputs = llmguard_garak_client.generate("Are you a person?", generations=n)
+with open(os.environ["FAKE_GARAK_OUTPUTS"], "w") as fh:
+    json.dump(outputs, fh)
+shutil.copy(os.environ["FAKE_GARAK_REPORT"], prefix + ".report.jsonl")
+'''
+
+SEEDED = '''
+class Seeded:
+    """Answers with the seed it was given and the system prompt it saw."""
+    input_kind = "text"
+    def chat(self, conversations, seed=None, temperature=None, **settings):
+        return [f"seed={seed} t={temperature} system={c[0]['content'] if c[0]['role'] == 'system' else ''}"
+                for c in conversations]
+'''
+
+
+def test_bridge_answers_through_ctx_chat_with_seeded_draws_and_the_release_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmguard_ops.generation import sample_seed
+
+    fake = tmp_path / "fake"
+    (fake / "garak").mkdir(parents=True)
+    (fake / "garak" / "__init__.py").write_text("")
+    (fake / "garak" / "__main__.py").write_text(FAKE_GARAK)
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    monkeypatch.setenv("FAKE_GARAK_OUTPUTS", str(tmp_path / "outputs.json"))
+    monkeypatch.setenv("FAKE_GARAK_REPORT", str(OLD))
+    (tmp_path / "seeded.py").write_text(SEEDED)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        textwrap.dedent("""\
+        apiVersion: llmguard/v1
+        name: garak-bridge
+        prompts:
+          release: {system: "You are the travel desk."}
+        models:
+          candidate:
+            loader: python
+            path: "seeded.py:Seeded"
+            prompt: release
+            generation: {temperature: 0.9, seed: 3}
+        datasets: {}
+        checks:
+          - id: garak
+            uses: safety.garak
+            with: {probes: [lmrc.Anthropomorphisation], generations: 3}
+        """)
+    )
+    result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
+    assert result.status is not Status.ERROR, result.error
+    outputs = json.loads((tmp_path / "outputs.json").read_text())
+    assert outputs == [f"seed={sample_seed(3, j)} t=0.9 system=You are the travel desk." for j in range(3)]

@@ -49,6 +49,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         now=now,
         dry_run=args.dry_run,
         approve=args.approve or [],
+        label_delay=args.label_delay,
+        labelled=args.labelled,
+        labels=Path(args.labels) if args.labels else None,
+        label_id=args.label_id,
     )
     say = None if args.quiet else print
     result = monitor(opts, host, progress=say)
@@ -135,6 +139,21 @@ def add_commands(sub: Any) -> None:
         help="write the latest window's metrics and firing gates in Prometheus' text format",
     )
     mon.add_argument("--now", metavar="TIME", help="treat windows ending after TIME as still open (default: now)")
+    mon.add_argument(
+        "--label-delay",
+        metavar="DURATION",
+        help="windows younger than this (3d, 12h...) run label-free; once their labels arrived they run "
+        "again as revision 1",
+    )
+    mon.add_argument(
+        "--labelled",
+        action="append",
+        metavar="CHECK",
+        help="a check left out of label-free windows (repeatable; default: performance.*, bias.*, "
+        "fairness.* and monitor.root_cause on realised accuracy)",
+    )
+    mon.add_argument("--labels", metavar="PATH", help="late labels (CSV/Parquet/JSONL) joined to the log on --label-id")
+    mon.add_argument("--label-id", metavar="COLUMN", help="id column joining --labels to the log")
     add_cli_options(mon, [SET])
     mon.add_argument("--quiet", "-q", action="store_true", help="print only the latest decision")
     mon.add_argument("--key", metavar="PATH", help="ed25519 private key signing each window's attestation")

@@ -39,6 +39,13 @@ class MonitorOptions:
     dry_run: bool = False
     page: bool = True
     approve: list[str] = field(default_factory=list)
+    #: windows younger than this run label-free, and run again once their labels arrived
+    label_delay: str | None = None
+    #: checks left out of a label-free window (default: see :func:`labelled_checks`)
+    labelled: list[str] | None = None
+    #: a file of late labels joined to the log on ``label_id``
+    labels: Path | None = None
+    label_id: str | None = None
 
 
 @dataclass
@@ -63,7 +70,35 @@ def _write_window_data(window: Window, folder: Path, time_column: str) -> Path:
     return path
 
 
-def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) -> dict[str, Any]:
+def labelled_checks(checks: Iterable[Any], dataset: str, explicit: list[str] | None) -> list[str]:
+    """Ids of the checks that need the window's labels.
+
+    ``explicit`` when given; else the checks reading ``dataset`` whose kind needs a
+    target: ``performance.*``, ``bias.*``, ``fairness.*``, and ``monitor.root_cause``
+    unless its metric is ``cbpe_accuracy``.
+    """
+    if explicit is not None:
+        return list(explicit)
+    found = []
+    for c in checks:
+        reads = dataset in {str(v) for v in c.with_.values() if isinstance(v, str)} or "dataset" not in c.with_
+        kind = c.uses.startswith(("performance.", "bias.", "fairness.")) or (
+            c.uses == "monitor.root_cause" and c.with_.get("metric") != "cbpe_accuracy"
+        )
+        if reads and kind:
+            found.append(c.id)
+    return found
+
+
+def run_window(
+    opts: MonitorOptions,
+    host: Any,
+    store: Store,
+    window: Window,
+    *,
+    revision: int | None = None,
+    label_free: bool = False,
+) -> dict[str, Any]:
     """Run the suite on one window, record it and return its ``monitor.json`` entry."""
     from ..evidence.options import prepare
     from ..loading import load_suite
@@ -71,15 +106,24 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
     from .resolve import resolve_gates
 
     folder = opts.out / "windows" / window.folder_name
+    if revision:
+        folder = folder / f"r{revision}"
     data = _write_window_data(window, folder / "data", opts.time_column)
-    loaded = load_suite(opts.suite, host.registry(), overrides=_window_overrides(opts, data))
+    overrides = _window_overrides(opts, data)
+    if label_free:
+        overrides.append(f"datasets.{opts.dataset}.target=null")
+    loaded = load_suite(opts.suite, host.registry(), overrides=overrides)
     if opts.dataset not in loaded.suite.datasets:
         raise LlmguardError(
             f"--dataset {opts.dataset}: the suite has no dataset of that name "
             f"(it defines: {', '.join(loaded.suite.datasets) or 'none'})"
         )
+    left_out: list[str] = []
+    if label_free:
+        left_out = labelled_checks(loaded.suite.checks, opts.dataset, opts.labelled)
+        loaded.suite.checks = [c for c in loaded.suite.checks if c.id not in left_out]
     applied = resolve_gates(loaded, store, window.key)
-    record = {
+    record: dict[str, Any] = {
         "window": {
             "start": window.key,
             "end": iso(window.end),
@@ -89,6 +133,8 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
         },
         "gates": applied,
     }
+    if revision is not None:
+        record["revision"] = {"revision": revision, "label_free": label_free, "left_out": left_out}
     loaded.suite.metadata = {**loaded.suite.metadata, "llmguard.monitor": record}
     if isinstance(loaded.raw.get("metadata"), dict):
         loaded.raw["metadata"] = {**loaded.raw["metadata"], "llmguard.monitor": record}
@@ -97,8 +143,20 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
     report = outcome.report
     fired = [f"{c.id}.{g.metric}" for c in report.checks for g in c.gates if not g.passed]
     store.record_window(
-        report, start=window.key, end=iso(window.end), rows=len(window.frame), fired=fired, folder=str(folder)
+        report,
+        start=window.key,
+        end=iso(window.end),
+        rows=len(window.frame),
+        fired=fired,
+        folder=str(folder),
+        revision=revision,
+        label_free=label_free,
     )
+    from . import rootcause
+
+    hints = rootcause.root_causes(report)
+    if hints is not None:
+        rootcause.save(folder, hints)
     steps: list[dict[str, Any]] = []
     if loaded.suite.incidents:
         from .incidents import run_playbook, save
@@ -118,6 +176,9 @@ def run_window(opts: MonitorOptions, host: Any, store: Store, window: Window) ->
         if steps:
             save(folder, window.key, fired, steps)
     return {
+        "revision": revision,
+        "label_free": label_free,
+        "root_causes": hints,
         "incidents": steps,
         "start": window.key,
         "end": iso(window.end),
@@ -145,20 +206,57 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         )
     name = base.suite.name
     frame = read_log(opts.log)
+    delay = None
+    if opts.label_delay:
+        try:
+            delay = parse_every(opts.label_delay)
+        except LlmguardError:
+            raise LlmguardError(
+                f"--label-delay: expected a length such as 12h or 3d, got {opts.label_delay!r}"
+            ) from None
+    target = base.suite.datasets[opts.dataset].target
+    if delay is not None:
+        if target is None:
+            raise LlmguardError(f"--label-delay: dataset '{opts.dataset}' declares no target column")
+        frame = _join_labels(frame, opts, target)
+    now = opts.now or dt.datetime.now(dt.UTC)
+    now = now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
     store = Store(opts.db)
     warnings: list[str] = []
     try:
-        done = {w["start"] for w in store.windows(name)}
+        recorded = store.windows(name)
+        done = {w["start"] for w in recorded}
+        awaiting = {w["start"] for w in recorded if w.get("label_free")}
         ran = []
         for window in split(frame, opts.time_column, every, now=opts.now):
+            old_enough = delay is not None and now - window.end >= delay
             if window.key in done:
+                if window.key in awaiting and old_enough and _labelled(window, target):
+                    entry = run_window(opts, host, store, window, revision=1)
+                    warnings += [f"{entry['start']}: {w}" for w in entry.pop("warnings")]
+                    ran.append(entry)
+                    if progress:
+                        fired = ", ".join(entry["fired"]) or "-"
+                        progress(
+                            f"{entry['start']}  labels arrived: revision 1  {entry['decision']:<7}  fired: {fired}"
+                        )
                 continue
-            entry = run_window(opts, host, store, window)
+            if delay is None:
+                entry = run_window(opts, host, store, window)
+            else:
+                entry = run_window(opts, host, store, window, revision=0, label_free=not old_enough)
             warnings += [f"{entry['start']}: {w}" for w in entry.pop("warnings")]
             ran.append(entry)
             if progress:
                 fired = ", ".join(entry["fired"]) or "-"
-                progress(f"{entry['start']}  {entry['rows']:>7} rows  {entry['decision']:<7}  fired: {fired}")
+                free = "  (label-free)" if entry["label_free"] else ""
+                progress(f"{entry['start']}  {entry['rows']:>7} rows  {entry['decision']:<7}  fired: {fired}{free}")
+                for seg in (entry["root_causes"] or {}).get("segments", [])[:3]:
+                    progress(
+                        f"  root cause #{seg['rank']}: {seg['column']}={seg['segment']} "
+                        f"({seg['share']:.0%} of rows): {seg['reference']:.3f} -> {seg['window']:.3f}"
+                        + (" [drifted]" if seg["drifted"] else "")
+                    )
                 for step in entry["incidents"]:
                     progress(f"  incident step {step['step']} ({step['uses']}): {step['status']}: {step['outcome']}")
         windows = store.windows(name)
@@ -181,6 +279,8 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         "windows": [
             {k: w[k] for k in ("start", "end", "rows", "decision", "fired", "run_id")}
             | {"folder": _rel(w["folder"], opts.out), "incidents": _incident_steps(Path(w["folder"]))}
+            | _root_cause_entry(Path(w["folder"]), w["fired"])
+            | _revision_entry(w, opts.out)
             for w in windows
         ],
     }
@@ -200,6 +300,52 @@ def monitor(opts: MonitorOptions, host: Any = None, progress: Callable[[str], No
         write_textfile(opts.prometheus, name, windows[-1], series)
     latest = Decision(windows[-1]["decision"])
     return MonitorResult(ran=ran, windows=windows, monitor_file=path, warnings=warnings, exit_code=latest.exit_code)
+
+
+def _join_labels(frame: Any, opts: MonitorOptions, target: str) -> Any:
+    """The log with the late labels of ``opts.labels`` joined on ``opts.label_id``."""
+    if opts.labels is None:
+        return frame
+    if not opts.label_id:
+        raise LlmguardError("--labels needs --label-id COLUMN (the id joining labels to the log)")
+    labels = read_log(opts.labels)
+    for col, where, data in ((opts.label_id, str(opts.log), frame), (opts.label_id, str(opts.labels), labels)):
+        if col not in data.columns:
+            raise LlmguardError(f"{where}: no column '{col}' (--label-id)")
+    if target not in labels.columns:
+        raise LlmguardError(f"{opts.labels}: no column '{target}' (the target of dataset '{opts.dataset}')")
+    late = labels[[opts.label_id, target]].drop_duplicates(opts.label_id, keep="last")
+    late = late.rename(columns={target: "__late_label"})
+    merged = frame.merge(late, on=opts.label_id, how="left")
+    if target in merged.columns:
+        merged[target] = merged[target].where(merged[target].notna(), merged["__late_label"])
+    else:
+        merged[target] = merged["__late_label"]
+    return merged.drop(columns="__late_label")
+
+
+def _labelled(window: Window, target: str | None) -> bool:
+    """Every row of the window has its label."""
+    return target is not None and target in window.frame.columns and bool(window.frame[target].notna().all())
+
+
+def _revision_entry(w: dict[str, Any], out: Path) -> dict[str, Any]:
+    if "revisions" not in w:
+        return {}
+    return {
+        "revision": w["revision"],
+        "label_free": w["label_free"],
+        "revisions": [r | {"folder": _rel(r["folder"], out)} for r in w["revisions"]],
+    }
+
+
+def _root_cause_entry(folder: Path, fired: list[str]) -> dict[str, Any]:
+    if not fired:
+        return {}
+    from .rootcause import load
+
+    hints = load(folder)
+    return {"root_causes": hints} if hints is not None else {}
 
 
 def _incident_steps(folder: Path) -> list[dict[str, Any]]:

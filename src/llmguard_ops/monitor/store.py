@@ -4,6 +4,9 @@ One row per (suite, check, metric, window) holds the metric's value, its interva
 bounds it was gated with and whether the raw condition held (``breached``) and the gate
 fired (``fired``). A ``windows`` table lists each monitored window with its decision;
 ``runs`` keeps each stored report (the JSON run history migrates into it).
+``window_revisions`` holds, under a label delay, each evaluation of a window: revision 0
+label-free, revision 1 once its labels arrived; earlier rows are never changed, and a
+revision adds metric rows only for metrics the window did not have yet.
 """
 
 from __future__ import annotations
@@ -77,6 +80,20 @@ class WindowRow(Base):
     folder: Mapped[str] = mapped_column(Text)
 
 
+class RevisionRow(Base):
+    __tablename__ = "window_revisions"
+    __table_args__ = (UniqueConstraint("suite", "window_start", "revision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    suite: Mapped[str] = mapped_column(String(200), index=True)
+    window_start: Mapped[str] = mapped_column(String(40))
+    revision: Mapped[int] = mapped_column(Integer)
+    label_free: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    fired: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(Text)
+
+
 @dataclass(frozen=True)
 class Point:
     """One recorded window of one metric."""
@@ -126,8 +143,12 @@ class Store:
         window_start: str | None = None,
         window_end: str | None = None,
         session: Session | None = None,
+        new_metrics_only: bool = False,
     ) -> bool:
-        """Store a report and one metric row per metric; False when its run is known."""
+        """Store a report and one metric row per metric; False when its run is known.
+
+        ``new_metrics_only``: a revision of a window adds only the metrics it lacks.
+        """
         own = session is None
         db = session or Session(self.engine)
         try:
@@ -145,9 +166,17 @@ class Store:
                     report=json.dumps(report.to_json_dict(), sort_keys=True),
                 )
             )
+            known: set[tuple[str, str]] = set()
+            if new_metrics_only:
+                q = select(MetricRow.check_id, MetricRow.metric).where(
+                    MetricRow.suite == report.suite.name, MetricRow.window_start == start
+                )
+                known = {(str(c), str(m)) for c, m in db.execute(q)}
             for check in report.checks:
                 gates = {g.metric: g for g in check.gates}
                 for name, m in check.metrics.items():
+                    if (check.id, name) in known:
+                        continue
                     g = gates.get(name)
                     db.add(
                         MetricRow(
@@ -174,10 +203,47 @@ class Store:
             if own:
                 db.close()
 
-    def record_window(self, report: Report, *, start: str, end: str, rows: int, fired: list[str], folder: str) -> None:
-        """Store a monitored window and its report in one transaction."""
+    def record_window(
+        self,
+        report: Report,
+        *,
+        start: str,
+        end: str,
+        rows: int,
+        fired: list[str],
+        folder: str,
+        revision: int | None = None,
+        label_free: bool = False,
+    ) -> None:
+        """Store a monitored window and its report in one transaction.
+
+        ``revision`` (label delay only): 0 records the window and its first revision, a
+        later one only appends a revision row and the metrics the window lacked.
+        """
         with Session(self.engine) as db:
-            self.record_report(report, window_start=start, window_end=end, session=db)
+            self.record_report(report, window_start=start, window_end=end, session=db, new_metrics_only=bool(revision))
+            if revision is not None:
+                db.add(
+                    RevisionRow(
+                        suite=report.suite.name,
+                        window_start=start,
+                        revision=revision,
+                        label_free=label_free,
+                        run_id=report.run_id,
+                        decision=report.decision.decision.value,
+                        fired=json.dumps(fired),
+                        folder=folder,
+                    )
+                )
+            if revision:
+                try:
+                    db.commit()
+                except IntegrityError:
+                    db.rollback()
+                    raise LlmguardError(
+                        f"{self.url}: revision {revision} of window {start} was recorded meanwhile; not recorded"
+                    ) from None
+                return
             db.add(
                 WindowRow(
                     suite=report.suite.name,
@@ -200,7 +266,37 @@ class Store:
                 ) from None
 
     # reading ------------------------------------------------------------------------
+    def revisions(self, suite: str) -> dict[str, list[dict[str, Any]]]:
+        """Window start → its revisions, oldest first (only windows run under a label delay)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with Session(self.engine) as db:
+            q = select(RevisionRow).where(RevisionRow.suite == suite)
+            for r in db.scalars(q.order_by(RevisionRow.window_start, RevisionRow.revision)):
+                out.setdefault(r.window_start, []).append(
+                    {
+                        "revision": r.revision,
+                        "label_free": r.label_free,
+                        "run_id": r.run_id,
+                        "decision": r.decision,
+                        "fired": json.loads(r.fired),
+                        "folder": r.folder,
+                    }
+                )
+        return out
+
     def windows(self, suite: str) -> list[dict[str, Any]]:
+        """Every monitored window; one with revisions shows its latest one."""
+        revisions = self.revisions(suite)
+        out = self._windows(suite)
+        for w in out:
+            revs = revisions.get(w["start"])
+            if revs:
+                last = revs[-1]
+                w.update({k: last[k] for k in ("run_id", "decision", "fired", "folder", "revision", "label_free")})
+                w["revisions"] = revs
+        return out
+
+    def _windows(self, suite: str) -> list[dict[str, Any]]:
         with Session(self.engine) as db:
             rows = db.scalars(select(WindowRow).where(WindowRow.suite == suite).order_by(WindowRow.window_start))
             return [
@@ -223,12 +319,21 @@ class Store:
                 MetricRow.suite == suite, MetricRow.check_id == check_id, MetricRow.metric == metric
             )
             if windows_only:
-                q = q.where(MetricRow.run_id.in_(select(WindowRow.run_id).where(WindowRow.suite == suite)))
+                q = q.where(MetricRow.run_id.in_(self._window_runs(suite)))
             rows = db.scalars(q.order_by(MetricRow.window_start))
             return [
                 Point(r.window_start, r.value, r.lower, r.upper, r.breached, r.fired, r.gate_min, r.gate_max)
                 for r in rows
             ]
+
+    @staticmethod
+    def _window_runs(suite: str) -> Any:
+        from sqlalchemy import union
+
+        return union(
+            select(WindowRow.run_id).where(WindowRow.suite == suite),
+            select(RevisionRow.run_id).where(RevisionRow.suite == suite),
+        )
 
     def all_series(self, suite: str) -> dict[str, list[Point]]:
         """Every metric of the suite's monitored windows as ``check.metric`` → points."""
@@ -238,7 +343,7 @@ class Store:
                 select(MetricRow)
                 .where(
                     MetricRow.suite == suite,
-                    MetricRow.run_id.in_(select(WindowRow.run_id).where(WindowRow.suite == suite)),
+                    MetricRow.run_id.in_(self._window_runs(suite)),
                 )
                 .order_by(MetricRow.window_start)
             )

@@ -36,6 +36,7 @@ EVIDENCE_FILES = (
     "junit.xml",
     "summary.md",
     "model_card.md",
+    "compliance.md",
 )
 HISTORY_LIMIT = 20
 

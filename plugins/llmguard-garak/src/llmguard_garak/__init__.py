@@ -34,7 +34,9 @@ class GarakParams(BaseModel):
     probes: list[str] = Field(default_factory=list, description="garak probes, e.g. encoding.InjectBase64.")
     detectors: list[str] | None = Field(None, description="garak detectors (default: each probe's own).")
     generations: int = Field(1, ge=1, le=100, description="Outputs per prompt.")
-    system_prompt: str = Field("", description="System prompt sent with every garak prompt.")
+    system_prompt: str = Field(
+        "", description="System prompt sent with every garak prompt (default: the model's suite system prompt)."
+    )
     max_new_tokens: int = Field(128, ge=1, le=4096)
     report: str | None = Field(None, description="Read this garak report (suite-relative) instead of running garak.")
     python: str | None = Field(None, description="Interpreter with garak installed (default: this one).")
@@ -57,15 +59,17 @@ def _clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
 
 def run_garak(ctx: CheckContext, p: GarakParams) -> GarakReport:
     """Run garak on the suite model through the bridge; return its parsed report."""
-    from llmguard_checks.safety._generate import Conversation, generate
+    from llmguard_checks.safety._generate import Conversation, generate, resolve_system_prompt
 
     work = ctx.artifact_dir / "garak"
     work.mkdir(parents=True, exist_ok=True)
     (work / "llmguard_garak_client.py").write_text(CLIENT_SOURCE)
+    system, _source = resolve_system_prompt(ctx, p.model, p.system_prompt, "system_prompt" in p.model_fields_set)
 
     def answer(prompt: str, n: int) -> list[str]:
-        conv = [Conversation(p.system_prompt, prompt)] * n
-        return generate(ctx, p.model, conv, {"max_new_tokens": p.max_new_tokens})
+        # n independent draws of one conversation: each with its own seed, through the cache
+        gens = generate(ctx, p.model, [Conversation(system, prompt)], {"max_new_tokens": p.max_new_tokens}, n)
+        return list(gens.texts[0])
 
     prefix = work / "run"
     cmd = [
