@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DEEPEVAL_TELEMETRY_OPT_OUT=YES
+# the models are tiny: one torch thread per process is faster than several competing ones
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 if [ ! -x .venv/bin/llmguard ] || ! .venv/bin/python -c "import llmguard_ops, torch, transformers, tokenizers" 2>/dev/null; then
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
