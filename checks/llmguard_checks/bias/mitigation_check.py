@@ -316,7 +316,6 @@ def _score(
     ctx: CheckContext,
 ) -> CheckOutput:
     """Every group-fairness metric of ``bias.group_fairness`` (same code), and accuracy."""
-    from .._bootstrap import bootstrap_weighted
     from . import _counts as cnt
 
     scratch = CheckOutput()
@@ -337,24 +336,31 @@ def _score(
                 scratch, lv, gf, cnt.marginal(table, i), [column], f"attribute.{column}.", True, rng
             )
     correct = (pred01 == y01).astype(np.float64)
-    fields: dict[str, Any] = {"n": len(correct)}
-    if params.n_resamples > 0:
-        level = levels.confidence("accuracy")
+    fields = _mean_interval(correct, levels.confidence("accuracy"), params.n_resamples, ctx.seed, "bootstrap")
+    scratch.add("accuracy", float(correct.mean()), **fields)
+    return scratch
+
+
+def _mean_interval(values: np.ndarray, level: float, n_resamples: int, seed: int, kind: str) -> dict[str, Any]:
+    """``n`` and, with resamples, the percentile-bootstrap interval of the mean of ``values``."""
+    from .._bootstrap import bootstrap_weighted
+
+    fields: dict[str, Any] = {"n": len(values)}
+    if n_resamples > 0:
         iv = bootstrap_weighted(
-            lambda w: (w @ correct / w.sum(axis=1))[None, :],
-            len(correct),
+            lambda w: (w @ values / w.sum(axis=1))[None, :],
+            len(values),
             confidence=level,
-            n_resamples=params.n_resamples,
-            seed=ctx.seed,
+            n_resamples=n_resamples,
+            seed=seed,
         )
         fields.update(
             lower=float(iv.low[0]),
             upper=float(iv.high[0]),
             confidence=level,
-            interval_method=f"bootstrap-percentile ({params.n_resamples} resamples)",
+            interval_method=f"{kind}-percentile ({n_resamples} resamples)",
         )
-    scratch.add("accuracy", float(correct.mean()), **fields)
-    return scratch
+    return fields
 
 
 def _meets(gates: dict[str, GateBound], scored: CheckOutput) -> tuple[bool, list[str]]:
@@ -565,25 +571,9 @@ def _accuracy_cost(
     best: np.ndarray,
     y: np.ndarray,
 ) -> None:
-    from .._bootstrap import bootstrap_weighted
-
     diff = (cand == y).astype(np.float64) - (best == y).astype(np.float64)
-    fields: dict[str, Any] = {"n": len(diff)}
-    if params.n_resamples > 0:
-        level = ctx.confidence("accuracy_cost")
-        iv = bootstrap_weighted(
-            lambda w: (w @ diff / w.sum(axis=1))[None, :],
-            len(diff),
-            confidence=level,
-            n_resamples=params.n_resamples,
-            seed=ctx.seed,
-        )
-        fields.update(
-            lower=float(iv.low[0]),
-            upper=float(iv.high[0]),
-            confidence=level,
-            interval_method=f"paired bootstrap-percentile ({params.n_resamples} resamples)",
-        )
+    level = ctx.confidence("accuracy_cost")
+    fields = _mean_interval(diff, level, params.n_resamples, ctx.seed, "paired bootstrap")
     out.add("accuracy_cost", float(diff.mean()), **fields)
 
 
