@@ -24,12 +24,21 @@ class Proportion:
     trials: int
 
 
-def clopper_pearson(p: Proportion, confidence: float) -> tuple[float, float]:
-    """The exact (Clopper–Pearson) two-sided interval of ``p`` at ``confidence``."""
+def exact_interval(successes: int, trials: int, confidence: float) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) two-sided interval of ``successes`` in ``trials`` (scipy).
+
+    The one implementation the first-party checks share (performance, robustness, safety,
+    data).
+    """
     from scipy import stats
 
-    ci = stats.binomtest(p.successes, p.trials).proportion_ci(confidence_level=confidence, method="exact")
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
     return float(ci.low), float(ci.high)
+
+
+def clopper_pearson(p: Proportion, confidence: float) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) two-sided interval of ``p`` at ``confidence``."""
+    return exact_interval(p.successes, p.trials, confidence)
 
 
 def wants_exact(p: Proportion, low: float | None, high: float | None) -> bool:

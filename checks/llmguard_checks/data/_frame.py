@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from llmguard_ops import CheckContext, CheckOutput
+
+from .._proportion import exact_interval
 
 CLOPPER_PEARSON = "clopper-pearson (exact binomial)"
 
@@ -19,13 +20,13 @@ def add_rate(out: CheckOutput, ctx: CheckContext, name: str, k: int, n: int) -> 
     if n == 0:
         out.add(name, 0.0, n=0)
         return
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
+    low, high = exact_interval(k, n, level)
     value = k / n
     out.add(
         name,
         value,
-        lower=min(float(ci.low), value),
-        upper=max(float(ci.high), value),
+        lower=min(low, value),
+        upper=max(high, value),
         confidence=level,
         interval_method=CLOPPER_PEARSON,
         n=int(n),

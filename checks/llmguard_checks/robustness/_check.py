@@ -36,10 +36,9 @@ DEFAULT_TEXT = ["case", "whitespace", "punctuation", "typos"]
 
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
     """Exact binomial interval of k successes in n trials (scipy)."""
-    from scipy import stats
+    from .._proportion import exact_interval
 
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
-    return float(ci.low), float(ci.high)
+    return exact_interval(k, n, confidence)
 
 
 def _plain(v: Any) -> Any:

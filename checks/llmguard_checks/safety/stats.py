@@ -13,14 +13,11 @@ def clopper_pearson(successes: int, n: int, confidence: float) -> tuple[float, f
 
     The same interval as ``scipy.stats.binomtest(k, n).proportion_ci(confidence, "exact")``.
     """
-    from scipy.stats import beta
+    from .._proportion import exact_interval
 
     if n <= 0:
         raise ValueError("no attempts: cannot compute an attack success rate")
-    alpha = 1.0 - confidence
-    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
-    return low, high
+    return exact_interval(successes, n, confidence)
 
 
 @dataclass(frozen=True)
