@@ -24,6 +24,7 @@ from ._check import (
     _compare,
     _feed,
     _importance_metrics,
+    _plain,
     _protected,
     _ranking,
     _sample,
@@ -169,10 +170,6 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
             )
         )
     return out
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
 
 
 def _agreement(
