@@ -40,9 +40,7 @@ from llmguard_checks.canary.sequential import simulate_rollout
 STAGES = [0.01, 0.05, 0.25, 1.0]
 
 
-def draw_pair(
-    rng: np.random.Generator, n: int, accuracy: float, drop: float
-) -> tuple[np.ndarray, np.ndarray]:
+def draw_pair(rng: np.random.Generator, n: int, accuracy: float, drop: float) -> tuple[np.ndarray, np.ndarray]:
     """Correctness of baseline and candidate on n rows with correlated errors."""
     # P(right) per row ~ Beta(2·acc, 2·(1 - acc)): mostly easy rows, some hard for both;
     # with acc = 0.85 about 17 % of rows are discordant
@@ -98,10 +96,7 @@ def main() -> None:
         f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
         f"{args.reps} replicates, n = {args.n}, alpha = 0.05 one-sided"
     )
-    print(
-        f"{'rule':<38} {'scenario':<18} {'BLOCK rate [95% CI]':<26} {'target':<14} "
-        "ok   caught at stage"
-    )
+    print(f"{'rule':<38} {'scenario':<18} {'BLOCK rate [95% CI]':<26} {'target':<14} ok   caught at stage")
     rules: list[tuple[str, Callable[[np.random.Generator, int, float], object]]] = [
         ("peer: point estimate (delta < 0)", point_estimate_rule),
         ("regression_detected (McNemar)", fixed_rule),

@@ -69,9 +69,7 @@ def big_report(n_checks: int, n_metrics: int):  # type: ignore[no-untyped-def]
         started_at="2026-01-01T00:00:00Z",
         finished_at="2026-01-01T00:00:01Z",
         duration_s=1.0,
-        suite=SuiteInfo(
-            name="bench", path="suite.yaml", sha256="0" * 64, api_version="llmguard/v1", seed=0
-        ),
+        suite=SuiteInfo(name="bench", path="suite.yaml", sha256="0" * 64, api_version="llmguard/v1", seed=0),
         decision=GateDecision.of(Decision.BLOCK, ["many"]),
         checks=checks,
     )
@@ -112,9 +110,7 @@ def main() -> None:
             if r.status.value == "fail":
                 case.add_failure_info(message="; ".join(g.reason for g in r.failed_gates))
             cases.append(case)
-        (out / "peer.xml").write_text(
-            junit_xml.to_xml_report_string([junit_xml.TestSuite("bench", cases)])
-        )
+        (out / "peer.xml").write_text(junit_xml.to_xml_report_string([junit_xml.TestSuite("bench", cases)]))
 
     ours_junit = timed(lambda: write_junit(report, out), args.repeat)
     ours_md = timed(lambda: write_summary(report, out), args.repeat)
@@ -124,14 +120,9 @@ def main() -> None:
     print("| measurement | seconds |")
     print("| --- | ---: |")
     print(f"| fresh interpreter: import pytest | {base:.3f} |")
-    print(
-        f"| fresh interpreter: import pytest + llmguard_ops.pytest_plugin (inert) | {plugin:.3f} |"
-    )
+    print(f"| fresh interpreter: import pytest + llmguard_ops.pytest_plugin (inert) | {plugin:.3f} |")
     print(f"| fresh interpreter: import pytest + llmguard_ops.runner (the host) | {full:.3f} |")
-    print(
-        f"| junit.xml, {args.checks} checks x {args.metrics} metrics, with properties (ours) "
-        f"| {ours_junit:.3f} |"
-    )
+    print(f"| junit.xml, {args.checks} checks x {args.metrics} metrics, with properties (ours) | {ours_junit:.3f} |")
     print(f"| junit-xml alone, same testcases, no properties (peer) | {peer_junit:.3f} |")
     print(f"| summary.md, {args.checks} checks | {ours_md:.3f} |")
 

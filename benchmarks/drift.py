@@ -40,9 +40,7 @@ NUMERIC = [f"num_{i:02d}" for i in range(12)]
 FEW_VALUES = ["int_00", "int_01"]
 CATEGORICAL = [f"cat_{i:02d}" for i in range(6)]
 SHIFTED = {"num_00", "num_01", "num_05", "int_01", "cat_00", "cat_03"}
-LEVELS = np.array(
-    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"], dtype=object
-)
+LEVELS = np.array(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"], dtype=object)
 
 
 def generate(rows: int, folder: Path, seed: int = 0) -> None:
@@ -97,9 +95,7 @@ def evidently_worker(folder: Path) -> dict[str, Any]:
     from evidently.presets import DataDriftPreset
 
     ref, cur = load(folder, "reference"), load(folder, "current")
-    Report([DataDriftPreset()]).run(
-        current_data=cur.head(2000), reference_data=ref.head(2000)
-    )  # warm-up
+    Report([DataDriftPreset()]).run(current_data=cur.head(2000), reference_data=ref.head(2000))  # warm-up
     t0 = time.perf_counter()
     snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
     seconds = time.perf_counter() - t0
@@ -135,10 +131,7 @@ def ours(folder: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
-        "columns": {
-            r.column: {"method": r.method, "value": r.statistic, "drifted": bool(r.drifted)}
-            for r in features
-        },
+        "columns": {r.column: {"method": r.method, "value": r.statistic, "drifted": bool(r.drifted)} for r in features},
     }
 
 
@@ -154,9 +147,7 @@ EVIDENTLY_METHOD = {
 def compare(rows: int, python: str, folder: Path) -> dict[str, Any]:
     generate(rows, folder)
     mine = ours(folder)
-    proc = subprocess.run(
-        [python, __file__, "--worker", str(folder)], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([python, __file__, "--worker", str(folder)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"Evidently worker failed ({python}):\n{proc.stderr[-3000:]}")
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -164,11 +155,7 @@ def compare(rows: int, python: str, folder: Path) -> dict[str, Any]:
     max_diff = 0.0
     for name, ev in theirs["columns"].items():
         our = mine["columns"][name]
-        ev_drift = (
-            ev["value"] >= ev["threshold"]
-            if "p_value" not in ev["method"]
-            else ev["value"] < ev["threshold"]
-        )
+        ev_drift = ev["value"] >= ev["threshold"] if "p_value" not in ev["method"] else ev["value"] < ev["threshold"]
         agree += ev_drift == our["drifted"]
         if EVIDENTLY_METHOD.get(ev["method"]) == our["method"]:
             same_method += 1
@@ -209,9 +196,7 @@ def main() -> None:
         print(json.dumps(evidently_worker(args.worker)))
         return
     if not Path(args.evidently_python).exists():
-        raise SystemExit(
-            f"no Evidently interpreter at {args.evidently_python}: see this file's docstring"
-        )
+        raise SystemExit(f"no Evidently interpreter at {args.evidently_python}: see this file's docstring")
     import scipy
 
     results = []

@@ -34,9 +34,7 @@ def statement(size: int) -> bytes:
     """A Statement with a predicate of about ``size`` bytes (a real run's is 5-60 kB)."""
     from llmguard_ops.evidence.statement import PREDICATE_TYPE, STATEMENT_TYPE, canonical_bytes
 
-    rows = [
-        {"check": f"c{i}", "metric": "accuracy", "value": 0.8 + i * 1e-4} for i in range(size // 60)
-    ]
+    rows = [{"check": f"c{i}", "metric": "accuracy", "value": 0.8 + i * 1e-4} for i in range(size // 60)]
     return canonical_bytes(
         {
             "_type": STATEMENT_TYPE,
@@ -49,12 +47,8 @@ def statement(size: int) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--entries", type=int, default=1000, help="audit-log entries to append and verify"
-    )
-    parser.add_argument(
-        "--big-log", type=int, default=10000, help="entries of the log one append is timed on"
-    )
+    parser.add_argument("--entries", type=int, default=1000, help="audit-log entries to append and verify")
+    parser.add_argument("--big-log", type=int, default=10000, help="entries of the log one append is timed on")
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
 
@@ -179,9 +173,7 @@ def append_to_long_log(signer: object, entries: int) -> list[tuple[str, str, str
         ours = timed(lambda: audit.append(log, record, signer), 5)  # type: ignore[arg-type]
         with mock.patch.object(audit, "check_appendable", lambda *a: None):
             peer = timed(lambda: audit.append(log, record, signer), 5)  # type: ignore[arg-type]
-    return [
-        (f"audit append to a {entries}-entry log", f"{ours * 1e3:.1f} ms", f"{peer * 1e3:.1f} ms")
-    ]
+    return [(f"audit append to a {entries}-entry log", f"{ours * 1e3:.1f} ms", f"{peer * 1e3:.1f} ms")]
 
 
 if __name__ == "__main__":

@@ -63,10 +63,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             rho = stats.spearmanr(lime_imp, attr.abs_values().mean(axis=0)).statistic
             label = "SHAP " + attr.explainer.split(",")[0].split(" (")[0]
-            print(
-                f"{name:<10} {label[:46]:<46} {len(x):>5} {seconds:>8.3f} "
-                f"{len(x) / seconds:>8.1f} {rho:>12.3f}"
-            )
+            print(f"{name:<10} {label[:46]:<46} {len(x):>5} {seconds:>8.3f} {len(x) / seconds:>8.1f} {rho:>12.3f}")
 
 
 if __name__ == "__main__":

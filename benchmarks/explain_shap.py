@@ -44,9 +44,7 @@ def main() -> None:
         model = joblib.load(DEMO / "models" / f"{name}.joblib")
         cols = list(model.feature_names_in_)
         # first call of each path pays imports and numba compilation: not what we measure
-        explain_tabular(
-            model, rows[cols].iloc[:2], background[cols], lambda d: d, budget, "auto", None, 0
-        )
+        explain_tabular(model, rows[cols].iloc[:2], background[cols], lambda d: d, budget, "auto", None, 0)
         explain_tabular(
             model,
             rows[cols].iloc[:1],
@@ -60,16 +58,12 @@ def main() -> None:
         results = {}
         for method in ("auto", "permutation"):
             start = time.perf_counter()
-            attr = explain_tabular(
-                model, rows[cols], background[cols], lambda d: d, budget, method, None, 0
-            )
+            attr = explain_tabular(model, rows[cols], background[cols], lambda d: d, budget, method, None, 0)
             seconds = time.perf_counter() - start
             results[method] = attr.abs_values().mean(axis=0)
             rho = stats.spearmanr(results["auto"], results[method]).statistic
             label = (
-                attr.explainer.split(",")[0]
-                if method == "auto"
-                else "shap PermutationExplainer on raw frame (peer)"
+                attr.explainer.split(",")[0] if method == "auto" else "shap PermutationExplainer on raw frame (peer)"
             )
             print(
                 f"{name:<10} {label[:44]:<44} {len(attr.data):>5} {seconds:>8.3f} "

@@ -54,7 +54,8 @@ def write_project(root: Path, requests: int, device: str) -> Path:
     (root / "rows.csv").write_text(",".join(cols) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
     (root / "bench_mlp.py").write_text(MODEL_SOURCE.replace("{f}", str(FEATURES)))
     suite = root / "suite.yaml"
-    suite.write_text(textwrap.dedent(f"""\
+    suite.write_text(
+        textwrap.dedent(f"""\
         apiVersion: llmguard/v1
         name: latency-benchmark
         models:
@@ -66,7 +67,8 @@ def write_project(root: Path, requests: int, device: str) -> Path:
             uses: latency.inference
             with: {{model: mlp, dataset: rows, threads: 1, requests: {requests}, duration_s: 120, warmup: 200,
                    device: {device}}}
-        """))
+        """)
+    )
     return suite
 
 
@@ -79,9 +81,13 @@ def harness_round(suite: Path, out: Path) -> dict[str, Any]:
         raise SystemExit(f"latency.inference failed: {result.error.message}")
     m = result.metrics
     samples = np.loadtxt(out / "artifacts" / "mlp" / "latency_samples.csv", delimiter=",", skiprows=1, ndmin=1)
-    return {"samples_us": samples * 1e3, "p50_us": m["p50_ms"].value * 1e3, "p99_us": m["p99_ms"].value * 1e3,
-            "n": float(m["p50_ms"].n or 0),
-            "overhead_ns": float(result.details["timer_overhead_ns"])}
+    return {
+        "samples_us": samples * 1e3,
+        "p50_us": m["p50_ms"].value * 1e3,
+        "p99_us": m["p99_ms"].value * 1e3,
+        "n": float(m["p50_ms"].n or 0),
+        "overhead_ns": float(result.details["timer_overhead_ns"]),
+    }
 
 
 def torch_round(model: Any, x: Any, min_run_time: float, calls: int) -> dict[str, float]:
@@ -93,8 +99,12 @@ def torch_round(model: Any, x: Any, min_run_time: float, calls: int) -> dict[str
     with torch.inference_mode():
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
         single = [timer.timeit(number=1).median for _ in range(calls)]
-    return {"median_us": measurement.median * 1e6, "blocks": float(len(measurement.times)),
-            "per_block": float(measurement.number_per_run), "per_call_us": float(np.median(single)) * 1e6}
+    return {
+        "median_us": measurement.median * 1e6,
+        "blocks": float(len(measurement.times)),
+        "per_block": float(measurement.number_per_run),
+        "per_call_us": float(np.median(single)) * 1e6,
+    }
 
 
 def cpu_model() -> str:
@@ -138,13 +148,17 @@ def main() -> int:
         overhead = timer_overhead_ns(50_000)
 
     print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
-    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), {platform.system()} {platform.release()}; "
-          f"device: {args.device}; GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    print(
+        f"machine: {os.cpu_count()} cores ({cpu_model()}), {platform.system()} {platform.release()}; "
+        f"device: {args.device}; GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}"
+    )
     versions = {p: metadata.version(p) for p in ("torch", "numpy", "scipy", "llmguard-ops")}
     print(f"python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"model: MLP {FEATURES}-256-256-10, batch 1, 1 thread, inference_mode\n")
-    print("| round | latency.inference p50 (µs) | torch Timer, 1 call per measurement, median (µs) | difference | "
-          "torch blocked_autorange median (µs) | our samples as block means (µs) | latency.inference p99 (µs) |")
+    print(
+        "| round | latency.inference p50 (µs) | torch Timer, 1 call per measurement, median (µs) | difference | "
+        "torch blocked_autorange median (µs) | our samples as block means (µs) | latency.inference p99 (µs) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r, ours, theirs in rows:
         diff = ours["p50_us"] / theirs["per_call_us"] - 1
@@ -152,20 +166,28 @@ def main() -> int:
         block = max(1, int(theirs["per_block"]))
         usable = len(ours["samples_us"]) // block * block
         blocked = float(np.median(ours["samples_us"][:usable].reshape(-1, block).mean(axis=1))) if usable else 0.0
-        print(f"| {r} | {ours['p50_us']:.2f} | {theirs['per_call_us']:.2f} | {diff:+.1%} | {theirs['median_us']:.2f} | "
-              f"{blocked:.2f} | {ours['p99_us']:.1f} |")
+        print(
+            f"| {r} | {ours['p50_us']:.2f} | {theirs['per_call_us']:.2f} | {diff:+.1%} | {theirs['median_us']:.2f} | "
+            f"{blocked:.2f} | {ours['p99_us']:.1f} |"
+        )
     med_ours = statistics.median(o["p50_us"] for _, o, _ in rows)
     med_theirs = statistics.median(t["per_call_us"] for _, _, t in rows)
     med_blocked = statistics.median(t["median_us"] for _, _, t in rows)
     total = med_ours / med_theirs - 1
     blocked_diff = med_ours / med_blocked - 1
-    print(f"| **median** | **{med_ours:.2f}** | **{med_theirs:.2f}** | **{total:+.1%}** | **{med_blocked:.2f}** "
-          f"({blocked_diff:+.1%}) | | |")
+    print(
+        f"| **median** | **{med_ours:.2f}** | **{med_theirs:.2f}** | **{total:+.1%}** | **{med_blocked:.2f}** "
+        f"({blocked_diff:+.1%}) | | |"
+    )
     print()
-    print(f"harness overhead per timed call (median of a no-op, 50,000 calls): {overhead / 1000:.3f} µs "
-          f"(target < 5 µs: {'met' if overhead < 5000 else 'NOT met'})")
-    print(f"medians within ±5 % (per-call): {'yes' if abs(total) <= 0.05 else 'NO'} ({total:+.1%}); "
-          f"against blocked_autorange: {blocked_diff:+.1%}")
+    print(
+        f"harness overhead per timed call (median of a no-op, 50,000 calls): {overhead / 1000:.3f} µs "
+        f"(target < 5 µs: {'met' if overhead < 5000 else 'NOT met'})"
+    )
+    print(
+        f"medians within ±5 % (per-call): {'yes' if abs(total) <= 0.05 else 'NO'} ({total:+.1%}); "
+        f"against blocked_autorange: {blocked_diff:+.1%}"
+    )
     return 0 if abs(total) <= 0.05 and overhead < 5000 else 1
 
 

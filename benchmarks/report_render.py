@@ -29,10 +29,7 @@ def _metric(value: float, spread: float = 0.02) -> dict[str, Any]:
 
 
 def synthetic_report() -> Report:
-    perf = {
-        m: _metric(v)
-        for m, v in {"accuracy": 0.81, "roc_auc": 0.86, "f1": 0.78, "ece": 0.03}.items()
-    }
+    perf = {m: _metric(v) for m, v in {"accuracy": 0.81, "roc_auc": 0.86, "f1": 0.78, "ece": 0.03}.items()}
     perf.update({f"{m}_delta": _metric(0.01) for m in ("accuracy", "roc_auc", "f1", "ece")})
     drift = {}
     for i in range(60):
@@ -54,9 +51,7 @@ def synthetic_report() -> Report:
     latency["max_ms"] = {"value": 25.0}
     explain = {f"importance.feature_{i}": _metric(1 / (1 + i), 0.01) for i in range(30)}
 
-    def check(
-        cid: str, uses: str, metrics: dict[str, Any], gate: str, bound: dict[str, float]
-    ) -> dict[str, Any]:
+    def check(cid: str, uses: str, metrics: dict[str, Any], gate: str, bound: dict[str, float]) -> dict[str, Any]:
         value = metrics[gate]["value"]
         return {
             "id": cid,

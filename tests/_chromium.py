@@ -48,9 +48,7 @@ class _Session:
         self.ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 
-    async def send(
-        self, method: str, params: dict[str, Any] | None = None, *, top: bool = False
-    ) -> dict[str, Any]:
+    async def send(self, method: str, params: dict[str, Any] | None = None, *, top: bool = False) -> dict[str, Any]:
         msg_id = next(self.ids)
         msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
         if not top:
@@ -99,9 +97,7 @@ async def _visit(
         await asyncio.sleep(0.3)  # let late console messages arrive
         visit = PageVisit()
         for name, expression in expressions.items():
-            res = await page.send(
-                "Runtime.evaluate", {"expression": expression, "returnByValue": True}
-            )
+            res = await page.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
             visit.evaluated[name] = res.get("result", {}).get("value")
         shot = await page.send("Page.captureScreenshot", {"format": "png"})
         screenshot.write_bytes(base64.b64decode(shot["data"]))
@@ -110,15 +106,11 @@ async def _visit(
             if method == "Network.requestWillBeSent":
                 visit.requests.append(params["request"]["url"])
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                visit.console_errors.append(
-                    " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
-                )
+                visit.console_errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
             elif method == "Runtime.exceptionThrown":
                 visit.exceptions.append(params["exceptionDetails"].get("text", "exception"))
             elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-                visit.log_errors.append(
-                    f"{params['entry'].get('source')}: {params['entry'].get('text')}"
-                )
+                visit.log_errors.append(f"{params['entry'].get('source')}: {params['entry'].get('text')}")
         return visit
 
 

@@ -41,10 +41,15 @@ def tabular_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tabular")
     rng = np.random.default_rng(0)
     n = 600
-    frame = pd.DataFrame({
-        "x1": rng.normal(size=n), "x2": rng.normal(size=n), "x3": rng.uniform(size=n),
-        "group": rng.choice(["a", "b"], size=n), "row_id": np.arange(n),
-    })
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "x3": rng.uniform(size=n),
+            "group": rng.choice(["a", "b"], size=n),
+            "row_id": np.arange(n),
+        }
+    )
     logit = 1.5 * frame.x1 - frame.x2 + 0.5 * frame.x3
     frame["label"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
     frame.iloc[:400].to_csv(root / "train.csv", index=False)
@@ -52,8 +57,9 @@ def tabular_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = frame.iloc[:400]
     features = ["x1", "x2", "x3"]
     joblib.dump(LogisticRegression().fit(train[features], train.label), root / "good.joblib")
-    joblib.dump(DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[features], train.label),
-                root / "weak.joblib")
+    joblib.dump(
+        DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[features], train.label), root / "weak.joblib"
+    )
     return root
 
 

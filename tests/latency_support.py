@@ -22,12 +22,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 WORDS = (
-    "the", "model", "reads", "a", "prompt", "and", "writes", "an", "answer", "about", "credit", "risk", "latency",
-    "tokens", "every", "request", "has", "first", "token", "then", "more", "until", "ends",
+    "the",
+    "model",
+    "reads",
+    "a",
+    "prompt",
+    "and",
+    "writes",
+    "an",
+    "answer",
+    "about",
+    "credit",
+    "risk",
+    "latency",
+    "tokens",
+    "every",
+    "request",
+    "has",
+    "first",
+    "token",
+    "then",
+    "more",
+    "until",
+    "ends",
 )
 PROMPTS = [
-    "the model reads a prompt", "every request has a first token", "writes an answer about credit risk",
-    "then more tokens until the answer ends", "a prompt and a answer", "latency tokens every request",
+    "the model reads a prompt",
+    "every request has a first token",
+    "writes an answer about credit risk",
+    "then more tokens until the answer ends",
+    "a prompt and a answer",
+    "latency tokens every request",
 ]
 
 
@@ -39,13 +64,21 @@ def build_tiny_lm(folder: Path) -> Path:
 
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator([" ".join(WORDS)] * 3 + PROMPTS,
-                            trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[EOS]"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                        eos_token="[EOS]")
+    tok.train_from_iterator(
+        [" ".join(WORDS)] * 3 + PROMPTS, trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[EOS]"])
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                        bos_token_id=2, eos_token_id=2, pad_token_id=0)
+    config = GPT2Config(
+        vocab_size=tok.get_vocab_size(),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=2,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     model = GPT2LMHeadModel(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -164,10 +197,18 @@ class OpenAIServer:
         if not body.get("stream"):
             ids = list(tokens)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0,
-                                                                                                    "text": text}
-            self._reply(h, 200, {"object": "chat.completion" if chat else "text_completion", "choices": [choice],
-                                 "usage": {"completion_tokens": len(ids)}})
+            choice = (
+                {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
+            )
+            self._reply(
+                h,
+                200,
+                {
+                    "object": "chat.completion" if chat else "text_completion",
+                    "choices": [choice],
+                    "usage": {"completion_tokens": len(ids)},
+                },
+            )
             return
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
@@ -192,8 +233,9 @@ class OpenAIServer:
 
         enc = self.tokenizer(prompt, return_tensors="pt")
         stream = _TokenQueue()
-        kwargs: dict[str, Any] = dict(**enc, max_new_tokens=max_tokens, do_sample=False, streamer=stream,
-                                      pad_token_id=self.tokenizer.pad_token_id)
+        kwargs: dict[str, Any] = dict(
+            **enc, max_new_tokens=max_tokens, do_sample=False, streamer=stream, pad_token_id=self.tokenizer.pad_token_id
+        )
         if min_tokens:
             kwargs["min_new_tokens"] = min_tokens
 

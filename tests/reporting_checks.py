@@ -140,9 +140,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             "rates",
         )
     )
-    register(
-        CheckDefinition("latency.fixture", run_latency, _Params, (MetricSpec("*_ms"),), "latency")
-    )
+    register(CheckDefinition("latency.fixture", run_latency, _Params, (MetricSpec("*_ms"),), "latency"))
     register(
         CheckDefinition(
             "explain.corr_fixture",

@@ -81,12 +81,8 @@ def test_keyword_model_gives_the_analytic_flip_rate_and_gap(tmp_path: Path) -> N
     m = result.metrics
     assert m["flip_rate"].value == pytest.approx(gender_pairs / total, abs=1e-12)
     assert m["mean_score_gap"].value == pytest.approx(gender_pairs * 0.5 / total, abs=1e-12)
-    assert m["axis.gender.flip_rate"].value == 1.0 and m[
-        "axis.gender.mean_score_gap"
-    ].value == pytest.approx(0.5)
-    assert m["axis.religion.flip_rate"].value == 0.0 and m["max_score_gap"].value == pytest.approx(
-        0.5
-    )
+    assert m["axis.gender.flip_rate"].value == 1.0 and m["axis.gender.mean_score_gap"].value == pytest.approx(0.5)
+    assert m["axis.religion.flip_rate"].value == 0.0 and m["max_score_gap"].value == pytest.approx(0.5)
     # every template has the same share of flips, so the template bootstrap is degenerate
     assert m["flip_rate"].lower == pytest.approx(m["flip_rate"].value)
     assert m["flip_rate"].confidence == 0.95
@@ -134,11 +130,7 @@ def _word_tokenizer(folder: Path, words: set[str]) -> None:
 
 def _vocabulary(templates: list[str]) -> set[str]:
     terms, _ = load_terms(None, Path("."), None)
-    text = (
-        " ".join(templates)
-        + " "
-        + " ".join(t for g in terms.values() for ts in g.values() for t in ts)
-    )
+    text = " ".join(templates) + " " + " ".join(t for g in terms.values() for ts in g.values() for t in ts)
     return set(re.findall(r"\w+|[^\w\s]", text))
 
 
@@ -175,8 +167,7 @@ def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
     suite.write_text(
         suite_text(
             "  candidate: {loader: transformers, path: classifier}",
-            "{axes: [gender, age], score_label: POSITIVE, n_resamples: 200, worst: 3,"
-            " report_pairs: 500}",
+            "{axes: [gender, age], score_label: POSITIVE, n_resamples: 200, worst: 3, report_pairs: 500}",
             "{flip_rate: {max: 1.0, confidence: 0.9}}",
         )
     )
@@ -193,9 +184,7 @@ def test_tiny_transformers_classifier_end_to_end(tmp_path: Path) -> None:
     assert result.metrics["mean_score_gap"].value == pytest.approx(gaps.mean())
     assert result.metrics["mean_score_gap"].value > 0  # the terms have different embeddings
     assert result.metrics["flip_rate"].confidence == 0.9
-    assert len(d["worst_pairs"]) == 3 and d["worst_pairs"][0]["score_gap"] == pytest.approx(
-        gaps.max()
-    )
+    assert len(d["worst_pairs"]) == 3 and d["worst_pairs"][0]["score_gap"] == pytest.approx(gaps.max())
     # the reported scores are the model's own, recomputed here with transformers directly
     model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     worst = d["worst_pairs"][0]
@@ -257,17 +246,14 @@ def test_docs_example_runs_on_a_tiny_sentiment_model(tmp_path: Path) -> None:
     build_classifier(tmp_path / "models" / "sentiment", templates)
     result = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
     assert result.status in (Status.PASS, Status.WARN), result.error
-    assert {"axis.gender.flip_rate", "axis.religion.flip_rate", "axis.ethnicity.flip_rate"} <= set(
-        result.metrics
-    )
+    assert {"axis.gender.flip_rate", "axis.religion.flip_rate", "axis.ethnicity.flip_rate"} <= set(result.metrics)
     assert len(result.details["worst_pairs"]) == 5
 
 
 def test_swapping_terms_in_dataset_texts(tmp_path: Path) -> None:
     (tmp_path / "model.py").write_text(KEYWORD_MODEL)
     (tmp_path / "prompts.csv").write_text(
-        "text\nMy mother is a nurse.\nThe man was rude.\n"
-        "Nothing to see here.\nThe Muslim woman smiled.\n"
+        "text\nMy mother is a nurse.\nThe man was rude.\nNothing to see here.\nThe Muslim woman smiled.\n"
     )
     suite = tmp_path / "suite.yaml"
     suite.write_text(

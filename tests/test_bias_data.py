@@ -34,9 +34,7 @@ def frame(n: int, seed: int, planted: bool) -> pd.DataFrame:
     income = rng.normal(size=n)
     logit = income + (0.8 * male if planted else 0.0)
     label = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame(
-        {"income": income, "branch": branch, "ethnicity": ethnicity, "sex": sex, "label": label}
-    )
+    return pd.DataFrame({"income": income, "branch": branch, "ethnicity": ethnicity, "sex": sex, "label": label})
 
 
 def run(
@@ -48,9 +46,7 @@ def run(
         "name": "data-bias",
         "seed": 1,
         "models": {},
-        "datasets": {
-            "reference": {"path": "train.csv", "target": "label", "sensitive": ["ethnicity", "sex"]}
-        },
+        "datasets": {"reference": {"path": "train.csv", "target": "label", "sensitive": ["ethnicity", "sex"]}},
         "checks": [
             {
                 "id": "data",
@@ -84,9 +80,7 @@ def test_planted_under_representation_and_proxy_are_found(tmp_path: Path) -> Non
     from scipy.stats import entropy
     from sklearn.metrics import mutual_info_score
 
-    expected = mutual_info_score(data.sex, data.branch) / entropy(
-        data.sex.value_counts().to_numpy()
-    )
+    expected = mutual_info_score(data.sex, data.branch) / entropy(data.sex.value_counts().to_numpy())
     assert result.metrics["proxy.branch.sex"].value == pytest.approx(expected, rel=1e-6)
     assert result.metrics["proxy.income.sex"].value < 0.05
 

@@ -19,9 +19,7 @@ def test_every_yaml_example_in_the_docs_is_a_tested_file() -> None:
     sources = [DEMO / "suite.yaml", *sorted(DATA.glob("*.yaml"))]
     texts = [p.read_text() for p in sources]
     for block in blocks:
-        assert any(block in text for text in texts), (
-            f"docs example not in any tested file:\n{block}"
-        )
+        assert any(block in text for text in texts), f"docs example not in any tested file:\n{block}"
 
 
 def test_scored_llm_outputs_example_blocks_on_the_planted_dialect_gap(tmp_path: Path) -> None:

@@ -41,10 +41,7 @@ def planted_frame(
     for (sex, region), (n, pos, tp, fp) in {**PLANTED, **(extra or {})}.items():
         y = [1] * pos + [0] * (n - pos)
         p = [1] * tp + [0] * (pos - tp) + [1] * fp + [0] * (n - pos - fp)
-        rows += [
-            {"sex": sex, "region": region, "y": a, "yhat": b, "score": 0.0}
-            for a, b in zip(y, p, strict=True)
-        ]
+        rows += [{"sex": sex, "region": region, "y": a, "yhat": b, "score": 0.0} for a, b in zip(y, p, strict=True)]
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
     frame["score"] = np.where(frame["yhat"] == 1, 0.75, 0.25)
     return frame
@@ -123,18 +120,10 @@ def test_planted_rates_equal_analytic_fairlearn_and_aif360(tmp_path: Path) -> No
     y, p = frame["y"].to_numpy(), frame["yhat"].to_numpy()
     sf = frame[["sex", "region"]]
     fl = {
-        "demographic_parity_difference": fairlearn_metrics.demographic_parity_difference(
-            y, p, sensitive_features=sf
-        ),
-        "demographic_parity_ratio": fairlearn_metrics.demographic_parity_ratio(
-            y, p, sensitive_features=sf
-        ),
-        "equalized_odds_difference": fairlearn_metrics.equalized_odds_difference(
-            y, p, sensitive_features=sf
-        ),
-        "equal_opportunity_difference": fairlearn_metrics.equal_opportunity_difference(
-            y, p, sensitive_features=sf
-        ),
+        "demographic_parity_difference": fairlearn_metrics.demographic_parity_difference(y, p, sensitive_features=sf),
+        "demographic_parity_ratio": fairlearn_metrics.demographic_parity_ratio(y, p, sensitive_features=sf),
+        "equalized_odds_difference": fairlearn_metrics.equalized_odds_difference(y, p, sensitive_features=sf),
+        "equal_opportunity_difference": fairlearn_metrics.equal_opportunity_difference(y, p, sensitive_features=sf),
     }
     y_idx = pd.Series(y, index=pd.MultiIndex.from_frame(sf))
     kw = {"prot_attr": ["sex", "region"], "priv_group": ("m", "north"), "pos_label": 1}
@@ -205,10 +194,7 @@ def test_collapsed_weighted_rows_equal_the_libraries_on_raw_rows() -> None:
             assert abs(fl["by_group"][tuple(key)][metric] - row[metric]) <= 1e-12
     sf = pd.DataFrame({"a": a, "b": b})
     assert (
-        abs(
-            fl["equalized_odds_difference"]
-            - fairlearn_metrics.equalized_odds_difference(y, p, sensitive_features=sf)
-        )
+        abs(fl["equalized_odds_difference"] - fairlearn_metrics.equalized_odds_difference(y, p, sensitive_features=sf))
         <= 1e-12
     )
     aif = aif360_privileged(table, ref, labelled=True)
@@ -224,9 +210,7 @@ def test_collapsed_weighted_rows_equal_the_libraries_on_raw_rows() -> None:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(*[st.integers(1, 60)] * 4), min_size=2, max_size=5), st.data())
-def test_count_formulas_equal_fairlearn_and_aif360(
-    cells: list[tuple[int, ...]], data: st.DataObject
-) -> None:
+def test_count_formulas_equal_fairlearn_and_aif360(cells: list[tuple[int, ...]], data: st.DataObject) -> None:
     counts = np.array(cells, dtype=np.int64).reshape(len(cells), 2, 2)
     table = cnt.CountTable(counts, tuple((str(i),) for i in range(len(cells))))
     ref = data.draw(st.integers(0, len(cells) - 1))
@@ -245,9 +229,7 @@ def test_multinomial_bootstrap_matches_row_bootstrap() -> None:
     p = (rng.uniform(size=n) < 0.3 + 0.15 * g).astype(int)
     table = cnt.build_table([g], y, p)
     b = 4000
-    draws = cnt.disparities(cnt.resample(table, b, np.random.default_rng(1)).counts, 0)[
-        "demographic_parity_difference"
-    ]
+    draws = cnt.disparities(cnt.resample(table, b, np.random.default_rng(1)).counts, 0)["demographic_parity_difference"]
     idx = rng.integers(0, n, size=(b, n))
     cells = (g[idx] * 2 + y[idx]) * 2 + p[idx]
     row_counts = np.stack([np.bincount(c, minlength=12) for c in cells]).reshape(b, 3, 2, 2)
@@ -258,15 +240,10 @@ def test_multinomial_bootstrap_matches_row_bootstrap() -> None:
 
 def test_small_groups_are_reported_and_excluded_with_a_warning(tmp_path: Path) -> None:
     frame = planted_frame({("f", "east"): (12, 6, 1, 5)})
-    suite = write_suite(
-        tmp_path, frame, "{predictions: yhat, min_group_size: 30, n_resamples: 100}"
-    )
+    suite = write_suite(tmp_path, frame, "{predictions: yhat, min_group_size: 30, n_resamples: 100}")
     result = run_check(suite, tmp_path / "out")
     assert result.status is Status.PASS
-    assert any(
-        "sex=f&region=east has 12 rows" in w and "excluded from the gate" in w
-        for w in result.warnings
-    )
+    assert any("sex=f&region=east has 12 rows" in w and "excluded from the gate" in w for w in result.warnings)
     assert "group.sex=f&region=east.selection_rate" not in result.metrics
     grouping = result.details["groupings"]["sex&region"]
     assert grouping["excluded_groups"] == ["sex=f&region=east"]
@@ -295,9 +272,7 @@ def test_failed_gate_gives_advice_and_threshold_optimizer_is_labelled(tmp_path: 
     assert any("Reweighing" in o for o in advice["options"])
     to = advice["threshold_optimizer"]
     assert to["label"].startswith("advice only") and to["constraint"] == "demographic_parity"
-    assert (
-        to["after"]["demographic_parity_difference"] < to["before"]["demographic_parity_difference"]
-    )
+    assert to["after"]["demographic_parity_difference"] < to["before"]["demographic_parity_difference"]
     # the reported (gated) metrics stay those of the model itself
     assert result.metrics["demographic_parity_difference"].value == pytest.approx(
         analytic()["demographic_parity_difference"]
@@ -317,9 +292,7 @@ def test_gate_on_interval_and_review_decision(tmp_path: Path) -> None:
     assert metric.confidence == 0.9 and metric.lower is not None
     assert outcome.report.decision.decision.value in ("PROMOTE", "REVIEW")
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["checks"][0]["details"]["definitions"]["disparate_impact_ratio"].startswith(
-        "AIF360"
-    )
+    assert report["checks"][0]["details"]["definitions"]["disparate_impact_ratio"].startswith("AIF360")
 
 
 def test_without_target_only_selection_rate_metrics(tmp_path: Path) -> None:
@@ -337,9 +310,7 @@ def test_without_target_only_selection_rate_metrics(tmp_path: Path) -> None:
 
 
 def test_bad_privileged_value_is_an_error(tmp_path: Path) -> None:
-    suite = write_suite(
-        tmp_path, planted_frame(), "{predictions: yhat, privileged: {sex: x, region: north}}"
-    )
+    suite = write_suite(tmp_path, planted_frame(), "{predictions: yhat, privileged: {sex: x, region: north}}")
     result = run_check(suite, tmp_path / "out")
     assert result.status is Status.ERROR
     assert "privileged group sex=x&region=north" in (result.error.message if result.error else "")

@@ -123,10 +123,7 @@ def test_mitigation_passes_the_gate_the_candidate_fails_and_the_next_run_promote
     assert cost.lower is not None and cost.lower <= cost.value <= cost.upper
     assert mitigation.metrics["recommended.demographic_parity_difference"].upper < 0.1
     # the front: exactly the variants no other one beats on both accuracy and parity gap
-    points = {
-        n: (r["accuracy"]["value"], r["demographic_parity_difference"]["value"])
-        for n, r in variants.items()
-    }
+    points = {n: (r["accuracy"]["value"], r["demographic_parity_difference"]["value"]) for n, r in variants.items()}
     front = {
         n
         for n, (a, g) in points.items()
@@ -162,9 +159,7 @@ def test_mitigation_passes_the_gate_the_candidate_fails_and_the_next_run_promote
     assert code == 0
     assert report["models"]["candidate"]["sha256"] == rec["sha256"]
     dp = report["checks"][0]["metrics"]["demographic_parity_difference"]
-    assert dp["value"] == pytest.approx(
-        mitigation.metrics["recommended.demographic_parity_difference"].value
-    )
+    assert dp["value"] == pytest.approx(mitigation.metrics["recommended.demographic_parity_difference"].value)
 
 
 def _xy() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
@@ -180,9 +175,7 @@ def test_exponentiated_gradient_variant_predicts_as_fairlearn() -> None:
 
     x, y, sens = _xy()
     keys = group_keys(sens, ["sex"])
-    eg = ExponentiatedGradient(LogisticRegression(), DemographicParity()).fit(
-        x, y, sensitive_features=keys
-    )
+    eg = ExponentiatedGradient(LogisticRegression(), DemographicParity()).fit(x, y, sensitive_features=keys)
     ours = from_exponentiated_gradient(eg, FEATURES, [0, 1], random_state=5)
     assert np.allclose(ours.predict_proba(x), eg._pmf_predict(x))
     assert (ours.predict(x) == eg.predict(x, random_state=5)).all()

@@ -49,9 +49,7 @@ def test_singular_they_with_auxiliary_agreement(lexicon: Lexicon) -> None:
     assert swap_text("He is late and his boss called him.", pair, lexicon) == (
         "They are late and their boss called them."
     )
-    assert swap_text("They weren't sure it was theirs.", pair, lexicon) == (
-        "He wasn't sure it was his."
-    )
+    assert swap_text("They weren't sure it was theirs.", pair, lexicon) == ("He wasn't sure it was his.")
 
 
 def test_several_attributes_at_once(lexicon: Lexicon) -> None:

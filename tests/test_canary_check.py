@@ -44,9 +44,7 @@ def _demo_suite(tmp_path: Path, candidate: str, baseline: str, check: str) -> Pa
     return path
 
 
-def test_demo_suite_canary_gates_non_inferiority_with_interval(
-    demo_models: Path, tmp_path: Path
-) -> None:
+def test_demo_suite_canary_gates_non_inferiority_with_interval(demo_models: Path, tmp_path: Path) -> None:
     outcome = llmguard_ops.run(DEMO / "suite.yaml", tmp_path / "out", only=["canary"])
     result = next(c for c in outcome.report.checks if c.id == "canary")
     assert result.status is Status.PASS, result.error
@@ -63,9 +61,7 @@ def test_demo_suite_canary_gates_non_inferiority_with_interval(
     assert 0.5 < result.metrics["agreement_rate"].value < 1
 
 
-def test_worse_candidate_fails_non_inferiority_and_blocks(
-    demo_models: Path, tmp_path: Path
-) -> None:
+def test_worse_candidate_fails_non_inferiority_and_blocks(demo_models: Path, tmp_path: Path) -> None:
     suite = _demo_suite(
         tmp_path,
         "champion.joblib",
@@ -160,9 +156,7 @@ def test_regression_task(tmp_path: Path) -> None:
     frame["y"] = 2 * frame.a - frame.b + rng.normal(0, 0.3, 800)
     x = frame[["a", "b"]]
     joblib.dump(LinearRegression().fit(x[:400], frame.y[:400]), tmp_path / "lin.joblib")
-    joblib.dump(
-        DecisionTreeRegressor(max_depth=3).fit(x[:400], frame.y[:400]), tmp_path / "tree.joblib"
-    )
+    joblib.dump(DecisionTreeRegressor(max_depth=3).fit(x[:400], frame.y[:400]), tmp_path / "tree.joblib")
     frame[400:].to_csv(tmp_path / "test.csv", index=False)
     suite = _suite(
         tmp_path,
@@ -186,9 +180,7 @@ def test_regression_task(tmp_path: Path) -> None:
         """,
     )
     result = llmguard_ops.run(suite, tmp_path / "out").report.checks[0]
-    assert (
-        result.status is Status.FAIL
-    )  # the shallow tree is clearly worse than the true linear model
+    assert result.status is Status.FAIL  # the shallow tree is clearly worse than the true linear model
     assert result.metrics["mae_delta"].value > 0.1
     assert result.metrics["regression_detected"].value == 1.0
     assert result.metrics["replay_regression_detected"].value == 1.0

@@ -29,9 +29,7 @@ def test_every_yaml_block_is_part_of_an_example_file(doc: str) -> None:
     assert blocks, f"{doc} has no YAML example"
     texts = {p: p.read_text() for p in EXAMPLES}
     for block in blocks:
-        assert any(block in text for text in texts.values()), (
-            f"{doc}: example not in suites/ or tests/data:\n{block}"
-        )
+        assert any(block in text for text in texts.values()), f"{doc}: example not in suites/ or tests/data:\n{block}"
 
 
 def test_local_judge_example_is_a_valid_suite() -> None:

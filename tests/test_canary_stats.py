@@ -129,9 +129,7 @@ def test_permutation_of_accuracy_matches_exact_sign_test() -> None:
     c = int(np.sum((cand == y) & (base != y)))
     exact = stats.binomtest(min(b, c), b + c, 0.5).pvalue
     assert res.p_value == pytest.approx(exact, abs=0.01)
-    assert res.p_harm == pytest.approx(
-        stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue, abs=0.01
-    )
+    assert res.p_harm == pytest.approx(stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue, abs=0.01)
     assert s.metrics == ["accuracy"]
 
 
@@ -225,9 +223,7 @@ def test_compare_deltas_equal_scikit_learn_differences() -> None:
         )
 
     for name in names:
-        assert comp.deltas[name].value == pytest.approx(
-            sk(name, arms[0]) - sk(name, arms[1]), abs=1e-12
-        )
+        assert comp.deltas[name].value == pytest.approx(sk(name, arms[0]) - sk(name, arms[1]), abs=1e-12)
 
 
 @settings(max_examples=60, deadline=None)

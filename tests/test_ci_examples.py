@@ -41,9 +41,7 @@ def github_commands(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def gitlab_commands(doc: dict[str, Any]) -> list[list[str]]:
-    scripts = [
-        line for job in doc.values() if isinstance(job, dict) for line in job.get("script", [])
-    ]
+    scripts = [line for job in doc.values() if isinstance(job, dict) for line in job.get("script", [])]
     return list(_commands(scripts))
 
 
@@ -107,9 +105,7 @@ def test_a_wrong_command_would_be_caught() -> None:
 def test_docs_show_the_examples_verbatim(example: Path) -> None:
     doc = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
-    assert example.read_text(encoding="utf-8") in blocks, (
-        f"docs/ci.md does not show {example.name} as it is"
-    )
+    assert example.read_text(encoding="utf-8") in blocks, f"docs/ci.md does not show {example.name} as it is"
 
 
 def test_python_example_runs_and_is_shown(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -132,6 +128,4 @@ def test_python_example_runs_and_is_shown(pytester: pytest.Pytester, tmp_path: P
     result = pytester.runpytest("-p", "no:cacheprovider", "docs/examples/test_model_gate.py")
     result.assert_outcomes(passed=2)
     doc = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
-    assert example.read_text(encoding="utf-8") in re.findall(
-        r"```python\n(.*?)```", doc, flags=re.S
-    )
+    assert example.read_text(encoding="utf-8") in re.findall(r"```python\n(.*?)```", doc, flags=re.S)

@@ -94,9 +94,7 @@ def mixed_report() -> Report:
             "pass",
             metrics={"roc_auc": Metric(value=0.81, lower=0.79, upper=0.83, confidence=0.95)},
         ),
-        _result(
-            "quality", "fail", metrics={"accuracy": acc, "f1": Metric(value=0.5)}, gates=[gate]
-        ),
+        _result("quality", "fail", metrics={"accuracy": acc, "f1": Metric(value=0.5)}, gates=[gate]),
         _result(
             "calibration",
             "warn",
@@ -116,9 +114,7 @@ def mixed_report() -> Report:
         ),
         _result("gpu", "skip", error=ErrorInfo(type="Skipped", message="no CUDA device")),
     ]
-    return _report(
-        checks, Decision.BLOCK, ["quality (blocker): " + gate.reason, "crash: ERROR: bad input"]
-    )
+    return _report(checks, Decision.BLOCK, ["quality (blocker): " + gate.reason, "crash: ERROR: bad input"])
 
 
 def test_junit_counts_statuses_as_ci_readers_do(tmp_path: Path, mixed_report: Report) -> None:
@@ -206,11 +202,7 @@ def test_cli_run_writes_junit_and_summary_that_agree_with_the_report(tmp_path: P
     assert isinstance(cases["quality"].result[0], Failure)
     assert isinstance(cases["calibration"].result[0], Error)
     assert cases["calibration"].result[0].type == "Timeout"
-    props = {
-        k: float(v)
-        for k, v in case_properties(cases["vs-champion"]).items()
-        if k.startswith("metric.")
-    }
+    props = {k: float(v) for k, v in case_properties(cases["vs-champion"]).items() if k.startswith("metric.")}
     delta = report.check("vs-champion").metrics["roc_auc_delta"]
     assert props["metric.roc_auc_delta"] == delta.value
     assert props["metric.roc_auc_delta.lower"] == delta.lower

@@ -31,8 +31,17 @@ def test_demo_suite_runs_end_to_end(demo_models: Path, tmp_path: Path, capsys: p
 
 
 def test_set_override_can_block_the_demo(demo_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(DEMO / "suite.yaml"), "--out", str(tmp_path), "-q",
-                 "--set", "checks.quality.gate.accuracy.min=0.99"])
+    code = main(
+        [
+            "run",
+            str(DEMO / "suite.yaml"),
+            "--out",
+            str(tmp_path),
+            "-q",
+            "--set",
+            "checks.quality.gate.accuracy.min=0.99",
+        ]
+    )
     assert code == 1
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["decision"]["decision"] == "BLOCK"

@@ -29,9 +29,12 @@ def test_folder_digest_matches_coreutils(tmp_path: Path) -> None:
 def test_file_digest_matches_coreutils(tmp_path: Path) -> None:
     f = tmp_path / "m.bin"
     f.write_bytes(b"\x00" * 5_000_000)
-    assert sha256_file(f) == "8a39d2abd3999ab73c34db2476849cddf303ce389b35826850f9a700589b4a90" or shutil.which(
-        "sha256sum") is None or sha256_file(f) == subprocess.run(
-        ["sha256sum", str(f)], capture_output=True, text=True, check=True).stdout.split()[0]
+    assert (
+        sha256_file(f) == "8a39d2abd3999ab73c34db2476849cddf303ce389b35826850f9a700589b4a90"
+        or shutil.which("sha256sum") is None
+        or sha256_file(f)
+        == subprocess.run(["sha256sum", str(f)], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
 
 
 def test_any_change_changes_the_folder_digest(tmp_path: Path) -> None:

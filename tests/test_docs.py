@@ -28,8 +28,9 @@ def yaml_blocks() -> list[tuple[str, str]]:
 
 
 def test_hook_reference_is_in_sync_with_hookspecs() -> None:
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "hook_docs.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "hook_docs.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -81,8 +82,11 @@ PY_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
 def python_blocks() -> list[tuple[str, str]]:
-    return [(f"{doc.relative_to(REPO)}#{i}", block) for doc in DOCS
-            for i, block in enumerate(PY_BLOCK.findall(doc.read_text(encoding="utf-8")))]
+    return [
+        (f"{doc.relative_to(REPO)}#{i}", block)
+        for doc in DOCS
+        for i, block in enumerate(PY_BLOCK.findall(doc.read_text(encoding="utf-8")))
+    ]
 
 
 @pytest.mark.parametrize(("where", "code"), python_blocks(), ids=[w for w, _ in python_blocks()])

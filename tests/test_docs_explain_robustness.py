@@ -33,7 +33,5 @@ def test_yaml_examples_are_cut_from_tested_suites(doc: str) -> None:
     blocks = code_blocks(doc, "yaml")
     assert blocks
     for block in blocks:
-        assert any(block in src for src in sources), (
-            f"{doc}: example not found in a tested suite:\n{block}"
-        )
+        assert any(block in src for src in sources), f"{doc}: example not found in a tested suite:\n{block}"
         assert isinstance(yaml.safe_load(block), list)

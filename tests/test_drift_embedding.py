@@ -39,11 +39,7 @@ def test_unbiased_mmd_matches_the_definition() -> None:
     in_x = np.zeros((1, m + n))
     in_x[0, :m] = 1
     assert emb.mmd2_unbiased(kernel, in_x)[0] == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
-    d2 = [
-        np.sum((a - b) ** 2)
-        for i, a in enumerate(np.vstack([x, y]))
-        for b in np.vstack([x, y])[i + 1 :]
-    ]
+    d2 = [np.sum((a - b) ** 2) for i, a in enumerate(np.vstack([x, y])) for b in np.vstack([x, y])[i + 1 :]]
     assert sigma2 == pytest.approx(float(np.median(d2)))
 
 
@@ -72,9 +68,7 @@ def test_domain_classifier_auc_is_the_mann_whitney_u() -> None:
     assert 0.35 < auc0 < 0.65 and p0 > 0.01
 
 
-def write_suite(
-    tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame, with_: str, text: bool = False
-) -> Path:
+def write_suite(tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame, with_: str, text: bool = False) -> Path:
     ref.to_csv(tmp_path / "ref.csv", index=False)
     cur.to_csv(tmp_path / "cur.csv", index=False)
     role = ", text: text" if text else ""
@@ -105,9 +99,7 @@ def test_precomputed_embedding_columns_through_a_suite(tmp_path: Path, shift: fl
     assert m["p_value"].value == pytest.approx(
         min(1.0, 2 * min(m["mmd_p_value"].value, m["domain_classifier_p_value"].value))
     )
-    assert result.details["dimension"] == 12 and result.status.value == (
-        "fail" if shift else "pass"
-    )
+    assert result.details["dimension"] == 12 and result.status.value == ("fail" if shift else "pass")
 
 
 TOPICS = {
@@ -151,9 +143,7 @@ def texts(topics: list[str], n: int, seed: int) -> list[str]:
 def test_texts_with_the_packaged_minilm_encoder(tmp_path: Path) -> None:
     ref = pd.DataFrame({"text": texts(["cooking"], 40, 0)})
     cur = pd.DataFrame({"text": texts(["cooking", "finance"], 40, 1)})
-    suite = write_suite(
-        tmp_path, ref, cur, "{n_permutations: 199, device: cpu, batch_size: 20}", text=True
-    )
+    suite = write_suite(tmp_path, ref, cur, "{n_permutations: 199, device: cpu, batch_size: 20}", text=True)
     result = llmguard_ops.run(suite, tmp_path / "out", write=False).report.checks[0]
     assert result.error is None, result.error
     assert result.metrics["drifted"].value == 1.0
@@ -172,9 +162,7 @@ def tiny_encoder(folder: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.train_from_iterator(
         corpus,
-        trainers.WordPieceTrainer(
-            vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        ),
+        trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]),
     )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -209,9 +197,7 @@ def test_plain_transformers_folder_is_mean_pooled_in_batches(tmp_path: Path) -> 
     np.testing.assert_allclose(one, all_at_once, rtol=1e-4, atol=1e-5)
     ref = pd.DataFrame({"body": texts(["cooking"], 80, 3)})
     cur = pd.DataFrame({"body": texts(["finance"], 80, 4)})
-    suite = write_suite(
-        tmp_path, ref, cur, "{text_column: body, encoder: tiny, n_permutations: 99}"
-    )
+    suite = write_suite(tmp_path, ref, cur, "{text_column: body, encoder: tiny, n_permutations: 99}")
     result = llmguard_ops.run(suite, tmp_path / "out", write=False).report.checks[0]
     assert result.error is None, result.error
     assert result.metrics["drifted"].value == 1.0 and result.details["dimension"] == 32

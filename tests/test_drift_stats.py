@@ -13,9 +13,7 @@ from llmguard_checks.drift import _stats as st
 
 # Few distinct values make ties, the case where ECDF merges go wrong.
 values = hs.lists(
-    hs.one_of(
-        hs.integers(-5, 5).map(float), hs.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
-    ),
+    hs.one_of(hs.integers(-5, 5).map(float), hs.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)),
     min_size=1,
     max_size=60,
 )
@@ -49,9 +47,7 @@ def test_ks_large_samples_use_the_merge_and_equal_scipy(seed: int) -> None:
     res = stats.ks_2samp(a, b)
     assert d == pytest.approx(res.statistic, abs=1e-12)
     assert p == pytest.approx(res.pvalue, rel=1e-9, abs=1e-15)
-    assert st.wasserstein(st.NumericSample.of(a, b)) == pytest.approx(
-        stats.wasserstein_distance(a, b), rel=1e-9
-    )
+    assert st.wasserstein(st.NumericSample.of(a, b)) == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
 
 
 @settings(max_examples=100, deadline=None)

@@ -18,9 +18,7 @@ from llmguard_checks.drift._tabular import compare_frames, correct
 DEMO = Path(__file__).resolve().parents[1] / "suites" / "demo" / "suite.yaml"
 
 
-def make_frames(
-    n_ref: int, n_cur: int, seed: int, shift: tuple[str, ...] = ()
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_frames(n_ref: int, n_cur: int, seed: int, shift: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Ten mixed columns; the columns named in ``shift`` move in the current frame."""
     rng = np.random.default_rng(seed)
 
@@ -35,9 +33,7 @@ def make_frames(
                 "x3": rng.normal(0, 1, n),
                 "x4": rng.uniform(0, 1, n),
                 "x5": rng.gamma(2.0, 1.0, n),
-                "c1": rng.choice(
-                    ["a", "b", "c", "d"], n, p=[0.1, 0.2, 0.3, 0.4] if on("c1") else [0.25] * 4
-                ),
+                "c1": rng.choice(["a", "b", "c", "d"], n, p=[0.1, 0.2, 0.3, 0.4] if on("c1") else [0.25] * 4),
                 "c2": rng.choice(["u", "v", "w"], n),
                 "b1": rng.choice(["yes", "no"], n, p=[0.65, 0.35] if on("b1") else [0.5, 0.5]),
                 "k1": rng.integers(0, 4, n),  # numeric with 4 values: categorical
@@ -143,10 +139,7 @@ def test_edge_cases_are_handled_and_reported() -> None:
     cur.loc[:10, "infinite"] = np.inf
     features, _, warnings = compare_frames(ref, cur, params())
     by = {r.column: r for r in features}
-    assert (
-        by["with_missing"].missing_current > 0.3
-        and "missing share changed" in by["with_missing"].notes[0]
-    )
+    assert by["with_missing"].missing_current > 0.3 and "missing share changed" in by["with_missing"].notes[0]
     assert by["constant"].drifted is False and by["constant"].statistic == 0.0
     assert "reference column is constant" in by["constant"].notes
     assert by["constant_moved"].drifted is True
@@ -165,9 +158,7 @@ def test_edge_cases_are_handled_and_reported() -> None:
 
 def test_forced_methods_per_column_and_errors() -> None:
     ref, cur = make_frames(3000, 3000, 7, shift=("x1",))
-    features, _, _ = compare_frames(
-        ref, cur, params(method="psi", methods={"x1": "ks", "x3": "anderson"})
-    )
+    features, _, _ = compare_frames(ref, cur, params(method="psi", methods={"x1": "ks", "x3": "anderson"}))
     by = {r.column: r for r in features}
     assert by["x1"].method == "ks" and by["x1"].drifted
     assert by["x3"].method == "anderson" and by["x3"].p_value is not None
@@ -181,9 +172,7 @@ def test_forced_methods_per_column_and_errors() -> None:
         compare_frames(ref, cur, params(methods={"c1": "ks"}))
 
 
-def write_suite(
-    tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame, check: str, models: str = ""
-) -> Path:
+def write_suite(tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame, check: str, models: str = "") -> Path:
     ref.to_csv(tmp_path / "ref.csv", index=False)
     cur.to_csv(tmp_path / "cur.csv", index=False)
     suite = tmp_path / "suite.yaml"
@@ -213,9 +202,7 @@ def test_suite_run_reports_metrics_details_and_gates(tmp_path: Path) -> None:
     assert result.status.value == "warn", result.error
     assert outcome.report.decision.decision.value == "REVIEW"
     m = result.metrics
-    assert m["column.x1.drifted"].value == 1.0 and m[
-        "share_drifted_columns"
-    ].value == pytest.approx(0.1)
+    assert m["column.x1.drifted"].value == 1.0 and m["share_drifted_columns"].value == pytest.approx(0.1)
     assert m["target.drifted"].value == 1.0 and m["column.x1.p_value"].p_value is not None
     assert m["dataset_p_value"].value == min(
         r["p_value_adjusted"] for r in result.details["columns"] if r["role"] == "feature"
@@ -263,8 +250,6 @@ def test_demo_flags_exactly_income_and_debt_ratio(tmp_path: Path) -> None:
     outcome = llmguard_ops.run(DEMO, tmp_path / "out", only=["data-drift"], write=False)  # skops: no pickle warning
     result = outcome.report.checks[0]
     assert result.error is None
-    flagged = {
-        r["column"] for r in result.details["columns"] if r["role"] == "feature" and r["drifted"]
-    }
+    flagged = {r["column"] for r in result.details["columns"] if r["role"] == "feature" and r["drifted"]}
     assert flagged == {"income", "debt_ratio"}
     assert result.metrics["prediction.drifted"].value == 0.0

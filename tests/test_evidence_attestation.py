@@ -151,20 +151,14 @@ def test_statement_holds_subjects_and_the_evidence(project: Project, signed_run:
         "path": report["suite"]["path"],
         "overrides": [],
     }
-    assert (
-        predicate["datasets"]["current"]["sha256"]
-        == hashlib.sha256(project.data.read_bytes()).hexdigest()
-    )
+    assert predicate["datasets"]["current"]["sha256"] == hashlib.sha256(project.data.read_bytes()).hexdigest()
     assert predicate["decision"] == {"decision": "PROMOTE", "reasons": []}
     assert predicate["seeds"]["suite"] == 11 and "quality" in predicate["seeds"]["checks"]
     assert predicate["plugins"]["checks"]["quality"]["uses"] == "performance.classification"
     assert predicate["environment"]["python"] and "packages" in predicate["environment"]
     assert predicate["report"] == report
     outputs: dict[str, str] = predicate["outputs"]
-    assert (
-        outputs["report.json"]
-        == hashlib.sha256((signed_run / "report.json").read_bytes()).hexdigest()
-    )
+    assert outputs["report.json"] == hashlib.sha256((signed_run / "report.json").read_bytes()).hexdigest()
     assert predicate["signer"]["keyid"] == load_public(project.public_key)[1]
 
 
@@ -212,13 +206,9 @@ def test_every_single_byte_change_fails_verification(project: Project, signed_ru
     assert len(data) > 4000  # a real attestation, not a toy
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_replacement_byte_at_any_position_fails(
-    project: Project, signed_run: Path, data: st.DataObject
-) -> None:
+def test_any_replacement_byte_at_any_position_fails(project: Project, signed_run: Path, data: st.DataObject) -> None:
     """Not just bit flips: any other byte anywhere (the file has no insignificant whitespace)."""
     public, keyid = load_public(project.public_key)
     blob = (signed_run / "attestation.dsse.json").read_bytes()
@@ -335,9 +325,7 @@ def test_environment_names_the_cpu_and_the_gpu_driver_when_present() -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(
-    not __import__("shutil").which("nvidia-smi"), reason="needs an NVIDIA GPU and nvidia-smi"
-)
+@pytest.mark.skipif(not __import__("shutil").which("nvidia-smi"), reason="needs an NVIDIA GPU and nvidia-smi")
 def test_gpu_driver_is_recorded_on_a_cuda_machine() -> None:
     import torch
 
@@ -370,9 +358,7 @@ class _ArtifactPlugin:
         register(CheckDefinition("demo.artifact", self._run, Params, (), "writes a table"))
 
 
-def test_listed_artifacts_are_digested_and_stale_files_are_not(
-    project: Project, tmp_path: Path
-) -> None:
+def test_listed_artifacts_are_digested_and_stale_files_are_not(project: Project, tmp_path: Path) -> None:
     import warnings
 
     import llmguard_ops

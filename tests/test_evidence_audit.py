@@ -24,9 +24,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def fill(log: Path, signer: SigningKey | None, n: int = 5) -> None:
     for i in range(n):
-        audit.append(
-            log, {"run_id": f"run-{i + 1}", "decision": "PROMOTE", "suite": {"name": "s"}}, signer
-        )
+        audit.append(log, {"run_id": f"run-{i + 1}", "decision": "PROMOTE", "suite": {"name": "s"}}, signer)
 
 
 def lines(log: Path) -> list[bytes]:
@@ -62,11 +60,7 @@ def test_an_edited_entry_is_named(log: Path, keys: tuple[Path, Path]) -> None:
     rows[2] = rows[2].replace(b"PROMOTE", b"BLOCK")
     write(log, rows)
     verdict = check(log, keys)
-    assert (
-        not verdict.intact
-        and verdict.position == 3
-        and "entry 3 was changed" in str(verdict.problem)
-    )
+    assert not verdict.intact and verdict.position == 3 and "entry 3 was changed" in str(verdict.problem)
 
 
 def test_a_deleted_entry_is_named(log: Path, keys: tuple[Path, Path]) -> None:
@@ -104,9 +98,7 @@ def test_a_rewritten_head_needs_the_key(log: Path, keys: tuple[Path, Path], tmp_
     # the attacker rewrites the head for the truncated log: unsigned, or signed by another key
     last = hashlib.sha256(lines(log)[-1]).hexdigest()
     audit._write_head(log, 3, last, None)
-    assert audit.verify(
-        log
-    ).intact  # without a key only the chain and the head's shape can be checked
+    assert audit.verify(log).intact  # without a key only the chain and the head's shape can be checked
     assert "not checked" in audit.verify(log).notes[0]
     verdict = check(log, keys)
     assert not verdict.intact and "unsigned" in str(verdict.problem)
@@ -156,13 +148,10 @@ for i in range(int(sys.argv[3])):
 """
 
 
-def test_two_processes_appending_at_once_keep_the_chain(
-    tmp_path: Path, keys: tuple[Path, Path]
-) -> None:
+def test_two_processes_appending_at_once_keep_the_chain(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     log = tmp_path / "audit.jsonl"
     procs = [
-        subprocess.Popen([sys.executable, "-c", APPENDER, str(log), str(keys[0]), "20", name])
-        for name in ("a", "b")
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(log), str(keys[0]), "20", name]) for name in ("a", "b")
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     verdict = check(log, keys)
@@ -189,9 +178,7 @@ def test_runs_append_entries_that_name_their_attestation(
     project: Project = make_project(tmp_path)
     monkeypatch.chdir(tmp_path)  # the default log is .llmguard/audit.jsonl under the current folder
     for name in ("one", "two"):
-        r = cli(
-            capsys, "run", project.suite(), "--out", tmp_path / name, "--key", project.private_key
-        )
+        r = cli(capsys, "run", project.suite(), "--out", tmp_path / name, "--key", project.private_key)
         assert r.code == 0 and "audit: entry" in r.out
     log = tmp_path / ".llmguard" / "audit.jsonl"
     rows = [json.loads(r) for r in lines(log)]
@@ -199,10 +186,7 @@ def test_runs_append_entries_that_name_their_attestation(
     for row, name in zip(rows, ("one", "two"), strict=True):
         attestation = (tmp_path / name / "attestation.dsse.json").read_bytes()
         assert row["attestation_sha256"] == hashlib.sha256(attestation).hexdigest()
-        assert (
-            row["report_sha256"]
-            == hashlib.sha256((tmp_path / name / "report.json").read_bytes()).hexdigest()
-        )
+        assert row["report_sha256"] == hashlib.sha256((tmp_path / name / "report.json").read_bytes()).hexdigest()
         assert row["decision"] == "PROMOTE" and row["signed"] is True
         assert row["time"].endswith("Z") and row["suite"]["name"] == "evidence-unit"
     r = cli(capsys, "audit", "verify", "--key", project.public_key)

@@ -30,9 +30,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = make_project(tmp_path_factory.mktemp("docs"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        outcome = llmguard_ops.run(
-            project.suite(), project.root / "llmguard-out", key=project.private_key
-        )
+        outcome = llmguard_ops.run(project.suite(), project.root / "llmguard-out", key=project.private_key)
     assert outcome.report.signed
     shutil.copy(project.public_key, project.root / "llmguard.pub")
     return project
@@ -48,9 +46,7 @@ def test_yaml_examples_are_the_tested_files() -> None:
     assert loaded.suite.policy.require_signature and loaded.suite.waivers[0].check == "calibration"
 
 
-def test_the_securesystemslib_example_runs(
-    signed: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_securesystemslib_example_runs(signed: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     sslib_example, api_example = blocks("python")
     monkeypatch.chdir(signed.root)
     namespace: dict[str, object] = {}
@@ -64,12 +60,8 @@ def test_the_securesystemslib_example_runs(
     assert namespace["checked"].matches == {"models/candidate.joblib": "subject candidate"}  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(
-    not (shutil.which("jq") and shutil.which("openssl")), reason="needs jq and openssl"
-)
-def test_the_openssl_recipe_verifies_and_lists_sha256sum_lines(
-    signed: Project, tmp_path: Path
-) -> None:
+@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("openssl")), reason="needs jq and openssl")
+def test_the_openssl_recipe_verifies_and_lists_sha256sum_lines(signed: Project, tmp_path: Path) -> None:
     script = DATA / "verify_openssl.sh"
     assert script.read_text() in blocks("bash")
     att = signed.root / "llmguard-out" / "attestation.dsse.json"
@@ -81,9 +73,7 @@ def test_the_openssl_recipe_verifies_and_lists_sha256sum_lines(
     )
     assert "Signature Verified Successfully" in proc.stderr
     assert all(re.match(r"^[0-9a-f]{64}  /", line) for line in proc.stdout.splitlines())
-    check = subprocess.run(
-        ["sha256sum", "--check", "--strict"], input=proc.stdout, capture_output=True, text=True
-    )
+    check = subprocess.run(["sha256sum", "--check", "--strict"], input=proc.stdout, capture_output=True, text=True)
     assert check.returncode == 0 and "OK" in check.stdout
     tampered = tmp_path / "att.json"
     tampered.write_text(att.read_text().replace('"payload":"ey', '"payload":"eX', 1))

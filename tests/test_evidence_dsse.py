@@ -52,9 +52,7 @@ def test_signature_is_ed25519_over_pae() -> None:
 
 
 def test_keyid_is_sha256_of_the_der_public_key() -> None:
-    der = KEY.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert hashlib.sha256(der).hexdigest() == KEYID
 
 

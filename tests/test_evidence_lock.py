@@ -19,9 +19,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @pytest.fixture
-def locked(
-    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> tuple[Path, Path]:
+def locked(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
     suite = project.suite(folder=tmp_path, minimum=0.7)
     r = cli(capsys, "lock", suite, "--key", project.private_key)
     assert r.code == 0, r.err
@@ -145,9 +143,7 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinit
     metric=st.sampled_from(["accuracy", "p95_ms", "roc_auc_delta"]),
     bound=st.sampled_from(["min", "max"]),
 )
-def test_any_moved_bound_is_named_exactly_once(
-    old: float, new: float, metric: str, bound: str
-) -> None:
+def test_any_moved_bound_is_named_exactly_once(old: float, new: float, metric: str, bound: str) -> None:
     from llmguard_ops.evidence.lock import changes
 
     def terms(value: float) -> dict[str, object]:
@@ -183,14 +179,10 @@ def test_the_lock_covers_datasets_by_minimum_rows(
     assert r.code in (0, 1), r.err
 
 
-def test_the_lock_can_pin_dataset_digests(
-    project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_lock_can_pin_dataset_digests(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = project.suite(folder=tmp_path)
     lock = tmp_path / "digest.lock.json"
-    r = cli(
-        capsys, "lock", suite, "--key", project.private_key, "--datasets", "digest", "--out", lock
-    )
+    r = cli(capsys, "lock", suite, "--key", project.private_key, "--datasets", "digest", "--out", lock)
     assert r.code == 0 and "datasets by digest" in r.out
     assert run(capsys, project, suite, lock).code == 0
     copy = tmp_path / "edited.csv"

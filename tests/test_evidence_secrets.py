@@ -18,9 +18,7 @@ SECRET_VAR = "LLMGUARD_TEST_PLANTED_TOKEN"
 def needles(private_key: Path, secret: str) -> dict[str, bytes]:
     """Every spelling of the planted secret and of the private key an output could leak."""
     key = load_private(private_key).private
-    raw = key.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     pem_body = private_key.read_text().splitlines()[1]
     return {
         "secret": secret.encode(),
@@ -48,8 +46,7 @@ def test_planted_secret_and_key_never_reach_outputs(
     work.mkdir()
     suite = project.suite(
         folder=work,
-        extra="waivers:\n  - {check: quality, approver: ops, "
-        "reason: rotated token, expires: 2999-01-01}\n",
+        extra="waivers:\n  - {check: quality, approver: ops, reason: rotated token, expires: 2999-01-01}\n",
     )
     text = suite.read_text()
     text = text.replace(

@@ -63,11 +63,7 @@ def test_a_valid_waiver_turns_a_blocking_failure_into_a_note(
     assert check["waiver"]["approver"] == "jane.doe@example.com"
     assert any("waived by jane.doe@example.com" in r for r in report["decision"]["reasons"])
     [used] = report["waivers"]
-    assert (
-        used["status"] == "applied"
-        and used["source"] == str(waivers)
-        and len(used["source_sha256"]) == 64
-    )
+    assert used["status"] == "applied" and used["source"] == str(waivers) and len(used["source_sha256"]) == 64
     assert predicate(out)["waivers"] == report["waivers"]
 
 
@@ -99,10 +95,7 @@ def test_suite_waiver_not_needed_when_the_check_passes(
     suite = project.suite(
         folder=tmp_path,
         minimum=0.5,
-        extra=(
-            "waivers:\n"
-            "  - {check: quality, approver: ops, reason: flaky data feed, expires: 2999-01-01}\n"
-        ),
+        extra=("waivers:\n  - {check: quality, approver: ops, reason: flaky data feed, expires: 2999-01-01}\n"),
     )
     out = tmp_path / "out"
     r = cli(capsys, "run", suite, "--out", out, "--no-audit-log", "--quiet")
@@ -135,9 +128,7 @@ def test_bad_waiver_files_name_file_line_and_key(
     )
     assert r.code == 2 and "waivers.yaml:1:10 [0].check: no check 'qualty'" in r.err
     assert "did you mean 'quality'" in r.err
-    r = cli(
-        capsys, "run", suite, "--out", tmp_path / "o", "--waiver", waiver_file(tmp_path, "soon")
-    )
+    r = cli(capsys, "run", suite, "--out", tmp_path / "o", "--waiver", waiver_file(tmp_path, "soon"))
     assert r.code == 2 and "waivers.yaml:4:12" in r.err and "ISO date" in r.err
 
 

@@ -29,9 +29,7 @@ def _data(n: int, seed: int = 0) -> pd.DataFrame:
     return x
 
 
-def _run(
-    tmp_path: Path, models: dict[str, Any], datasets: dict[str, Any], check: dict[str, Any]
-) -> Any:
+def _run(tmp_path: Path, models: dict[str, Any], datasets: dict[str, Any], check: dict[str, Any]) -> Any:
     suite = {
         "apiVersion": "llmguard/v1",
         "name": "lime-test",
@@ -84,9 +82,7 @@ def test_linear_model_ranking_equals_coefficients_and_values_equal_lime(tmp_path
     )
     weights = np.zeros((len(x), len(WEIGHTS)))
     for i, row in enumerate(x):
-        exp = explainer.explain_instance(
-            row, model.predict_proba, labels=(1,), num_features=5, num_samples=500
-        )
+        exp = explainer.explain_instance(row, model.predict_proba, labels=(1,), num_features=5, num_samples=500)
         for j, w in exp.as_map()[1]:
             weights[i, j] = w
     expected = np.abs(weights).mean(axis=0)
@@ -168,10 +164,7 @@ class KeywordSentiment:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         score = np.array(
-            [
-                2.0 * t.lower().split().count("great") - 3.0 * t.lower().split().count("awful")
-                for t in texts
-            ]
+            [2.0 * t.lower().split().count("great") - 3.0 * t.lower().split().count("awful") for t in texts]
         )
         p = 1 / (1 + np.exp(-score))
         return np.column_stack([1 - p, p])
@@ -226,9 +219,7 @@ def test_docs_suite(tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "data.csv", index=False)
     train = _data(2000, seed=1)
     joblib.dump(LogisticRegression().fit(train[list(WEIGHTS)], train.y), tmp_path / "lin.joblib")
-    joblib.dump(
-        LogisticRegression().fit(train[["x0", "x1", "x3"]], train.y), tmp_path / "champion.joblib"
-    )
+    joblib.dump(LogisticRegression().fit(train[["x0", "x1", "x3"]], train.y), tmp_path / "champion.joblib")
     shutil.copy(Path(__file__).parent / "data" / "explain" / "lime-suite.yaml", tmp_path / "s.yaml")
     result = llmguard_ops.run(tmp_path / "s.yaml", tmp_path / "out").report.checks[0]
     assert result.status is Status.PASS, (result.error, result.failed_gates)

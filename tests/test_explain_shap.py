@@ -86,9 +86,7 @@ def test_linear_ranking_recovers_known_weights_and_equals_shap(tmp_path: Path) -
     # the oracle: shap's own LinearExplainer on every row, with every row as background
     model = joblib.load(tmp_path / "lin.joblib")
     x = frame[list(WEIGHTS)]
-    expected = np.abs(
-        shap.LinearExplainer(model, shap.maskers.Independent(x, max_samples=len(x)))(x).values
-    ).mean(0)
+    expected = np.abs(shap.LinearExplainer(model, shap.maskers.Independent(x, max_samples=len(x)))(x).values).mean(0)
     for feature, value in zip(WEIGHTS, expected, strict=True):
         metric = result.metrics[f"importance.{feature}"]
         assert metric.value == pytest.approx(value, rel=1e-9, abs=1e-12)
@@ -159,10 +157,7 @@ def test_candidate_without_a_feature_fails_the_stability_gate(tmp_path: Path) ->
     _fit_linear(tmp_path, _data(seed=1), list(WEIGHTS), "retrained")
     gate = {"rank_correlation_vs_baseline": {"min": 0.8}, "top_k_overlap": {"min": 1.0}}
     datasets = {"current": {"path": "data.csv", "target": "y"}}
-    models = {
-        m: {"loader": "sklearn", "path": f"{m}.joblib"}
-        for m in ("champion", "dropped", "retrained")
-    }
+    models = {m: {"loader": "sklearn", "path": f"{m}.joblib"} for m in ("champion", "dropped", "retrained")}
     failed = _run(
         tmp_path,
         models,
@@ -185,9 +180,7 @@ def test_candidate_without_a_feature_fails_the_stability_gate(tmp_path: Path) ->
 
 def test_proxy_of_a_sensitive_column_in_the_top_k_fails(tmp_path: Path) -> None:
     frame = _data()
-    frame["group"] = np.where(
-        frame["x0"] + 0.3 * np.random.default_rng(5).normal(size=len(frame)) > 0, "a", "b"
-    )
+    frame["group"] = np.where(frame["x0"] + 0.3 * np.random.default_rng(5).normal(size=len(frame)) > 0, "a", "b")
     frame.to_csv(tmp_path / "data.csv", index=False)
     _fit_linear(tmp_path, frame, list(WEIGHTS), "lin")
     result = _run(
@@ -224,9 +217,7 @@ def test_model_agnostic_explainer_is_additive_and_budgeted(tmp_path: Path) -> No
         {"current": {"path": "data.csv", "target": "y"}},
         {"with": {"max_samples": 8, "background": 10, "max_evals": 22, "plots": False}},
     )
-    assert result.details["explainer"].startswith(
-        "PermutationExplainer (22 evaluations per row, 10 background"
-    )
+    assert result.details["explainer"].startswith("PermutationExplainer (22 evaluations per row, 10 background")
     assert result.details["n_explained"] == 8
     assert result.details["budget"]["max_evals"] == 22
     assert result.metrics["additivity_error"].value < 1e-9
@@ -238,9 +229,7 @@ def test_token_attributions_of_a_tiny_transformers_classifier(tmp_path: Path) ->
     from _tiny_text import SENTENCES, build_classifier
 
     build_classifier(tmp_path / "clf")
-    pd.DataFrame({"text": SENTENCES[:3]}).to_json(
-        tmp_path / "texts.jsonl", orient="records", lines=True
-    )
+    pd.DataFrame({"text": SENTENCES[:3]}).to_json(tmp_path / "texts.jsonl", orient="records", lines=True)
     shutil.copy(DATA / "text-suite.yaml", tmp_path / "suite.yaml")
     result = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out").report.checks[0]
     assert result.status is Status.PASS, (result.error, result.gates)
@@ -254,9 +243,7 @@ def test_token_attributions_of_a_tiny_transformers_classifier(tmp_path: Path) ->
     assert local["text"] in SENTENCES
     tokens = [t["token"] for t in local["tokens"]]
     assert tokens and all(t.lower() in words | {","} for t in tokens)
-    assert local["base_value"] + sum(t["shap"] for t in local["tokens"]) == pytest.approx(
-        local["output"], abs=1e-5
-    )
+    assert local["base_value"] + sum(t["shap"] for t in local["tokens"]) == pytest.approx(local["output"], abs=1e-5)
     assert (tmp_path / "out" / result.artifacts["importance"]).exists()
 
 

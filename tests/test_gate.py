@@ -16,8 +16,16 @@ severities = st.sampled_from(list(Severity))
 def result(i: int, status: Status, severity: Severity, allow_error: bool = False) -> CheckResult:
     gates = [GateOutcome(metric="m", passed=status is Status.PASS, reason="m = 1")]
     error = ErrorInfo(type="E", message="boom") if status is Status.ERROR else None
-    return CheckResult(id=f"c{i}", uses="x.y", plugin="p", severity=severity, status=status, gates=gates,
-                       error=error, allow_error=allow_error)
+    return CheckResult(
+        id=f"c{i}",
+        uses="x.y",
+        plugin="p",
+        severity=severity,
+        status=status,
+        gates=gates,
+        error=error,
+        allow_error=allow_error,
+    )
 
 
 results = st.lists(st.tuples(statuses, severities, st.booleans()), max_size=8).map(
@@ -37,8 +45,9 @@ def test_decision_follows_the_rules(rs: list[CheckResult], review_on: str, on_sk
     )
     assert (d is Decision.BLOCK) == blocking
     if d is Decision.PROMOTE:
-        assert not any(r.status is Status.WARN and r.severity is Severity.WARNING and review_on == "warning"
-                       for r in rs)
+        assert not any(
+            r.status is Status.WARN and r.severity is Severity.WARNING and review_on == "warning" for r in rs
+        )
 
 
 @given(results, st.lists(st.text(min_size=1), min_size=1, max_size=3))
@@ -56,8 +65,9 @@ finite = st.floats(-1e6, 1e6, allow_nan=False)
 
 
 @given(finite, finite, finite, st.one_of(st.none(), finite), st.one_of(st.none(), finite))
-def test_bound_with_confidence_tests_the_interval(a: float, b: float, c: float, lo: float | None,
-                                                   hi: float | None) -> None:
+def test_bound_with_confidence_tests_the_interval(
+    a: float, b: float, c: float, lo: float | None, hi: float | None
+) -> None:
     lower, value, upper = sorted([a, b, c])
     if lo is not None and hi is not None and lo > hi:
         lo, hi = hi, lo

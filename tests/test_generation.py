@@ -59,9 +59,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[EOS]"]))
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]"
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]")
     fast.save_pretrained(folder)
     config = GPT2Config(
         vocab_size=fast.vocab_size,
@@ -137,9 +135,7 @@ class ScriptedJudge:
 
 
 @pytest.mark.slow
-def test_deepeval_metrics_through_the_local_judge_wrapper(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_deepeval_metrics_through_the_local_judge_wrapper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # deepeval creates .deepeval/ in the working directory
     (tmp_path / "judge.py").write_text(SCRIPTED_JUDGE)
     suite = _write(

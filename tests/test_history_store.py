@@ -20,9 +20,7 @@ from llmguard_ops.history import (
 from llmguard_ops.report import Report
 
 
-def make_report(
-    run_id: str, started_at: str, accuracy: float, *, suite: str = "s", gate_min: float = 0.7
-) -> Report:
+def make_report(run_id: str, started_at: str, accuracy: float, *, suite: str = "s", gate_min: float = 0.7) -> Report:
     passed = accuracy >= gate_min
     data: dict[str, Any] = {
         "run_id": run_id,
@@ -144,9 +142,7 @@ def test_metric_keys_patterns_and_table(tmp_path: Path) -> None:
     lines = table.splitlines()
     assert lines[0] == "suite s: 2 runs"
     row = next(line for line in lines if line.startswith("quality.accuracy"))
-    assert row.split() == ["quality.accuracy", "0.75", "0.65!", "-0.1"], (
-        "the failed gate is marked with !"
-    )
+    assert row.split() == ["quality.accuracy", "0.75", "0.65!", "-0.1"], "the failed gate is marked with !"
     assert "BLOCK" in next(line for line in lines if line.startswith("decision"))
     rows = series_records(records, ["quality.accuracy"])
     assert [(r["run_id"], r["value"], r["gate_failed"]) for r in rows] == [

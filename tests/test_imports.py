@@ -5,8 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "shap", "aif360", "deepeval", "sklearn", "fairlearn", "matplotlib", "scipy.stats",
-         "pandera", "cleanlab", "rapidfuzz"]
+HEAVY = [
+    "torch",
+    "transformers",
+    "shap",
+    "aif360",
+    "deepeval",
+    "sklearn",
+    "fairlearn",
+    "matplotlib",
+    "scipy.stats",
+    "pandera",
+    "cleanlab",
+    "rapidfuzz",
+]
 
 
 def imported_after(code: str) -> list[str]:

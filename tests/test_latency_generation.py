@@ -56,19 +56,23 @@ def test_ttft_tpot_from_a_local_causal_lm(project: Path, tmp_path: Path) -> None
     header = rows[0].split(",")
     for row in rows[1:]:
         r = dict(zip(header, map(float, row.split(",")), strict=True))
-        assert r["tpot_ms"] == pytest.approx((r["e2e_ms"] - r["ttft_ms"]) / (r["output_tokens"] - 1), rel=1e-4,
-                                             abs=1e-3)
+        assert r["tpot_ms"] == pytest.approx(
+            (r["e2e_ms"] - r["ttft_ms"]) / (r["output_tokens"] - 1), rel=1e-4, abs=1e-3
+        )
     assert m["tokens_per_s"].value == pytest.approx(8 * 10 / result.details["wall_s"], rel=1e-6)
 
 
-def test_ttft_tpot_from_the_local_http_server(project: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ttft_tpot_from_the_local_http_server(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATENCY_TEST_API_KEY", SECRET)
     with OpenAIServer(project / "lm", api_key=SECRET, max_requests=60) as server:
-        outcome = llmguard_ops.run(project / "endpoint.yaml", tmp_path, overrides=[
-            f"models.served.options.base_url={server.base_url}",
-            f"models.served-chat.options.base_url={server.base_url}",
-        ])
+        outcome = llmguard_ops.run(
+            project / "endpoint.yaml",
+            tmp_path,
+            overrides=[
+                f"models.served.options.base_url={server.base_url}",
+                f"models.served-chat.options.base_url={server.base_url}",
+            ],
+        )
         served = server.requests
     # warm-up + timed requests, nothing more: 1 + 9, 1 + 6, and (1 shape + 1) + 9
     assert served == 10 + 7 + 11
@@ -94,13 +98,18 @@ def test_ttft_tpot_from_the_local_http_server(project: Path, tmp_path: Path,
     assert SECRET not in repr(outcome.report.model_dump())
 
 
-def test_endpoint_digest_is_sha256_of_the_canonical_description(project: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoint_digest_is_sha256_of_the_canonical_description(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATENCY_TEST_API_KEY", SECRET)
     outcome = llmguard_ops.run(project / "endpoint.yaml", project / "out-validate", only=[], write=False)
     served = outcome.report.models["served"]
-    expected = {"api": "completions", "base_url": "http://127.0.0.1:8000/v1", "headers": [], "loader": "http",
-                "model": "tiny-lm", "request": {"max_tokens": 4}}
+    expected = {
+        "api": "completions",
+        "base_url": "http://127.0.0.1:8000/v1",
+        "headers": [],
+        "loader": "http",
+        "model": "tiny-lm",
+        "request": {"max_tokens": 4},
+    }
     canonical = json.dumps(expected, sort_keys=True, separators=(",", ":")).encode()
     assert served["sha256"] == hashlib.sha256(canonical).hexdigest()
     assert served["digest"] == "endpoint-description-sha256"
@@ -113,12 +122,18 @@ def test_missing_api_key_variable_is_a_suite_error(project: Path, monkeypatch: p
         llmguard_ops.run(project / "endpoint.yaml", project / "out-nokey", only=[], write=False)
 
 
-def test_a_failing_endpoint_is_an_error_naming_the_status(project: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_endpoint_is_an_error_naming_the_status(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LATENCY_TEST_API_KEY", SECRET)
     with OpenAIServer(project / "lm", api_key=SECRET, max_requests=2) as server:
-        outcome = llmguard_ops.run(project / "endpoint.yaml", tmp_path, write=False, only=["completions-stream"],
-                                   overrides=[f"models.served.options.base_url={server.base_url}"])
+        outcome = llmguard_ops.run(
+            project / "endpoint.yaml",
+            tmp_path,
+            write=False,
+            only=["completions-stream"],
+            overrides=[f"models.served.options.base_url={server.base_url}"],
+        )
     result = _check(outcome, "completions-stream")
     assert result.status is Status.ERROR and result.error is not None
     assert "HTTP 429" in result.error.message and "budget" in result.error.message

@@ -68,8 +68,13 @@ def test_too_short_run_for_p99_is_an_error_that_says_why(tmp_path: Path) -> None
 
 
 def test_count_or_duration_whichever_first(tmp_path: Path) -> None:
-    outcome = _run(DATA / "slow_model.yaml", tmp_path, overrides=["checks.slow-p95.with.duration_s=0.2"],
-                   only=["slow-p95"], write=False)
+    outcome = _run(
+        DATA / "slow_model.yaml",
+        tmp_path,
+        overrides=["checks.slow-p95.with.duration_s=0.2"],
+        only=["slow-p95"],
+        write=False,
+    )
     result = _check(outcome, "slow-p95")
     # a 30 ms model stops by the 0.2 s limit long before 120 requests, with too few samples for
     # the gated p95: the gate is refused (ERROR), not passed
@@ -123,8 +128,12 @@ def test_torch_module_sweep_and_offline(tmp_path: Path) -> None:
 
 
 def test_max_with_confidence_is_refused(tmp_path: Path) -> None:
-    outcome = _run(DATA / "too_short.yaml", tmp_path, write=False, overrides=[
-        'checks.p99-short.gate={"max_ms": {"max": 100, "confidence": 0.95}}'])
+    outcome = _run(
+        DATA / "too_short.yaml",
+        tmp_path,
+        write=False,
+        overrides=['checks.p99-short.gate={"max_ms": {"max": 100, "confidence": 0.95}}'],
+    )
     result = _check(outcome, "p99-short")
     assert result.status is Status.ERROR
     assert "no distribution-free confidence bound" in (result.error.message if result.error else "")
@@ -136,8 +145,13 @@ def test_cuda_asked_without_cuda_is_a_skip(tmp_path: Path) -> None:
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the skip path is for machines without it")
-    outcome = _run(DATA / "sweep.yaml", tmp_path, write=False, only=["mlp-latency"],
-                   overrides=["checks.mlp-latency.with.device=cuda"])
+    outcome = _run(
+        DATA / "sweep.yaml",
+        tmp_path,
+        write=False,
+        only=["mlp-latency"],
+        overrides=["checks.mlp-latency.with.device=cuda"],
+    )
     result = _check(outcome, "mlp-latency")
     assert result.status is Status.SKIP
     assert "CUDA is not available" in (result.error.message if result.error else "")
@@ -158,7 +172,8 @@ def test_cuda_model_is_synchronised_and_reports_gpu_memory(tmp_path: Path) -> No
         "import sys\n"
         f"sys.path.insert(0, {str(DATA)!r})\n"
         "from sleepy import make_mlp\n"
-        "def make():\n    return make_mlp().to('cuda')\n")
+        "def make():\n    return make_mlp().to('cuda')\n"
+    )
     suite = tmp_path / "suite.yaml"
     text = (DATA / "sweep.yaml").read_text().replace('"sleepy.py:make_mlp"', f'"{tmp_path}/cuda_model.py:make"')
     suite.write_text(text.replace("features.csv", str(DATA / "features.csv")).replace("device: cpu", "device: cuda"))
@@ -180,9 +195,10 @@ def test_demo_suite_gates_its_candidate_p95(demo_models: Path, tmp_path: Path) -
     assert result.metrics["p95_ms"].n == 150
 
 
-
 def test_plugin_import_is_light() -> None:
-    code = ("import sys, llmguard_checks.latency; "
-            "print(','.join(m for m in ('torch', 'transformers', 'scipy', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys, llmguard_checks.latency; "
+        "print(','.join(m for m in ('torch', 'transformers', 'scipy', 'sklearn') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert proc.stdout.strip() == ""

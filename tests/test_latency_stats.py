@@ -41,7 +41,8 @@ def test_bounds_equal_scipy_quantile_test_interval(percentile: float, confidence
     bound = percentile_bound(x, percentile, confidence)
     assert bound.enough
     ci = stats.quantile_test(x, q=float(np.percentile(x, percentile)), p=percentile / 100).confidence_interval(
-        confidence)
+        confidence
+    )
     assert bound.lower == pytest.approx(float(ci.low))
     assert bound.upper == pytest.approx(float(ci.high))
 
@@ -57,17 +58,24 @@ def test_coverage_of_the_upper_bound_on_a_heavy_tailed_distribution() -> None:
     # 400 simulated runs of 300 requests from a Pareto-like law with a known p95
     rng = np.random.default_rng(7)
     true_p95 = stats.lomax.ppf(0.95, 2.5)
-    hits = sum(percentile_bound(stats.lomax.rvs(2.5, size=300, random_state=rng), 95.0, 0.9).upper >= true_p95
-               for _ in range(400))
+    hits = sum(
+        percentile_bound(stats.lomax.rvs(2.5, size=300, random_state=rng), 95.0, 0.9).upper >= true_p95
+        for _ in range(400)
+    )
     # one-sided level 0.95: the bound holds in at least ~95 % of runs (binomial slack for 400 runs)
     assert hits / 400 >= 0.92
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.01, 1e4, allow_nan=False), min_size=12, max_size=400),
-       st.sampled_from([50.0, 90.0, 95.0]), st.sampled_from([0.8, 0.9, 0.95]))
+@given(
+    st.lists(st.floats(0.01, 1e4, allow_nan=False), min_size=12, max_size=400),
+    st.sampled_from([50.0, 90.0, 95.0]),
+    st.sampled_from([0.8, 0.9, 0.95]),
+)
 def test_interval_brackets_the_estimate_and_is_an_order_statistic(
-    values: list[float], percentile: float, confidence: float,
+    values: list[float],
+    percentile: float,
+    confidence: float,
 ) -> None:
     x = np.asarray(values)
     bound = percentile_bound(x, percentile, confidence)

@@ -24,7 +24,8 @@ def project(tmp_path: Path) -> Path:
 
 def suite(root: Path, model: str, gate: float = 0.9) -> Path:
     path = root / "suite.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         apiVersion: llmguard/v1
         name: loaders
         models:
@@ -36,7 +37,8 @@ def suite(root: Path, model: str, gate: float = 0.9) -> Path:
             uses: performance.classification
             with: {{n_resamples: 0}}
             gate: {{accuracy: {{min: {gate}}}, roc_auc: {{min: {gate}}}}}
-        """))
+        """)
+    )
     return path
 
 
@@ -69,8 +71,11 @@ def test_onnx_graph_with_probability_output(project: Path) -> None:
 
     w, b = linear_weights()
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["z"]), helper.make_node("Add", ["z", "B"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        [
+            helper.make_node("MatMul", ["x", "W"], ["z"]),
+            helper.make_node("Add", ["z", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
         "linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
@@ -101,7 +106,8 @@ def test_skops_needs_its_types_trusted(project: Path) -> None:
 
 
 def test_python_factory_with_kwargs(project: Path) -> None:
-    (project / "factory.py").write_text(textwrap.dedent("""\
+    (project / "factory.py").write_text(
+        textwrap.dedent("""\
         import numpy as np
 
         class Threshold:
@@ -116,7 +122,8 @@ def test_python_factory_with_kwargs(project: Path) -> None:
 
         def make(weight_b):
             return Threshold(weight_b)
-        """))
+        """)
+    )
     model = "{loader: python, path: factory.py:make, options: {kwargs: {weight_b: 0.5}}}"
     outcome = llmguard_ops.run(suite(project, model), project / "out")
     assert outcome.report.checks[0].status.value == "pass"

@@ -60,8 +60,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 def notify_suite(url: str, when: str = "[BLOCK, REVIEW]") -> str:
-    return (BASE_SUITE + QUALITY + f"notify:\n  - webhook: {url}\n    when: {when}\n"
-            "    retries: 3\n    timeout: 2\n    headers: {Authorization: 'Bearer ${LLMG_TEST_TOKEN}'}\n")
+    return (
+        BASE_SUITE + QUALITY + f"notify:\n  - webhook: {url}\n    when: {when}\n"
+        "    retries: 3\n    timeout: 2\n    headers: {Authorization: 'Bearer ${LLMG_TEST_TOKEN}'}\n"
+    )
 
 
 def test_webhook_posts_on_block_with_retries(
@@ -74,8 +76,9 @@ def test_webhook_posts_on_block_with_retries(
     assert receiver.attempts == 3  # two 503s, then delivered
     [body] = receiver.bodies
     assert body["decision"] == "BLOCK" and body["suite"] == "unit"
-    assert body["checks"] == [{"id": "quality", "uses": "performance.classification", "status": "fail",
-                               "severity": "blocker"}]
+    assert body["checks"] == [
+        {"id": "quality", "uses": "performance.classification", "status": "fail", "severity": "blocker"}
+    ]
     assert receiver.headers[0]["Authorization"] == "Bearer s3cr3t-token-value"
     assert outcome.warnings == []
     for file in tmp_path.rglob("*"):
@@ -83,8 +86,9 @@ def test_webhook_posts_on_block_with_retries(
             assert "s3cr3t-token-value" not in file.read_text(errors="ignore")
 
 
-def test_webhook_not_called_on_promote(receiver: Receiver, write_suite: Callable[[str], Path], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_not_called_on_promote(
+    receiver: Receiver, write_suite: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LLMG_TEST_TOKEN", "x")
     outcome = run(write_suite(notify_suite(receiver.url)), tmp_path)
     assert outcome.report.decision.decision.value == "PROMOTE"

@@ -26,8 +26,12 @@ def make_data(seed: int, n: int, k: int) -> wm.ClassificationData:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(12, 200), k=st.sampled_from([2, 3, 4]),
-       average=st.sampled_from(["binary", "macro", "micro", "weighted"]))
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(12, 200),
+    k=st.sampled_from([2, 3, 4]),
+    average=st.sampled_from(["binary", "macro", "micro", "weighted"]),
+)
 def test_weighted_metrics_equal_sklearn_sample_weight(seed: int, n: int, k: int, average: str) -> None:
     if average == "binary" and k != 2:
         average = "macro"
@@ -46,9 +50,11 @@ def test_weighted_metrics_equal_sklearn_sample_weight(seed: int, n: int, k: int,
     assert r[0] == pytest.approx(skm.recall_score(d.y_idx, d.p_idx, **kw), abs=1e-12)
     assert f[0] == pytest.approx(skm.f1_score(d.y_idx, d.p_idx, **kw), abs=1e-12)
     assert wm.balanced_accuracy(W, d)[0] == pytest.approx(
-        skm.balanced_accuracy_score(d.y_idx, d.p_idx, **sw), abs=1e-12)
+        skm.balanced_accuracy_score(d.y_idx, d.p_idx, **sw), abs=1e-12
+    )
     assert wm.log_loss(W, d, wm.log_loss_rows(d))[0] == pytest.approx(
-        skm.log_loss(d.y_idx, d.proba, labels=labels, **sw), abs=1e-9)
+        skm.log_loss(d.y_idx, d.proba, labels=labels, **sw), abs=1e-9
+    )
     if k == 2:
         expected = skm.roc_auc_score(d.y_idx, d.proba[:, 1], **sw)
     else:

@@ -53,18 +53,22 @@ def plugin_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_broken_plugin_is_reported_and_others_load(
     plugin_root: Path, write_suite: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_distribution(plugin_root, "llmguard-broken", {"brokenfam": "broken_mod"},
-                      {"broken_mod": "import not_a_module_anywhere\n"})
-    fake_distribution(plugin_root, "llmguard-extra", {"extra": "extra_mod"},
-                      {"extra_mod": GOOD.replace("{name}", "extra.echo")})
+    fake_distribution(
+        plugin_root, "llmguard-broken", {"brokenfam": "broken_mod"}, {"broken_mod": "import not_a_module_anywhere\n"}
+    )
+    fake_distribution(
+        plugin_root, "llmguard-extra", {"extra": "extra_mod"}, {"extra_mod": GOOD.replace("{name}", "extra.echo")}
+    )
     host = get_plugin_manager()
     registry = host.registry()
     assert "extra.echo" in registry.checks and "performance.classification" in registry.checks
     assert registry.checks["extra.echo"].plugin == "extra"
     assert registry.checks["extra.echo"].plugin_version == "1.2.3"
     [failure] = registry.failures
-    assert failure.line() == ("plugin 'brokenfam' (llmguard-broken 1.2.3) failed to load: "
-                              "ModuleNotFoundError: No module named 'not_a_module_anywhere'")
+    assert failure.line() == (
+        "plugin 'brokenfam' (llmguard-broken 1.2.3) failed to load: "
+        "ModuleNotFoundError: No module named 'not_a_module_anywhere'"
+    )
 
     assert main(["checks"]) == 0
     out, err = capsys.readouterr()
@@ -83,10 +87,12 @@ def test_broken_plugin_is_reported_and_others_load(
 
 
 def test_duplicate_check_names_are_refused_naming_both(plugin_root: Path) -> None:
-    fake_distribution(plugin_root, "llmguard-a", {"alpha": "alpha_mod"},
-                      {"alpha_mod": GOOD.replace("{name}", "dup.check")})
-    fake_distribution(plugin_root, "llmguard-b", {"beta": "beta_mod"},
-                      {"beta_mod": GOOD.replace("{name}", "dup.check")})
+    fake_distribution(
+        plugin_root, "llmguard-a", {"alpha": "alpha_mod"}, {"alpha_mod": GOOD.replace("{name}", "dup.check")}
+    )
+    fake_distribution(
+        plugin_root, "llmguard-b", {"beta": "beta_mod"}, {"beta_mod": GOOD.replace("{name}", "dup.check")}
+    )
     registry = get_plugin_manager().registry()
     assert registry.checks["dup.check"].plugin == "alpha"
     [failure] = registry.failures
@@ -94,13 +100,20 @@ def test_duplicate_check_names_are_refused_naming_both(plugin_root: Path) -> Non
 
 
 def test_unknown_hook_is_rejected(plugin_root: Path) -> None:
-    fake_distribution(plugin_root, "llmguard-typo", {"typo": "typo_mod"}, {"typo_mod": """
+    fake_distribution(
+        plugin_root,
+        "llmguard-typo",
+        {"typo": "typo_mod"},
+        {
+            "typo_mod": """
         from llmguard_ops import hookimpl
 
         @hookimpl
         def llmguard_register_chekcs(register):
             pass
-    """})
+    """
+        },
+    )
     registry = get_plugin_manager().registry()
     [failure] = registry.failures
     assert failure.plugin == "typo" and "llmguard_register_chekcs" in failure.error

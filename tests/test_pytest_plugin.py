@@ -115,11 +115,7 @@ def test_failed_blocker_fails_the_item_and_blocks_like_the_cli(pytester: pytest.
         ]
     )
     code, decision = cli_decision(pytester.path, gate)
-    assert (
-        (code, decision)
-        == (1, "BLOCK")
-        == (result.ret, report_decision(pytester.path / "llmguard-out"))
-    )
+    assert (code, decision) == (1, "BLOCK") == (result.ret, report_decision(pytester.path / "llmguard-out"))
     for path in (pytester.path / "pytest-junit.xml", pytester.path / "llmguard-out" / "junit.xml"):
         xml = JUnitXml.fromfile(str(path))
         assert (xml.tests, xml.failures, xml.errors) == (3, 1, 0), path
@@ -162,9 +158,7 @@ def test_check_error_is_a_pytest_error_and_an_allowed_one_xfails(pytester: pytes
             "credit-approval-core: BLOCK (2 of 3 checks ran: 2 error)",
         ]
     )
-    result.stdout.fnmatch_lines(
-        ["  - calibration: ERROR: timed out after 0.001s*(allowed by allow_error)"]
-    )
+    result.stdout.fnmatch_lines(["  - calibration: ERROR: timed out after 0.001s*(allowed by allow_error)"])
 
 
 def _copy_demo(pytester: pytest.Pytester, name: str) -> Path:
@@ -187,12 +181,8 @@ def test_suite_files_are_collected_by_glob_and_ini(pytester: pytest.Pytester) ->
         ]
     )
     # severity markers select checks
-    result = pytester.runpytest(
-        *llmguard_args(suite=None), "--collect-only", "-q", "-m", "llmguard_warning"
-    )
-    result.stdout.fnmatch_lines(
-        ["llmguard_demo.yaml::calibration", "*1/3 tests collected (2 deselected)*"]
-    )
+    result = pytester.runpytest(*llmguard_args(suite=None), "--collect-only", "-q", "-m", "llmguard_warning")
+    result.stdout.fnmatch_lines(["llmguard_demo.yaml::calibration", "*1/3 tests collected (2 deselected)*"])
     (pytester.path / "release.yaml").write_text((pytester.path / "llmguard_demo.yaml").read_text())
     pytester.makeini("[pytest]\nllmguard_files = release*.yaml\n")
     result = pytester.runpytest(*llmguard_args(suite=None), "--collect-only", "-q")
@@ -202,10 +192,7 @@ def test_suite_files_are_collected_by_glob_and_ini(pytester: pytest.Pytester) ->
 
 def test_a_broken_suite_is_a_one_line_collection_error(pytester: pytest.Pytester) -> None:
     bad = pytester.path / "llmguard_bad.yaml"
-    bad.write_text(
-        "apiVersion: llmguard/v1\nname: bad\nchecks:\n"
-        "  - id: q\n    uses: performance.clasification\n"
-    )
+    bad.write_text("apiVersion: llmguard/v1\nname: bad\nchecks:\n  - id: q\n    uses: performance.clasification\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED  # 2, as the CLI's exit for a suite error
     assert (
@@ -219,9 +206,7 @@ def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest
     suite = _copy_demo(pytester, "llmguard_demo.yaml")
     (pytester.path / "broken").mkdir()
     (pytester.path / "broken" / "candidate.skops").write_text("not a model")
-    suite.write_text(
-        suite.read_text().replace("models/candidate.skops", "broken/candidate.skops")
-    )
+    suite.write_text(suite.read_text().replace("models/candidate.skops", "broken/candidate.skops"))
     result = pytester.runpytest(*llmguard_args(suite=None))
     result.assert_outcomes(errors=3)
     assert result.ret == 1
@@ -235,14 +220,10 @@ def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest
 
 
 def test_plugin_is_inert_without_suites_and_fixtures_ask_for_one(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        "def test_plain():\n    assert True\n\n\ndef test_needs_suite(llmguard_suite):\n    pass\n"
-    )
+    pytester.makepyfile("def test_plain():\n    assert True\n\n\ndef test_needs_suite(llmguard_suite):\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        ["*no llmguard suite: mark the test with @pytest.mark.llmguard_suite*"]
-    )
+    result.stdout.fnmatch_lines(["*no llmguard suite: mark the test with @pytest.mark.llmguard_suite*"])
     assert "= llmguard =" not in result.stdout.str()
     assert not (pytester.path / "llmguard-out").exists()
 
@@ -293,9 +274,7 @@ def test_fixtures_run_inline_checks(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_inline=FIXTURE_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
-    assert (
-        "= llmguard =" not in result.stdout.str()
-    )  # inline checks are tests, not a suite decision
+    assert "= llmguard =" not in result.stdout.str()  # inline checks are tests, not a suite decision
 
 
 @pytest.mark.slow
@@ -304,13 +283,9 @@ def test_xdist_workers_report_to_one_decision(pytester: pytest.Pytester) -> None
     pytester.makepyfile(test_inline=FIXTURE_TESTS)
     # (the inline tests run "quality" with the same overrides, so gate another check)
     gate = "checks.vs-champion.gate.roc_auc_delta.min=0.5"
-    result = pytester.runpytest(
-        *llmguard_args(gate, suite=pytester.path / "demo.yaml"), "test_inline.py", "-n", "2"
-    )
+    result = pytester.runpytest(*llmguard_args(gate, suite=pytester.path / "demo.yaml"), "test_inline.py", "-n", "2")
     result.assert_outcomes(passed=6, failed=1)
-    result.stdout.fnmatch_lines(
-        ["credit-approval-core: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*"]
-    )
+    result.stdout.fnmatch_lines(["credit-approval-core: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*"])
     assert result.ret == 1
     assert report_decision(pytester.path / "llmguard-out") == "BLOCK"
     report = json.loads((pytester.path / "llmguard-out" / "report.json").read_text())
@@ -348,7 +323,5 @@ def test_the_pytest11_module_imports_nothing_heavy() -> None:
         "print(sorted(m for m in heavy "
         "if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -33,11 +33,7 @@ def _demo_overrides() -> list[str]:
     import yaml
 
     suite = yaml.safe_load(DEMO.read_text())
-    sets = [
-        f"checks.{c['id']}.with.n_resamples=100"
-        for c in suite["checks"]
-        if c["uses"].startswith("performance.")
-    ]
+    sets = [f"checks.{c['id']}.with.n_resamples=100" for c in suite["checks"] if c["uses"].startswith("performance.")]
     return [*sets, "checks.calibration.gate.ece.max=0.01"]
 
 
@@ -53,9 +49,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> dict[st
         for s in _demo_overrides():
             cmd += ["--set", s]
         proc = subprocess.run(cmd, cwd=base, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 3, (
-            proc.stdout + proc.stderr
-        )  # REVIEW: the calibration warning failed
+        assert proc.returncode == 3, proc.stdout + proc.stderr  # REVIEW: the calibration warning failed
         runs.append(proc)
     return {
         "base": base,
@@ -109,15 +103,11 @@ def test_page_is_self_contained(demo: dict[str, Any]) -> None:
         for name in ("src", "href", "srcset", "data", "action", "poster"):
             if name in attrs:
                 value = attrs[name]
-                assert value.startswith(("data:", "#")), (
-                    f"<{tag} {name}={value[:60]}> would fetch something"
-                )
+                assert value.startswith(("data:", "#")), f"<{tag} {name}={value[:60]}> would fetch something"
         assert not re.search(r"url\(\s*['\"]?(?!data:)", attrs.get("style", ""))
     style = (demo["out2"] / "report.html").read_text().split("<style>")[1].split("</style>")[0]
     assert "@import" not in style and not re.search(r"url\(\s*['\"]?(?!data:)", style)
-    csp = [
-        a for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
-    ]
+    csp = [a for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in csp[0]["content"]
 
 
@@ -132,9 +122,7 @@ def test_page_shows_decision_failed_gate_plots_and_evidence(demo: dict[str, Any]
     assert "calibration" in failed and "ece" in failed and "≤ 0.01" in failed
     svgs = svg_images(page)
     gated = sum(len(c.gates) for c in report.checks)
-    assert len(svgs) >= 1 + len([c for c in report.checks if c.gates]), (
-        "overview plus one per gated check"
-    )
+    assert len(svgs) >= 1 + len([c for c in report.checks if c.gates]), "overview plus one per gated check"
     overview = svgs[0]
     labels = "".join(overview.itertext())
     assert "calibration · ece" in labels and gated >= 3
@@ -156,22 +144,14 @@ def test_history_appears_from_the_second_run(demo: dict[str, Any]) -> None:
 
 
 def test_model_card(demo: dict[str, Any]) -> None:
-    hub = pytest.importorskip(
-        "huggingface_hub", reason="huggingface_hub reads the card's model-index"
-    )
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub reads the card's model-index")
     report = read_report(demo["out2"] / "report.json")
     text = (demo["out2"] / "model_card.md").read_text()
     card = hub.ModelCard(text)
     results = {(r.task_name, r.metric_type): r.metric_value for r in card.data.eval_results}
-    assert results[("quality", "accuracy")] == pytest.approx(
-        report.check("quality").metrics["accuracy"].value
-    )
-    assert results[("quality", "roc_auc")] == pytest.approx(
-        report.check("quality").metrics["roc_auc"].value
-    )
-    assert not any(t.endswith("_delta") for _, t in results), (
-        "deltas compare models; they are not results"
-    )
+    assert results[("quality", "accuracy")] == pytest.approx(report.check("quality").metrics["accuracy"].value)
+    assert results[("quality", "roc_auc")] == pytest.approx(report.check("quality").metrics["roc_auc"].value)
+    assert not any(t.endswith("_delta") for _, t in results), "deltas compare models; they are not results"
     for heading in (
         "## Model details",
         "## Intended use",
@@ -215,9 +195,7 @@ def test_history_command(demo: dict[str, Any], capsys: pytest.CaptureFixture[str
     assert "no runs of suite 'nope'" in capsys.readouterr().out
 
 
-def test_history_joins_the_audit_log(
-    demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_history_joins_the_audit_log(demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = read_report(demo["out1"] / "report.json")
     log = tmp_path / "audit.jsonl"
     log.write_text(
@@ -233,9 +211,7 @@ def test_history_joins_the_audit_log(
         + "\n"
     )
     assert main(["history", "--dir", str(demo["history"]), "--log", str(log)]) == 0
-    audit = next(
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("audit log")
-    )
+    audit = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("audit log"))
     assert audit.split()[2:] == ["yes", "-"]
 
 
@@ -245,9 +221,7 @@ def test_history_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err.count("\n") == 1 and "no run history" in err
 
 
-def test_report_command_rerenders(
-    demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_report_command_rerenders(demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [
         "report",
         str(demo["out2"] / "report.json"),
@@ -261,12 +235,8 @@ def test_report_command_rerenders(
         assert main(args) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_card.md", "report.html"]
     html = (tmp_path / "report.html").read_text()
-    assert (
-        '<div class="decision">REVIEW</div>' in html and "calibration · ece" not in html
-    )  # labels are in SVG
-    assert len(svg_images(parse(tmp_path / "report.html"))) == len(
-        svg_images(parse(demo["out2"] / "report.html"))
-    )
+    assert '<div class="decision">REVIEW</div>' in html and "calibration · ece" not in html  # labels are in SVG
+    assert len(svg_images(parse(tmp_path / "report.html"))) == len(svg_images(parse(demo["out2"] / "report.html")))
     bad = tmp_path / "bad.json"
     bad.write_text('{"run_id": 1')
     assert main(["report", str(bad)]) == 2
@@ -294,27 +264,19 @@ def test_demo_page_in_headless_chromium(demo: dict[str, Any]) -> None:
         shot,
         expressions={
             "decision": "document.querySelector('.decision').innerText",
-            "images": "Array.from(document.images)"
-            ".filter(i => i.complete && i.naturalWidth > 0).length",
+            "images": "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length",
             "all_images": "document.images.length",
-            "failed_rows": "document.querySelectorAll("
-            "'table.gates tr.warn, table.gates tr.fail').length",
+            "failed_rows": "document.querySelectorAll('table.gates tr.warn, table.gates tr.fail').length",
             "overview_top": "document.querySelector('img.overview').getBoundingClientRect().top",
         },
     )
     assert seen.console_errors == [] and seen.exceptions == [] and seen.log_errors == []
-    fetched = [
-        u for u in seen.requests if not u.startswith("data:")
-    ]  # inline images decode locally
+    fetched = [u for u in seen.requests if not u.startswith("data:")]  # inline images decode locally
     assert fetched == [page.resolve().as_uri()], "the page itself, and nothing else"
     assert seen.evaluated["decision"] == "REVIEW"
-    assert seen.evaluated["images"] == seen.evaluated["all_images"] > 0, (
-        "every plot decodes and renders"
-    )
+    assert seen.evaluated["images"] == seen.evaluated["all_images"] > 0, "every plot decodes and renders"
     assert seen.evaluated["failed_rows"] >= 1
-    assert seen.evaluated["overview_top"] < 1000, (
-        "decision, failed gate and a plot in the first screen"
-    )
+    assert seen.evaluated["overview_top"] < 1000, "decision, failed gate and a plot in the first screen"
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
 
@@ -331,9 +293,7 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> 
     mp = pytest.MonkeyPatch()
     mp.setenv("LLMGUARD_HISTORY_DIR", "off")
     try:
-        outcome = llmguard_ops.run(
-            FIXTURE_SUITE, out, objects=[("reporting-checks", reporting_checks)]
-        )
+        outcome = llmguard_ops.run(FIXTURE_SUITE, out, objects=[("reporting-checks", reporting_checks)])
     finally:
         mp.undo()
     return outcome
@@ -389,9 +349,7 @@ def test_artifacts_outside_the_output_folder_are_not_read(fixture_run: Any, tmp_
 
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"\x89PNG not really")
-    check = fixture_run.report.check("drift").model_copy(
-        update={"artifacts": {"leak": str(secret)}}
-    )
+    check = fixture_run.report.check("drift").model_copy(update={"artifacts": {"leak": str(secret)}})
     images, rows = artifacts_view(check, fixture_run.out_dir)
     assert images == [] and "missing" in rows[0][3]
 

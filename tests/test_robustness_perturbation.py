@@ -94,9 +94,7 @@ def test_same_seed_same_metrics_and_examples(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     second = {c["id"]: c for c in report["checks"]}
     for check in checks:
-        assert {k: m.model_dump() for k, m in first[check].metrics.items()} == second[check][
-            "metrics"
-        ]
+        assert {k: m.model_dump() for k, m in first[check].metrics.items()} == second[check]["metrics"]
         for key in ("minimal_failing_example", "failure_sample", "n_examples"):
             assert first[check].details[key] == second[check]["details"][key]
         assert first[check].details["hypothesis"]["seed"] == first[check].seed
@@ -104,9 +102,7 @@ def test_same_seed_same_metrics_and_examples(tmp_path: Path) -> None:
     # the keyword model breaks when 'Hello' becomes a synonym or gets a typo: found and shown
     assert noise.metrics["invariance_rate.synonyms"].value < 1
     minimal = noise.details["minimal_failing_example"]
-    assert (
-        minimal["kind"] in ("synonyms", "typos", "homoglyphs") and "'Hello'" in minimal["edits"][0]
-    )
+    assert minimal["kind"] in ("synonyms", "typos", "homoglyphs") and "'Hello'" in minimal["edits"][0]
     assert noise.metrics["invariance_rate.whitespace"].value == 1.0
 
 
@@ -140,9 +136,7 @@ def test_tabular_noise_stays_within_the_declared_tolerance(tmp_path: Path) -> No
         "name": "tabular-robustness",
         "seed": 1,
         "models": {"candidate": {"loader": "sklearn", "path": "lr.joblib"}},
-        "datasets": {
-            "current": {"path": "data.csv", "target": "y", "features": ["income", "years"]}
-        },
+        "datasets": {"current": {"path": "data.csv", "target": "y", "features": ["income", "years"]}},
         "checks": [
             {
                 "id": "noise",
@@ -171,15 +165,11 @@ def test_tabular_noise_stays_within_the_declared_tolerance(tmp_path: Path) -> No
 
 @settings(max_examples=60, deadline=None, database=None)
 @given(
-    st.text(
-        alphabet=st.characters(codec="ascii", categories=("L", "Zs", "P")), min_size=1, max_size=40
-    ),
+    st.text(alphabet=st.characters(codec="ascii", categories=("L", "Zs", "P")), min_size=1, max_size=40),
     st.sampled_from(["case", "whitespace", "punctuation", "typos", "homoglyphs"]),
     st.data(),
 )
-def test_text_perturbations_change_only_what_they_claim(
-    text: str, kind: str, data: st.DataObject
-) -> None:
+def test_text_perturbations_change_only_what_they_claim(text: str, kind: str, data: st.DataObject) -> None:
     from llmguard_checks.robustness._strategies import HOMOGLYPHS, text_strategy
 
     strategy = text_strategy(kind, text, 2, {})

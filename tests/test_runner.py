@@ -79,8 +79,12 @@ def test_raise_hang_nan_become_errors_and_block(write_suite: Callable[[str], Pat
     report = outcome.report
     statuses = {c.id: c.status for c in report.checks}
     assert statuses == {
-        "c0-ok": Status.PASS, "c1-raise": Status.ERROR, "c2-hang": Status.ERROR,
-        "c3-nan": Status.ERROR, "c4-wrong-type": Status.ERROR, "c5-ok": Status.PASS,
+        "c0-ok": Status.PASS,
+        "c1-raise": Status.ERROR,
+        "c2-hang": Status.ERROR,
+        "c3-nan": Status.ERROR,
+        "c4-wrong-type": Status.ERROR,
+        "c5-ok": Status.PASS,
     }
     assert report.decision.decision is Decision.BLOCK
     raised = report.check("c1-raise").error
@@ -107,9 +111,7 @@ def test_skipped_blocker_asks_for_review_by_default(write_suite: Callable[[str],
     assert report.decision.decision is Decision.REVIEW
 
 
-def test_gate_with_confidence_needs_interval_at_that_level(
-    write_suite: Callable[[str], Path], tmp_path: Path
-) -> None:
+def test_gate_with_confidence_needs_interval_at_that_level(write_suite: Callable[[str], Path], tmp_path: Path) -> None:
     path = suite_with(write_suite, ["ok"], extra="    gate: {score: {min: 0.4, confidence: 0.95}}\n")
     report = run_with(path, tmp_path).report
     check = report.checks[0]
@@ -121,7 +123,7 @@ def test_gate_with_confidence_needs_interval_at_that_level(
     assert check.gates[0].tested_low == 0.5
 
 
-COUNTING_MODEL = '''
+COUNTING_MODEL = """
 import joblib
 calls = {"predict": 0, "predict_proba": 0}
 
@@ -139,7 +141,7 @@ class Counting:
 
 def make(path):
     return Counting(joblib.load(path))
-'''
+"""
 
 
 def test_six_checks_call_predict_once(

@@ -11,9 +11,15 @@ from llmguard_ops.cli import main
 
 
 def files(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") or part == "__pycache__" or part.endswith(".egg-info")
-                                       for part in p.relative_to(root).parts)}
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and not any(
+            part.startswith(".") or part == "__pycache__" or part.endswith(".egg-info")
+            for part in p.relative_to(root).parts
+        )
+    }
 
 
 def test_template_in_repo_is_the_rendered_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,8 +31,12 @@ def test_new_plugin_fills_in_the_names(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["new-plugin", "data_quality", "--out", str(tmp_path)]) == 0
     root = tmp_path / "llmguard-data-quality"
     rendered = files(root)
-    assert set(rendered) == {"README.md", "pyproject.toml", "src/llmguard_data_quality/__init__.py",
-                             "tests/test_llmguard_data_quality.py"}
+    assert set(rendered) == {
+        "README.md",
+        "pyproject.toml",
+        "src/llmguard_data_quality/__init__.py",
+        "tests/test_llmguard_data_quality.py",
+    }
     assert 'data_quality = "llmguard_data_quality"' in rendered["pyproject.toml"]
     assert 'name="data_quality.row_quality"' in rendered["src/llmguard_data_quality/__init__.py"]
     assert not any("PLUGIN_" in text for text in rendered.values())

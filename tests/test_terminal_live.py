@@ -29,9 +29,7 @@ def test_progress_lines_and_summary_table() -> None:
 
     report = make_report("run-1234-abcd", "2026-01-01T10:00:00Z", 0.65)
     buffer = io.StringIO()
-    console = Console(
-        file=buffer, force_terminal=True, width=140, highlight=False, color_system=None
-    )
+    console = Console(file=buffer, force_terminal=True, width=140, highlight=False, color_system=None)
     live = LiveDisplay(len(report.checks), console=console)
     with live:
         live("loaded", {"models": ["candidate", "baseline"], "datasets": ["current"]})
@@ -43,9 +41,7 @@ def test_progress_lines_and_summary_table() -> None:
     assert "loaded models: candidate, baseline; datasets: current" in out
     assert "FAIL" in out and "quality" in out and "accuracy=0.65 [0.63, 0.67]" in out
     table = out.split("run run-1234")[1]
-    assert "accuracy 0.65 [0.63, 0.67] ≥ 0.7 ✗" in table, (
-        "the failed gate with its interval and bound"
-    )
+    assert "accuracy 0.65 [0.63, 0.67] ≥ 0.7 ✗" in table, "the failed gate with its interval and bound"
     assert " BLOCK " in table
 
 
@@ -55,9 +51,7 @@ def test_importing_the_cli_does_not_import_rich_jinja_or_matplotlib() -> None:
         "get_plugin_manager().registry(); "
         "print(sorted(m for m in ('rich', 'jinja2', 'matplotlib') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 

@@ -64,8 +64,14 @@ def bootstrap_weighted(
     batch = max(1, min(n_resamples, _MAX_CELLS // max(n, 1)))
     with np.errstate(invalid="ignore", divide="ignore"):
         res = stats.bootstrap(
-            (rows,), stat, vectorized=True, paired=False, n_resamples=n_resamples,
-            confidence_level=confidence, method=method, batch=batch,
+            (rows,),
+            stat,
+            vectorized=True,
+            paired=False,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method=method,
+            batch=batch,
             random_state=np.random.default_rng(seed),
         )
     low = np.atleast_1d(np.asarray(res.confidence_interval.low, dtype=float))

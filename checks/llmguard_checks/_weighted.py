@@ -51,7 +51,7 @@ def confusion(w: np.ndarray, d: ClassificationData) -> tuple[np.ndarray, np.ndar
         return tp, support, predicted, total
     k = d.n_classes
     counts = w @ d._stacked
-    out = (counts[:, :k], counts[:, k:2 * k], counts[:, 2 * k:], w.sum(axis=1))
+    out = (counts[:, :k], counts[:, k : 2 * k], counts[:, 2 * k :], w.sum(axis=1))
     d._memo = (w, out)
     return out
 
@@ -148,6 +148,7 @@ def ece(w: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 # -- regression ---------------------------------------------------------------------
+
 
 def regression(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     """mae, rmse, r2, mape for each weighting (scikit-learn's definitions)."""

@@ -60,8 +60,14 @@ class RegressionParams(_Common):
 
 
 def _add_metrics(
-    out: CheckOutput, ctx: CheckContext, params: _Common, names: list[str],
-    stat: Callable[[np.ndarray], dict[str, np.ndarray]], n: int, prefix: str = "", suffix: str = "",
+    out: CheckOutput,
+    ctx: CheckContext,
+    params: _Common,
+    names: list[str],
+    stat: Callable[[np.ndarray], dict[str, np.ndarray]],
+    n: int,
+    prefix: str = "",
+    suffix: str = "",
     **extra: Any,
 ) -> None:
     ones = np.ones((1, n))
@@ -70,13 +76,18 @@ def _add_metrics(
     intervals: dict[float, dict[str, tuple[float, float]]] = {}
     if params.n_resamples > 0 and n > 1:
         for level in sorted(levels):
+
             def stacked(w: np.ndarray) -> np.ndarray:
                 values = stat(w)  # every metric from one pass over the weights
                 return np.vstack([values[k] for k in names])
 
             res = bootstrap_weighted(
-                stacked, n, confidence=level,
-                n_resamples=params.n_resamples, seed=ctx.seed, method=params.interval,
+                stacked,
+                n,
+                confidence=level,
+                n_resamples=params.n_resamples,
+                seed=ctx.seed,
+                method=params.interval,
             )
             intervals[level] = {k: (float(res.low[i]), float(res.high[i])) for i, k in enumerate(names)}
     for name in names:
@@ -88,13 +99,18 @@ def _add_metrics(
             low = high = None
         fields: dict[str, Any] = {"n": n, **extra}
         if low is not None:
-            fields.update(lower=low, upper=high, confidence=level,
-                          interval_method=f"bootstrap-{params.interval} ({params.n_resamples} resamples)")
+            fields.update(
+                lower=low,
+                upper=high,
+                confidence=level,
+                interval_method=f"bootstrap-{params.interval} ({params.n_resamples} resamples)",
+            )
         out.add(full, points[name], **fields)
 
 
-def _encode(ctx: CheckContext, params: ClassificationParams, model: str, y: np.ndarray,
-            classes: np.ndarray) -> tuple[wm.ClassificationData, str]:
+def _encode(
+    ctx: CheckContext, params: ClassificationParams, model: str, y: np.ndarray, classes: np.ndarray
+) -> tuple[wm.ClassificationData, str]:
     index = {c: i for i, c in enumerate(classes.tolist())}
     obj = ctx.model(model).obj
     proba = None
@@ -144,8 +160,13 @@ def _classification_stat(
 
     def stat(w: np.ndarray) -> dict[str, np.ndarray]:
         p, r, f = wm.prf(w, data, average)
-        out = {"accuracy": wm.accuracy(w, data), "balanced_accuracy": wm.balanced_accuracy(w, data),
-               "precision": p, "recall": r, "f1": f}
+        out = {
+            "accuracy": wm.accuracy(w, data),
+            "balanced_accuracy": wm.balanced_accuracy(w, data),
+            "precision": p,
+            "recall": r,
+            "f1": f,
+        }
         if has_proba:
             assert rows is not None and ece_m is not None
             out.update(roc_auc=wm.roc_auc(w, data), log_loss=wm.log_loss(w, data, rows), ece=wm.ece(w, ece_m))
@@ -190,8 +211,9 @@ def _proportions(data: wm.ClassificationData, average: str) -> dict[str, Proport
     return out
 
 
-def _exact_proportions(out: CheckOutput, ctx: CheckContext, data: wm.ClassificationData, average: str,
-                       params: ClassificationParams) -> None:
+def _exact_proportions(
+    out: CheckOutput, ctx: CheckContext, data: wm.ClassificationData, average: str, params: ClassificationParams
+) -> None:
     """Exact intervals for proportions whose bootstrap is unreliable (small n, or degenerate)."""
     for name, prop in _proportions(data, average).items():
         metric = out.metrics.get(name)
@@ -206,8 +228,9 @@ def _exact_proportions(out: CheckOutput, ctx: CheckContext, data: wm.Classificat
         level = ctx.confidence(name)
         metric.lower, metric.upper = clopper_pearson(prop, level)
         metric.confidence = level
-        metric.interval_method = (f"clopper-pearson (exact; {prop.successes} of {prop.trials}, "
-                                  f"too few for the bootstrap)")
+        metric.interval_method = (
+            f"clopper-pearson (exact; {prop.successes} of {prop.trials}, too few for the bootstrap)"
+        )
 
 
 def run_classification(ctx: CheckContext, params: ClassificationParams) -> CheckOutput:
@@ -231,9 +254,14 @@ def run_classification(ctx: CheckContext, params: ClassificationParams) -> Check
     for name, value in reference.items():
         if abs(out.metrics[name].value - value) > 1e-9:
             raise AssertionError(f"{name}: weighted form {out.metrics[name].value} != scikit-learn {value}")
-    out.details.update(classes=[str(c) for c in classes], average=average, n=len(y),
-                       positive_label=str(classes[data.positive]) if data.positive is not None else None,
-                       ece="top-label, equal-width bins", ece_bins=params.ece_bins)
+    out.details.update(
+        classes=[str(c) for c in classes],
+        average=average,
+        n=len(y),
+        positive_label=str(classes[data.positive]) if data.positive is not None else None,
+        ece="top-label, equal-width bins",
+        ece_bins=params.ece_bins,
+    )
     if params.baseline:
         base, _ = _encode(ctx, params, params.baseline, y, classes)
         base_stat = _classification_stat(base, average, params.ece_bins)
@@ -266,8 +294,10 @@ def run_regression(ctx: CheckContext, params: RegressionParams) -> CheckOutput:
     names = list(REGRESSION_METRICS)
     _add_metrics(out, ctx, params, names, stat, len(y))
     reference = {
-        "mae": skm.mean_absolute_error(y, pred), "rmse": skm.root_mean_squared_error(y, pred),
-        "r2": skm.r2_score(y, pred), "mape": skm.mean_absolute_percentage_error(y, pred),
+        "mae": skm.mean_absolute_error(y, pred),
+        "rmse": skm.root_mean_squared_error(y, pred),
+        "r2": skm.r2_score(y, pred),
+        "mape": skm.mean_absolute_percentage_error(y, pred),
     }
     for name, value in reference.items():
         if not np.isclose(out.metrics[name].value, value, rtol=1e-9, atol=1e-12):
@@ -288,20 +318,34 @@ def run_regression(ctx: CheckContext, params: RegressionParams) -> CheckOutput:
 def _specs(names: tuple[str, ...], delta: bool = True) -> tuple[MetricSpec, ...]:
     specs = [MetricSpec(n, f"{n} of the model on the dataset", n not in LOWER_IS_BETTER) for n in names]
     if delta:
-        specs += [MetricSpec(f"{n}_delta", f"{n} of the model minus {n} of the baseline (paired interval)",
-                             n not in LOWER_IS_BETTER) for n in names]
+        specs += [
+            MetricSpec(
+                f"{n}_delta", f"{n} of the model minus {n} of the baseline (paired interval)", n not in LOWER_IS_BETTER
+            )
+            for n in names
+        ]
     return tuple(specs)
 
 
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
-    register(CheckDefinition(
-        name="performance.classification", run=run_classification, params=ClassificationParams,
-        metrics=_specs(CLASSIFICATION_METRICS),
-        summary="Accuracy, balanced accuracy, precision, recall, F1, ROC AUC, log loss, ECE with bootstrap intervals.",
-    ))
-    register(CheckDefinition(
-        name="performance.regression", run=run_regression, params=RegressionParams,
-        metrics=_specs(REGRESSION_METRICS),
-        summary="MAE, RMSE, R², MAPE with bootstrap intervals.",
-    ))
+    register(
+        CheckDefinition(
+            name="performance.classification",
+            run=run_classification,
+            params=ClassificationParams,
+            metrics=_specs(CLASSIFICATION_METRICS),
+            summary=(
+                "Accuracy, balanced accuracy, precision, recall, F1, ROC AUC, log loss, ECE with bootstrap intervals."
+            ),
+        )
+    )
+    register(
+        CheckDefinition(
+            name="performance.regression",
+            run=run_regression,
+            params=RegressionParams,
+            metrics=_specs(REGRESSION_METRICS),
+            summary="MAE, RMSE, R², MAPE with bootstrap intervals.",
+        )
+    )

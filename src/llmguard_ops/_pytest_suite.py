@@ -36,9 +36,7 @@ _COLLECTED = pytest.StashKey[set[Path]]()
 class SuiteSession:
     """A suite loaded for a pytest run: validated once, artifacts loaded on first use."""
 
-    def __init__(
-        self, path: Path, overrides: list[str], plugins: list[str], out_root: Path
-    ) -> None:
+    def __init__(self, path: Path, overrides: list[str], plugins: list[str], out_root: Path) -> None:
         load, block = parse_plugin_options(plugins)
         self.path = path
         self.overrides = overrides
@@ -98,19 +96,14 @@ class SuiteSession:
         base = next((c for c in suite.checks if c.id == name), None)
         if base is not None:
             uses, with_ = base.uses, {**base.with_, **params}
-            gates = (
-                gate
-                if gate is not None
-                else {k: v.model_dump(exclude_none=True) for k, v in base.gate.items()}
-            )
+            gates = gate if gate is not None else {k: v.model_dump(exclude_none=True) for k, v in base.gate.items()}
             severity = severity or base.severity.value
         elif name in registry.checks:
             uses, with_, gates = name, dict(params), dict(gate or {})
         else:
             hint = did_you_mean(name, [*registry.checks, *(c.id for c in suite.checks)])
             raise LlmguardError(
-                f"llmguard_check('{name}'): neither a check id of suite '{suite.name}' "
-                f"nor an installed check{hint}"
+                f"llmguard_check('{name}'): neither a check id of suite '{suite.name}' nor an installed check{hint}"
             )
         try:
             config = CheckConfig.model_validate(
@@ -145,14 +138,10 @@ class SuiteSession:
 
 
 def _one_line(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors())
 
 
-def suite_session(
-    config: pytest.Config, path: Path, overrides: list[str] | None = None
-) -> SuiteSession:
+def suite_session(config: pytest.Config, path: Path, overrides: list[str] | None = None) -> SuiteSession:
     """The process-wide :class:`SuiteSession` of ``path`` (created on first use)."""
     sessions = config.stash.setdefault(_SESSIONS, {})
     overrides = list(pytest_value(config, SET)) if overrides is None else overrides
@@ -162,9 +151,7 @@ def suite_session(
         # like the CLI, relative to where pytest was started; an ini value to the rootdir
         from_ini = not config.getoption(OUT.pytest_dest) and bool(config.getini(OUT.pytest_dest))
         base = config.rootpath if from_ini else config.invocation_params.dir
-        sessions[key] = SuiteSession(
-            key[0], overrides, list(pytest_value(config, PLUGIN)), base / out
-        )
+        sessions[key] = SuiteSession(key[0], overrides, list(pytest_value(config, PLUGIN)), base / out)
     return sessions[key]
 
 
@@ -173,9 +160,7 @@ def suite_path_for(request: pytest.FixtureRequest) -> Path:
     marker = request.node.get_closest_marker("llmguard_suite")
     if marker is not None:
         if not marker.args:
-            raise pytest.UsageError(
-                "@pytest.mark.llmguard_suite needs the suite path as its argument"
-            )
+            raise pytest.UsageError("@pytest.mark.llmguard_suite needs the suite path as its argument")
         return (Path(request.node.path).parent / str(marker.args[0])).resolve()
     config = request.config
     given = config.getoption("llmguard_suite")
@@ -230,9 +215,7 @@ class CheckItem(pytest.Item):
 
     llmguard_check_item = True
 
-    def __init__(
-        self, *, check: CheckConfig, suite: SuiteSession, line: int | None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, check: CheckConfig, suite: SuiteSession, line: int | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check = check
         self.suite = suite
@@ -285,9 +268,7 @@ class CheckItem(pytest.Item):
             raise CheckFailed(result)
         if result.status is Status.WARN:
             warnings.warn(
-                LlmguardGateWarning(
-                    f"{result.id} ({result.severity.value}): " + "; ".join(failure_reasons(result))
-                ),
+                LlmguardGateWarning(f"{result.id} ({result.severity.value}): " + "; ".join(failure_reasons(result))),
                 stacklevel=1,
             )
 
@@ -320,9 +301,7 @@ def _safe(name: str) -> str:
 # -- the end of a session -------------------------------------------------------------
 
 
-def finish_session(
-    config: pytest.Config, payloads: list[dict[str, Any]], review: str
-) -> tuple[bool, list[str]]:
+def finish_session(config: pytest.Config, payloads: list[dict[str, Any]], review: str) -> tuple[bool, list[str]]:
     """Decide for every suite that ran, write its outputs; return (fail the session?, lines)."""
     groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
     for p in payloads:
@@ -354,10 +333,7 @@ def finish_session(
         for r in results:
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         tally = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if s.value in counts)
-        lines.append(
-            f"{suite.name}: {decision.decision.value} "
-            f"({len(results)} of {total} checks ran: {tally})"
-        )
+        lines.append(f"{suite.name}: {decision.decision.value} ({len(results)} of {total} checks ran: {tally})")
         lines += [f"  - {r}" for r in decision.reasons]
         lines += [f"  warning: {w}" for w in outcome.warnings]
         lines.append(f"  outputs: {', '.join(str(p) for p in outcome.written)}")
@@ -366,9 +342,7 @@ def finish_session(
         elif decision.decision is Decision.REVIEW:
             if review == "fail":
                 fail = True
-                lines.append(
-                    "  REVIEW fails the session (llmguard_review = fail, as the CLI exits 3)"
-                )
+                lines.append("  REVIEW fails the session (llmguard_review = fail, as the CLI exits 3)")
             else:
                 lines.append("  REVIEW does not fail the session (llmguard_review = pass)")
     return fail, lines
@@ -393,9 +367,7 @@ def _merge_worker_facts(session: Session, items: list[dict[str, Any]]) -> None:
             session.cache.calls[(model, dataset, method)] += n
 
 
-def assert_gate(
-    result: CheckResult, gates: Mapping[str, Any] | None = None, /, **bounds: Any
-) -> None:
+def assert_gate(result: CheckResult, gates: Mapping[str, Any] | None = None, /, **bounds: Any) -> None:
     """Assert that ``result`` passes ``gates`` (or, with none, its own gates).
 
     An ERROR result always fails the assertion, with the check's error.
@@ -427,9 +399,7 @@ def assert_gate(
 # -- supervision ----------------------------------------------------------------------
 
 
-def supervise_session(
-    config: pytest.Config, items: list[pytest.Item], review: str
-) -> tuple[int, str]:
+def supervise_session(config: pytest.Config, items: list[pytest.Item], review: str) -> tuple[int, str]:
     """Run this pytest invocation again in a child and judge it by the reports it wrote.
 
     The child gets a fresh run id; exit 0 only when the child exited 0 *and* every suite

@@ -51,7 +51,7 @@ class TorchModel:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(arr), self.batch_size):
-                batch = torch.from_numpy(arr[start:start + self.batch_size]).to(self.device)
+                batch = torch.from_numpy(arr[start : start + self.batch_size]).to(self.device)
                 outs.append(self.module(batch).float().cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0,))
 
@@ -81,8 +81,12 @@ def load_torch(path: Path, options: dict[str, Any]) -> TorchModel:
     if options.get("format") == "torchscript":
         module = torch.jit.load(str(path), map_location=device)
     else:
-        warnings.warn(f"loading {path.name} with torch.load(weights_only=False) runs pickled code; "
-                      "load only models you trust (or use format: torchscript)", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"loading {path.name} with torch.load(weights_only=False) runs pickled code; "
+            "load only models you trust (or use format: torchscript)",
+            UserWarning,
+            stacklevel=2,
+        )
         module = torch.load(str(path), map_location=device, weights_only=False)
     module.eval()
     return TorchModel(module, device, options.get("task", "classification"), int(options.get("batch_size", 4096)))
@@ -108,8 +112,13 @@ class TransformersModel:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
-                                     truncation=True, max_length=self.max_length).to(self.device)
+                enc = self.tokenizer(
+                    texts[start : start + self.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                ).to(self.device)
                 outs.append(self.model(**enc).logits.float().cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, 0))
 
@@ -151,9 +160,17 @@ class TransformersModel:
                 return value
         return None
 
-    def complete(self, prompts: list[str], max_new_tokens: int | None = None, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None, stop: list[str] | None = None,
-                 truncate: str = "left", **kwargs: Any) -> list[dict[str, Any]]:
+    def complete(
+        self,
+        prompts: list[str],
+        max_new_tokens: int | None = None,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        truncate: str = "left",
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
         """Generate for each prompt: ``{text, prompt_tokens, output_tokens, truncated}``.
 
         A prompt that leaves less than ``max_new_tokens`` of the context window keeps its
@@ -175,8 +192,10 @@ class TransformersModel:
                 if window is not None and ids.shape[1] + new > window:
                     budget = window - new
                     if truncate == "error" or budget < 1:
-                        raise ArtifactError(f"a prompt of {ids.shape[1]} tokens + max_new_tokens {new} exceeds the "
-                                            f"context window of {window} tokens (generation.truncate: {truncate})")
+                        raise ArtifactError(
+                            f"a prompt of {ids.shape[1]} tokens + max_new_tokens {new} exceeds the "
+                            f"context window of {window} tokens (generation.truncate: {truncate})"
+                        )
                     ids, cut = ids[:, -budget:], True
                 ids = ids.to(self.device)
                 gen: dict[str, Any] = {"max_new_tokens": new, "pad_token_id": pad}
@@ -187,18 +206,24 @@ class TransformersModel:
                 else:
                     gen["do_sample"] = False
                 result = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen, **kwargs)
-                tokens = result[0, ids.shape[1]:]
+                tokens = result[0, ids.shape[1] :]
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
                 count = int(tokens.shape[0])
                 if self.tokenizer.eos_token_id is not None and count and int(tokens[-1]) == self.tokenizer.eos_token_id:
                     count -= 1
-                out.append({"text": text, "prompt_tokens": int(ids.shape[1]), "output_tokens": count,
-                            "truncated": cut})
+                out.append({"text": text, "prompt_tokens": int(ids.shape[1]), "output_tokens": count, "truncated": cut})
         return out
 
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
-                    "spiece.model", "sentencepiece.bpe.model")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 
 
 def load_transformers(path: Path, options: dict[str, Any]) -> TransformersModel:
@@ -213,13 +238,16 @@ def load_transformers(path: Path, options: dict[str, Any]) -> TransformersModel:
     if task is None:
         archs = " ".join(getattr(config, "architectures", None) or [])
         task = "sequence-classification" if "SequenceClassification" in archs else "causal-lm"
-    auto = {"sequence-classification": tf.AutoModelForSequenceClassification,
-            "causal-lm": tf.AutoModelForCausalLM}.get(task)
+    auto = {"sequence-classification": tf.AutoModelForSequenceClassification, "causal-lm": tf.AutoModelForCausalLM}.get(
+        task
+    )
     if auto is None:
         raise ArtifactError(f"unknown transformers task '{task}' (sequence-classification or causal-lm)")
     if not any((path / f).is_file() for f in _TOKENIZER_FILES):
-        raise ArtifactError(f"{path} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...); "
-                            "save the tokenizer beside the weights (tokenizer.save_pretrained)")
+        raise ArtifactError(
+            f"{path} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...); "
+            "save the tokenizer beside the weights (tokenizer.save_pretrained)"
+        )
     device = pick_device(options.get("device"))
     model = auto.from_pretrained(path, local_files_only=True).to(device).eval()
     tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)

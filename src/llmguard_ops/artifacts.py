@@ -129,8 +129,11 @@ class LoadedDataset:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "path": str(self.path), "sha256": self.sha256, "rows": len(self.frame),
-            "columns": [str(c) for c in self.frame.columns], "target": self.spec.target,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "rows": len(self.frame),
+            "columns": [str(c) for c in self.frame.columns],
+            "target": self.spec.target,
             "sensitive": self.sensitive,
         }
 
@@ -192,8 +195,11 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "loader": self.loader, "path": str(self.path) if self.path else self.spec.path,
-            "sha256": self.sha256, "digest": self.digest_kind, "type": type(self.obj).__qualname__,
+            "loader": self.loader,
+            "path": str(self.path) if self.path else self.spec.path,
+            "sha256": self.sha256,
+            "digest": self.digest_kind,
+            "type": type(self.obj).__qualname__,
             **self.extra,
         }
 
@@ -216,8 +222,12 @@ def resolve_path(base_dir: Path, value: str) -> Path:
 
 
 def check_file(
-    loaded: LoadedSuite, where: tuple[str | int, ...], path: Path, *,
-    folders: bool = False, special_files: bool = False,
+    loaded: LoadedSuite,
+    where: tuple[str | int, ...],
+    path: Path,
+    *,
+    folders: bool = False,
+    special_files: bool = False,
 ) -> SuiteError | None:
     """The located error for an input path that is missing, escapes or is no regular file.
 
@@ -230,8 +240,9 @@ def check_file(
         base = loaded.base_dir.resolve()
         real = path.resolve()
         if not real.is_relative_to(base):
-            return smap.error(where, f"{path} resolves to {real}, outside the suite's folder {base} "
-                              "(policy.paths: confined)")
+            return smap.error(
+                where, f"{path} resolves to {real}, outside the suite's folder {base} (policy.paths: confined)"
+            )
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -270,8 +281,11 @@ def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: Data
     path = resolve_path(loaded.base_dir, spec.path)
     loader_name = spec.loader or _loader_by_extension(path, registry)
     if loader_name is None:
-        raise smap.error(("datasets", name, "path"), f"no dataset loader reads '{path.suffix}' files; "
-                         f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})")
+        raise smap.error(
+            ("datasets", name, "path"),
+            f"no dataset loader reads '{path.suffix}' files; "
+            f"set 'loader:' (installed: {', '.join(sorted(registry.dataset_loaders))})",
+        )
     loader = registry.dataset_loaders.get(loader_name)
     if loader is None:
         hint = did_you_mean(loader_name, registry.dataset_loaders)
@@ -296,8 +310,11 @@ def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: Data
     roles += [(("datasets", name, "features", i), c) for i, c in enumerate(spec.features or [])]
     from .loading import SuiteErrors
 
-    missing = [smap.error(where, f"column '{column}' not in {path.name}{did_you_mean(column, columns)}")
-               for where, column in roles if column not in columns]
+    missing = [
+        smap.error(where, f"column '{column}' not in {path.name}{did_you_mean(column, columns)}")
+        for where, column in roles
+        if column not in columns
+    ]
     if missing:
         raise SuiteErrors(missing)
     return LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
@@ -336,8 +353,9 @@ def _check_model(loaded: LoadedSuite, registry: Registry, name: str, spec: Model
         if spec.loader == "python" and not target.endswith(".py"):
             return None  # an importable module name, resolved at load time
         path = resolve_path(loaded.base_dir, target)
-        problem = check_file(loaded, ("models", name, "path"), path, folders=spec.loader != "python",
-                             special_files=loader.special_files)
+        problem = check_file(
+            loaded, ("models", name, "path"), path, folders=spec.loader != "python", special_files=loader.special_files
+        )
         if problem is not None:
             return problem
     unsafe = loader.unsafe_format(spec, loaded.base_dir) if loader.unsafe_format else None
@@ -393,8 +411,11 @@ def release_facts(loaded: LoadedSuite, name: str) -> dict[str, Any]:
     if prompt is not None:
         body = prompt.model_dump(exclude_none=True)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        facts["prompt"] = {"name": spec.prompt if isinstance(spec.prompt, str) else None, **body,
-                           "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+        facts["prompt"] = {
+            "name": spec.prompt if isinstance(spec.prompt, str) else None,
+            **body,
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        }
     if spec.generation is not None:
         facts["generation"] = spec.generation.model_dump()
     if spec.price is not None:
@@ -425,8 +446,9 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
         except SuiteError:
             raise
         except ImportError as exc:
-            raise loaded.source.error(("models", name, "loader"),
-                                      f"loader '{spec.loader}' needs a missing package: {exc}") from None
+            raise loaded.source.error(
+                ("models", name, "loader"), f"loader '{spec.loader}' needs a missing package: {exc}"
+            ) from None
         except Exception as exc:
             what = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
             raise loaded.source.error(("models", name, "path"), f"cannot load model: {what}") from None
@@ -435,6 +457,14 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
         unsafe = loader.unsafe_format(spec, loaded.base_dir) if loader.unsafe_format else None
         if unsafe:
             extra["unsafe_format"] = unsafe
-        out[name] = LoadedModel(name=name, spec=spec, obj=obj, sha256=digest, digest_kind=kind,
-                                loader=spec.loader, path=path, extra={**release_facts(loaded, name), **extra})
+        out[name] = LoadedModel(
+            name=name,
+            spec=spec,
+            obj=obj,
+            sha256=digest,
+            digest_kind=kind,
+            loader=spec.loader,
+            path=path,
+            extra={**release_facts(loaded, name), **extra},
+        )
     return out

@@ -35,6 +35,7 @@ log = logging.getLogger("llmguard")
 
 # -- datasets -------------------------------------------------------------------------
 
+
 def _read_csv(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     import pandas as pd
 
@@ -62,6 +63,7 @@ def llmguard_register_dataset_loaders(register: Callable[[DatasetLoader], None])
 
 # -- models ---------------------------------------------------------------------------
 
+
 def _load_sklearn(spec: ModelSpec, base: Path) -> Any:
     path = resolve_path(base, spec.path or "")
     if path.suffix == ".skops":
@@ -70,13 +72,13 @@ def _load_sklearn(spec: ModelSpec, base: Path) -> Any:
         trusted = list(spec.options.get("trusted", []))
         untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
         if untrusted:
-            raise ArtifactError(
-                f"{path.name} contains types not listed in options.trusted: {', '.join(untrusted)}"
-            )
+            raise ArtifactError(f"{path.name} contains types not listed in options.trusted: {', '.join(untrusted)}")
         return sio.load(path, trusted=trusted)
     warnings.warn(
         f"loading {path.name} with pickle runs code stored in the file; load only models you "
-        "trust (or save them with skops)", UserWarning, stacklevel=2,
+        "trust (or save them with skops)",
+        UserWarning,
+        stacklevel=2,
     )
     if path.suffix in (".pkl", ".pickle"):
         with open(path, "rb") as fh:
@@ -155,19 +157,42 @@ def _load_onnx(spec: ModelSpec, base: Path) -> Any:
 
 @hookimpl
 def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
-    register(ModelLoader("sklearn", _load_sklearn,
-                         "scikit-learn estimator: .joblib/.pkl (pickle runs code) or .skops.",
-                         unsafe_format=_sklearn_unsafe))
-    register(ModelLoader("python", _load_python, "A Python object or factory: 'module:callable' or 'file.py:callable'.",
-                         digest=_digest_python))
-    register(ModelLoader("torch", _load_torch, "A torch module (.pt, full pickle or TorchScript) on cpu or cuda.",
-                         unsafe_format=_torch_unsafe))
-    register(ModelLoader("transformers", _load_transformers,
-                         "A local transformers folder: causal LM or sequence classifier (no hub access)."))
+    register(
+        ModelLoader(
+            "sklearn",
+            _load_sklearn,
+            "scikit-learn estimator: .joblib/.pkl (pickle runs code) or .skops.",
+            unsafe_format=_sklearn_unsafe,
+        )
+    )
+    register(
+        ModelLoader(
+            "python",
+            _load_python,
+            "A Python object or factory: 'module:callable' or 'file.py:callable'.",
+            digest=_digest_python,
+        )
+    )
+    register(
+        ModelLoader(
+            "torch",
+            _load_torch,
+            "A torch module (.pt, full pickle or TorchScript) on cpu or cuda.",
+            unsafe_format=_torch_unsafe,
+        )
+    )
+    register(
+        ModelLoader(
+            "transformers",
+            _load_transformers,
+            "A local transformers folder: causal LM or sequence classifier (no hub access).",
+        )
+    )
     register(ModelLoader("onnx", _load_onnx, "An ONNX graph run with onnxruntime."))
 
 
 # -- the default check runner -----------------------------------------------------------
+
 
 @hookimpl(trylast=True)
 def llmguard_run_check(context: CheckContext, check: CheckDefinition, params: Any) -> CheckOutput:

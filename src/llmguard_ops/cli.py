@@ -30,8 +30,14 @@ def _one_line_warnings() -> None:
 
     seen: set[str] = set()
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: Any = None, line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
         text = str(message)
         if text not in seen:
             from .terminal import clean
@@ -45,9 +51,14 @@ def _one_line_warnings() -> None:
 def _quiet_third_parties() -> None:
     """Offline by default: no hub access, no telemetry from libraries a check imports."""
     for name, value in {
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-        "DEEPEVAL_TELEMETRY_OPT_OUT": "YES", "HF_HUB_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1", "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+        "TOKENIZERS_PARALLELISM": "false",
     }.items():
         os.environ.setdefault(name, value)
 
@@ -114,8 +125,10 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
         os.environ["LLMGUARD_CACHE"] = args.cache  # read by llmguard_ops.generation.store_folder
     live = _live_display(quiet, loaded)
     if not quiet and live is None:
-        print(f"suite {loaded.suite.name} ({loaded.path.name}, sha256 {loaded.sha256[:12]}): "
-              f"{len(loaded.suite.checks)} checks")
+        print(
+            f"suite {loaded.suite.name} ({loaded.path.name}, sha256 {loaded.sha256[:12]}): "
+            f"{len(loaded.suite.checks)} checks"
+        )
     shown = live if live is not None else TerminalProgress(quiet=quiet)
 
     def progress(event: str, data: dict[str, Any]) -> None:
@@ -126,11 +139,9 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
 
     if live is not None:
         with live:
-            outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence,
-                                run_id=channel.run_id)
+            outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id)
     else:
-        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence,
-                            run_id=channel.run_id)
+        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id)
     channel.phase("printing the summary")
     from .terminal import clean
 
@@ -172,8 +183,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             errors.append(exc)
     if errors:
         raise SuiteErrors(errors)
-    print(f"{args.suite}: valid ({len(loaded.suite.checks)} checks, {len(loaded.suite.models)} models, "
-          f"{len(loaded.suite.datasets)} datasets)")
+    print(
+        f"{args.suite}: valid ({len(loaded.suite.checks)} checks, {len(loaded.suite.models)} models, "
+        f"{len(loaded.suite.datasets)} datasets)"
+    )
     return EXIT_OK
 
 
@@ -269,30 +282,47 @@ def build_parser() -> argparse.ArgumentParser:
     add_cli_options(run, [OUT, SET])  # shared with the pytest plugin (--llmguard-out, --llmguard-set)
     run.add_argument("--quiet", "-q", action="store_true", help="print only the decision")
     run.add_argument("--json", action="store_true", help="print report.json to stdout")
-    run.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help="overall limit of the run, after which it is stopped and BLOCKs "
-                     "(default: the checks' timeouts plus time to load and report)")
-    run.add_argument("--history-dir", metavar="DIR",
-                     help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; "
-                     "'off' disables)")
-    run.add_argument("--cache", metavar="DIR",
-                     help="generation cache shared across runs (default: $LLMGUARD_CACHE or OUT/cache); "
-                     "a rerun pays only for generations not cached yet")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="overall limit of the run, after which it is stopped and BLOCKs "
+        "(default: the checks' timeouts plus time to load and report)",
+    )
+    run.add_argument(
+        "--history-dir",
+        metavar="DIR",
+        help="run history folder (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs; 'off' disables)",
+    )
+    run.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="generation cache shared across runs (default: $LLMGUARD_CACHE or OUT/cache); "
+        "a rerun pays only for generations not cached yet",
+    )
     evidence = run.add_argument_group("evidence")
-    evidence.add_argument("--key", metavar="PATH",
-                          help="ed25519 private key (PEM) signing the attestation and the "
-                               "audit-log head (default: the file named by $LLMGUARD_SIGNING_KEY)")
-    evidence.add_argument("--dev-key", action="store_true",
-                          help="sign with a throw-away development key (integrity only; does not "
-                               "satisfy policy.require_signature)")
-    evidence.add_argument("--lock", metavar="FILE",
-                          help="refuse to run (exit 2) if the suite's terms differ from this lock")
-    evidence.add_argument("--lock-key", metavar="PUB",
-                          help="public key that signed --lock (default: --key's)")
-    evidence.add_argument("--waiver", action="append", metavar="FILE",
-                          help="waiver file (YAML list); repeatable")
-    evidence.add_argument("--audit-log", default=".llmguard/audit.jsonl", metavar="PATH",
-                          help="audit log to append to (default: .llmguard/audit.jsonl)")
+    evidence.add_argument(
+        "--key",
+        metavar="PATH",
+        help="ed25519 private key (PEM) signing the attestation and the "
+        "audit-log head (default: the file named by $LLMGUARD_SIGNING_KEY)",
+    )
+    evidence.add_argument(
+        "--dev-key",
+        action="store_true",
+        help="sign with a throw-away development key (integrity only; does not satisfy policy.require_signature)",
+    )
+    evidence.add_argument(
+        "--lock", metavar="FILE", help="refuse to run (exit 2) if the suite's terms differ from this lock"
+    )
+    evidence.add_argument("--lock-key", metavar="PUB", help="public key that signed --lock (default: --key's)")
+    evidence.add_argument("--waiver", action="append", metavar="FILE", help="waiver file (YAML list); repeatable")
+    evidence.add_argument(
+        "--audit-log",
+        default=".llmguard/audit.jsonl",
+        metavar="PATH",
+        help="audit log to append to (default: .llmguard/audit.jsonl)",
+    )
     evidence.add_argument("--no-audit-log", action="store_true", help="append to no audit log")
     run.set_defaults(func=cmd_run)
 
@@ -309,93 +339,113 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     keygen = sub.add_parser("keygen", help="write an ed25519 key pair (PEM) for signing")
-    keygen.add_argument("--out", required=True, metavar="DIR",
-                        help="folder for llmguard.key and llmguard.pub")
+    keygen.add_argument("--out", required=True, metavar="DIR", help="folder for llmguard.key and llmguard.pub")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     keygen.set_defaults(func=cmd_keygen)
 
-    verify = sub.add_parser("verify",
-                            help="verify an attestation (exit 0 valid, 1 invalid, 2 error)")
+    verify = sub.add_parser("verify", help="verify an attestation (exit 0 valid, 1 invalid, 2 error)")
     verify.add_argument("attestation", help="attestation.dsse.json")
     verify.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
-    verify.add_argument("--artifact", action="append", metavar="PATH",
-                        help="model file or folder that must be the candidate of a PROMOTE "
-                             "(exit 0 means exactly that); repeatable")
-    verify.add_argument("--role", action="append", metavar="NAME",
-                        help="accept artifacts that match this subject instead (e.g. baseline), "
-                             "or 'output' for the run's output files; repeatable")
-    verify.add_argument("--allow-decision", action="append", metavar="DECISION", type=str.upper,
-                        choices=["REVIEW", "BLOCK"],
-                        help="accept an artifact of a REVIEW or BLOCK decision (reported as such)")
-    verify.add_argument("--allow-dev-key", action="store_true",
-                        help="accept a development-key signature or a key lying beside the "
-                             "attestation (integrity only, reported as UNTRUSTED)")
-    verify.add_argument("--report", metavar="REPORT_JSON",
-                        help="report.json that must be the attested one (default: the one "
-                             "beside the attestation, when present)")
-    verify.add_argument("--approvals", metavar="DIR",
-                        help="folder of signed approvals: a REVIEW passes when they satisfy the "
-                             "run's policy.approvals (needs --trust)")
-    verify.add_argument("--trust", metavar="FILE",
-                        help="trust file (YAML): whose keys count, for the run and approvals")
+    verify.add_argument(
+        "--artifact",
+        action="append",
+        metavar="PATH",
+        help="model file or folder that must be the candidate of a PROMOTE (exit 0 means exactly that); repeatable",
+    )
+    verify.add_argument(
+        "--role",
+        action="append",
+        metavar="NAME",
+        help="accept artifacts that match this subject instead (e.g. baseline), "
+        "or 'output' for the run's output files; repeatable",
+    )
+    verify.add_argument(
+        "--allow-decision",
+        action="append",
+        metavar="DECISION",
+        type=str.upper,
+        choices=["REVIEW", "BLOCK"],
+        help="accept an artifact of a REVIEW or BLOCK decision (reported as such)",
+    )
+    verify.add_argument(
+        "--allow-dev-key",
+        action="store_true",
+        help="accept a development-key signature or a key lying beside the "
+        "attestation (integrity only, reported as UNTRUSTED)",
+    )
+    verify.add_argument(
+        "--report",
+        metavar="REPORT_JSON",
+        help="report.json that must be the attested one (default: the one beside the attestation, when present)",
+    )
+    verify.add_argument(
+        "--approvals",
+        metavar="DIR",
+        help="folder of signed approvals: a REVIEW passes when they satisfy the run's policy.approvals (needs --trust)",
+    )
+    verify.add_argument(
+        "--trust", metavar="FILE", help="trust file (YAML): whose keys count, for the run and approvals"
+    )
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_verify)
 
-    approve = sub.add_parser("approve",
-                             help="sign a reviewer's approval (or rejection) of a run's attestation")
+    approve = sub.add_parser("approve", help="sign a reviewer's approval (or rejection) of a run's attestation")
     approve.add_argument("attestation", help="attestation.dsse.json of the run")
-    approve.add_argument("--key", required=True, metavar="PATH",
-                         help="the reviewer's ed25519 private key (PEM)")
-    approve.add_argument("--as", dest="name", required=True, metavar="NAME",
-                         help="the reviewer's name, as the trust file lists it")
+    approve.add_argument("--key", required=True, metavar="PATH", help="the reviewer's ed25519 private key (PEM)")
+    approve.add_argument(
+        "--as", dest="name", required=True, metavar="NAME", help="the reviewer's name, as the trust file lists it"
+    )
     approve.add_argument("--role", required=True, metavar="ROLE", help="e.g. ml-lead, risk")
     approve.add_argument("--reason", required=True, metavar="TEXT", help="what was accepted, and why")
     approve.add_argument("--expires", metavar="DATE", help="date or RFC 3339 time it lapses")
     approve.add_argument("--reject", action="store_true", help="record a rejection instead")
-    approve.add_argument("--out", metavar="DIR",
-                         help="folder for the approval (default: approvals/ beside the attestation)")
+    approve.add_argument(
+        "--out", metavar="DIR", help="folder for the approval (default: approvals/ beside the attestation)"
+    )
     approve.add_argument("--audit-log", metavar="PATH", help="audit log to append the approval to")
-    approve.add_argument("--audit-key", metavar="PATH",
-                         help="private key that signs the audit log's head (default: --key)")
+    approve.add_argument(
+        "--audit-key", metavar="PATH", help="private key that signs the audit log's head (default: --key)"
+    )
     approve.set_defaults(func=cmd_approve)
 
     audit = sub.add_parser("audit", help="audit-log commands")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
     audit_sub.required = True
-    audit_verify = audit_sub.add_parser(
-        "verify", help="check the hash chain and head (0 intact, 1 broken, 2 error)")
+    audit_verify = audit_sub.add_parser("verify", help="check the hash chain and head (0 intact, 1 broken, 2 error)")
     audit_verify.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
-    audit_verify.add_argument("--key", metavar="PUB",
-                              help="check the head's signature with this public key")
-    audit_verify.add_argument("--head", metavar="FILE",
-                              help="a head exported earlier (audit head --out): the log must "
-                                   "still extend it (catches truncation with a rolled-back head)")
+    audit_verify.add_argument("--key", metavar="PUB", help="check the head's signature with this public key")
+    audit_verify.add_argument(
+        "--head",
+        metavar="FILE",
+        help="a head exported earlier (audit head --out): the log must "
+        "still extend it (catches truncation with a rolled-back head)",
+    )
     audit_verify.add_argument("--json", action="store_true")
     audit_verify.set_defaults(func=cmd_audit_verify)
-    audit_head = audit_sub.add_parser(
-        "head", help="verify the log and export its signed head, to publish elsewhere")
+    audit_head = audit_sub.add_parser("head", help="verify the log and export its signed head, to publish elsewhere")
     audit_head.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
     audit_head.add_argument("--key", metavar="PUB", help="check the head's signature first")
     audit_head.add_argument("--out", metavar="FILE", help="write the head here (default: stdout)")
     audit_head.set_defaults(func=cmd_audit_head)
     audit_seal = audit_sub.add_parser(
-        "seal", help="move a (broken) log aside and start a new one that records its sha256")
+        "seal", help="move a (broken) log aside and start a new one that records its sha256"
+    )
     audit_seal.add_argument("--log", default=".llmguard/audit.jsonl", metavar="PATH")
-    audit_seal.add_argument("--key", metavar="PATH",
-                            help="private key signing the new log's head (the runs' key)")
+    audit_seal.add_argument("--key", metavar="PATH", help="private key signing the new log's head (the runs' key)")
     audit_seal.add_argument("--reason", metavar="TEXT", help="why the log is sealed (recorded)")
     audit_seal.set_defaults(func=cmd_audit_seal)
 
-    lock = sub.add_parser("lock",
-                          help="sign a suite's gates, severities and policy into a lock file")
+    lock = sub.add_parser("lock", help="sign a suite's gates, severities and policy into a lock file")
     lock.add_argument("suite")
     lock.add_argument("--key", required=True, metavar="PATH", help="ed25519 private key (PEM)")
-    lock.add_argument("--out", metavar="FILE",
-                      help="lock file (default: SUITE's name + .lock.json)")
+    lock.add_argument("--out", metavar="FILE", help="lock file (default: SUITE's name + .lock.json)")
     lock.add_argument("--set", action="append", metavar="PATH=VALUE")
-    lock.add_argument("--datasets", choices=["rows", "digest", "none"], default="rows",
-                      help="lock each dataset's minimum row count (default), its sha256, or "
-                           "neither")
+    lock.add_argument(
+        "--datasets",
+        choices=["rows", "digest", "none"],
+        default="rows",
+        help="lock each dataset's minimum row count (default), its sha256, or neither",
+    )
     lock.set_defaults(func=cmd_lock)
 
     scaffold = sub.add_parser("new-plugin", help="start a check plugin distribution from the template")

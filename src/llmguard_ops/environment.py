@@ -16,9 +16,23 @@ from pathlib import Path
 from typing import Any
 
 REPORTED_PACKAGES = (
-    "llmguard-ops", "pluggy", "pydantic", "numpy", "scipy", "pandas", "scikit-learn", "torch",
-    "transformers", "fairlearn", "aif360", "shap", "deepeval", "cryptography", "hypothesis",
-    "onnxruntime", "sentence-transformers",
+    "llmguard-ops",
+    "pluggy",
+    "pydantic",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "torch",
+    "transformers",
+    "fairlearn",
+    "aif360",
+    "shap",
+    "deepeval",
+    "cryptography",
+    "hypothesis",
+    "onnxruntime",
+    "sentence-transformers",
 )
 
 
@@ -35,10 +49,17 @@ def package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, st
 def git_commit(path: Path) -> dict[str, Any] | None:
     """Commit and dirtiness of the git work tree holding ``path``, if any."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(dirty)}
@@ -54,8 +75,15 @@ def gpu_info() -> list[dict[str, Any]]:
         gpus = []
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            gpus.append({"index": i, "name": props.name, "memory_mb": props.total_memory // 2**20,
-                         "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda})
+            gpus.append(
+                {
+                    "index": i,
+                    "name": props.name,
+                    "memory_mb": props.total_memory // 2**20,
+                    "capability": f"{props.major}.{props.minor}",
+                    "cuda": torch.version.cuda,
+                }
+            )
         return gpus
     except Exception:
         return []
@@ -64,8 +92,13 @@ def gpu_info() -> list[dict[str, Any]]:
 def gpu_driver() -> str | None:
     """The NVIDIA driver version, asked of ``nvidia-smi`` (only called when a GPU is in use)."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return out.splitlines()[0].strip() if out.strip() else None

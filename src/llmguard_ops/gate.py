@@ -58,15 +58,22 @@ def evaluate_bound(name: str, bound: GateBound, metric: Metric) -> GateOutcome:
 
         fires = firing([*bound.prior.breached, not passed], bound.for_ or 1, bound.keep_firing_for or 0)[-1]
         if fires != (not passed):
-            reason += (f" (pending: for {bound.for_} windows)" if passed is False else
-                       f" (keeps firing: keep_firing_for {bound.keep_firing_for} windows)")
+            reason += (
+                f" (pending: for {bound.for_} windows)"
+                if passed is False
+                else f" (keeps firing: keep_firing_for {bound.keep_firing_for} windows)"
+            )
         passed = not fires
     return GateOutcome(
-        metric=name, min=bound.min, max=bound.max, confidence=bound.confidence,
+        metric=name,
+        min=bound.min,
+        max=bound.max,
+        confidence=bound.confidence,
         value=metric.value,
         tested_low=low if bound.min is not None else None,
         tested_high=high if bound.max is not None else None,
-        passed=passed, reason=reason,
+        passed=passed,
+        reason=reason,
     )
 
 
@@ -79,8 +86,10 @@ def interval_problem(name: str, bound: GateBound, metric: Metric | None) -> str 
     if not metric.has_interval:
         return f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported none"
     if metric.confidence is None or abs(metric.confidence - bound.confidence) > 1e-9:
-        return (f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported "
-                f"one at {_fmt(metric.confidence)}")
+        return (
+            f"gate on '{name}' asks for a {bound.confidence:.0%} interval but the check reported "
+            f"one at {_fmt(metric.confidence)}"
+        )
     support = support_problem(name, bound, metric)
     if support is not None and evaluate_bound(name, bound, metric).passed:
         # too few rows to let the interval decide a pass (a bootstrap over 5 rows is [1, 1]):
@@ -139,8 +148,10 @@ def support_problem(name: str, bound: GateBound, metric: Metric) -> str | None:
         return None
     kind = "an exact interval" if _is_proportion(metric) else "a bootstrap interval"
     wanted = "no sample size" if math.isinf(need) else f"at least n={int(need)}"
-    return (f"gate on '{name}' at {bound.confidence:.0%} cannot be supported by n={metric.n}: "
-            f"{kind} needs {wanted} to decide it")
+    return (
+        f"gate on '{name}' at {bound.confidence:.0%} cannot be supported by n={metric.n}: "
+        f"{kind} needs {wanted} to decide it"
+    )
 
 
 def status_of(severity: Severity, outcomes: Sequence[GateOutcome]) -> Status:
@@ -204,8 +215,10 @@ def decide(
                 notes.append(line)
     block += [f"veto: {v}" for v in vetoes]
     if policy.require_signature and not signed:
-        block.append("policy.require_signature: the run is not signed with a trusted key (pass "
-                     "--key PATH or set LLMGUARD_SIGNING_KEY; a development key does not count)")
+        block.append(
+            "policy.require_signature: the run is not signed with a trusted key (pass "
+            "--key PATH or set LLMGUARD_SIGNING_KEY; a development key does not count)"
+        )
     if block:
         return GateDecision.of(Decision.BLOCK, block + review + notes)
     if review:

@@ -155,8 +155,11 @@ def load_history(
             for report in store.reports(suite):
                 if report.run_id != exclude_run:
                     by_id[report.run_id] = RunRecord(
-                        run_id=report.run_id, started_at=report.started_at, suite=report.suite.name,
-                        decision=report.decision.decision.value, report=report,
+                        run_id=report.run_id,
+                        started_at=report.started_at,
+                        suite=report.suite.name,
+                        decision=report.decision.decision.value,
+                        report=report,
                     )
         finally:
             store.close()
@@ -183,9 +186,7 @@ def load_history(
     if audit_log is not None:
         entries, problems = read_audit_log(audit_log)
         history.problems += problems
-        names_by_sha = {
-            r.report.suite.sha256: r.report.suite.name for r in by_id.values() if r.report
-        }
+        names_by_sha = {r.report.suite.sha256: r.report.suite.name for r in by_id.values() if r.report}
         for run_id, entry in entries.items():
             if run_id == exclude_run:
                 continue
@@ -219,9 +220,7 @@ def metric_keys(runs: Sequence[RunRecord], patterns: Iterable[str] = ()) -> list
         for check in run.report.checks:
             for name in check.metrics:
                 key = f"{check.id}.{name}"
-                if not pats or any(
-                    fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(name, p) for p in pats
-                ):
+                if not pats or any(fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(name, p) for p in pats):
                     keys.setdefault(key)
     return list(keys)
 
@@ -288,16 +287,10 @@ def format_table(suite: str, runs: Sequence[RunRecord], keys: Sequence[str]) -> 
             change = "+" + change
         body.append((key, cells, change))
     label_w = max([len(h) for h, _ in head] + [len(k) for k, _, _ in body] + [6])
-    col_w = [
-        max([len(c[i]) for _, c in head] + [len(c[i]) for _, c, _ in body])
-        for i in range(len(runs))
-    ]
+    col_w = [max([len(c[i]) for _, c in head] + [len(c[i]) for _, c, _ in body]) for i in range(len(runs))]
     lines = [f"suite {suite}: {len(runs)} run{'s' if len(runs) != 1 else ''}"]
     for label, cells in head:
-        lines.append(
-            f"{label:<{label_w}}  "
-            + "  ".join(f"{c:>{w}}" for c, w in zip(cells, col_w, strict=True))
-        )
+        lines.append(f"{label:<{label_w}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(cells, col_w, strict=True)))
     lines.append(f"{'metric':<{label_w}}  " + "  ".join(" " * w for w in col_w) + "  last change")
     for key, cells, change in body:
         lines.append(
@@ -313,7 +306,5 @@ def format_table(suite: str, runs: Sequence[RunRecord], keys: Sequence[str]) -> 
 def require_dir(directory: Path | None) -> Path:
     """The history folder, or a one-line error saying why there is none."""
     if directory is None:
-        raise LlmguardError(
-            f"run history is switched off ({HISTORY_ENV}=off); pass --dir to read a folder"
-        )
+        raise LlmguardError(f"run history is switched off ({HISTORY_ENV}=off); pass --dir to read a folder")
     return directory

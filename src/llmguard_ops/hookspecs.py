@@ -122,9 +122,7 @@ def llmguard_register_safety_detectors(register: Callable[[Any], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def llmguard_run_check(
-    context: CheckContext, check: CheckDefinition, params: Any
-) -> CheckOutput | None:
+def llmguard_run_check(context: CheckContext, check: CheckDefinition, params: Any) -> CheckOutput | None:
     """Run one check and return its :class:`~llmguard_ops.CheckOutput`.
 
     :param context: the run's view for this check (models, datasets, cached predictions,

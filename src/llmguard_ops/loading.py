@@ -93,9 +93,9 @@ def _message(err: Mapping[str, Any], model: type[BaseModel] | None, loc: Path_) 
         return _TYPE_WORDS[kind] + shown, False
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     elif msg.startswith("Input should be"):
-        msg = "expected" + msg[len("Input should be"):] + shown
+        msg = "expected" + msg[len("Input should be") :] + shown
     else:
         msg = msg[0].lower() + msg[1:]
     return msg, False
@@ -169,14 +169,18 @@ def apply_overrides(data: dict[str, Any], raw: dict[str, Any], smap: SourceMap, 
                         idx = next((j for j, c in enumerate(node) if isinstance(c, dict) and c.get("id") == part), None)
                         if idx is None:
                             ids = [str(c.get("id")) for c in node if isinstance(c, dict)]
-                            raise SuiteError(f"no item with id '{part}'{did_you_mean(part, ids)}",
-                                             file="--set", key=format_path(tuple(resolved)))
+                            raise SuiteError(
+                                f"no item with id '{part}'{did_you_mean(part, ids)}",
+                                file="--set",
+                                key=format_path(tuple(resolved)),
+                            )
                         part = idx
                     if part >= len(node):
                         raise SuiteError(f"index {part} out of range", file="--set", key=format_path(tuple(resolved)))
                 elif not isinstance(node, dict):
-                    raise SuiteError(f"cannot set below a {type(node).__name__}", file="--set",
-                                     key=format_path(tuple(resolved)))
+                    raise SuiteError(
+                        f"cannot set below a {type(node).__name__}", file="--set", key=format_path(tuple(resolved))
+                    )
                 resolved.append(part)
                 if last:
                     node[part] = copy.deepcopy(value)
@@ -208,14 +212,19 @@ def read_suite_text(path: Path) -> str:
         raise SuiteError(f"cannot read suite file: {exc.strerror or exc}", file=str(path)) from None
     if len(data) > MAX_SUITE_BYTES:
         line, column = position_of_offset(data, MAX_SUITE_BYTES)
-        raise SuiteError(f"the suite file is larger than {MAX_SUITE_BYTES} bytes (the limit is reached here)",
-                         file=str(path), line=line, column=column)
+        raise SuiteError(
+            f"the suite file is larger than {MAX_SUITE_BYTES} bytes (the limit is reached here)",
+            file=str(path),
+            line=line,
+            column=column,
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, column = position_of_offset(data, exc.start)
-        raise SuiteError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", file=str(path),
-                         line=line, column=column) from None
+        raise SuiteError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", file=str(path), line=line, column=column
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -237,11 +246,17 @@ def load_suite(
         mark = getattr(exc, "problem_mark", None)
         raise SuiteError(
             f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-            file=str(path), line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
+            file=str(path),
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
         ) from None
     if not isinstance(data, dict):
-        raise SuiteError("a suite must be a mapping with apiVersion, name, models, datasets, checks",
-                         file=str(path), line=1, column=1)
+        raise SuiteError(
+            "a suite must be a mapping with apiVersion, name, models, datasets, checks",
+            file=str(path),
+            line=1,
+            column=1,
+        )
     apply_overrides(data, raw, smap, overrides)
     _precheck(data, smap)
     try:
@@ -252,9 +267,13 @@ def load_suite(
         raise SuiteErrors(errors) from None
 
     loaded = LoadedSuite(
-        suite=suite, path=path.resolve(), text=text,
+        suite=suite,
+        path=path.resolve(),
+        text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        source=smap, raw=raw, overrides=list(overrides),
+        source=smap,
+        raw=raw,
+        overrides=list(overrides),
     )
     errors = []
     context = {"models": set(suite.models), "datasets": set(suite.datasets)}
@@ -265,17 +284,24 @@ def load_suite(
             loaded.params[check.id] = params
     for name, model in suite.models.items():
         if model.loader not in registry.model_loaders:
-            errors.append(smap.error(
-                ("models", name, "loader"),
-                f"unknown model loader '{model.loader}'{did_you_mean(model.loader, registry.model_loaders)}",
-            ))
+            errors.append(
+                smap.error(
+                    ("models", name, "loader"),
+                    f"unknown model loader '{model.loader}'{did_you_mean(model.loader, registry.model_loaders)}",
+                )
+            )
     if errors:
         raise SuiteErrors(errors)
     return loaded
 
 
 def _check_entry(
-    i: int, uses: str, with_: dict[str, Any], metrics: list[str], registry: Registry, smap: SourceMap,
+    i: int,
+    uses: str,
+    with_: dict[str, Any],
+    metrics: list[str],
+    registry: Registry,
+    smap: SourceMap,
     context: dict[str, set[str]],
 ) -> tuple[BaseModel | None, list[SuiteError]]:
     """The parameters of ``checks[i]`` validated against its check, and every problem found."""
@@ -300,11 +326,13 @@ def _check_entry(
     for metric in metrics:
         if not definition.declares(metric):
             names = [m for m in definition.metric_names() if "*" not in m]
-            errors.append(smap.error(
-                ("checks", i, "gate", metric),
-                f"check '{uses}' has no metric '{metric}'{did_you_mean(metric, names)}",
-                prefer_key=True,
-            ))
+            errors.append(
+                smap.error(
+                    ("checks", i, "gate", metric),
+                    f"check '{uses}' has no metric '{metric}'{did_you_mean(metric, names)}",
+                    prefer_key=True,
+                )
+            )
     return params, errors
 
 
@@ -322,19 +350,27 @@ def _default_refs(
         key = info.alias or name
         if key in with_ or name in with_ or not isinstance(info.default, str):
             continue
-        kind: str = next((str(m.func.llmguard_ref) for m in info.metadata
-                          if getattr(getattr(m, "func", None), "llmguard_ref", None)), "")
+        kind: str = next(
+            (
+                str(m.func.llmguard_ref)
+                for m in info.metadata
+                if getattr(getattr(m, "func", None), "llmguard_ref", None)
+            ),
+            "",
+        )
         names = context.get(kind)
         # a suite with no models (datasets) at all feeds its checks otherwise, e.g. logged
         # predictions in canary.compare: only a suite that has some can lack the default
         if names and info.default not in names:
             listed = ", ".join(sorted(names)) or "none"
-            errors.append(smap.error(
-                ("checks", i, "with") if "with" in _keys_at(smap, i) else ("checks", i),
-                f"'{key}' defaults to {kind[:-1]} '{info.default}', which the suite does not define; "
-                f"set with.{key} (the suite defines: {listed})",
-                prefer_key=True,
-            ))
+            errors.append(
+                smap.error(
+                    ("checks", i, "with") if "with" in _keys_at(smap, i) else ("checks", i),
+                    f"'{key}' defaults to {kind[:-1]} '{info.default}', which the suite does not define; "
+                    f"set with.{key} (the suite defines: {listed})",
+                    prefer_key=True,
+                )
+            )
     return errors
 
 
@@ -348,8 +384,10 @@ def _raw_check_errors(data: dict[str, Any], registry: Registry, smap: SourceMap)
     if not isinstance(checks, list):
         return []
     models, datasets = data.get("models"), data.get("datasets")
-    context = {"models": set(models) if isinstance(models, dict) else set(),
-               "datasets": set(datasets) if isinstance(datasets, dict) else set()}
+    context = {
+        "models": set(models) if isinstance(models, dict) else set(),
+        "datasets": set(datasets) if isinstance(datasets, dict) else set(),
+    }
     errors: list[SuiteError] = []
     for i, entry in enumerate(checks):
         if not isinstance(entry, dict) or not isinstance(entry.get("uses"), str):
@@ -370,8 +408,10 @@ def _precheck(data: dict[str, Any], smap: SourceMap) -> None:
         for i, check in enumerate(checks):
             if isinstance(check, dict) and isinstance(check.get("id"), str):
                 if check["id"] in seen:
-                    raise smap.error(("checks", i, "id"), f"duplicate check id '{check['id']}' "
-                                     f"(first at checks[{seen[check['id']]}])")
+                    raise smap.error(
+                        ("checks", i, "id"),
+                        f"duplicate check id '{check['id']}' (first at checks[{seen[check['id']]}])",
+                    )
                 seen[check["id"]] = i
 
 
@@ -395,7 +435,8 @@ def suite_json_schema(registry: Registry) -> dict[str, Any]:
         names.append(name)
         models.append(create_model("Check_" + name.replace(".", "_"), __base__=CheckConfig, **fields))
     refs, rendered = models_json_schema(
-        [(Suite, "validation"), *((m, "validation") for m in models)], by_alias=True,
+        [(Suite, "validation"), *((m, "validation") for m in models)],
+        by_alias=True,
         ref_template="#/$defs/{model}",
     )
     defs: dict[str, Any] = rendered.get("$defs", {})

@@ -72,8 +72,7 @@ MARKERS = (
     "llmguard_blocker: an llmguard check of severity blocker (a failure blocks promotion)",
     "llmguard_warning: an llmguard check of severity warning (a failure asks for review)",
     "llmguard_info: an llmguard check of severity info (never gates)",
-    "llmguard_suite(path): the suite the llmguard fixtures load for this test "
-    "(relative to the test file's folder)",
+    "llmguard_suite(path): the suite the llmguard fixtures load for this test (relative to the test file's folder)",
 )
 
 
@@ -98,21 +97,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="llmguard_review",
         choices=REVIEW_MODES,
         default=None,
-        help="whether a REVIEW decision fails the session "
-        "(default: the ini llmguard_review, else fail)",
+        help="whether a REVIEW decision fails the session (default: the ini llmguard_review, else fail)",
     )
     parser.addini(
         "llmguard_files",
         type="args",
         default=DEFAULT_FILES,
-        help="glob patterns of suite files collected as tests "
-        "(default: llmguard*.yaml llmguard*.yml)",
+        help="glob patterns of suite files collected as tests (default: llmguard*.yaml llmguard*.yml)",
     )
     parser.addini(
         "llmguard_review",
         default="fail",
-        help="'fail' (default): a REVIEW decision fails the session like the CLI's exit 3; "
-        "'pass': it is reported only",
+        help="'fail' (default): a REVIEW decision fails the session like the CLI's exit 3; 'pass': it is reported only",
     )
     parser.addini(
         "llmguard_supervise",
@@ -134,9 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     review = config.getoption("llmguard_review") or config.getini("llmguard_review") or "fail"
     if review not in REVIEW_MODES:
-        raise pytest.UsageError(
-            f"llmguard_review must be one of {', '.join(REVIEW_MODES)}, not {review!r}"
-        )
+        raise pytest.UsageError(f"llmguard_review must be one of {', '.join(REVIEW_MODES)}, not {review!r}")
     suites = [str(given_suite(config, s)) for s in config.getoption("llmguard_suite")]
     if suites:
         # Collect the suite files like paths given on the command line, wherever they

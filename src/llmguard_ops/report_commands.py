@@ -92,8 +92,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     db = getattr(args, "db", None)
     if not directory.is_dir() and not (log and log.is_file()) and db is None:
         raise LlmguardError(
-            f"{directory}: no run history here (each 'llmguard run' stores its report "
-            "there; see --history-dir)"
+            f"{directory}: no run history here (each 'llmguard run' stores its report there; see --history-dir)"
         )
     history = load_history(directory, suite=args.suite, audit_log=log, db=db)
     for problem in history.problems:
@@ -111,9 +110,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         if not patterns:
             # headline view: gated and top-level metrics (per-column/per-group ones on request)
             latest = next((r.report for r in reversed(runs) if r.report is not None), None)
-            gated = (
-                {f"{c.id}.{g.metric}" for c in latest.checks for g in c.gates} if latest else set()
-            )
+            gated = {f"{c.id}.{g.metric}" for c in latest.checks for g in c.gates} if latest else set()
             keys = [k for k in keys if k in gated or "." not in k.partition(".")[2]]
         if args.json:
             records += series_records(runs, keys)
@@ -135,15 +132,9 @@ def _positive(text: str) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``report`` and ``history`` to the CLI's subcommands."""
-    report = sub.add_parser(
-        "report", help="re-render report.html and model_card.md from a stored report.json"
-    )
-    report.add_argument(
-        "report", metavar="REPORT_JSON", help="a report.json written by 'llmguard run'"
-    )
-    report.add_argument(
-        "--out", metavar="DIR", help="folder to write into (default: the report's folder)"
-    )
+    report = sub.add_parser("report", help="re-render report.html and model_card.md from a stored report.json")
+    report.add_argument("report", metavar="REPORT_JSON", help="a report.json written by 'llmguard run'")
+    report.add_argument("--out", metavar="DIR", help="folder to write into (default: the report's folder)")
     report.add_argument(
         "--key",
         metavar="PUB",
@@ -158,8 +149,7 @@ def add_commands(sub: Any) -> None:
     report.add_argument(
         "--history-dir",
         metavar="DIR",
-        help="run history to plot earlier runs from (default: $LLMGUARD_HISTORY_DIR "
-        "or ./.llmguard/runs)",
+        help="run history to plot earlier runs from (default: $LLMGUARD_HISTORY_DIR or ./.llmguard/runs)",
     )
     report.set_defaults(func=cmd_report)
 
@@ -180,14 +170,14 @@ def add_commands(sub: Any) -> None:
     history.add_argument(
         "--log",
         metavar="PATH",
-        help="audit log to join on run id (default: audit.jsonl "
-        "next to the history folder, when present)",
+        help="audit log to join on run id (default: audit.jsonl next to the history folder, when present)",
     )
-    history.add_argument(
-        "--last", type=_positive, default=10, metavar="N", help="show the last N runs (default 10)"
-    )
+    history.add_argument("--last", type=_positive, default=10, metavar="N", help="show the last N runs (default 10)")
     history.add_argument("--json", action="store_true", help="one JSON record per run and metric")
-    history.add_argument("--db", metavar="URL",
-                         help="also read the history database (SQLAlchemy URL or SQLite file), "
-                         "e.g. .llmguard/history.db as written by 'llmguard monitor'")
+    history.add_argument(
+        "--db",
+        metavar="URL",
+        help="also read the history database (SQLAlchemy URL or SQLite file), "
+        "e.g. .llmguard/history.db as written by 'llmguard monitor'",
+    )
     history.set_defaults(func=cmd_history)

@@ -81,8 +81,9 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise CheckTimeout(f"timed out after {timeout:g}s (the check is abandoned; raise 'timeout:' if it "
-                           "needs longer)")
+        raise CheckTimeout(
+            f"timed out after {timeout:g}s (the check is abandoned; raise 'timeout:' if it needs longer)"
+        )
     if "error" in box:
         raise CheckRaised(box["error"], box["traceback"])
     return box.get("value")
@@ -145,13 +146,26 @@ class Session:
     redactor: Redactor = field(default_factory=Redactor)
 
     @classmethod
-    def open(cls, loaded: LoadedSuite, host: PluginHost, out_dir: Path,
-             waivers: WaiverBook | None = None, run_id: str | None = None) -> Session:
+    def open(
+        cls,
+        loaded: LoadedSuite,
+        host: PluginHost,
+        out_dir: Path,
+        waivers: WaiverBook | None = None,
+        run_id: str | None = None,
+    ) -> Session:
         registry = host.registry()
         datasets = load_datasets(loaded, registry)
         models = load_models(loaded, registry)
-        session = cls(loaded=loaded, host=host, models=models, datasets=datasets, out_dir=out_dir,
-                      waivers=waivers, redactor=for_text(loaded.text))
+        session = cls(
+            loaded=loaded,
+            host=host,
+            models=models,
+            datasets=datasets,
+            out_dir=out_dir,
+            waivers=waivers,
+            redactor=for_text(loaded.text),
+        )
         if run_id is not None:
             session.run_id = run_id
         return session
@@ -165,8 +179,12 @@ class Session:
         artifact_dir = self.out_dir / "artifacts" / config.id
         suite = copy.deepcopy(self.loaded)
         return CheckContext(
-            suite=suite, check=config.model_copy(deep=True), models=dict(self.models),
-            datasets=dict(self.datasets), cache=self.cache, artifact_dir=artifact_dir,
+            suite=suite,
+            check=config.model_copy(deep=True),
+            models=dict(self.models),
+            datasets=dict(self.datasets),
+            cache=self.cache,
+            artifact_dir=artifact_dir,
             seed=derive_seed(self.loaded.suite.seed, config.id),
             default_confidence=self.loaded.suite.policy.confidence,
             registry=self.host.registry(),
@@ -187,9 +205,14 @@ class Session:
         params = params.model_copy(deep=True)
         timeout = config.timeout or self.loaded.suite.policy.default_timeout
         base: dict[str, Any] = dict(
-            id=config.id, uses=config.uses, plugin=definition.plugin, plugin_version=definition.plugin_version,
-            severity=config.severity, allow_error=config.allow_error,
-            params=raw, seed=ctx.seed,
+            id=config.id,
+            uses=config.uses,
+            plugin=definition.plugin,
+            plugin_version=definition.plugin_version,
+            severity=config.severity,
+            allow_error=config.allow_error,
+            params=raw,
+            seed=ctx.seed,
         )
         start = time.perf_counter()
 
@@ -223,9 +246,11 @@ class Session:
                 error = ErrorInfo(type="Skipped", message=_text_of(thrown))
             elif skip:
                 error = ErrorInfo(
-                    type="InvalidSkip", traceback=raised.formatted,
+                    type="InvalidSkip",
+                    traceback=raised.formatted,
                     message=f"CheckSkipped raised outside check '{config.uses}' (e.g. by a model): "
-                            f"only a check may skip; {_text_of(thrown)}")
+                    f"only a check may skip; {_text_of(thrown)}",
+                )
             else:
                 error = ErrorInfo(type=kind, message=_text_of(thrown), traceback=raised.formatted)
         except Exception as exc:  # a fault of the host's own validation: still a result
@@ -247,8 +272,13 @@ class Session:
         if status is None:
             status = Status.ERROR if error is not None else status_of(config.severity, gates)
         result = CheckResult(
-            **base, status=status, gates=gates, error=error, duration_s=round(duration, 6),
-            metrics=output.metrics if output else {}, details=output.details if output else {},
+            **base,
+            status=status,
+            gates=gates,
+            error=error,
+            duration_s=round(duration, 6),
+            metrics=output.metrics if output else {},
+            details=output.details if output else {},
             warnings=[*(output.warnings if output else []), *ctx.notes],
             artifacts={k: self._relative(v) for k, v in (output.artifacts if output else {}).items()},
         )
@@ -277,15 +307,23 @@ class Session:
         raw = self.loaded.raw
         registry = self.host.registry()
         return Report(
-            run_id=self.run_id, started_at=self.started_at, finished_at=now_rfc3339(),
+            run_id=self.run_id,
+            started_at=self.started_at,
+            finished_at=now_rfc3339(),
             duration_s=round(time.perf_counter() - self.t0, 6),
-            suite=SuiteInfo(name=suite.name, path=str(self.loaded.path), sha256=self.loaded.sha256,
-                            api_version=suite.apiVersion, seed=suite.seed,
-                            # as written: ${ENV} references stay unresolved so no secret leaks
-                            description=_as_written(raw.get("description"), suite.description),
-                            metadata=_as_written(raw.get("metadata"), suite.metadata),
-                            overrides=self.loaded.overrides),
-            decision=decision, checks=results,
+            suite=SuiteInfo(
+                name=suite.name,
+                path=str(self.loaded.path),
+                sha256=self.loaded.sha256,
+                api_version=suite.apiVersion,
+                seed=suite.seed,
+                # as written: ${ENV} references stay unresolved so no secret leaks
+                description=_as_written(raw.get("description"), suite.description),
+                metadata=_as_written(raw.get("metadata"), suite.metadata),
+                overrides=self.loaded.overrides,
+            ),
+            decision=decision,
+            checks=results,
             models={n: m.describe() for n, m in self.models.items()},
             datasets={n: d.describe() for n, d in self.datasets.items()},
             environment=environment.collect(self.loaded.base_dir),
@@ -301,9 +339,7 @@ def _as_written(raw: Any, validated: Any) -> Any:
     return raw if isinstance(raw, type(validated)) else validated
 
 
-def decide_with_vetoes(
-    session: Session, results: list[CheckResult], signed: bool = False
-) -> GateDecision:
+def decide_with_vetoes(session: Session, results: list[CheckResult], signed: bool = False) -> GateDecision:
     """The gate's decision, then every plugin's veto (which can only add BLOCK reasons).
 
     ``signed``: whether the run is signed with a trusted key (``policy.require_signature``).
@@ -317,22 +353,26 @@ def decide_with_vetoes(
         try:
             reasons = impl.function(**{k: v for k, v in {"report": draft}.items() if k in impl.argnames})
         except Exception as exc:  # fail closed: a broken veto blocks
-            vetoes.append(f"plugin '{impl.plugin_name}' failed in llmguard_gate_veto: "
-                          f"{type(exc).__name__}: {_text_of(exc)}")
+            vetoes.append(
+                f"plugin '{impl.plugin_name}' failed in llmguard_gate_veto: {type(exc).__name__}: {_text_of(exc)}"
+            )
             continue
         if reasons is None:
             continue
         if not isinstance(reasons, list | tuple) or not all(isinstance(r, str) for r in reasons):
-            vetoes.append(f"plugin '{impl.plugin_name}' returned {type(reasons).__name__} from "
-                          "llmguard_gate_veto, not a list of reasons")
+            vetoes.append(
+                f"plugin '{impl.plugin_name}' returned {type(reasons).__name__} from "
+                "llmguard_gate_veto, not a list of reasons"
+            )
             continue
         vetoes.extend(session.redactor.text(r) for r in reasons)
     # recomputed by the host from its own results, whatever a plugin did to its copy
     return decide(policy, results, vetoes, signed=signed)
 
 
-def run_checks(session: Session, only: Iterable[str] | None = None,
-               progress: ProgressFn | None = None) -> list[CheckResult]:
+def run_checks(
+    session: Session, only: Iterable[str] | None = None, progress: ProgressFn | None = None
+) -> list[CheckResult]:
     wanted = set(only) if only is not None else None
     results = []
     for config in session.loaded.suite.checks:
@@ -457,8 +497,7 @@ def finish_run(
         evidence_record = record(report, session.loaded, out_dir, written, evidence)
         written.append(evidence_record.attestation)
     warnings.extend(notify_decision(session, report, out_dir))
-    return RunOutcome(report=report, out_dir=out_dir, written=written, warnings=warnings,
-                      evidence=evidence_record)
+    return RunOutcome(report=report, out_dir=out_dir, written=written, warnings=warnings, evidence=evidence_record)
 
 
 def run(
@@ -494,6 +533,14 @@ def run(
 
     host = get_plugin_manager(entry_points=entry_points, plugins=plugins, objects=objects)
     loaded = load_suite(suite, host.registry(), overrides=list(overrides))
-    evidence = prepare(loaded, key=key, dev_key=dev_key, lock=lock, lock_key=lock_key,
-                       waivers=waivers, audit_log=audit_log, registry=host.registry())
+    evidence = prepare(
+        loaded,
+        key=key,
+        dev_key=dev_key,
+        lock=lock,
+        lock_key=lock_key,
+        waivers=waivers,
+        audit_log=audit_log,
+        registry=host.registry(),
+    )
     return run_suite(loaded, host, Path(out_dir), only=only, write=write, evidence=evidence)

@@ -12,8 +12,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def placeholders(name: str) -> dict[str, str]:
-    return {"PLUGIN_MODULE": f"llmguard_{name}", "PLUGIN_DIST": f"llmguard-{name.replace('_', '-')}",
-            "PLUGIN_NAME": name}
+    return {
+        "PLUGIN_MODULE": f"llmguard_{name}",
+        "PLUGIN_DIST": f"llmguard-{name.replace('_', '-')}",
+        "PLUGIN_NAME": name,
+    }
 
 
 def render(text: str, values: dict[str, str]) -> str:

@@ -47,6 +47,8 @@ class ModelSignature(_Strict):
         if (self.public_key is None) == (not self.certificate_chain):
             raise ValueError("give exactly one of 'public_key' and 'certificate_chain'")
         return self
+
+
 class FewShot(_Strict):
     """One worked example shown to a generative model before the real question."""
 
@@ -65,12 +67,15 @@ class PromptSpec(_Strict):
     """
 
     system: str | None = Field(None, description="System prompt (first message of every conversation).")
-    template: str = Field("{text}", description="User turn with {column} placeholders; {text} is the "
-                                                "dataset's text column.")
+    template: str = Field(
+        "{text}", description="User turn with {column} placeholders; {text} is the dataset's text column."
+    )
     context_column: str | None = Field(None, description="Column of retrieval context (RAG) shown to the model.")
     few_shot: list[FewShot] = Field(default_factory=list, description="Worked examples before the question.")
-    messages_column: str | None = Field(None, description="Column holding OpenAI-shaped messages (multi-turn); "
-                                                          "default 'messages' when the dataset has it.")
+    messages_column: str | None = Field(
+        None,
+        description="Column holding OpenAI-shaped messages (multi-turn); default 'messages' when the dataset has it.",
+    )
     description: str | None = None
 
     @field_validator("template")
@@ -95,8 +100,9 @@ class GenerationConfig(_Strict):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(32, ge=1, le=1_000_000, description="Longest answer in tokens.")
     stop: list[str] = Field(default_factory=list, description="The answer ends before the first of these strings.")
-    seed: int | None = Field(None, description="Seed of sample 0 (default: the suite seed); sample i uses a "
-                                               "seed derived from it and i.")
+    seed: int | None = Field(
+        None, description="Seed of sample 0 (default: the suite seed); sample i uses a seed derived from it and i."
+    )
     samples: int = Field(1, ge=1, le=1000, description="Independent generations per prompt (pass@k).")
     truncate: Literal["left", "error"] = Field(
         "left", description="A prompt longer than the context window: keep its end (counted warning), or error."
@@ -202,9 +208,7 @@ class Waiver(_Strict):
     check: str
     approver: str
     reason: str
-    expires: str = Field(
-        description="ISO date (YYYY-MM-DD, UTC, inclusive); an expired waiver is ignored."
-    )
+    expires: str = Field(description="ISO date (YYYY-MM-DD, UTC, inclusive); an expired waiver is ignored.")
 
     @field_validator("expires", mode="before")
     @classmethod
@@ -273,9 +277,7 @@ class ApprovalPolicy(_Strict):
         "a rejection by any of them wins). Empty: any role in the trust file counts.",
     )
     distinct_people: bool = Field(True, description="Each approval must come from another person.")
-    two_person_rule: bool = Field(
-        True, description="Whoever signed the run (its key or its name) cannot approve it."
-    )
+    two_person_rule: bool = Field(True, description="Whoever signed the run (its key or its name) cannot approve it.")
     valid_for_days: float | None = Field(
         30.0, gt=0, description="Days an approval stays valid after it was signed (null: no limit)."
     )
@@ -299,19 +301,19 @@ class Policy(_Strict):
         "thread", description="'process': each check runs in a forked child, so a crash is an ERROR of that check."
     )
     load_timeout: float = Field(
-        600.0, gt=0, allow_inf_nan=False,
+        600.0,
+        gt=0,
+        allow_inf_nan=False,
         description="Seconds a model loader or factory may take before the run stops with exit 2.",
     )
     allow_pickle: bool = Field(
         True, description="false: refuse (exit 2, before loading) models stored as pickle/joblib."
     )
     paths: Literal["any", "confined"] = Field(
-        "any", description="'confined': every dataset and model must resolve (symlinks followed) "
-        "inside the suite's folder.",
+        "any",
+        description="'confined': every dataset and model must resolve (symlinks followed) inside the suite's folder.",
     )
-    require_model_signature: bool = Field(
-        False, description="Refuse (exit 2) to load a model that names no signature."
-    )
+    require_model_signature: bool = Field(False, description="Refuse (exit 2) to load a model that names no signature.")
     approvals: ApprovalPolicy | None = Field(
         None, description="Signed approvals that turn a REVIEW into an accepted promotion."
     )
@@ -364,8 +366,10 @@ class Suite(_Strict):
         for name, model in self.models.items():
             if isinstance(model.prompt, str) and model.prompt not in self.prompts:
                 listed = ", ".join(sorted(self.prompts)) or "none"
-                raise ValueError(f"models.{name}.prompt: unknown prompt '{model.prompt}'"
-                                 f"{did_you_mean(model.prompt, self.prompts)}; 'prompts:' defines: {listed}")
+                raise ValueError(
+                    f"models.{name}.prompt: unknown prompt '{model.prompt}'"
+                    f"{did_you_mean(model.prompt, self.prompts)}; 'prompts:' defines: {listed}"
+                )
         return self
 
     def prompt_of(self, model: str) -> PromptSpec | None:

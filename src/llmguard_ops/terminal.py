@@ -50,8 +50,12 @@ class TerminalProgress:
         if self.quiet:
             return
         if event == "loaded":
-            self.stream.write(clean(f"loaded models: {', '.join(data['models']) or '-'}; "
-                                    f"datasets: {', '.join(data['datasets']) or '-'}") + "\n")
+            self.stream.write(
+                clean(
+                    f"loaded models: {', '.join(data['models']) or '-'}; datasets: {', '.join(data['datasets']) or '-'}"
+                )
+                + "\n"
+            )
         elif event == "check_end":
             r: CheckResult = data["result"]
             detail = _metric_line(r) if r.status is not Status.ERROR else (r.error.message if r.error else "")

@@ -110,9 +110,7 @@ class LiveDisplay:
         self.progress.stop()
 
     def header(self, name: str, path: Path, sha256: str, checks: int) -> None:
-        self.console.print(
-            f"[bold]suite {name}[/] ({path.name}, sha256 {sha256[:12]}): {checks} checks"
-        )
+        self.console.print(f"[bold]suite {name}[/] ({path.name}, sha256 {sha256[:12]}): {checks} checks")
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         if event == "loaded":
@@ -124,9 +122,7 @@ class LiveDisplay:
                 f"[green]✓[/] loaded models: {_safe(', '.join(data['models']) or '-')}; "
                 f"datasets: {_safe(', '.join(data['datasets']) or '-')} [dim]({elapsed:.1f}s)[/]"
             )
-            self._overall = self.progress.add_task(
-                "checks", total=self.total, count=f"0/{self.total}"
-            )
+            self._overall = self.progress.add_task("checks", total=self.total, count=f"0/{self.total}")
         elif event == "check_start":
             self._tasks[data["id"]] = self.progress.add_task(
                 f"  [bold]{_safe(data['id'])}[/] [dim]{_safe(data['uses'])}[/]",
@@ -138,11 +134,7 @@ class LiveDisplay:
             task = self._tasks.pop(r.id, None)
             if task is not None:
                 self.progress.remove_task(task)
-            detail = (
-                _metric_line(r, limit=3)
-                if r.status is not Status.ERROR
-                else (r.error.message if r.error else "")
-            )
+            detail = _metric_line(r, limit=3) if r.status is not Status.ERROR else (r.error.message if r.error else "")
             self.console.print(
                 f"  [{_STYLE[r.status]}]{r.status.value.upper():<5}[/] {_safe(r.id):<22} "
                 f"[dim]{r.duration_s:6.2f}s[/]  {_safe(detail)}",
@@ -151,9 +143,7 @@ class LiveDisplay:
             )
             self._done += 1
             if self._overall is not None:
-                self.progress.update(
-                    self._overall, completed=self._done, count=f"{self._done}/{self.total}"
-                )
+                self.progress.update(self._overall, completed=self._done, count=f"{self._done}/{self.total}")
                 if self._done >= self.total:
                     self.progress.remove_task(self._overall)
                     self._overall = None
@@ -179,9 +169,7 @@ class LiveDisplay:
         ):
             table.add_column(column, **kwargs)
         for c in report.checks:
-            gates = "\n".join(_gate_cell(c, g) for g in c.gates) or (
-                _safe(c.error.message) if c.error else "—"
-            )
+            gates = "\n".join(_gate_cell(c, g) for g in c.gates) or (_safe(c.error.message) if c.error else "—")
             table.add_row(
                 f"[{_STYLE[c.status]}]{c.status.value.upper()}[/]",
                 _safe(c.id),

@@ -67,11 +67,11 @@ class ProjectOutcome:
         want = Decision(expected) if isinstance(expected, str) else expected
         if self.decision is not want:
             reasons = "\n  ".join(self.report.decision.reasons) or "(no reasons)"
-            errors = "\n  ".join(
-                f"{c.id}: {c.error.type}: {c.error.message}" for c in self.report.checks if c.error
+            errors = "\n  ".join(f"{c.id}: {c.error.type}: {c.error.message}" for c in self.report.checks if c.error)
+            raise AssertionError(
+                f"expected {want.value}, got {self.decision.value}:\n  {reasons}"
+                + (f"\nerrors:\n  {errors}" if errors else "")
             )
-            raise AssertionError(f"expected {want.value}, got {self.decision.value}:\n  {reasons}"
-                                 + (f"\nerrors:\n  {errors}" if errors else ""))
 
 
 @dataclass
@@ -87,8 +87,9 @@ class LlmguardProject:
     plugins: list[tuple[str, Any]] = field(default_factory=list)
     seed: int = 0
 
-    def dataset(self, name: str, frame: Any, *, target: str | None = None, sensitive: list[str] | None = None,
-                **spec: Any) -> Path:
+    def dataset(
+        self, name: str, frame: Any, *, target: str | None = None, sensitive: list[str] | None = None, **spec: Any
+    ) -> Path:
         """Write a pandas DataFrame as CSV and declare it under ``name``."""
         path = self.root / f"{name}.csv"
         frame.to_csv(path, index=False)
@@ -100,8 +101,9 @@ class LlmguardProject:
         self.datasets[name] = entry
         return path
 
-    def model(self, name: str, estimator: Any = None, *, loader: str = "sklearn", path: str | None = None,
-              **options: Any) -> None:
+    def model(
+        self, name: str, estimator: Any = None, *, loader: str = "sklearn", path: str | None = None, **options: Any
+    ) -> None:
         """Declare a model: a fitted estimator (saved with joblib) or a loader and path."""
         if estimator is not None:
             import joblib
@@ -118,8 +120,15 @@ class LlmguardProject:
         """Register a plugin object or module for this run only."""
         self.plugins.append((name or str(getattr(obj, "__name__", None) or type(obj).__name__), obj))
 
-    def check(self, check_id: str, *, uses: str, with_: dict[str, Any] | None = None,
-              gate: dict[str, Any] | None = None, **extra: Any) -> None:
+    def check(
+        self,
+        check_id: str,
+        *,
+        uses: str,
+        with_: dict[str, Any] | None = None,
+        gate: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
         """Append a check (``with_`` is the suite's ``with:``)."""
         entry: dict[str, Any] = {"id": check_id, "uses": uses}
         if with_:
@@ -130,8 +139,14 @@ class LlmguardProject:
         self.checks.append(entry)
 
     def suite(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"apiVersion": "llmguard/v1", "name": self.name, "seed": self.seed,
-                                "models": self.models, "datasets": self.datasets, "checks": self.checks}
+        data: dict[str, Any] = {
+            "apiVersion": "llmguard/v1",
+            "name": self.name,
+            "seed": self.seed,
+            "models": self.models,
+            "datasets": self.datasets,
+            "checks": self.checks,
+        }
         if self.policy:
             data["policy"] = self.policy
         return data
@@ -139,12 +154,12 @@ class LlmguardProject:
     def write_suite(self, text: str | None = None) -> Path:
         """Write the suite (or the given YAML text) to ``suite.yaml`` and return its path."""
         path = self.root / "suite.yaml"
-        path.write_text(text if text is not None else yaml.safe_dump(self.suite(), sort_keys=False),
-                        encoding="utf-8")
+        path.write_text(text if text is not None else yaml.safe_dump(self.suite(), sort_keys=False), encoding="utf-8")
         return path
 
-    def run(self, *, text: str | None = None, entry_points: bool = True, overrides: list[str] | None = None
-            ) -> ProjectOutcome:
+    def run(
+        self, *, text: str | None = None, entry_points: bool = True, overrides: list[str] | None = None
+    ) -> ProjectOutcome:
         """Run the project's suite in-process and record every hook call."""
         from .loading import load_suite
         from .runner import run_suite

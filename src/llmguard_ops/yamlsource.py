@@ -105,8 +105,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _at(self._file, self.peek_event().start_mark,
-                          f"nesting deeper than {MAX_DEPTH} levels")
+                raise _at(self._file, self.peek_event().start_mark, f"nesting deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -120,13 +119,12 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._flattening.discard(id(node))
         if len(node.value) > MAX_NODES:
-            raise _at(self._file, node.start_mark,
-                      f"merge keys ('<<') expand this mapping to more than {MAX_NODES} entries")
+            raise _at(
+                self._file, node.start_mark, f"merge keys ('<<') expand this mapping to more than {MAX_NODES} entries"
+            )
 
 
-def load_yaml(
-    text: str, file: str, env: Mapping[str, str] | None = None
-) -> tuple[Any, Any, SourceMap]:
+def load_yaml(text: str, file: str, env: Mapping[str, str] | None = None) -> tuple[Any, Any, SourceMap]:
     """Parse ``text`` and return ``(data, raw, source_map)``.
 
     ``data`` has ``${ENV}`` references resolved; ``raw`` keeps them as written, so that
@@ -139,8 +137,9 @@ def load_yaml(
     except yaml.reader.ReaderError as exc:
         line, column = _char_position(text, exc.position)
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
-        raise SuiteError(f"invalid YAML: character {code:#06x} is not allowed ({exc.reason})",
-                         file=file, line=line, column=column) from None
+        raise SuiteError(
+            f"invalid YAML: character {code:#06x} is not allowed ({exc.reason})", file=file, line=line, column=column
+        ) from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -151,12 +150,12 @@ def load_yaml(
         loader.dispose()
         line, column = _char_position(text, exc.position)
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
-        raise SuiteError(f"invalid YAML: character {code:#06x} is not allowed ({exc.reason})",
-                         file=file, line=line, column=column) from None
+        raise SuiteError(
+            f"invalid YAML: character {code:#06x} is not allowed ({exc.reason})", file=file, line=line, column=column
+        ) from None
     except yaml.YAMLError as exc:
         loader.dispose()
-        raise _at(file, getattr(exc, "problem_mark", None) or _last_mark(loader),
-                  f"invalid YAML: {exc}") from None
+        raise _at(file, getattr(exc, "problem_mark", None) or _last_mark(loader), f"invalid YAML: {exc}") from None
     except SuiteError:
         loader.dispose()
         raise
@@ -170,51 +169,72 @@ def load_yaml(
         try:
             value = loader.construct_object(n, deep=True)
         except yaml.MarkedYAMLError as exc:
-            raise _at(file, exc.problem_mark or n.start_mark, f"invalid YAML: {exc.problem or exc.context}",
-                      key=format_path(path) or None) from None
+            raise _at(
+                file,
+                exc.problem_mark or n.start_mark,
+                f"invalid YAML: {exc.problem or exc.context}",
+                key=format_path(path) or None,
+            ) from None
         except (ValueError, OverflowError, TypeError) as exc:  # e.g. 5000 digits, 2026-13-45
             raise _at(file, n.start_mark, f"invalid value: {_short(str(exc))}", key=format_path(path) or None) from None
         if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT < value < MAX_INT:
-            raise _at(file, n.start_mark, "integer out of range (must fit in 64 bits)",
-                      key=format_path(path) or None)
+            raise _at(file, n.start_mark, "integer out of range (must fit in 64 bits)", key=format_path(path) or None)
         return value
 
     def build(n: yaml.Node, path: Path_, resolve: bool) -> Any:
         count[0] += 1
         if len(path) > MAX_DEPTH:
-            raise _at(file, n.start_mark, f"nesting deeper than {MAX_DEPTH} levels (or an alias that "
-                      "contains itself)", key=format_path(path[:MAX_DEPTH]) or None)
+            raise _at(
+                file,
+                n.start_mark,
+                f"nesting deeper than {MAX_DEPTH} levels (or an alias that contains itself)",
+                key=format_path(path[:MAX_DEPTH]) or None,
+            )
         if count[0] > MAX_NODES:
-            raise _at(file, n.start_mark, f"the document expands to more than {MAX_NODES} values "
-                      "(aliases are counted at every use)", key=format_path(path) or None)
+            raise _at(
+                file,
+                n.start_mark,
+                f"the document expands to more than {MAX_NODES} values (aliases are counted at every use)",
+                key=format_path(path) or None,
+            )
         if resolve:
             smap.values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
         if isinstance(n, yaml.MappingNode):
             try:
                 loader.flatten_mapping(n)
             except yaml.MarkedYAMLError as exc:
-                raise _at(file, exc.problem_mark or n.start_mark, f"invalid YAML: {exc.problem or exc.context}",
-                          key=format_path(path) or None) from None
+                raise _at(
+                    file,
+                    exc.problem_mark or n.start_mark,
+                    f"invalid YAML: {exc.problem or exc.context}",
+                    key=format_path(path) or None,
+                ) from None
             out: dict[Any, Any] = {}
             for k_node, v_node in n.value:
                 if not isinstance(k_node, yaml.ScalarNode):
                     raise SuiteError(
                         "mapping keys must be plain scalars",
-                        file=file, line=k_node.start_mark.line + 1, column=k_node.start_mark.column + 1,
+                        file=file,
+                        line=k_node.start_mark.line + 1,
+                        column=k_node.start_mark.column + 1,
                     )
                 key = scalar(k_node, (*path, str(k_node.value)))
                 if not isinstance(key, str | int | float | bool) or key is None:
                     raise SuiteError(
                         "mapping keys must be plain scalars",
-                        file=file, line=k_node.start_mark.line + 1, column=k_node.start_mark.column + 1,
+                        file=file,
+                        line=k_node.start_mark.line + 1,
+                        column=k_node.start_mark.column + 1,
                     )
                 # keys are names, never YAML 1.1 booleans: `on:` means "on", not True
                 key = k_node.value if isinstance(k_node, yaml.ScalarNode) and not isinstance(key, str) else str(key)
                 if key in out:
                     raise SuiteError(
                         f"duplicate key '{key}'",
-                        file=file, line=k_node.start_mark.line + 1,
-                        column=k_node.start_mark.column + 1, key=format_path((*path, key)),
+                        file=file,
+                        line=k_node.start_mark.line + 1,
+                        column=k_node.start_mark.column + 1,
+                        key=format_path((*path, key)),
                     )
                 if resolve:
                     smap.keys[(*path, key)] = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
@@ -227,8 +247,10 @@ def load_yaml(
             try:
                 return interpolate(value, env)
             except KeyError as exc:
-                raise smap.error(path, f"environment variable {exc.args[0]} is not set "
-                                 f"(write ${{{exc.args[0]}:-default}} for a default)") from None
+                raise smap.error(
+                    path,
+                    f"environment variable {exc.args[0]} is not set (write ${{{exc.args[0]}:-default}} for a default)",
+                ) from None
         return value
 
     try:

@@ -39,13 +39,21 @@ def population(n: int, rng: np.random.Generator, income_shift: float = 0.0, debt
         + 0.6
     )
     approved = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame({
-        "applicant_id": np.arange(n) + 1,
-        "age": age, "income": income.round(2), "debt_ratio": debt_ratio.round(4),
-        "credit_history_months": history.astype(int), "num_accounts": accounts,
-        "employment": employment, "purpose": purpose,
-        "sex": sex, "age_group": age_group, "approved": approved,
-    })
+    return pd.DataFrame(
+        {
+            "applicant_id": np.arange(n) + 1,
+            "age": age,
+            "income": income.round(2),
+            "debt_ratio": debt_ratio.round(4),
+            "credit_history_months": history.astype(int),
+            "num_accounts": accounts,
+            "employment": employment,
+            "purpose": purpose,
+            "sex": sex,
+            "age_group": age_group,
+            "approved": approved,
+        }
+    )
 
 
 def main() -> None:

@@ -34,23 +34,30 @@ TARGET = "approved"
 
 
 def _prep(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
-    return ColumnTransformer([
-        ("num", StandardScaler(), numeric),
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
-    ])
+    return ColumnTransformer(
+        [
+            ("num", StandardScaler(), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+        ]
+    )
 
 
 def main() -> None:
     train = pd.read_csv(HERE / "data" / "train.csv")
     x, y = train[NUMERIC + CATEGORICAL], train[TARGET]
     old = ["income", "debt_ratio", "num_accounts", "employment"]
-    champion = Pipeline([
-        ("prep", _prep(["income", "debt_ratio", "num_accounts"], ["employment"])),
-        ("clf", DecisionTreeClassifier(max_depth=4, min_samples_leaf=40, random_state=0)),
-    ]).fit(train[old], y)
-    candidate = Pipeline([
-        ("prep", _prep(NUMERIC, CATEGORICAL)), ("clf", LogisticRegression(max_iter=1000)),
-    ]).fit(x, y)
+    champion = Pipeline(
+        [
+            ("prep", _prep(["income", "debt_ratio", "num_accounts"], ["employment"])),
+            ("clf", DecisionTreeClassifier(max_depth=4, min_samples_leaf=40, random_state=0)),
+        ]
+    ).fit(train[old], y)
+    candidate = Pipeline(
+        [
+            ("prep", _prep(NUMERIC, CATEGORICAL)),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(x, y)
     out = HERE / "models"
     out.mkdir(exist_ok=True)
     for name, model in (("champion", champion), ("candidate", candidate)):

@@ -80,10 +80,7 @@ def fairlearn_by_group(table: CountTable, labelled: bool) -> dict[str, Any]:
         by_group.loc[[i for i in by_group.index if not has_pos[i]], "true_positive_rate"] = np.nan
         by_group.loc[[i for i in by_group.index if not has_neg[i]], "false_positive_rate"] = np.nan
     out: dict[str, Any] = {
-        "by_group": {
-            table.labels[int(i)]: {m: float(by_group.loc[i, m]) for m in metrics}
-            for i in by_group.index
-        },
+        "by_group": {table.labels[int(i)]: {m: float(by_group.loc[i, m]) for m in metrics} for i in by_group.index},
     }
     if labelled and not (has_pos.all() and has_neg.all()):
         ranges = by_group.max() - by_group.min()  # pandas skips the NaN groups
@@ -93,9 +90,7 @@ def fairlearn_by_group(table: CountTable, labelled: bool) -> dict[str, Any]:
     out["demographic_parity_ratio"] = float(frame.ratio(method="between_groups")["selection_rate"])
     if labelled:
         out["equal_opportunity_difference"] = float(ranges["true_positive_rate"])
-        out["equalized_odds_difference"] = float(
-            max(ranges["true_positive_rate"], ranges["false_positive_rate"])
-        )
+        out["equalized_odds_difference"] = float(max(ranges["true_positive_rate"], ranges["false_positive_rate"]))
     return out
 
 
@@ -117,11 +112,7 @@ def aif360_privileged(table: CountTable, privileged: int, labelled: bool) -> dic
         "pos_label": 1,
         "sample_weight": w,
     }
-    out = {
-        "disparate_impact_ratio": float(
-            am.disparate_impact_ratio(y_true, p, zero_division=np.nan, **kw)
-        )
-    }
+    out = {"disparate_impact_ratio": float(am.disparate_impact_ratio(y_true, p, zero_division=np.nan, **kw))}
     if labelled:
         out["average_odds_difference"] = float(am.average_odds_difference(y_true, p, **kw))
     return out

@@ -45,9 +45,7 @@ from .terms import (
 class CounterfactualParams(BaseModel):
     """Parameters of ``bias.counterfactual``."""
 
-    model: ModelRef = Field(
-        "candidate", description="Text model: a classifier (predict_proba) or a generator."
-    )
+    model: ModelRef = Field("candidate", description="Text model: a classifier (predict_proba) or a generator.")
     scorer: ModelRef | None = Field(
         None, description="Classifier scoring a generator's outputs (e.g. a local sentiment model)."
     )
@@ -56,9 +54,7 @@ class CounterfactualParams(BaseModel):
         None,
         description="Swap terms in this dataset's text column instead of filling templates.",
     )
-    terms: str | None = Field(
-        None, description="Term-list YAML file (default: the shipped data/terms.yaml)."
-    )
+    terms: str | None = Field(None, description="Term-list YAML file (default: the shipped data/terms.yaml).")
     templates: list[str] | str | None = Field(
         None,
         description="Templates with one {person}, inline or a YAML list file (default: shipped).",
@@ -79,20 +75,15 @@ class CounterfactualParams(BaseModel):
     )
     score_label: str | int | None = Field(
         None,
-        description="Class whose probability is the score, by name (id2label) or index "
-        "(default: the last class).",
+        description="Class whose probability is the score, by name (id2label) or index (default: the last class).",
     )
     compare: Literal["auto", "classifier", "generation"] = Field(
         "auto",
         description="How outputs are compared (auto: classifier when the model has predict_proba).",
     )
-    n_resamples: int = Field(
-        1000, ge=0, description="Bootstrap resamples over templates (0: no intervals)."
-    )
+    n_resamples: int = Field(1000, ge=0, description="Bootstrap resamples over templates (0: no intervals).")
     worst: int = Field(10, ge=0, description="Worst pairs shown as examples.")
-    report_pairs: int = Field(
-        200, ge=0, description="Pairs listed in the report (all are in the artifact)."
-    )
+    report_pairs: int = Field(200, ge=0, description="Pairs listed in the report (all are in the artifact).")
     model_config = ConfigDict(extra="forbid")
 
 
@@ -100,9 +91,7 @@ METRICS = (
     MetricSpec("flip_rate", "share of counterfactual pairs whose predicted class differs", False),
     MetricSpec("mean_score_gap", "mean |score(a) - score(b)| over counterfactual pairs", False),
     MetricSpec("max_score_gap", "largest |score(a) - score(b)| over counterfactual pairs", False),
-    MetricSpec(
-        "mean_text_similarity", "generators: mean difflib similarity of the two outputs", True
-    ),
+    MetricSpec("mean_text_similarity", "generators: mean difflib similarity of the two outputs", True),
     MetricSpec("axis.*.flip_rate", "flip_rate within one axis (e.g. axis.gender.flip_rate)", False),
     MetricSpec("axis.*.mean_score_gap", "mean_score_gap within one axis", False),
 )
@@ -131,9 +120,7 @@ def _score_index(names: list[str], wanted: str | int | None) -> int:
     return names.index(str(wanted))
 
 
-def _classify(
-    obj: Any, texts: list[str], wanted: str | int | None
-) -> tuple[np.ndarray, np.ndarray, str]:
+def _classify(obj: Any, texts: list[str], wanted: str | int | None) -> tuple[np.ndarray, np.ndarray, str]:
     proba = np.asarray(obj.predict_proba(texts), dtype=np.float64)
     if proba.ndim != 2 or proba.shape[0] != len(texts):
         raise ValueError(f"predict_proba returned shape {proba.shape} for {len(texts)} texts")
@@ -163,9 +150,7 @@ def _outputs(ctx: CheckContext, params: CounterfactualParams, texts: list[str]) 
         generated = [str(g) for g in obj.generate(texts)]
         out: dict[str, Any] = {"mode": "generation", "text": generated}
         if params.scorer is not None:
-            labels, scores, name = _classify(
-                ctx.model(params.scorer).obj, generated, params.score_label
-            )
+            labels, scores, name = _classify(ctx.model(params.scorer).obj, generated, params.score_label)
             out.update(label=labels, score=scores, score_label=name, scored_by=params.scorer)
         return out
     if not hasattr(obj, "predict_proba"):
@@ -174,9 +159,7 @@ def _outputs(ctx: CheckContext, params: CounterfactualParams, texts: list[str]) 
     return {"mode": "classifier", "label": labels, "score": scores, "score_label": name}
 
 
-def _pair_records(
-    cfs: list[Counterfactual], index: dict[str, int], outs: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _pair_records(cfs: list[Counterfactual], index: dict[str, int], outs: dict[str, Any]) -> list[dict[str, Any]]:
     records = []
     labels, scores, texts = outs.get("label"), outs.get("score"), outs.get("text")
     for cf in cfs:
@@ -236,9 +219,7 @@ def _add_rates(
     intervals: dict[str, tuple[float, float, float]] = {}
     if params.n_resamples > 0 and used > 1:
         for level in sorted({ctx.confidence(prefix + k) for k in names}):
-            res = bootstrap_weighted(
-                stat, n_templates, confidence=level, n_resamples=params.n_resamples, seed=ctx.seed
-            )
+            res = bootstrap_weighted(stat, n_templates, confidence=level, n_resamples=params.n_resamples, seed=ctx.seed)
             for i, k in enumerate(names):
                 if ctx.confidence(prefix + k) == level:
                     intervals[k] = (float(res.low[i]), float(res.high[i]), level)
@@ -252,8 +233,7 @@ def _add_rates(
                 lower=low,
                 upper=high,
                 confidence=level,
-                interval_method=f"bootstrap-percentile over {used} templates "
-                f"({params.n_resamples} resamples)",
+                interval_method=f"bootstrap-percentile over {used} templates ({params.n_resamples} resamples)",
             )
         out.add(prefix + k, float(points[i]), **fields)
 
@@ -311,18 +291,14 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
     terms, terms_facts = load_terms(params.terms, base, params.axes)
     cfs, units, template_facts = _counterfactual_sets(ctx, params, terms)
     if not cfs:
-        raise CheckSkipped(
-            f"no text of dataset '{params.dataset}' mentions a term of {sorted(terms)}"
-        )
+        raise CheckSkipped(f"no text of dataset '{params.dataset}' mentions a term of {sorted(terms)}")
     texts = sorted({t for cf in cfs for t in cf.texts.values()})
     index = {t: i for i, t in enumerate(texts)}
     outs = _outputs(ctx, params, texts)
     records = _pair_records(cfs, index, outs)
     out = CheckOutput()
     if outs["mode"] == "generation" and "score" not in outs:
-        out.warnings.append(
-            "generator without a 'scorer': flips compare the output texts; no score gap"
-        )
+        out.warnings.append("generator without a 'scorer': flips compare the output texts; no score gap")
     _add_rates(out, ctx, params, records)
     joint = params.joint_axes or []
     reported = [*terms, *(["+".join(joint)] if params.dataset and len(joint) > 1 else [])]
@@ -335,11 +311,7 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
     has_scores = "score_gap" in records[0]
     if has_scores:
         out.add("max_score_gap", max(r["score_gap"] for r in records), n=len(records))
-    key = (
-        (lambda r: (r["score_gap"], r["flip"]))
-        if has_scores
-        else (lambda r: (r["flip"], -r["similarity"]))
-    )
+    key = (lambda r: (r["score_gap"], r["flip"])) if has_scores else (lambda r: (r["flip"], -r["similarity"]))
     ranked = sorted(records, key=key, reverse=True)
     path = ctx.artifact_dir / "counterfactual_pairs.jsonl"
     atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ranked))

@@ -36,9 +36,7 @@ class DataBiasParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: DatasetRef = Field("reference", description="Training or reference data to examine.")
-    sensitive: list[str] | None = Field(
-        None, description="Sensitive columns (default: the dataset's)."
-    )
+    sensitive: list[str] | None = Field(None, description="Sensitive columns (default: the dataset's).")
     population: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="Expected share per group: {sex: {female: 0.5, male: 0.5}}; an "
@@ -50,24 +48,19 @@ class DataBiasParams(BaseModel):
     )
     features: list[str] | None = Field(
         None,
-        description="Features searched for proxies (default: every column that is neither "
-        "target, text nor sensitive).",
+        description="Features searched for proxies (default: every column that is neither target, text nor sensitive).",
     )
     positive_label: Any = Field(None, description="Favourable label (default: the larger one).")
     privileged: dict[str, Any] = Field(
         default_factory=dict,
         description="Reference value per sensitive column (default: the highest base rate).",
     )
-    min_group_size: int = Field(
-        30, ge=1, description="Smaller groups are excluded from label metrics."
-    )
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are excluded from label metrics.")
     proxy_threshold: float = Field(
         0.2, gt=0, le=1, description="Normalised mutual information at which a feature is a proxy."
     )
     consistency_neighbors: int = Field(5, ge=1, description="Neighbours for AIF360's consistency.")
-    max_rows: int = Field(
-        5000, ge=50, description="Rows sampled (with the seed) for consistency and proxies."
-    )
+    max_rows: int = Field(5000, ge=50, description="Rows sampled (with the seed) for consistency and proxies.")
     n_resamples: int = Field(1000, ge=0, description="Bootstrap resamples for label metrics.")
 
 
@@ -79,8 +72,7 @@ METRICS = (
     MetricSpec("max_representation_gap", "largest |share - expected share| over all groups", False),
     MetricSpec(
         "base_rate_difference",
-        "AIF360 statistical_parity_difference of the labels: P(y=1 | unprivileged) - "
-        "P(y=1 | privileged)",
+        "AIF360 statistical_parity_difference of the labels: P(y=1 | unprivileged) - P(y=1 | privileged)",
         None,
     ),
     MetricSpec(
@@ -91,9 +83,7 @@ METRICS = (
     MetricSpec("base_rate_range", "max - min base rate over groups", False),
     MetricSpec("group.*.base_rate", "P(y=1) in one group", None),
     MetricSpec("consistency", "AIF360 consistency_score: label agreement with k neighbours", True),
-    MetricSpec(
-        "max_proxy_strength", "largest normalised MI of a feature with a sensitive column", False
-    ),
+    MetricSpec("max_proxy_strength", "largest normalised MI of a feature with a sensitive column", False),
     MetricSpec("proxy_features", "features whose normalised MI reaches proxy_threshold", False),
     MetricSpec("proxy.*", "normalised MI of one feature with one sensitive column", False),
 )
@@ -104,11 +94,7 @@ def _groupings(columns: list[str]) -> list[list[str]]:
 
 
 def _keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    return (
-        frame[columns].astype(str).agg("&".join, axis=1)
-        if len(columns) > 1
-        else frame[columns[0]].astype(str)
-    )
+    return frame[columns].astype(str).agg("&".join, axis=1) if len(columns) > 1 else frame[columns[0]].astype(str)
 
 
 def _wilson(k: int, n: int, level: float) -> tuple[float, float]:
@@ -159,13 +145,9 @@ def _representation(
             assert prod is not None
             missing = [c for c in grouping if c not in prod.columns]
             if missing:
-                raise ValueError(
-                    f"production dataset '{params.production}' lacks {', '.join(missing)}"
-                )
+                raise ValueError(f"production dataset '{params.production}' lacks {', '.join(missing)}")
             prod_counts = _keys(prod, grouping).value_counts()
-            groups = list(
-                dict.fromkeys([*prod_counts.index.astype(str), *counts.index.astype(str)])
-            )
+            groups = list(dict.fromkeys([*prod_counts.index.astype(str), *counts.index.astype(str)]))
             expected = {g: float(prod_counts.get(g, 0)) / len(prod) for g in groups}
         for g in groups:
             k = int(counts.get(g, 0))
@@ -228,9 +210,7 @@ def _label_balance(
     sizes = counts.sum(axis=1)
     keep = sizes >= params.min_group_size
     for g in groups[~keep]:
-        out.warnings.append(
-            f"group {g} has fewer than {params.min_group_size} rows: excluded from label metrics"
-        )
+        out.warnings.append(f"group {g} has fewer than {params.min_group_size} rows: excluded from label metrics")
     groups, counts = groups[keep], counts[keep]
     if len(groups) < 2:
         out.warnings.append("fewer than two groups large enough: no label-balance metrics")
@@ -240,9 +220,7 @@ def _label_balance(
     if all(c in params.privileged for c in columns):
         wanted = "&".join(str(params.privileged[c]) for c in columns)
         if wanted not in groups.tolist():
-            raise ValueError(
-                f"privileged group {wanted} has fewer than {params.min_group_size} rows"
-            )
+            raise ValueError(f"privileged group {wanted} has fewer than {params.min_group_size} rows")
         ref, how = groups.tolist().index(wanted), "configured (privileged)"
     else:
         ref, how = int(np.argmax(rates)), "highest base rate (set 'privileged' to fix it)"
@@ -253,9 +231,7 @@ def _label_balance(
     y_true = pd.Series(y_idx, index=pd.Index((g_idx == ref).astype(int), name="privileged"))
     kw: dict[str, Any] = {"prot_attr": "privileged", "priv_group": 1, "pos_label": 1}
     library = {
-        "base_rate_difference": float(
-            am.statistical_parity_difference(y_true, sample_weight=weights, **kw)
-        ),
+        "base_rate_difference": float(am.statistical_parity_difference(y_true, sample_weight=weights, **kw)),
         "label_disparate_impact": float(
             am.disparate_impact_ratio(y_true, sample_weight=weights, zero_division=np.nan, **kw)
         ),
@@ -307,9 +283,7 @@ def _label_balance(
         else:
             out.warnings.append(f"{name}: undefined on this data (a base rate of 0)")
 
-    add(
-        "base_rate_difference", library["base_rate_difference"], _get(draws, "base_rate_difference")
-    )
+    add("base_rate_difference", library["base_rate_difference"], _get(draws, "base_rate_difference"))
     add(
         "label_disparate_impact",
         library["label_disparate_impact"],
@@ -368,15 +342,9 @@ def _proxies(
             continue
         for f in features:
             x = frame[f]
-            if (
-                pd.api.types.is_numeric_dtype(x)
-                and not pd.api.types.is_bool_dtype(x)
-                and x.nunique() > 10
-            ):
+            if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x) and x.nunique() > 10:
                 xv = x.astype(float).fillna(x.astype(float).median()).to_numpy()[:, None]
-                mi = float(
-                    mutual_info_classif(xv, s, discrete_features=False, random_state=seed)[0]
-                )
+                mi = float(mutual_info_classif(xv, s, discrete_features=False, random_state=seed)[0])
                 how = "mutual_info_classif (k-NN estimate)"
             else:
                 mi = float(mutual_info_score(s, x.astype(str).to_numpy()))
@@ -396,9 +364,7 @@ def _proxies(
             out.add(f"proxy.{f}.{col}", strength, n=len(frame))
     found.sort(key=lambda r: -float(r["strength"]))
     out.add("max_proxy_strength", float(found[0]["strength"]) if found else 0.0, n=len(frame))
-    out.add(
-        "proxy_features", float(len({r["feature"] for r in found if r["proxy"]})), n=len(features)
-    )
+    out.add("proxy_features", float(len({r["feature"] for r in found if r["proxy"]})), n=len(features))
     return found
 
 
@@ -407,20 +373,14 @@ def run_data_bias(ctx: CheckContext, params: DataBiasParams) -> CheckOutput:
     frame = ds.frame
     columns = list(params.sensitive or ds.sensitive)
     if not columns:
-        raise ValueError(
-            f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'"
-        )
+        raise ValueError(f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"sensitive columns not in dataset '{params.dataset}': {', '.join(missing)}"
-        )
+        raise ValueError(f"sensitive columns not in dataset '{params.dataset}': {', '.join(missing)}")
     known = {"&".join(g) for g in _groupings(columns)}
     unknown = sorted(set(params.population) - known)
     if unknown:
-        raise ValueError(
-            f"population names {', '.join(unknown)}; expected one of {', '.join(sorted(known))}"
-        )
+        raise ValueError(f"population names {', '.join(unknown)}; expected one of {', '.join(sorted(known))}")
     if params.population and params.production:
         raise ValueError("set either 'population' or 'production', not both")
     out = CheckOutput()

@@ -36,10 +36,8 @@ DEFINITIONS = {
     "demographic_parity_ratio": "fairlearn: min / max selection rate over groups",
     "equalized_odds_difference": "fairlearn: max(TPR range, FPR range) over groups (worst case)",
     "equal_opportunity_difference": "fairlearn: max - min true positive rate over groups",
-    "disparate_impact_ratio": "AIF360: P(ŷ=1 | unprivileged) / P(ŷ=1 | privileged), "
-    "unprivileged groups pooled",
-    "average_odds_difference": "AIF360: ½[(FPR_u - FPR_p) + (TPR_u - TPR_p)], "
-    "unprivileged groups pooled",
+    "disparate_impact_ratio": "AIF360: P(ŷ=1 | unprivileged) / P(ŷ=1 | privileged), unprivileged groups pooled",
+    "average_odds_difference": "AIF360: ½[(FPR_u - FPR_p) + (TPR_u - TPR_p)], unprivileged groups pooled",
 }
 
 
@@ -49,9 +47,7 @@ class GroupFairnessParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelRef | None = Field("candidate", description="Model whose predictions are assessed.")
-    dataset: DatasetRef = Field(
-        "current", description="Dataset with the sensitive columns (and a target)."
-    )
+    dataset: DatasetRef = Field("current", description="Dataset with the sensitive columns (and a target).")
     sensitive: list[str] | None = Field(
         None,
         description="Sensitive columns; groups are their intersections (default: the dataset's).",
@@ -65,17 +61,13 @@ class GroupFairnessParams(BaseModel):
         None,
         description="Positive when the score (P(positive) or the predictions column) >= threshold.",
     )
-    positive_label: Any = Field(
-        None, description="Favourable label (default: the larger of two labels)."
-    )
+    positive_label: Any = Field(None, description="Favourable label (default: the larger of two labels).")
     privileged: dict[str, Any] = Field(
         default_factory=dict,
         description="Reference value per sensitive column, e.g. {sex: male} "
         "(default: the group with the highest selection rate).",
     )
-    min_group_size: int = Field(
-        30, ge=1, description="Smaller groups are reported but excluded from the gate."
-    )
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are reported but excluded from the gate.")
     n_resamples: int = Field(2000, ge=0, description="Bootstrap resamples for intervals (0: none).")
     plot: bool = Field(False, description="Write a chart of per-group rates with intervals (PNG).")
     mitigate: bool = Field(
@@ -105,14 +97,10 @@ def metric_specs() -> tuple[MetricSpec, ...]:
     }
     specs = [MetricSpec(n, DEFINITIONS[n], better.get(n, False)) for n in DISPARITIES]
     specs += [
-        MetricSpec(
-            f"attribute.*.{n}", f"{n} over the groups of one sensitive column", better.get(n, False)
-        )
+        MetricSpec(f"attribute.*.{n}", f"{n} over the groups of one sensitive column", better.get(n, False))
         for n in DISPARITIES
     ]
-    specs += [
-        MetricSpec(f"group.*.{m}", f"{m} of one group", None) for m in (*GROUP_METRICS, "count")
-    ]
+    specs += [MetricSpec(f"group.*.{m}", f"{m} of one group", None) for m in (*GROUP_METRICS, "count")]
     return tuple(specs)
 
 
@@ -130,9 +118,7 @@ def _binary_inputs(
     positive = params.positive_label
     if positive is None:
         if len(labels) > 2:
-            raise ValueError(
-                f"target '{ds.spec.target}' has {len(labels)} labels; set 'positive_label'"
-            )
+            raise ValueError(f"target '{ds.spec.target}' has {len(labels)} labels; set 'positive_label'")
         positive = labels[-1] if labels else 1
     elif labels and positive not in labels:
         raise ValueError(f"positive_label {positive!r} is not one of the labels {labels}")
@@ -141,9 +127,7 @@ def _binary_inputs(
     scores: np.ndarray | None = None
     if params.predictions is not None:
         if params.predictions not in frame.columns:
-            raise ValueError(
-                f"predictions column '{params.predictions}' not in dataset '{params.dataset}'"
-            )
+            raise ValueError(f"predictions column '{params.predictions}' not in dataset '{params.dataset}'")
         values = frame[params.predictions].to_numpy()
         facts["source"] = f"column '{params.predictions}'"
         if params.threshold is not None:
@@ -158,17 +142,13 @@ def _binary_inputs(
         facts["source"] = f"model '{params.model}'"
         # scores only when something needs them: a threshold, or the mitigation run
         if hasattr(obj, "predict_proba") and (params.threshold is not None or params.mitigate):
-            proba = np.asarray(
-                ctx.predict(params.model, params.dataset, "predict_proba"), dtype=np.float64
-            )
+            proba = np.asarray(ctx.predict(params.model, params.dataset, "predict_proba"), dtype=np.float64)
             classes = list(getattr(obj, "classes_", labels or [0, 1]))
             if positive in classes and proba.ndim == 2 and proba.shape[1] == len(classes):
                 scores = proba[:, classes.index(positive)]
         if params.threshold is not None:
             if scores is None:
-                raise ValueError(
-                    "'threshold' needs a model with predict_proba or a 'predictions' column"
-                )
+                raise ValueError("'threshold' needs a model with predict_proba or a 'predictions' column")
             pred = scores >= params.threshold
         else:
             pred = np.asarray(ctx.predict(params.model, params.dataset, "predict")) == positive
@@ -180,9 +160,7 @@ def _binary_inputs(
 # -- one grouping -------------------------------------------------------------------
 
 
-def _reference(
-    table: cnt.CountTable, columns: list[str], params: GroupFairnessParams
-) -> tuple[int, str]:
+def _reference(table: cnt.CountTable, columns: list[str], params: GroupFairnessParams) -> tuple[int, str]:
     if all(c in params.privileged for c in columns):
         wanted = tuple(str(params.privileged[c]) for c in columns)
         if wanted not in table.labels:
@@ -225,8 +203,7 @@ def _interval(
                 lower=low,
                 upper=high,
                 confidence=level,
-                interval_method=f"bootstrap-percentile ({params.n_resamples} multinomial "
-                "resamples of the count table)",
+                interval_method=f"bootstrap-percentile ({params.n_resamples} multinomial resamples of the count table)",
             )
     out.add(name, value, **fields)
 
@@ -313,9 +290,7 @@ def evaluate_grouping(
                 "selection_rate_ratio_to_reference": _num(rates["selection_rate"][i] / ref_rate)
                 if ref_rate > 0
                 else None,
-                "selection_rate_difference_to_reference": _num(
-                    rates["selection_rate"][i] - ref_rate
-                ),
+                "selection_rate_difference_to_reference": _num(rates["selection_rate"][i] - ref_rate),
             }
         )
     small_rates = cnt.group_rates(table.counts[small]) if small.any() else None
@@ -336,9 +311,7 @@ def evaluate_grouping(
         "reference_chosen_by": ref_how,
         "groups": rows,
         "n_included": n,
-        "excluded_groups": [
-            group_name(columns, lab) for lab, s in zip(table.labels, small, strict=True) if s
-        ],
+        "excluded_groups": [group_name(columns, lab) for lab, s in zip(table.labels, small, strict=True) if s],
         "aif360": {k: _num(v) for k, v in aif.items()},
     }
 
@@ -354,32 +327,22 @@ def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckO
     ds = ctx.dataset(params.dataset)
     columns = list(params.sensitive or ds.sensitive)
     if not columns:
-        raise ValueError(
-            f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'"
-        )
+        raise ValueError(f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'")
     missing = [c for c in columns if c not in ds.frame.columns]
     if missing:
-        raise ValueError(
-            f"sensitive columns not in dataset '{params.dataset}': {', '.join(missing)}"
-        )
+        raise ValueError(f"sensitive columns not in dataset '{params.dataset}': {', '.join(missing)}")
     unknown = sorted(set(params.privileged) - set(columns))
     if unknown:
-        raise ValueError(
-            f"privileged names columns that are not sensitive here: {', '.join(unknown)}"
-        )
+        raise ValueError(f"privileged names columns that are not sensitive here: {', '.join(unknown)}")
     y01, pred, scores, facts = _binary_inputs(ctx, params)
     labelled = y01 is not None
     if not labelled:
-        ctx.note(
-            f"dataset '{params.dataset}' has no target: only selection-rate metrics are reported"
-        )
+        ctx.note(f"dataset '{params.dataset}' has no target: only selection-rate metrics are reported")
     labels = y01 if y01 is not None else np.zeros_like(pred)  # unlabelled: one dummy label
     table = cnt.build_table([ds.frame[c] for c in columns], labels, pred)
     rng = ctx.rng()
     out = CheckOutput()
-    groupings = {
-        "&".join(columns): evaluate_grouping(out, ctx, params, table, columns, "", labelled, rng)
-    }
+    groupings = {"&".join(columns): evaluate_grouping(out, ctx, params, table, columns, "", labelled, rng)}
     if len(columns) > 1:
         for i, column in enumerate(columns):
             groupings[column] = evaluate_grouping(
@@ -399,8 +362,7 @@ def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckO
         sensitive=columns,
         min_group_size=params.min_group_size,
         favourable_outcome=facts,
-        intervals=f"bootstrap percentile, {params.n_resamples} multinomial "
-        "resamples of the (group, y, ŷ) count table",
+        intervals=f"bootstrap percentile, {params.n_resamples} multinomial resamples of the (group, y, ŷ) count table",
     )
     main = next(iter(groupings.values()))
     if params.plot and "groups" in main:
@@ -416,8 +378,6 @@ def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckO
             out.warnings.append("mitigate: ThresholdOptimizer needs a target column; not run")
         else:
             assert y01 is not None
-            result = threshold_optimizer(
-                ds.frame[columns], y01, pred, scores, params, failed, ctx.seed
-            )
+            result = threshold_optimizer(ds.frame[columns], y01, pred, scores, params, failed, ctx.seed)
             out.details.setdefault("mitigation", {})["threshold_optimizer"] = result
     return out

@@ -34,8 +34,7 @@ _OPTIONS = {
         f"{_EG}(estimator, DemographicParity()): retrain under a parity constraint",
         "aif360.sklearn.preprocessing.Reweighing: reweigh training rows so that label and "
         "group are independent, then retrain",
-        "remove or transform proxy features strongly associated with the sensitive column "
-        "(see 'proxies')",
+        "remove or transform proxy features strongly associated with the sensitive column (see 'proxies')",
     ],
     "odds": [
         f"{_TO}(constraints='equalized_odds'): randomised group thresholds equalising TPR and FPR",
@@ -45,8 +44,7 @@ _OPTIONS = {
     "opportunity": [
         f"{_TO}(constraints='true_positive_rate_parity')",
         f"{_EG}(estimator, TruePositiveRateParity())",
-        "aif360.sklearn.postprocessing.RejectOptionClassifierCV: favour the unprivileged near "
-        "the decision boundary",
+        "aif360.sklearn.postprocessing.RejectOptionClassifierCV: favour the unprivileged near the decision boundary",
     ],
     "group": [
         "a single group's rate is out of bounds: check its sample size and label quality "
@@ -90,9 +88,7 @@ def proxies(frame: pd.DataFrame, columns: list[str], top: int = 5) -> list[dict[
 
     found = []
     numeric = [
-        c
-        for c in frame.columns
-        if c not in columns and is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])
+        c for c in frame.columns if c not in columns and is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])
     ]
     for column in columns:
         groups = frame[column].astype(str)
@@ -125,9 +121,7 @@ def _constraint(params: GroupFairnessParams, failed: list[str]) -> str:
     return "demographic_parity"
 
 
-def advise(
-    ctx: CheckContext, params: GroupFairnessParams, failed: list[str], columns: list[str]
-) -> dict[str, Any]:
+def advise(ctx: CheckContext, params: GroupFairnessParams, failed: list[str], columns: list[str]) -> dict[str, Any]:
     """What fairlearn and AIF360 offer for the failed gates, and candidate proxy features."""
     families = sorted({_family(m) for m in failed})
     advice: dict[str, Any] = {
@@ -197,9 +191,7 @@ def threshold_optimizer(
     )
     sens = sensitive.astype(str)
     optimizer.fit(x, y01, sensitive_features=sens)
-    adjusted = np.asarray(
-        optimizer.predict(x, sensitive_features=sens, random_state=seed), dtype=np.int8
-    )
+    adjusted = np.asarray(optimizer.predict(x, sensitive_features=sens, random_state=seed), dtype=np.int8)
     columns = [sensitive[c].to_numpy() for c in sensitive.columns]
 
     def summary(p: np.ndarray) -> dict[str, float]:
@@ -220,9 +212,7 @@ def threshold_optimizer(
         "label": ADVICE_LABEL + " (fitted and evaluated on the same rows: optimistic)",
         "method": "fairlearn.postprocessing.ThresholdOptimizer",
         "constraint": constraint,
-        "scores": "P(favourable) from the model"
-        if scores is not None
-        else "hard predictions (no scores)",
+        "scores": "P(favourable) from the model" if scores is not None else "hard predictions (no scores)",
         "before": summary(pred),
         "after": summary(adjusted),
     }

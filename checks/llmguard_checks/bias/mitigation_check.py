@@ -73,16 +73,10 @@ class MitigationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelRef = Field("candidate", description="The scikit-learn candidate to mitigate.")
-    train: DatasetRef = Field(
-        "reference", description="Training data (target and sensitive columns) for the variants."
-    )
+    train: DatasetRef = Field("reference", description="Training data (target and sensitive columns) for the variants.")
     dataset: DatasetRef = Field("current", description="Holdout on which every variant is scored.")
-    sensitive: list[str] | None = Field(
-        None, description="Sensitive columns (default: the holdout's)."
-    )
-    methods: list[Method] = Field(
-        default_factory=lambda: list(DEFAULT_METHODS), description="Mitigations to train."
-    )
+    sensitive: list[str] | None = Field(None, description="Sensitive columns (default: the holdout's).")
+    methods: list[Method] = Field(default_factory=lambda: list(DEFAULT_METHODS), description="Mitigations to train.")
     gates_from: str | None = Field(
         None,
         description="Id of a bias.group_fairness check of this suite whose gates a variant "
@@ -96,19 +90,13 @@ class MitigationParams(BaseModel):
     privileged: dict[str, Any] = Field(
         default_factory=dict, description="Reference value per sensitive column, e.g. {sex: male}."
     )
-    min_group_size: int = Field(
-        30, ge=1, description="Smaller groups are excluded, as in group_fairness."
-    )
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are excluded, as in group_fairness.")
     n_resamples: int = Field(1000, ge=0, description="Bootstrap resamples for the intervals.")
     max_iter: int = Field(50, ge=1, description="ExponentiatedGradient iterations.")
     eps: float = Field(0.01, gt=0, description="ExponentiatedGradient constraint slack.")
     save: bool = Field(True, description="Write the recommended variant as a skops file.")
-    adversarial_epochs: int = Field(
-        20, ge=1, description="Training epochs of the adversarial methods (torch)."
-    )
-    adversarial_hidden: int = Field(
-        16, ge=1, description="Hidden units of the adversarial methods' predictor network."
-    )
+    adversarial_epochs: int = Field(20, ge=1, description="Training epochs of the adversarial methods (torch).")
+    adversarial_hidden: int = Field(16, ge=1, description="Hidden units of the adversarial methods' predictor network.")
 
 
 METRICS = (
@@ -124,9 +112,7 @@ METRICS = (
         False,
     ),
     MetricSpec("variants_meeting_gates", "mitigated variants that meet every fairness gate", True),
-    MetricSpec(
-        "candidate_meets_gates", "1 when the candidate already meets the fairness gates", True
-    ),
+    MetricSpec("candidate_meets_gates", "1 when the candidate already meets the fairness gates", True),
 )
 
 
@@ -254,9 +240,7 @@ def _fit_variant(
         from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
 
         constraint = DemographicParity() if method.endswith("_dp") else EqualizedOdds()
-        eg = ExponentiatedGradient(
-            clone(estimator), constraints=constraint, eps=params.eps, max_iter=params.max_iter
-        )
+        eg = ExponentiatedGradient(clone(estimator), constraints=constraint, eps=params.eps, max_iter=params.max_iter)
         eg.fit(x, y01, sensitive_features=variants.group_keys(sens, sensitive))
         model = variants.from_exponentiated_gradient(eg, features, labels, seed)
         used = sum(w > 0 for w in model.weights)
@@ -332,9 +316,7 @@ def _score(
     evaluate_grouping(scratch, lv, gf, table, sensitive, "", True, rng)
     if len(sensitive) > 1:
         for i, column in enumerate(sensitive):
-            evaluate_grouping(
-                scratch, lv, gf, cnt.marginal(table, i), [column], f"attribute.{column}.", True, rng
-            )
+            evaluate_grouping(scratch, lv, gf, cnt.marginal(table, i), [column], f"attribute.{column}.", True, rng)
     correct = (pred01 == y01).astype(np.float64)
     fields = _mean_interval(correct, levels.confidence("accuracy"), params.n_resamples, ctx.seed, "bootstrap")
     scratch.add("accuracy", float(correct.mean()), **fields)
@@ -387,9 +369,7 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
     """Names of the points not dominated in (accuracy ↑, disparity ↓)."""
     front = []
     for name, acc, dis in points:
-        dominated = any(
-            (a >= acc and d <= dis) and (a > acc or d < dis) for n, a, d in points if n != name
-        )
+        dominated = any((a >= acc and d <= dis) and (a > acc or d < dis) for n, a, d in points if n != name)
         if not dominated:
             front.append(name)
     return front
@@ -400,9 +380,7 @@ def _row(name: str, scored: CheckOutput, shown: list[str]) -> dict[str, Any]:
     for metric in ["accuracy", *shown]:
         m = scored.metrics.get(metric)
         row[metric] = (
-            None
-            if m is None
-            else {"value": m.value, "lower": m.lower, "upper": m.upper, "confidence": m.confidence}
+            None if m is None else {"value": m.value, "lower": m.lower, "upper": m.upper, "confidence": m.confidence}
         )
     return row
 
@@ -413,9 +391,7 @@ def _row(name: str, scored: CheckOutput, shown: list[str]) -> dict[str, Any]:
 def run_mitigation(ctx: CheckContext, params: MitigationParams) -> CheckOutput:
     loaded = ctx.model(params.model)
     if loaded.input_kind != "tabular":
-        raise ValueError(
-            f"bias.mitigation retrains tabular models; '{params.model}' is a text model"
-        )
+        raise ValueError(f"bias.mitigation retrains tabular models; '{params.model}' is a text model")
     from sklearn.base import is_classifier
 
     if not is_classifier(loaded.obj):
@@ -427,18 +403,14 @@ def run_mitigation(ctx: CheckContext, params: MitigationParams) -> CheckOutput:
     unusable = [g for g in gates if not _usable(g)]
     gates = {k: v for k, v in gates.items() if _usable(k)}
     if not gates:
-        raise ValueError(
-            f"none of the fairness gates ({gates_source}) is a metric this check measures"
-        )
+        raise ValueError(f"none of the fairness gates ({gates_source}) is a metric this check measures")
     train, hold = ctx.dataset(params.train), ctx.dataset(params.dataset)
     for ds in (train, hold):
         if ds.spec.target is None:
             raise ValueError(f"dataset '{ds.name}' declares no target")
     sensitive = list(params.sensitive or hold.sensitive or train.sensitive)
     if not sensitive:
-        raise ValueError(
-            f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'"
-        )
+        raise ValueError(f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'")
     for ds in (train, hold):
         missing = [c for c in sensitive if c not in ds.frame.columns]
         if missing:
@@ -484,15 +456,9 @@ def run_mitigation(ctx: CheckContext, params: MitigationParams) -> CheckOutput:
         preds[method] = (pred == positive).astype(np.int8)
         models[method], facts[method] = model, info
     for name, pred in preds.items():
-        scored[name] = _score(
-            name, pred, y_hold, sens_hold, sensitive, params, levels, ctx.rng(), ctx
-        )
+        scored[name] = _score(name, pred, y_hold, sens_hold, sensitive, params, levels, ctx.rng(), ctx)
 
-    shown = list(
-        gates
-        if "demographic_parity_difference" in gates
-        else [*gates, "demographic_parity_difference"]
-    )
+    shown = list(gates if "demographic_parity_difference" in gates else [*gates, "demographic_parity_difference"])
     shown = [m for m in shown if m != "accuracy"]
     primary = next((m for m in gates if m != "accuracy"), "demographic_parity_difference")
     rows, points, passing = [], [], []

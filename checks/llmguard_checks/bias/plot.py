@@ -17,11 +17,7 @@ def plot_group_rates(out: CheckOutput, grouping: dict[str, Any], path: Path) -> 
     from matplotlib.figure import Figure
 
     rows = [r for r in grouping["groups"] if r["included"]]
-    panels = [
-        m
-        for m in ("selection_rate", "true_positive_rate")
-        if any(r.get(m) is not None for r in rows)
-    ]
+    panels = [m for m in ("selection_rate", "true_positive_rate") if any(r.get(m) is not None for r in rows)]
     fig = Figure(figsize=(4.2 * len(panels) + 1.5, 0.45 * len(rows) + 1.6), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     names = [r["group"] for r in rows]
@@ -42,9 +38,7 @@ def plot_group_rates(out: CheckOutput, grouping: dict[str, Any], path: Path) -> 
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(names)), names)
     axes[0].invert_yaxis()
-    fig.suptitle(
-        f"{' x '.join(grouping['columns'])}: reference {grouping['reference_group']} (red)"
-    )
+    fig.suptitle(f"{' x '.join(grouping['columns'])}: reference {grouping['reference_group']} (red)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path

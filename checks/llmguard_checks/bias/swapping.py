@@ -140,9 +140,7 @@ def _swap_axis(text: str, axis: str, pair: tuple[str, str], lexicon: Lexicon) ->
     if not rules:
         return text
     words = sorted(rules, key=len, reverse=True)
-    pattern = re.compile(
-        r"(?<![\w'])(" + "|".join(re.escape(w) for w in words) + r")(?![\w'])", re.IGNORECASE
-    )
+    pattern = re.compile(r"(?<![\w'])(" + "|".join(re.escape(w) for w in words) + r")(?![\w'])", re.IGNORECASE)
     subjects = {
         lexicon.pronouns[g]["subject"].lower()
         for g in pair

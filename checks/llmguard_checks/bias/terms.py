@@ -39,11 +39,7 @@ class Counterfactual:
 def _read(source: str | None, base_dir: Path, shipped: str) -> tuple[Any, str, str]:
     """``(parsed YAML, where it came from, sha256)`` of a user file or the shipped one."""
     if source is None:
-        text = (
-            resources.files("llmguard_checks.bias")
-            .joinpath("data", shipped)
-            .read_text(encoding="utf-8")
-        )
+        text = resources.files("llmguard_checks.bias").joinpath("data", shipped).read_text(encoding="utf-8")
         where = f"shipped data/{shipped}"
     else:
         path = Path(source).expanduser()
@@ -68,11 +64,7 @@ def load_terms(
             raise ValueError(f"{where}: axis '{axis}' needs at least two groups")
         lengths = set()
         for group, terms in groups.items():
-            if (
-                not isinstance(terms, list)
-                or not terms
-                or not all(isinstance(t, str) and t for t in terms)
-            ):
+            if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t for t in terms):
                 raise ValueError(f"{where}: {axis}.{group} must be a non-empty list of strings")
             lengths.add(len(terms))
         if len(lengths) != 1:
@@ -89,9 +81,7 @@ def load_terms(
     return out, {"source": where, "sha256": digest}
 
 
-def load_templates(
-    source: str | list[str] | None, base_dir: Path
-) -> tuple[list[str], dict[str, str]]:
+def load_templates(source: str | list[str] | None, base_dir: Path) -> tuple[list[str], dict[str, str]]:
     """Templates from an inline list, a YAML list file, or the shipped file."""
     if isinstance(source, list):
         templates, facts = (
@@ -108,15 +98,11 @@ def load_templates(
         templates, facts = data, {"source": where, "sha256": digest}
     for i, t in enumerate(templates):
         if not isinstance(t, str) or t.count(PLACEHOLDER) != 1:
-            raise ValueError(
-                f"template {i} ({t!r}) must be a string with exactly one {PLACEHOLDER}"
-            )
+            raise ValueError(f"template {i} ({t!r}) must be a string with exactly one {PLACEHOLDER}")
     return [str(t) for t in templates], facts
 
 
-def counterfactuals(
-    templates: list[str], terms: dict[str, dict[str, list[str]]]
-) -> list[Counterfactual]:
+def counterfactuals(templates: list[str], terms: dict[str, dict[str, list[str]]]) -> list[Counterfactual]:
     """Every template filled with every aligned slot of every axis."""
     out = []
     for axis, groups in terms.items():
@@ -163,9 +149,7 @@ def load_lexicon(
                 name_lists[str(ax)] = {str(g): [str(n) for n in v] for g, v in groups.items()}
         facts["names"] = {"source": where, "sha256": digest}
     if pronouns is not False:
-        data, where, digest = _read(
-            None if pronouns is True else str(pronouns), base_dir, "pronouns.yaml"
-        )
+        data, where, digest = _read(None if pronouns is True else str(pronouns), base_dir, "pronouns.yaml")
         groups = data.get("groups") if isinstance(data, dict) else None
         if not isinstance(groups, dict):
             raise ValueError(f"{where}: expected 'axis' and 'groups' (group -> role -> form)")
@@ -201,11 +185,7 @@ def swaps(
         for i, text in enumerate(texts):
             found: dict[str, tuple[str, str]] = {}
             for axis in combo:
-                hits = [
-                    (m, g)
-                    for g in terms[axis]
-                    if (m := mentions(text, axis, g, lexicon)) is not None
-                ]
+                hits = [(m, g) for g in terms[axis] if (m := mentions(text, axis, g, lexicon)) is not None]
                 if hits:
                     first = min(hits, key=lambda h: (text.lower().find(h[0].lower()), -len(h[0])))
                     found[axis] = (first[1], first[0])

@@ -88,9 +88,7 @@ class MitigatedClassifier(ClassifierMixin, BaseEstimator):
             out = np.zeros(len(frame), dtype=np.float64)
             unknown = sorted(set(keys) - set(self.rules))
             if unknown:
-                raise ValueError(
-                    f"groups not seen when the thresholds were fitted: {', '.join(unknown[:5])}"
-                )
+                raise ValueError(f"groups not seen when the thresholds were fitted: {', '.join(unknown[:5])}")
             for key, (p0, op0, t0, p1, op1, t1, p_ignore, constant) in self.rules.items():
                 rows = keys == key
                 s = score[rows]
@@ -131,10 +129,7 @@ def group_keys(frame: Any, sensitive: list[str]) -> np.ndarray:
     parts = [frame[c].astype(str).to_numpy(dtype=object) for c in sensitive]
     keys = [f"{c}=" for c in sensitive]
     out = np.array(
-        [
-            "&".join(k + v for k, v in zip(keys, row, strict=True))
-            for row in zip(*parts, strict=True)
-        ],
+        ["&".join(k + v for k, v in zip(keys, row, strict=True)) for row in zip(*parts, strict=True)],
         dtype=object,
     )
     return out

@@ -51,12 +51,8 @@ class LoggedPredictions(BaseModel):
 
     candidate: str = Field(description="Column with the candidate's predicted label (or value).")
     baseline: str = Field(description="Column with the baseline's predicted label (or value).")
-    candidate_score: str | None = Field(
-        None, description="Column with the candidate's P(positive class)."
-    )
-    baseline_score: str | None = Field(
-        None, description="Column with the baseline's P(positive class)."
-    )
+    candidate_score: str | None = Field(None, description="Column with the candidate's P(positive class).")
+    baseline_score: str | None = Field(None, description="Column with the baseline's P(positive class).")
 
 
 class CompareParams(BaseModel):
@@ -65,12 +61,8 @@ class CompareParams(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     candidate: ModelRef = Field("candidate", description="The challenger model.")
-    baseline: ModelRef = Field(
-        "baseline", description="The champion model it must not fall behind."
-    )
-    dataset: DatasetRef = Field(
-        "current", description="Rows both models are scored on (target required)."
-    )
+    baseline: ModelRef = Field("baseline", description="The champion model it must not fall behind.")
+    dataset: DatasetRef = Field("current", description="Rows both models are scored on (target required).")
     task: Literal["classification", "regression", "generation"] = Field(
         "classification",
         description="Kind of target; generation scores generated text against references "
@@ -84,60 +76,36 @@ class CompareParams(BaseModel):
         None, description="Take both models' outputs from columns of the dataset (a request log)."
     )
     positive_label: Any = Field(None, description="Positive class (default: the larger label).")
-    n_resamples: int = Field(
-        1000, ge=0, description="Paired bootstrap resamples for the intervals."
-    )
-    n_permutations: int = Field(
-        2000, ge=100, description="Random swaps of the paired permutation test."
-    )
-    interval: Literal["percentile", "basic", "BCa"] = Field(
-        "percentile", description="scipy bootstrap method."
-    )
-    correction: Literal["holm", "bh", "none"] = Field(
-        "holm", description="Multiple-testing adjustment of p-values."
-    )
+    n_resamples: int = Field(1000, ge=0, description="Paired bootstrap resamples for the intervals.")
+    n_permutations: int = Field(2000, ge=100, description="Random swaps of the paired permutation test.")
+    interval: Literal["percentile", "basic", "BCa"] = Field("percentile", description="scipy bootstrap method.")
+    correction: Literal["holm", "bh", "none"] = Field("holm", description="Multiple-testing adjustment of p-values.")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="One-sided level of regression_detected.")
-    mcnemar_exact_below: int = Field(
-        25, ge=0, description="Exact McNemar below this many discordant pairs."
-    )
-    top_k: int = Field(
-        10, ge=0, le=1000, description="Rows of largest disagreement listed in the report."
-    )
-    id_column: str | None = Field(
-        None, description="Column identifying a row in the disagreement list."
-    )
-    replay: ReplayParams | None = Field(
-        None, description="Simulate a staged rollout over the rows (a request log)."
-    )
+    mcnemar_exact_below: int = Field(25, ge=0, description="Exact McNemar below this many discordant pairs.")
+    top_k: int = Field(10, ge=0, le=1000, description="Rows of largest disagreement listed in the report.")
+    id_column: str | None = Field(None, description="Column identifying a row in the disagreement list.")
+    replay: ReplayParams | None = Field(None, description="Simulate a staged rollout over the rows (a request log).")
     pass_: PassCriterion | None = Field(
         None, alias="pass", description="generation: when one answer passes (pass_rate_delta, McNemar)."
     )
-    format: FormatSpec | None = Field(
-        None, description="generation: required output format (format_valid_rate_delta)."
-    )
+    format: FormatSpec | None = Field(None, description="generation: required output format (format_valid_rate_delta).")
     embedding_model: str | None = Field(
         None, description="generation: local sentence-transformers folder for semantic_similarity."
     )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> CompareParams:
-        allowed = {"classification": CLASSIFICATION, "regression": REGRESSION, "generation": GENERATION}[
-            self.task
-        ]
+        allowed = {"classification": CLASSIFICATION, "regression": REGRESSION, "generation": GENERATION}[self.task]
         for m in self.metrics or []:
             if m not in allowed:
-                raise ValueError(
-                    f"unknown {self.task} metric '{m}'; choose from {', '.join(allowed)}"
-                )
+                raise ValueError(f"unknown {self.task} metric '{m}'; choose from {', '.join(allowed)}")
         if self.metrics is not None and len(set(self.metrics)) != len(self.metrics):
             raise ValueError("metrics lists a name twice")
         return self
 
 
 def _classes(y: np.ndarray, preds: list[np.ndarray]) -> np.ndarray:
-    pooled = np.concatenate(
-        [np.asarray(y, dtype=object), *[np.asarray(p, dtype=object) for p in preds]]
-    )
+    pooled = np.concatenate([np.asarray(y, dtype=object), *[np.asarray(p, dtype=object) for p in preds]])
     return np.unique(pooled.astype(np.asarray(y).dtype))
 
 
@@ -162,9 +130,7 @@ def _model_arm(
     return pred, proba
 
 
-def _gather(
-    ctx: CheckContext, p: CompareParams
-) -> tuple[np.ndarray, Arm, Arm, Settings, np.ndarray]:
+def _gather(ctx: CheckContext, p: CompareParams) -> tuple[np.ndarray, Arm, Arm, Settings, np.ndarray]:
     """Encoded target, both arms, settings, and the class labels (empty for regression)."""
     ds = ctx.dataset(p.dataset)
     y_raw = np.asarray(ds.y())
@@ -177,9 +143,7 @@ def _gather(
             score = getattr(p.predictions, f"{role}_score")
             for c in (col, score):
                 if c is not None and c not in frame.columns:
-                    raise ValueError(
-                        f"predictions.{role}: column '{c}' is not in dataset '{p.dataset}'"
-                    )
+                    raise ValueError(f"predictions.{role}: column '{c}' is not in dataset '{p.dataset}'")
             s = None if score is None else np.asarray(frame[score], dtype=float)
             raw[role] = (np.asarray(frame[col]), s)
         else:
@@ -190,16 +154,12 @@ def _gather(
         return y, arms[0], arms[1], Settings(metrics=[], task="regression"), np.array([])
     classes = _classes(y_raw, [raw["candidate"][0], raw["baseline"][0]])
     if len(classes) < 2:
-        raise ValueError(
-            f"dataset '{p.dataset}' and both models show a single class; nothing to compare"
-        )
+        raise ValueError(f"dataset '{p.dataset}' and both models show a single class; nothing to compare")
     index = {c: i for i, c in enumerate(classes.tolist())}
     positive = 1 if len(classes) == 2 else None
     if p.positive_label is not None:
         if p.positive_label not in index:
-            raise ValueError(
-                f"positive_label {p.positive_label!r} is not one of the labels {classes.tolist()}"
-            )
+            raise ValueError(f"positive_label {p.positive_label!r} is not one of the labels {classes.tolist()}")
         positive = index[p.positive_label]
     arms = []
     for role, model in (("candidate", p.candidate), ("baseline", p.baseline)):
@@ -208,9 +168,7 @@ def _gather(
             proba = None
             if score is not None:
                 if len(classes) != 2:
-                    raise ValueError(
-                        "score columns give P(positive class) and need a binary target"
-                    )
+                    raise ValueError("score columns give P(positive class) and need a binary target")
                 j = positive if positive is not None else 1
                 proba = np.zeros((len(pred), 2))
                 proba[:, j], proba[:, 1 - j] = score, 1 - score
@@ -277,9 +235,7 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _report(
-    out: CheckOutput, comp: Comparison, s: Settings, n_resamples: int, interval: str
-) -> None:
+def _report(out: CheckOutput, comp: Comparison, s: Settings, n_resamples: int, interval: str) -> None:
     for m, d in comp.deltas.items():
         fields: dict[str, Any] = {"n": comp.n, "p_value": d.p_adjusted}
         if d.lower is not None:
@@ -332,8 +288,11 @@ def _generative(obj: Any) -> bool:
     if getattr(obj, "task", None) == "sequence-classification":
         return False
     has_gen = callable(getattr(obj, "generate", None)) or callable(getattr(obj, "chat", None))
-    return has_gen and (getattr(obj, "task", None) == "causal-lm" or not hasattr(obj, "predict_proba")
-                        or getattr(obj, "is_remote", False))
+    return has_gen and (
+        getattr(obj, "task", None) == "causal-lm"
+        or not hasattr(obj, "predict_proba")
+        or getattr(obj, "is_remote", False)
+    )
 
 
 def run_compare_generation(ctx: CheckContext, p: CompareParams) -> CheckOutput:
@@ -350,8 +309,13 @@ def run_compare_generation(ctx: CheckContext, p: CompareParams) -> CheckOutput:
         raise ValueError("pass_rate needs a pass criterion ('pass:')")
     if "format_valid_rate" in metrics and p.format is None:
         raise ValueError("format_valid_rate needs 'format:'")
-    s = ScoreSettings(metrics=lexical, criterion=p.pass_, format=p.format,
-                      embedding_model=p.embedding_model, n_resamples=p.n_resamples)
+    s = ScoreSettings(
+        metrics=lexical,
+        criterion=p.pass_,
+        format=p.format,
+        embedding_model=p.embedding_model,
+        n_resamples=p.n_resamples,
+    )
     scored = []
     gens = []
     for model in (p.candidate, p.baseline):
@@ -372,8 +336,12 @@ def run_compare_generation(ctx: CheckContext, p: CompareParams) -> CheckOutput:
     out.add("agreement_rate", float(agree.mean()), n=len(agree))
     harm = [d["p_harm"] for d in tmp.details.get("mcnemar", {}).values()]
     out.details.update(
-        candidate=p.candidate, baseline=p.baseline, n=len(a), task="generation",
-        mcnemar=tmp.details.get("mcnemar", {}), worst_items=tmp.details.get("worst_items", []),
+        candidate=p.candidate,
+        baseline=p.baseline,
+        n=len(a),
+        task="generation",
+        mcnemar=tmp.details.get("mcnemar", {}),
+        worst_items=tmp.details.get("worst_items", []),
         generation={"candidate": gens[0].describe(), "baseline": gens[1].describe()},
         agreement="share of rows whose two answers are equal after SQuAD normalisation",
     )
@@ -384,33 +352,26 @@ def run_compare_generation(ctx: CheckContext, p: CompareParams) -> CheckOutput:
 
 def run_compare(ctx: CheckContext, p: CompareParams) -> CheckOutput:
     """Run canary.compare."""
-    auto = (p.task == "classification" and p.metrics is None and p.predictions is None
-            and _generative(ctx.model(p.candidate).obj))
+    auto = (
+        p.task == "classification"
+        and p.metrics is None
+        and p.predictions is None
+        and _generative(ctx.model(p.candidate).obj)
+    )
     if p.task == "generation" or auto:
         return run_compare_generation(ctx, p)
     y, cand, base, settings, classes = _gather(ctx, p)
     has_proba = cand.proba is not None and base.proba is not None
     out = CheckOutput()
     if p.metrics is None:
-        metrics = (
-            ["mae", "rmse"]
-            if p.task == "regression"
-            else ["accuracy"] + (["roc_auc"] if has_proba else [])
-        )
+        metrics = ["mae", "rmse"] if p.task == "regression" else ["accuracy"] + (["roc_auc"] if has_proba else [])
         if p.task == "classification" and not has_proba:
             out.warnings.append("a model has no probabilities: roc_auc_delta not reported")
     else:
         metrics = list(p.metrics)
-        missing = (
-            sorted(set(metrics) & NEEDS_PROBA)
-            if not has_proba and p.task == "classification"
-            else []
-        )
+        missing = sorted(set(metrics) & NEEDS_PROBA) if not has_proba and p.task == "classification" else []
         if missing:
-            raise ValueError(
-                f"metrics {missing} need probabilities from both models "
-                "(predict_proba or score columns)"
-            )
+            raise ValueError(f"metrics {missing} need probabilities from both models (predict_proba or score columns)")
     settings.metrics = metrics
     settings.confidence = {m: ctx.confidence(f"{m}_delta") for m in metrics}
     settings.default_confidence = ctx.confidence("agreement_rate")
@@ -427,8 +388,7 @@ def run_compare(ctx: CheckContext, p: CompareParams) -> CheckOutput:
         n=comp.n,
         alpha=p.alpha,
         regression_detected=(
-            f"1 when any metric's one-sided {p.correction}-adjusted p-value for "
-            f"'candidate worse' is below {p.alpha}"
+            f"1 when any metric's one-sided {p.correction}-adjusted p-value for 'candidate worse' is below {p.alpha}"
         ),
         disagreements=_disagreements(ctx, p, y, cand, base, classes, settings.positive),
     )
@@ -448,9 +408,7 @@ def _specs() -> tuple[MetricSpec, ...]:
     ]
     specs += [
         MetricSpec("agreement_rate", "share of rows where both models predict the same", None),
-        MetricSpec(
-            "regression_detected", "1 when a one-sided paired test finds the candidate worse", False
-        ),
+        MetricSpec("regression_detected", "1 when a one-sided paired test finds the candidate worse", False),
         MetricSpec(
             "replay_regression_detected",
             "1 when the sequential rollout monitor stops for harm",

@@ -88,9 +88,7 @@ class Settings:
     seed: int = 0
 
 
-def _classification_stats(
-    y: np.ndarray, arm: Arm, s: Settings
-) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def _classification_stats(y: np.ndarray, arm: Arm, s: Settings) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     data = wm.ClassificationData(y, arm.pred, s.n_classes, s.positive, arm.proba)
     rows = wm.log_loss_rows(data) if arm.proba is not None else None
     ece_m = wm.ece_matrix(data, s.ece_bins) if arm.proba is not None else None
@@ -179,9 +177,7 @@ def compare(y: np.ndarray, cand: Arm, base: Arm, s: Settings) -> Comparison:
         deltas[m] = Delta(m, c, b, c - b, _test(m, y, cand, base, s, y2))
     agree = (cand.pred == base.pred).astype(float)
     out = Comparison(deltas, s.correction, n, float(agree.mean()))
-    levels = sorted(
-        {s.confidence.get(m, s.default_confidence) for m in s.metrics} | {s.default_confidence}
-    )
+    levels = sorted({s.confidence.get(m, s.default_confidence) for m in s.metrics} | {s.default_confidence})
     if s.n_resamples > 0 and n > 1:
 
         def paired(w: np.ndarray) -> np.ndarray:
@@ -205,9 +201,7 @@ def compare(y: np.ndarray, cand: Arm, base: Arm, s: Settings) -> Comparison:
                     if np.isfinite(lo) and np.isfinite(hi):
                         deltas[m].lower, deltas[m].upper = lo, hi
                     else:
-                        out.notes.append(
-                            f"{m}_delta: interval undefined (resamples lacking a class)"
-                        )
+                        out.notes.append(f"{m}_delta: interval undefined (resamples lacking a class)")
             if level == s.default_confidence:
                 out.agreement_interval = (float(res.low[-1]), float(res.high[-1]))
     two = adjust([d.test.p_value for d in deltas.values()], s.correction)
@@ -232,6 +226,4 @@ def per_row_score(metric: str, y: np.ndarray, arm: Arm, s: Settings) -> np.ndarr
         return -wm.log_loss_rows(data)
     if metric == "mae":
         return -np.abs(np.asarray(y, dtype=float) - np.asarray(arm.pred, dtype=float))
-    raise ValueError(
-        f"replay monitors a per-request metric (accuracy, log_loss, mae), not '{metric}'"
-    )
+    raise ValueError(f"replay monitors a per-request metric (accuracy, log_loss, mae), not '{metric}'")

@@ -39,9 +39,7 @@ class PairedTest:
     detail: str
 
 
-def mcnemar(
-    cand_correct: np.ndarray, base_correct: np.ndarray, exact_below: int = 25
-) -> PairedTest:
+def mcnemar(cand_correct: np.ndarray, base_correct: np.ndarray, exact_below: int = 25) -> PairedTest:
     """McNemar's test of equal accuracy on paired correctness indicators.
 
     ``b`` rows only the baseline gets right, ``c`` rows only the candidate gets right.
@@ -118,9 +116,7 @@ def delong(y_true: np.ndarray, cand_score: np.ndarray, base_score: np.ndarray) -
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     diff = float(aucs[0] - aucs[1])
     if var <= 0:  # identical rankings: no evidence of any difference
-        return PairedTest(
-            "delong", 0.0, 1.0, 1.0 if diff >= 0 else 0.0, "zero variance of the AUC difference"
-        )
+        return PairedTest("delong", 0.0, 1.0, 1.0 if diff >= 0 else 0.0, "zero variance of the AUC difference")
     z = diff / np.sqrt(var)
     return PairedTest(
         "delong",

@@ -33,21 +33,11 @@ class ReplayParams(BaseModel):
         None,
         description="Logged requests each stage spans (default: the log split in equal windows).",
     )
-    metric: Literal["accuracy", "log_loss", "mae"] = Field(
-        "accuracy", description="Per-request metric monitored."
-    )
-    margin: float = Field(
-        0.0, ge=0, description="Tolerated loss: stop when the delta is significantly below -margin."
-    )
-    alpha: float = Field(
-        0.05, gt=0, lt=0.5, description="Total one-sided type-I error over all stages."
-    )
-    spending: Literal["obrien-fleming", "pocock"] = Field(
-        "obrien-fleming", description="Alpha-spending function."
-    )
-    order_by: str | None = Field(
-        None, description="Column giving the request order (e.g. a timestamp)."
-    )
+    metric: Literal["accuracy", "log_loss", "mae"] = Field("accuracy", description="Per-request metric monitored.")
+    margin: float = Field(0.0, ge=0, description="Tolerated loss: stop when the delta is significantly below -margin.")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="Total one-sided type-I error over all stages.")
+    spending: Literal["obrien-fleming", "pocock"] = Field("obrien-fleming", description="Alpha-spending function.")
+    order_by: str | None = Field(None, description="Column giving the request order (e.g. a timestamp).")
 
     @field_validator("stages")
     @classmethod
@@ -90,9 +80,7 @@ def run_replay(
     out.add("replay_regression_detected", float(stop is not None), n=last.cumulative)
     out.add("replay_stop_share", rollout.stages[stop if stop is not None else -1].share)
     out.add("replay_delta", last.delta, n=last.cumulative)
-    caught = (
-        None if stop is None else f"stage {stop + 1} ({rollout.stages[stop].share:.0%} of traffic)"
-    )
+    caught = None if stop is None else f"stage {stop + 1} ({rollout.stages[stop].share:.0%} of traffic)"
     out.details["replay"] = {
         "metric": p.metric,
         "margin": p.margin,

@@ -56,9 +56,7 @@ def _weights(x: np.ndarray) -> np.ndarray:
     return w
 
 
-def boundaries(
-    fractions: Sequence[float], alpha: float, spending: str, grid: int = 301
-) -> list[float]:
+def boundaries(fractions: Sequence[float], alpha: float, spending: str, grid: int = 301) -> list[float]:
     """Critical values ``c_k`` (stop when Z_k ≤ -c_k) at the given information fractions.
 
     Numerical integration in the manner of Armitage, McPherson & Rowe (1969): with
@@ -80,9 +78,7 @@ def boundaries(
         target = spent(float(tk), alpha, spending) - prev_spent
         mass = w * f
 
-        def stop_prob(
-            c: float, tk: float = tk, sd: float = sd, mass: np.ndarray = mass, x: np.ndarray = x
-        ) -> float:
+        def stop_prob(c: float, tk: float = tk, sd: float = sd, mass: np.ndarray = mass, x: np.ndarray = x) -> float:
             return float(mass @ special.ndtr((-c * math.sqrt(tk) - x) / sd))
 
         if target <= 1e-14 or stop_prob(40.0) >= target:
@@ -120,9 +116,7 @@ class StageResult:
         row: dict[str, float | int | bool | None] = dict(self.__dict__)
         for key in ("z", "bound"):
             value = row[key]
-            row[key] = (
-                None if value is None or not math.isfinite(float(value)) else round(float(value), 4)
-            )
+            row[key] = None if value is None or not math.isfinite(float(value)) else round(float(value), 4)
         return row
 
 
@@ -161,23 +155,16 @@ def simulate_rollout(
         edges = np.linspace(0, n, len(shares) + 1).round().astype(int)
     else:
         if len(stage_sizes) != len(shares) or sum(stage_sizes) > n:
-            raise ValueError(
-                f"stage_sizes {list(stage_sizes)} must give one size per stage "
-                f"and sum to at most {n}"
-            )
+            raise ValueError(f"stage_sizes {list(stage_sizes)} must give one size per stage and sum to at most {n}")
         edges = np.concatenate([[0], np.cumsum(stage_sizes)]).astype(int)
     routed = np.zeros(n, dtype=bool)
     for k, share in enumerate(shares):
         a, b = edges[k], edges[k + 1]
         routed[a:b] = rng.random(b - a) < share
     counts = [int(routed[: edges[k + 1]].sum()) for k in range(len(shares))]
-    looks = [
-        k for k in range(len(shares)) if counts[k] >= 2 and (k == 0 or counts[k] > counts[k - 1])
-    ]
+    looks = [k for k in range(len(shares)) if counts[k] >= 2 and (k == 0 or counts[k] > counts[k - 1])]
     if not looks:
-        raise ValueError(
-            "no stage routed at least two requests to the canary; the log is too short"
-        )
+        raise ValueError("no stage routed at least two requests to the canary; the log is too short")
     total = counts[looks[-1]]
     fractions = [counts[k] / total for k in looks]
     bounds = dict(zip(looks, boundaries(fractions, alpha, spending), strict=True))

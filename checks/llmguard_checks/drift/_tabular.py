@@ -48,13 +48,7 @@ def correct(p_values: np.ndarray, how: str) -> np.ndarray:
 
 def _rules(params: TabularDriftParams, column: str) -> ColumnRules:
     thresholds = {**DEFAULT_THRESHOLDS, **{str(k): v for k, v in params.thresholds.items()}}
-    kind = (
-        "categorical"
-        if column in params.categorical
-        else "numeric"
-        if column in params.numeric
-        else None
-    )
+    kind = "categorical" if column in params.categorical else "numeric" if column in params.numeric else None
     method = params.methods.get(column, params.method)
     return ColumnRules(
         method=method,
@@ -67,9 +61,7 @@ def _rules(params: TabularDriftParams, column: str) -> ColumnRules:
     )
 
 
-def feature_columns(
-    params: TabularDriftParams, ref_frame: pd.DataFrame, skip: set[str]
-) -> list[str]:
+def feature_columns(params: TabularDriftParams, ref_frame: pd.DataFrame, skip: set[str]) -> list[str]:
     """The columns compared: ``columns`` if given, else every reference column but target/text."""
     if params.columns is not None:
         missing = [c for c in params.columns if c not in ref_frame.columns]
@@ -142,11 +134,7 @@ def compare_frames(
             )
         else:
             jobs.append((name, "feature", ref_frame[name], cur_frame[name]))
-    new_cols = [
-        str(c)
-        for c in cur_frame.columns
-        if c not in ref_frame.columns and str(c) not in (skip or set())
-    ]
+    new_cols = [str(c) for c in cur_frame.columns if c not in ref_frame.columns and str(c) not in (skip or set())]
     if new_cols and params.columns is None:
         warnings.append(f"columns only in '{params.current}' (not compared): {new_cols[:10]}")
     jobs += [(role, role, ref, cur) for role, ref, cur in extra or []]
@@ -154,9 +142,7 @@ def compare_frames(
     def one(job: tuple[str, str, Any, Any]) -> ColumnResult:
         name, role, ref, cur = job
         rules = _rules(params, name if role == "feature" else role)
-        return compare_column(
-            name, role, ref.reset_index(drop=True), cur.reset_index(drop=True), rules
-        )
+        return compare_column(name, role, ref.reset_index(drop=True), cur.reset_index(drop=True), rules)
 
     workers = params.workers or min(8, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 1 and len(ref_frame) + len(cur_frame) > 20_000:
@@ -172,9 +158,7 @@ def compare_frames(
             r.p_value_adjusted = r.p_value  # single tests, outside the feature family
             r.drifted = r.p_value < params.alpha
     for r in features:
-        if any(
-            n.startswith(("mixed", "no non-missing", "missing share", "absent")) for n in r.notes
-        ):
+        if any(n.startswith(("mixed", "no non-missing", "missing share", "absent")) for n in r.notes):
             warnings.append(f"{r.column}: {'; '.join(r.notes)}")
     return features, others, warnings
 
@@ -259,9 +243,7 @@ def _column_metrics(out: CheckOutput, prefix: str, r: ColumnResult) -> None:
     if r.p_value is not None:
         out.add(f"{prefix}.p_value", r.p_value, p_value=r.p_value, n=n)
         if r.p_value_adjusted is not None:
-            out.add(
-                f"{prefix}.p_value_adjusted", r.p_value_adjusted, p_value=r.p_value_adjusted, n=n
-            )
+            out.add(f"{prefix}.p_value_adjusted", r.p_value_adjusted, p_value=r.p_value_adjusted, n=n)
     if r.distance is not None:
         out.add(f"{prefix}.distance", r.distance, n=n)
     if r.drifted is not None:

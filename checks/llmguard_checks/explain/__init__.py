@@ -24,8 +24,7 @@ class ShapParams(BaseModel):
     dataset: DatasetRef = Field("current", description="Rows (or texts) to explain.")
     baseline: ModelRef | None = Field(
         None,
-        description="Explain this model on the same rows: rank_correlation_vs_baseline, "
-        "top_k_overlap.",
+        description="Explain this model on the same rows: rank_correlation_vs_baseline, top_k_overlap.",
     )
     reference: DatasetRef | None = Field(
         None,
@@ -34,15 +33,12 @@ class ShapParams(BaseModel):
     )
     explainer: Literal["auto", "tree", "linear", "permutation"] = Field(
         "auto",
-        description="auto: tree → TreeExplainer, linear → LinearExplainer, "
-        "else PermutationExplainer.",
+        description="auto: tree → TreeExplainer, linear → LinearExplainer, else PermutationExplainer.",
     )
     max_samples: int = Field(
         500, ge=2, description="Rows (texts) explained per model and dataset, drawn with the seed."
     )
-    background: int = Field(
-        100, ge=1, description="Background rows for linear and model-agnostic explainers."
-    )
+    background: int = Field(100, ge=1, description="Background rows for linear and model-agnostic explainers.")
     max_evals: int | None = Field(
         None,
         ge=3,
@@ -54,16 +50,11 @@ class ShapParams(BaseModel):
         gt=0,
         description="Stop explaining further batches of rows past this many seconds per model.",
     )
-    top_k: int = Field(
-        5, ge=1, description="Size of the top-feature set for overlap and the protected gate."
-    )
-    class_label: Any = Field(
-        None, description="Class whose output is explained (default: the positive class)."
-    )
+    top_k: int = Field(5, ge=1, description="Size of the top-feature set for overlap and the protected gate.")
+    class_label: Any = Field(None, description="Class whose output is explained (default: the positive class).")
     protected: list[str] | None = Field(
         None,
-        description="Features (tokens) that must stay out of the top k; "
-        "default: the dataset's sensitive columns.",
+        description="Features (tokens) that must stay out of the top k; default: the dataset's sensitive columns.",
     )
     proxy_threshold: float = Field(
         0.3,
@@ -71,18 +62,12 @@ class ShapParams(BaseModel):
         le=1,
         description="A feature whose association with a protected column reaches this is a proxy.",
     )
-    additivity_tolerance: float = Field(
-        1e-6, gt=0, description="Warn when base + Σ SHAP misses the output by more."
-    )
-    n_local: int = Field(
-        3, ge=0, le=50, description="Local explanations of the most uncertain rows in the report."
-    )
+    additivity_tolerance: float = Field(1e-6, gt=0, description="Warn when base + Σ SHAP misses the output by more.")
+    n_local: int = Field(3, ge=0, le=50, description="Local explanations of the most uncertain rows in the report.")
     n_resamples: int = Field(
         200, ge=0, description="Bootstrap resamples (and permutations) for intervals and p-values."
     )
-    plots: bool = Field(
-        True, description="Save importance bar and beeswarm plots as PNG artifacts."
-    )
+    plots: bool = Field(True, description="Save importance bar and beeswarm plots as PNG artifacts.")
 
 
 METRICS = (
@@ -95,13 +80,10 @@ METRICS = (
         "Spearman correlation of candidate and baseline importances",
         True,
     ),
-    MetricSpec(
-        "top_k_overlap", "share of the baseline's top-k features in the candidate's top k", True
-    ),
+    MetricSpec("top_k_overlap", "share of the baseline's top-k features in the candidate's top k", True),
     MetricSpec(
         "attribution_drift",
-        "total-variation distance of normalised importances, reference → current "
-        "(permutation-test p-value)",
+        "total-variation distance of normalised importances, reference → current (permutation-test p-value)",
         False,
     ),
     MetricSpec(
@@ -156,12 +138,8 @@ class LimeParams(BaseModel):
         None,
         description="Features (tokens) that must stay out of the top k; default: sensitive columns.",
     )
-    proxy_threshold: float = Field(
-        0.3, gt=0, le=1, description="Association at which a feature is a proxy."
-    )
-    shap_agreement: bool = Field(
-        True, description="Also explain the rows with SHAP and report shap_lime_agreement."
-    )
+    proxy_threshold: float = Field(0.3, gt=0, le=1, description="Association at which a feature is a proxy.")
+    shap_agreement: bool = Field(True, description="Also explain the rows with SHAP and report shap_lime_agreement.")
     max_evals: int | None = Field(
         None,
         ge=3,
@@ -179,13 +157,9 @@ LIME_METRICS = (
         "Spearman correlation of candidate and baseline importances",
         True,
     ),
-    MetricSpec(
-        "top_k_overlap", "share of the baseline's top-k features in the candidate's top k", True
-    ),
+    MetricSpec("top_k_overlap", "share of the baseline's top-k features in the candidate's top k", True),
     MetricSpec("protected_in_top_k", "protected features and their proxies among the top k", False),
-    MetricSpec(
-        "shap_lime_agreement", "Spearman correlation of global |LIME| and |SHAP| importances", True
-    ),
+    MetricSpec("shap_lime_agreement", "Spearman correlation of global |LIME| and |SHAP| importances", True),
     MetricSpec(
         "shap_lime_row_agreement",
         "mean over rows of the Spearman correlation of |LIME| and |SHAP|",
@@ -216,8 +190,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             run=_run,
             params=ShapParams,
             metrics=METRICS,
-            summary="SHAP importance, top features, stability vs baseline, attribution drift, "
-            "protected-feature gate.",
+            summary="SHAP importance, top features, stability vs baseline, attribution drift, protected-feature gate.",
         )
     )
     register(

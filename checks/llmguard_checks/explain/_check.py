@@ -43,21 +43,15 @@ def _class_index(loaded: LoadedModel, label: Any) -> int | None:
             return label2id[str(label)]
         if str(label).isdigit() and int(label) < int(getattr(config, "num_labels", 0)):
             return int(label)
-        raise ValueError(
-            f"class_label {label!r} is not a label of model '{loaded.name}' ({sorted(label2id)})"
-        )
+        raise ValueError(f"class_label {label!r} is not a label of model '{loaded.name}' ({sorted(label2id)})")
     classes = [str(c) for c in getattr(loaded.obj, "classes_", [])]
     if str(label) not in classes:
-        raise ValueError(
-            f"class_label {label!r} is not a class of model '{loaded.name}' ({classes})"
-        )
+        raise ValueError(f"class_label {label!r} is not a class of model '{loaded.name}' ({classes})")
     return classes.index(str(label))
 
 
 def _budget(params: ShapParams) -> Budget:
-    return Budget(
-        background=params.background, max_evals=params.max_evals, time_limit_s=params.time_limit_s
-    )
+    return Budget(background=params.background, max_evals=params.max_evals, time_limit_s=params.time_limit_s)
 
 
 def run_shap(ctx: CheckContext, params: ShapParams) -> CheckOutput:
@@ -86,9 +80,7 @@ def _explain(
     frame = ds.frame[features].iloc[rows]
     bg = background.reindex(columns=features)
     if bg.isna().all().any():
-        bg = ds.frame[features].iloc[
-            rows[: params.background]
-        ]  # background lacks the model's columns
+        bg = ds.frame[features].iloc[rows[: params.background]]  # background lacks the model's columns
     return explain_tabular(
         loaded.obj,
         frame,
@@ -135,9 +127,7 @@ def _run_tabular(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> 
     if params.baseline:
         base_loaded = ctx.model(params.baseline)
         if base_loaded.input_kind == "text":
-            raise ValueError(
-                f"baseline '{params.baseline}' is a text model; model '{params.model}' is tabular"
-            )
+            raise ValueError(f"baseline '{params.baseline}' is a text model; model '{params.model}' is tabular")
         base = _explain(ctx, params, base_loaded, params.dataset, rows, background)
         _compare(out, ctx, params, cand.features, abs_cand, base.features, base.abs_values())
         out.details["baseline_explainer"] = base.explainer
@@ -163,10 +153,7 @@ def _run_tabular(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> 
 
 def _ranking(features: list[str], imp: np.ndarray) -> list[dict[str, Any]]:
     order = np.argsort(-imp, kind="stable")
-    return [
-        {"rank": r + 1, "feature": features[i], "importance": float(imp[i])}
-        for r, i in enumerate(order)
-    ]
+    return [{"rank": r + 1, "feature": features[i], "importance": float(imp[i])} for r, i in enumerate(order)]
 
 
 def _importance_metrics(
@@ -267,9 +254,7 @@ def _drift(
     features: list[str],
 ) -> None:
     drift = st.attribution_drift(ref_abs, cur_abs, n_resamples=params.n_resamples, seed=ctx.seed)
-    out.add(
-        "attribution_drift", drift.distance, p_value=drift.p_value, n=len(ref_abs) + len(cur_abs)
-    )
+    out.add("attribution_drift", drift.distance, p_value=drift.p_value, n=len(ref_abs) + len(cur_abs))
     out.add("rank_correlation_vs_reference", drift.rank_correlation, n=len(features))
     out.details["attribution_drift"] = {
         "distance": "total variation of normalised mean |SHAP|",
@@ -312,23 +297,15 @@ def _protected(
     }
 
 
-def _local(
-    ctx: CheckContext, params: ShapParams, attr: Attribution, rows: np.ndarray
-) -> list[dict[str, Any]]:
+def _local(ctx: CheckContext, params: ShapParams, attr: Attribution, rows: np.ndarray) -> list[dict[str, Any]]:
     """Local explanations of the most uncertain explained rows (closest to the decision)."""
     if params.n_local == 0:
         return []
     n = len(attr.data)
     obj = ctx.model(params.model).obj
     if hasattr(obj, "predict_proba"):
-        proba = np.asarray(ctx.predict(params.model, params.dataset, "predict_proba"), dtype=float)[
-            rows[:n]
-        ]
-        top2 = (
-            np.sort(proba, axis=1)[:, -2:]
-            if proba.shape[1] > 1
-            else np.column_stack([1 - proba, proba])
-        )
+        proba = np.asarray(ctx.predict(params.model, params.dataset, "predict_proba"), dtype=float)[rows[:n]]
+        top2 = np.sort(proba, axis=1)[:, -2:] if proba.shape[1] > 1 else np.column_stack([1 - proba, proba])
         margin = top2[:, 1] - top2[:, 0]
         chosen, why = (
             np.argsort(margin, kind="stable")[: params.n_local],

@@ -53,9 +53,7 @@ def explain_tabular_lime(
         return _as_2d(model.predict_proba(inputs) if classify else model.predict(inputs))
 
     x = codec.encode(frame)
-    explainer = make_tabular_explainer(
-        codec.encode(background), features, codec, classify, seed, discretize_continuous
-    )
+    explainer = make_tabular_explainer(codec.encode(background), features, codec, classify, seed, discretize_continuous)
     k = f(x[:1]).shape[1] if classify else 1
     label = class_index if class_index is not None else (1 if k == 2 else 0)
     values, base, local, fit = [], [], [], []
@@ -76,19 +74,11 @@ def explain_tabular_lime(
         base.append(float(exp.intercept[key if classify else 1]))
         local.append(float(np.atleast_1d(exp.local_pred)[0]))
         fit.append(float(exp.score))
-        if (
-            time_limit_s is not None
-            and time.perf_counter() - start > time_limit_s
-            and i + 1 < len(x)
-        ):
-            notes.append(
-                f"time limit {time_limit_s:g}s reached: explained {i + 1} of {len(x)} rows"
-            )
+        if time_limit_s is not None and time.perf_counter() - start > time_limit_s and i + 1 < len(x):
+            notes.append(f"time limit {time_limit_s:g}s reached: explained {i + 1} of {len(x)} rows")
             break
     done = len(values)
-    name = (
-        classes[label] if classify and classes else ("prediction" if not classify else str(label))
-    )
+    name = classes[label] if classify and classes else ("prediction" if not classify else str(label))
     attr = Attribution(
         features,
         np.asarray(values)[:, :, None],
@@ -152,20 +142,14 @@ def explain_text_lime(
     tokens, values, base, local, fit = [], [], [], [], []
     notes: list[str] = []
     for i, text in enumerate(texts):
-        exp = explainer.explain_instance(
-            text, f, labels=(label,), num_features=10_000, num_samples=num_samples
-        )
+        exp = explainer.explain_instance(text, f, labels=(label,), num_features=10_000, num_samples=num_samples)
         pairs = exp.as_list(label=label)
         tokens.append([str(t) for t, _ in pairs])
         values.append(np.asarray([w for _, w in pairs], dtype=float))
         base.append(float(exp.intercept[label]))
         local.append(float(np.atleast_1d(exp.local_pred)[0]))
         fit.append(float(exp.score))
-        if (
-            time_limit_s is not None
-            and time.perf_counter() - start > time_limit_s
-            and i + 1 < len(texts)
-        ):
+        if time_limit_s is not None and time.perf_counter() - start > time_limit_s and i + 1 < len(texts):
             notes.append(f"time limit {time_limit_s:g}s reached: {i + 1} of {len(texts)} done")
             break
     config = getattr(getattr(model, "model", None), "config", None)

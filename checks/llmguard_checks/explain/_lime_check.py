@@ -116,13 +116,9 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
     if params.baseline:
         base_loaded = ctx.model(params.baseline)
         if base_loaded.input_kind == "text":
-            raise ValueError(
-                f"baseline '{params.baseline}' is a text model; '{params.model}' is tabular"
-            )
+            raise ValueError(f"baseline '{params.baseline}' is a text model; '{params.model}' is tabular")
         base, _ = _explain(ctx, params, base_loaded, rows[: len(cand.data)], background)
-        _compare(
-            out, ctx, _as_shap(params), cand.features, abs_cand, base.features, base.abs_values()
-        )
+        _compare(out, ctx, _as_shap(params), cand.features, abs_cand, base.features, base.abs_values())
     _protected(out, _as_shap(params), ds.frame, ds.sensitive, cand.features, top)
     if params.shap_agreement:
         from ._tabular import explain_tabular
@@ -147,10 +143,7 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
             "intercept": float(cand.base[i, 0]),
             "local_prediction": float(cand.output[i, 0]),
             "weights": sorted(
-                (
-                    {"feature": f, "lime": float(cand.values[i, j, 0])}
-                    for j, f in enumerate(cand.features)
-                ),
+                ({"feature": f, "lime": float(cand.values[i, j, 0])} for j, f in enumerate(cand.features)),
                 key=lambda r: -abs(r["lime"]),
             ),
         }
@@ -199,9 +192,7 @@ def _agreement(
         )
     valid = np.isfinite(per_row)
     if valid.sum() < len(per_row):
-        out.warnings.append(
-            f"shap_lime_row_agreement: {int((~valid).sum())} rows with constant attributions left out"
-        )
+        out.warnings.append(f"shap_lime_row_agreement: {int((~valid).sum())} rows with constant attributions left out")
     rho = per_row[valid]
     fields: dict[str, Any] = {"n": int(valid.sum())}
     if params.n_resamples > 0 and len(rho) > 1:
@@ -231,8 +222,7 @@ def _agreement(
         "rank_correlation": "spearman",
         "per_row": [float(r) if np.isfinite(r) else None for r in per_row],
         "features": [
-            {"feature": f, "lime": float(a), "shap": float(b)}
-            for f, a, b in zip(features, li, si, strict=True)
+            {"feature": f, "lime": float(a), "shap": float(b)} for f, a, b in zip(features, li, si, strict=True)
         ],
         "lime_top_features": st.top_k(features, li, params.top_k),
         "shap_top_features": st.top_k(features, si, params.top_k),
@@ -249,9 +239,7 @@ def _run_text(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> Che
     _budget_check(params, len(rows))
     chosen = [texts[i] for i in rows]
     index = _class_index(loaded, params.class_label)
-    cand, fit = explain_text_lime(
-        loaded.obj, chosen, params.num_samples, index, ctx.seed, params.time_limit_s
-    )
+    cand, fit = explain_text_lime(loaded.obj, chosen, params.num_samples, index, ctx.seed, params.time_limit_s)
     vocab, abs_cand = cand.abs_matrix()
     imp = st.importance(abs_cand)
     top = st.top_k(vocab, imp, params.top_k)
@@ -289,9 +277,7 @@ def _run_text(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> Che
     if params.shap_agreement:
         from ._text import explain_text
 
-        shap_attr = explain_text(
-            loaded.obj, cand.texts, _budget(cast(Any, params)), index, ctx.seed
-        )
+        shap_attr = explain_text(loaded.obj, cand.texts, _budget(cast(Any, params)), index, ctx.seed)
         union = list(dict.fromkeys([*vocab, *shap_attr.vocabulary()]))
         lime_m, shap_m = cand.abs_matrix(union)[1], shap_attr.abs_matrix(union)[1]
         present = np.zeros_like(lime_m, dtype=bool)

@@ -164,9 +164,7 @@ class Drift:
     current: np.ndarray
 
 
-def attribution_drift(
-    ref_abs: np.ndarray, cur_abs: np.ndarray, *, n_resamples: int, seed: int
-) -> Drift:
+def attribution_drift(ref_abs: np.ndarray, cur_abs: np.ndarray, *, n_resamples: int, seed: int) -> Drift:
     """TV distance of normalised importances, permutation-test p-value, rank correlation."""
     if ref_abs.sum() <= 0 or cur_abs.sum() <= 0:
         raise ValueError("attribution drift is undefined: a dataset's attributions are all zero")
@@ -217,9 +215,7 @@ def association(x: pd.Series, s: pd.Series) -> tuple[float, str]:
     return float(np.sqrt(f * df_b / (f * df_b + df_w))), "correlation_ratio"
 
 
-def proxies(
-    frame: pd.DataFrame, features: list[str], sensitive: list[str], threshold: float
-) -> list[dict[str, Any]]:
+def proxies(frame: pd.DataFrame, features: list[str], sensitive: list[str], threshold: float) -> list[dict[str, Any]]:
     """Every (feature, sensitive column) association, strongest first, flagged at ``threshold``."""
     rows = []
     for col in sensitive:

@@ -139,11 +139,7 @@ def source_groups(transformer: Any, inputs: list[str]) -> list[int] | None:
             if selected is None:
                 return None
             sl = transformer.output_indices_[name]
-            sub = (
-                list(range(len(selected)))
-                if trans == "passthrough"
-                else source_groups(trans, selected)
-            )
+            sub = list(range(len(selected))) if trans == "passthrough" else source_groups(trans, selected)
             if sub is None or len(sub) != sl.stop - sl.start:
                 return None
             for j, k in enumerate(sub):
@@ -252,9 +248,7 @@ def explain_tabular(
                     f"explainer '{explainer}': the pipeline's preprocessing mixes input columns, "
                     "so its attributions cannot be summed back to features; use 'permutation'"
                 )
-            notes.append(
-                "preprocessing mixes input columns: explained model-agnostically on raw features"
-            )
+            notes.append("preprocessing mixes input columns: explained model-agnostically on raw features")
             wanted = "permutation"
     if wanted in ("tree", "linear"):
         if explainer != "auto" and family != wanted:
@@ -265,17 +259,12 @@ def explain_tabular(
             if explainer != "auto":
                 raise
             # e.g. a tree ensemble shap's TreeExplainer cannot read (AdaBoost)
-            notes.append(
-                f"{wanted} explainer unavailable ({type(exc).__name__}: {exc}); "
-                "explained model-agnostically"
-            )
+            notes.append(f"{wanted} explainer unavailable ({type(exc).__name__}: {exc}); explained model-agnostically")
         else:
             attr.notes[:0] = notes
             attr.seconds = time.perf_counter() - start
             return attr
-    return _explain_agnostic(
-        model, frame, background, feed, budget, class_index, seed, notes, start
-    )
+    return _explain_agnostic(model, frame, background, feed, budget, class_index, seed, notes, start)
 
 
 def _explain_exact(
@@ -294,9 +283,7 @@ def _explain_exact(
     features = [str(c) for c in frame.columns]
     z = _dense(prep.transform(feed(frame)) if prep is not None else feed(frame))
     if wanted == "tree":
-        exp = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")(
-            z, check_additivity=False
-        )
+        exp = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")(z, check_additivity=False)
         name = "TreeExplainer (tree_path_dependent)"
     else:
         zb = _dense(prep.transform(feed(background)) if prep is not None else feed(background))
@@ -310,9 +297,7 @@ def _explain_exact(
         values = _sum_groups(values, groups, len(features))
         name += ", one-hot and other derived columns summed to their source feature"
     values, base, output, outs = _select_output(values, base, output, _classes(est), class_index)
-    return Attribution(
-        features, values, base, output, outs, name, space, frame.reset_index(drop=True)
-    )
+    return Attribution(features, values, base, output, outs, name, space, frame.reset_index(drop=True))
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -383,9 +368,7 @@ def _explain_agnostic(
     bg = encode(background)
     # one antithetic permutation costs 2f+1 calls; by default ten of them per row
     max_evals = budget.max_evals or 10 * (2 * len(features) + 1)
-    explainer = shap.PermutationExplainer(
-        f, shap.maskers.Independent(bg, max_samples=len(bg)), seed=seed
-    )
+    explainer = shap.PermutationExplainer(f, shap.maskers.Independent(bg, max_samples=len(bg)), seed=seed)
     x = encode(frame)
     parts = []
     done = 0
@@ -393,14 +376,8 @@ def _explain_agnostic(
         batch = x[done : done + budget.batch_rows]
         parts.append(explainer(batch, max_evals=max_evals, silent=True))
         done += len(batch)
-        if (
-            budget.time_limit_s is not None
-            and time.perf_counter() - start > budget.time_limit_s
-            and done < len(x)
-        ):
-            notes.append(
-                f"time limit {budget.time_limit_s:g}s reached: explained {done} of {len(x)} rows"
-            )
+        if budget.time_limit_s is not None and time.perf_counter() - start > budget.time_limit_s and done < len(x):
+            notes.append(f"time limit {budget.time_limit_s:g}s reached: explained {done} of {len(x)} rows")
             break
     values = np.concatenate([np.asarray(p.values, dtype=float) for p in parts])
     base_values = np.concatenate([np.asarray(p.base_values, dtype=float) for p in parts])

@@ -53,17 +53,13 @@ class TextAttribution:
         return vocab, out
 
 
-def explain_text(
-    model: Any, texts: list[str], budget: Budget, class_index: int | None, seed: int
-) -> TextAttribution:
+def explain_text(model: Any, texts: list[str], budget: Budget, class_index: int | None, seed: int) -> TextAttribution:
     """Token attributions of a ``TransformersModel`` sequence classifier on ``texts``."""
     import shap
 
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None or not hasattr(model, "predict_proba"):
-        raise ValueError(
-            f"text attributions need a classifier with a tokenizer, not {type(model).__name__}"
-        )
+        raise ValueError(f"text attributions need a classifier with a tokenizer, not {type(model).__name__}")
     start = time.perf_counter()
 
     def f(x: Any) -> np.ndarray:
@@ -84,30 +80,17 @@ def explain_text(
             values.append(np.asarray(exp.values[i], dtype=float))
             bases.append(np.atleast_1d(np.asarray(exp.base_values[i], dtype=float)))
         done += len(batch)
-        if (
-            budget.time_limit_s is not None
-            and time.perf_counter() - start > budget.time_limit_s
-            and done < len(texts)
-        ):
-            notes.append(
-                f"time limit {budget.time_limit_s:g}s reached: {done} of {len(texts)} done"
-            )
+        if budget.time_limit_s is not None and time.perf_counter() - start > budget.time_limit_s and done < len(texts):
+            notes.append(f"time limit {budget.time_limit_s:g}s reached: {done} of {len(texts)} done")
             break
     output = f(texts[:done])
     k = output.shape[1]
-    index = (
-        class_index
-        if class_index is not None
-        else (1 if k == 2 else int(np.argmax(output.mean(axis=0))))
-    )
+    index = class_index if class_index is not None else (1 if k == 2 else int(np.argmax(output.mean(axis=0))))
     if not 0 <= index < k:
         raise ValueError(f"class index {index} is out of range for a model with {k} outputs")
     sel_values = [v[:, index] if v.ndim == 2 else v for v in values]
     # special tokens ([CLS], [SEP]) come back as empty strings with zero attribution
-    kept = [
-        ([t for t in toks if t], v[[bool(t) for t in toks]])
-        for toks, v in zip(tokens, sel_values, strict=True)
-    ]
+    kept = [([t for t in toks if t], v[[bool(t) for t in toks]]) for toks, v in zip(tokens, sel_values, strict=True)]
     labels = getattr(getattr(model, "model", None), "config", None)
     names = getattr(labels, "id2label", None) or {}
     return TextAttribution(
@@ -117,8 +100,7 @@ def explain_text(
         base=np.array([b[index] if b.shape[0] > index else b[0] for b in bases]),
         output=output[:, index],
         output_name=str(names.get(index, index)),
-        explainer=f"{type(explainer).__name__} over shap.maskers.Text "
-        f"({max_evals} evaluations per text)",
+        explainer=f"{type(explainer).__name__} over shap.maskers.Text ({max_evals} evaluations per text)",
         notes=notes,
         seconds=time.perf_counter() - start,
     )

@@ -67,9 +67,7 @@ def run_text(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> Chec
     if params.reference:
         ref_texts = list(ctx.inputs(params.model, params.reference))
         ref_rows = _sample(len(ref_texts), params.max_samples, rng)
-        ref = explain_text(
-            loaded.obj, [ref_texts[i] for i in ref_rows], _budget(params), index, ctx.seed
-        )
+        ref = explain_text(loaded.obj, [ref_texts[i] for i in ref_rows], _budget(params), index, ctx.seed)
         union = list(dict.fromkeys([*vocab, *ref.vocabulary()]))
         _drift(out, ctx, params, ref.abs_matrix(union)[1], cand.abs_matrix(union)[1], union)
     if params.protected:
@@ -103,10 +101,7 @@ def _local_text(params: ShapParams, attr: TextAttribution) -> list[dict[str, Any
                 "selected_by": "probability closest to 0.5",
                 "output": float(attr.output[i]),
                 "base_value": float(attr.base[i]),
-                "tokens": [
-                    {"token": t, "shap": float(v)}
-                    for t, v in zip(attr.tokens[i], attr.values[i], strict=True)
-                ],
+                "tokens": [{"token": t, "shap": float(v)} for t, v in zip(attr.tokens[i], attr.values[i], strict=True)],
             }
         )
     return local

@@ -43,60 +43,40 @@ class GenerationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    model: ModelRef | None = Field(
-        "candidate", description="Generating model (fed the dataset's text column)."
-    )
+    model: ModelRef | None = Field("candidate", description="Generating model (fed the dataset's text column).")
     dataset: DatasetRef = Field("current", description="Prompts (text column) with references.")
-    output_column: str | None = Field(
-        None, description="Take outputs from this column instead of a model."
-    )
-    reference_column: str | None = Field(
-        None, description="Reference answers (default: the dataset's target)."
-    )
-    context_column: str | None = Field(
-        None, description="Retrieval context (faithfulness, hallucination)."
-    )
-    metrics: list[Metric] = Field(
-        ["exact_match", "token_f1"], description="Reference-based metrics."
-    )
+    output_column: str | None = Field(None, description="Take outputs from this column instead of a model.")
+    reference_column: str | None = Field(None, description="Reference answers (default: the dataset's target).")
+    context_column: str | None = Field(None, description="Retrieval context (faithfulness, hallucination).")
+    metrics: list[Metric] = Field(["exact_match", "token_f1"], description="Reference-based metrics.")
     embedding_model: str | None = Field(
         None,
         description="Local sentence-transformers folder (default: the bundled all-MiniLM-L6-v2).",
     )
-    judge: ModelRef | None = Field(
-        None, description="Suite model used as the deepeval judge (local)."
-    )
-    judge_metrics: list[JudgeMetric] = Field(
-        default_factory=list, description="deepeval metrics to judge."
-    )
-    judge_repeats: int = Field(
-        3, ge=1, le=20, description="Times each row is judged (consistency)."
-    )
+    judge: ModelRef | None = Field(None, description="Suite model used as the deepeval judge (local).")
+    judge_metrics: list[JudgeMetric] = Field(default_factory=list, description="deepeval metrics to judge.")
+    judge_repeats: int = Field(3, ge=1, le=20, description="Times each row is judged (consistency).")
     judge_temperature: float = Field(
         0.7,
         ge=0,
         le=2,
         description="Sampling temperature of the repeats (0: greedy, repeats identical).",
     )
-    judge_threshold: float = Field(
-        0.5, ge=0, le=1, description="Pass/fail threshold of a judged score."
-    )
+    judge_threshold: float = Field(0.5, ge=0, le=1, description="Pass/fail threshold of a judged score.")
     judge_max_new_tokens: int = Field(256, ge=8, description="Longest judge answer.")
-    judge_rows: int | None = Field(
-        None, ge=1, description="Judge only the first N rows (judging is slow)."
-    )
+    judge_rows: int | None = Field(None, ge=1, description="Judge only the first N rows (judging is slow).")
     n_resamples: int = Field(1000, ge=0, description="Bootstrap resamples of the intervals.")
     baseline: ModelRef | None = Field(
-        None, description="Champion generating on the same prompts: every metric gets <metric>_delta "
-        "(paired intervals over items)."
+        None,
+        description="Champion generating on the same prompts: every metric gets <metric>_delta "
+        "(paired intervals over items).",
     )
     pass_: PassCriterion | None = Field(
         None, alias="pass", description="When one answer passes: pass_rate, pass_at_<k>, McNemar."
     )
     format: FormatSpec | None = Field(None, description="Required output format: format_valid_rate.")
     samples: int | None = Field(
-        None, ge=1, le=1000, description="Independent generations per prompt (default: the model's "
-        "generation.samples)."
+        None, ge=1, le=1000, description="Independent generations per prompt (default: the model's generation.samples)."
     )
     pass_at: list[int] | None = Field(
         None, description="k of pass_at_<k> / pass_all_<k> (default: [1, samples] when samples > 1)."
@@ -109,9 +89,7 @@ class GenerationParams(BaseModel):
     )
 
 
-def _texts(
-    ctx: CheckContext, p: GenerationParams
-) -> tuple[list[str], list[str], list[str | None], list[str]]:
+def _texts(ctx: CheckContext, p: GenerationParams) -> tuple[list[str], list[str], list[str | None], list[str]]:
     """Prompts, outputs, references (None when absent) and contexts of the rows."""
     ds = ctx.dataset(p.dataset)
     frame = ds.frame
@@ -123,16 +101,12 @@ def _texts(
     if p.output_column is not None:
         outputs = [str(v) for v in frame[p.output_column]]
     elif p.model is not None:
-        outputs = [
-            str(v) for v in np.asarray(ctx.predict(p.model, p.dataset, "predict"), dtype=object)
-        ]
+        outputs = [str(v) for v in np.asarray(ctx.predict(p.model, p.dataset, "predict"), dtype=object)]
     else:
         raise ValueError("set 'model' or 'output_column'")
     ref_col = p.reference_column or ds.spec.target
     refs: list[str | None] = (
-        [None if v is None or v != v else str(v) for v in frame[ref_col]]
-        if ref_col
-        else [None] * len(frame)
+        [None if v is None or v != v else str(v) for v in frame[ref_col]] if ref_col else [None] * len(frame)
     )
     contexts = [str(v) for v in frame[p.context_column]] if p.context_column else []
     return prompts, outputs, refs, contexts
@@ -184,9 +158,16 @@ def _settings(p: GenerationParams, samples: int) -> Any:
         raise ValueError(f"pass_at {bad}: k must lie between 1 and samples ({samples})")
     if pass_at and p.pass_ is None:
         raise ValueError("pass_at needs a pass criterion ('pass:')")
-    return ScoreSettings(metrics=list(p.metrics), criterion=p.pass_, format=p.format, pass_at=list(pass_at),
-                         embedding_model=p.embedding_model, judge=p.judge, judge_repeats=p.judge_repeats,
-                         n_resamples=p.n_resamples)
+    return ScoreSettings(
+        metrics=list(p.metrics),
+        criterion=p.pass_,
+        format=p.format,
+        pass_at=list(pass_at),
+        embedding_model=p.embedding_model,
+        judge=p.judge,
+        judge_repeats=p.judge_repeats,
+        n_resamples=p.n_resamples,
+    )
 
 
 def _model_scored(ctx: CheckContext, p: GenerationParams, model: str, refs: list[str | None]) -> Any:
@@ -196,8 +177,17 @@ def _model_scored(ctx: CheckContext, p: GenerationParams, model: str, refs: list
     loaded = ctx.model(model)
     price = loaded.spec.price.model_dump() if loaded.spec.price is not None else None
     prompts = [c[-1]["content"] if c else "" for c in gens.conversations]
-    scored = score(ctx, _settings(p, gens.samples), model, prompts, gens.texts, refs,
-                   prompt_tokens=gens.prompt_tokens, output_tokens=gens.output_tokens, price=price)
+    scored = score(
+        ctx,
+        _settings(p, gens.samples),
+        model,
+        prompts,
+        gens.texts,
+        refs,
+        prompt_tokens=gens.prompt_tokens,
+        output_tokens=gens.output_tokens,
+        price=price,
+    )
     return scored, gens
 
 
@@ -223,8 +213,9 @@ def run_generation(ctx: CheckContext, p: GenerationParams) -> CheckOutput:
             raise ValueError("baseline compares two generating models; drop 'output_column'")
         base, gens_b = _model_scored(ctx, p, p.baseline, refs)
         if base.samples != cand.samples:
-            raise ValueError(f"candidate draws {cand.samples} samples and baseline {base.samples}: "
-                             "set 'samples' so both match")
+            raise ValueError(
+                f"candidate draws {cand.samples} samples and baseline {base.samples}: set 'samples' so both match"
+            )
         out.details["generation"]["baseline"] = gens_b.describe()
     if p.metrics or p.pass_ is not None or p.format is not None or gens_c is not None:
         report(out, ctx, _settings(p, cand.samples), cand, base)
@@ -250,33 +241,48 @@ def run_generation(ctx: CheckContext, p: GenerationParams) -> CheckOutput:
     return out
 
 
-def _pairwise(ctx: CheckContext, p: GenerationParams, out: CheckOutput, cand: Any, base: Any,
-              refs: list[str | None]) -> None:
+def _pairwise(
+    ctx: CheckContext, p: GenerationParams, out: CheckOutput, cand: Any, base: Any, refs: list[str | None]
+) -> None:
     from .pairwise import pairwise_conversation, parse_preference, tally
 
     assert p.pairwise_judge is not None
     qs, a, b = cand.prompts, [t[0] for t in cand.texts], [t[0] for t in base.texts]
-    first = ctx.chat(p.pairwise_judge, [pairwise_conversation(q, x, y, r) for q, x, y, r in zip(qs, a, b, refs,
-                                                                                               strict=True)])
-    second = ctx.chat(p.pairwise_judge, [pairwise_conversation(q, y, x, r) for q, x, y, r in zip(qs, a, b, refs,
-                                                                                                strict=True)])
+    first = ctx.chat(
+        p.pairwise_judge, [pairwise_conversation(q, x, y, r) for q, x, y, r in zip(qs, a, b, refs, strict=True)]
+    )
+    second = ctx.chat(
+        p.pairwise_judge, [pairwise_conversation(q, y, x, r) for q, x, y, r in zip(qs, a, b, refs, strict=True)]
+    )
     t = tally([parse_preference(x) for x in first.first()], [parse_preference(x) for x in second.first()])
     n = len(t.outcome)
     decided = ~np.isnan(t.outcome)
-    for name, values in (("win_rate", decided & (t.outcome == 1)), ("loss_rate", decided & (t.outcome == -1)),
-                         ("tie_rate", decided & (t.outcome == 0)), ("inconsistent_rate", ~decided),
-                         ("position_bias", t.same_position > 0)):
+    for name, values in (
+        ("win_rate", decided & (t.outcome == 1)),
+        ("loss_rate", decided & (t.outcome == -1)),
+        ("tie_rate", decided & (t.outcome == 0)),
+        ("inconsistent_rate", ~decided),
+        ("position_bias", t.same_position > 0),
+    ):
         _mean_with_interval(out, ctx, p, name, values.astype(float))
     out.details["pairwise"] = {
-        "judge": p.pairwise_judge, "pairs": n, "orders": "candidate first, then baseline first",
+        "judge": p.pairwise_judge,
+        "pairs": n,
+        "orders": "candidate first, then baseline first",
         "unparsed_pairs": t.unparsed,
         "rule": "a pair counts as a win, loss or tie only when both orders agree; position_bias is the share "
-                "of pairs where the judge chose the same slot in both orders",
+        "of pairs where the judge chose the same slot in both orders",
     }
 
 
-def _agreement(ctx: CheckContext, p: GenerationParams, out: CheckOutput, prompts: list[str],
-               outputs: list[str], refs: list[str | None]) -> None:
+def _agreement(
+    ctx: CheckContext,
+    p: GenerationParams,
+    out: CheckOutput,
+    prompts: list[str],
+    outputs: list[str],
+    refs: list[str | None],
+) -> None:
     from sklearn.metrics import cohen_kappa_score
 
     from .scoring import judge_verdicts
@@ -301,27 +307,30 @@ def _agreement(ctx: CheckContext, p: GenerationParams, out: CheckOutput, prompts
         draws_a = np.asarray(draws)
         draws_a = draws_a[np.isfinite(draws_a)]
         level = ctx.confidence("judge_agreement")
-        fields.update(lower=float(np.quantile(draws_a, (1 - level) / 2)),
-                      upper=float(np.quantile(draws_a, (1 + level) / 2)), confidence=level,
-                      interval_method=f"bootstrap-percentile over items ({p.n_resamples} resamples)")
+        fields.update(
+            lower=float(np.quantile(draws_a, (1 - level) / 2)),
+            upper=float(np.quantile(draws_a, (1 + level) / 2)),
+            confidence=level,
+            interval_method=f"bootstrap-percentile over items ({p.n_resamples} resamples)",
+        )
     out.add("judge_agreement", kappa, **fields)
     out.add("judge_consistency", float(agree.mean()), n=len(agree))
     out.details["judge_agreement"] = {
-        "judge": p.judge, "labels": p.human_label_column, "measure": "Cohen's kappa (sklearn)",
-        "judge_pass_rate": float(verdict.mean()), "human_pass_rate": float(human.mean()),
-        "unparsed_verdicts": unparsed, "repeats": p.judge_repeats,
+        "judge": p.judge,
+        "labels": p.human_label_column,
+        "measure": "Cohen's kappa (sklearn)",
+        "judge_pass_rate": float(verdict.mean()),
+        "human_pass_rate": float(human.mean()),
+        "unparsed_verdicts": unparsed,
+        "repeats": p.judge_repeats,
     }
 
 
 def _specs() -> tuple[MetricSpec, ...]:
     specs = [
-        MetricSpec(
-            "exact_match", "share of outputs equal to the reference after SQuAD normalisation", True
-        ),
+        MetricSpec("exact_match", "share of outputs equal to the reference after SQuAD normalisation", True),
         MetricSpec("token_f1", "mean SQuAD token F1 of output against reference", True),
-        MetricSpec(
-            "semantic_similarity", "mean cosine similarity of output and reference embeddings", True
-        ),
+        MetricSpec("semantic_similarity", "mean cosine similarity of output and reference embeddings", True),
         MetricSpec(
             "judge_parse_failure_rate",
             "share of judge answers that were not the JSON asked for",
@@ -332,11 +341,7 @@ def _specs() -> tuple[MetricSpec, ...]:
     for name in ("answer_relevancy", "faithfulness", "bias", "toxicity", "hallucination"):
         better = name in ("answer_relevancy", "faithfulness")
         specs.append(MetricSpec(name, f"mean deepeval {name} score by the local judge", better))
-        specs.append(
-            MetricSpec(
-                f"{name}_agreement", f"share of rows whose {name} repeats agree on pass/fail", True
-            )
-        )
+        specs.append(MetricSpec(f"{name}_agreement", f"share of rows whose {name} repeats agree on pass/fail", True))
     return tuple(specs)
 
 
@@ -357,11 +362,20 @@ def _release_specs() -> list[MetricSpec]:
         MetricSpec("judge_agreement", "Cohen's kappa of the judge's verdicts against human labels", True),
         MetricSpec("judge_consistency", "share of items whose repeated judge verdicts agree", True),
     ]
-    deltas = [MetricSpec(f"{m}_delta", f"{m} of the candidate minus the baseline (paired over items)",
-                         m in ("exact_match", "token_f1", "semantic_similarity"))
-              for m in ("exact_match", "token_f1", "semantic_similarity")]
-    deltas += [MetricSpec(f"{s.name}_delta", f"{s.name} of the candidate minus the baseline (paired over items)",
-                          s.higher_is_better) for s in base[:7]]
+    deltas = [
+        MetricSpec(
+            f"{m}_delta",
+            f"{m} of the candidate minus the baseline (paired over items)",
+            m in ("exact_match", "token_f1", "semantic_similarity"),
+        )
+        for m in ("exact_match", "token_f1", "semantic_similarity")
+    ]
+    deltas += [
+        MetricSpec(
+            f"{s.name}_delta", f"{s.name} of the candidate minus the baseline (paired over items)", s.higher_is_better
+        )
+        for s in base[:7]
+    ]
     return base + deltas
 
 
@@ -374,8 +388,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             run=run_generation,
             params=GenerationParams,
             metrics=_specs(),
-            summary="Exact match, token F1, local semantic similarity, "
-            "deepeval metrics with a local judge.",
+            summary="Exact match, token F1, local semantic similarity, deepeval metrics with a local judge.",
         )
     )
 

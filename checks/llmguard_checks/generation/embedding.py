@@ -37,14 +37,8 @@ def cosine_similarities(
     from sentence_transformers import SentenceTransformer
 
     if not model_dir.is_dir():
-        raise ValueError(
-            f"embedding_model: {model_dir} is not a local sentence-transformers folder"
-        )
+        raise ValueError(f"embedding_model: {model_dir} is not a local sentence-transformers folder")
     model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
-    a = model.encode(
-        predictions, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-    )
-    b = model.encode(
-        references, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-    )
+    a = model.encode(predictions, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    b = model.encode(references, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
     return np.clip(np.sum(np.asarray(a) * np.asarray(b), axis=1), -1.0, 1.0)

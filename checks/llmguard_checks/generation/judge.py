@@ -79,9 +79,7 @@ def parse_verdict(text: str, schema: Any) -> Any:
     """The first JSON object in ``text`` validated as ``schema`` (a pydantic model)."""
     match = _JSON.search(text or "")
     if match is None:
-        raise JudgeOutputError(
-            f"no JSON object in the judge's answer for {schema.__name__}: {text[:120]!r}"
-        )
+        raise JudgeOutputError(f"no JSON object in the judge's answer for {schema.__name__}: {text[:120]!r}")
     raw = re.sub(r",\s*([\]}])", r"\1", match.group(0))  # trailing commas are common
     try:
         return schema.model_validate(json.loads(raw))

@@ -61,9 +61,7 @@ def run_judge(
             metric = make_metric(name, judge, p.judge_threshold)
             for i in range(n):
                 judge.draw = r * n + i  # a distinct, reproducible sampling seed per repeat and row
-                case = make_case(
-                    prompts[i], outputs[i], refs[i], [contexts[i]] if contexts else None
-                )
+                case = make_case(prompts[i], outputs[i], refs[i], [contexts[i]] if contexts else None)
                 try:
                     scores[i, r] = float(metric.measure(case, _show_indicator=False))
                 except JudgeOutputError:

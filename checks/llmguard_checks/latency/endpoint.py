@@ -67,7 +67,10 @@ def _description(options: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(headers, dict):
         raise ArtifactError("options.headers must be a mapping of header names to values")
     return {
-        "loader": "http", "base_url": base_url.rstrip("/"), "api": api, "model": model,
+        "loader": "http",
+        "base_url": base_url.rstrip("/"),
+        "api": api,
+        "model": model,
         "headers": sorted(str(h) for h in headers),
         "request": {k: options[k] for k in _REQUEST_KEYS if k in options},
     }
@@ -124,8 +127,15 @@ class HttpModel:
     input_kind = "text"
     is_remote = True
 
-    def __init__(self, description: dict[str, Any], headers: dict[str, str], api_key: str | None,
-                 timeout_s: float, retries: int = 3, backoff_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        description: dict[str, Any],
+        headers: dict[str, str],
+        api_key: str | None,
+        timeout_s: float,
+        retries: int = 3,
+        backoff_s: float = 0.25,
+    ) -> None:
         self.description = description
         self.api: str = description["api"]
         self.model_name: str = description["model"]
@@ -135,8 +145,7 @@ class HttpModel:
         self._host = url.hostname or "127.0.0.1"
         self._port = url.port
         self._prefix = url.path.rstrip("/")
-        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json",
-                         **headers}
+        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json", **headers}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self.timeout_s = timeout_s
@@ -235,8 +244,9 @@ class HttpModel:
                     raise ArtifactError(self._redact(f"{self.url}: {problem}"))
             self._count(True)
             if attempt >= self.retries:
-                raise ArtifactError(self._redact(
-                    f"{self.url}: {problem} (after {attempt + 1} attempt{'s' if attempt else ''})"))
+                raise ArtifactError(
+                    self._redact(f"{self.url}: {problem} (after {attempt + 1} attempt{'s' if attempt else ''})")
+                )
             time.sleep(self.backoff_s * 2**attempt)
             attempt += 1
             stale_retry = True
@@ -251,8 +261,7 @@ class HttpModel:
             raise ArtifactError(self._redact(message)) from None
         if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list) or not payload["choices"]:
             shown = payload.get("error", payload) if isinstance(payload, dict) else payload
-            raise ArtifactError(self._redact(
-                f"{self.url}: HTTP 200 without choices: {json.dumps(shown)[:200]}"))
+            raise ArtifactError(self._redact(f"{self.url}: HTTP 200 without choices: {json.dumps(shown)[:200]}"))
         return payload
 
     def _body(self, prompt: str, max_tokens: int | None, stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
@@ -287,16 +296,18 @@ class HttpModel:
             message = choice.get("message") if isinstance(choice, dict) else None
             text = (message or {}).get("content") if self.api == "chat" else choice.get("text")
             if not isinstance(text, str):
-                raise ArtifactError(self._redact(f"{self.url}: HTTP 200 with a choice without text: "
-                                                 f"{json.dumps(choice)[:200]}"))
+                raise ArtifactError(
+                    self._redact(f"{self.url}: HTTP 200 with a choice without text: {json.dumps(choice)[:200]}")
+                )
             out.append(text)
         return out
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.generate(list(texts)), dtype=object)
 
-    def chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int | None = None,
-             **settings: Any) -> list[dict[str, Any]]:
+    def chat(
+        self, conversations: list[list[dict[str, str]]], max_new_tokens: int | None = None, **settings: Any
+    ) -> list[dict[str, Any]]:
         """One non-streamed request per conversation: ``{text, prompt_tokens, output_tokens}``.
 
         ``api: chat`` sends the messages as they are; ``api: completions`` sends them
@@ -309,6 +320,7 @@ class HttpModel:
         extra = {k: v for k, v in settings.items() if k in ("temperature", "top_p", "seed", "stop") and v is not None}
         if not extra.get("stop"):
             extra.pop("stop", None)
+
         def one(messages: list[dict[str, str]]) -> dict[str, Any]:
             body = self._body(flatten(messages), max_new_tokens, False, extra)
             if self.api == "chat":
@@ -321,12 +333,16 @@ class HttpModel:
             message = choice.get("message") if isinstance(choice, dict) else None
             text = (message or {}).get("content") if self.api == "chat" else choice.get("text")
             if not isinstance(text, str):
-                raise ArtifactError(self._redact(f"{self.url}: HTTP 200 with a choice without text: "
-                                                 f"{json.dumps(choice)[:200]}"))
+                raise ArtifactError(
+                    self._redact(f"{self.url}: HTTP 200 with a choice without text: {json.dumps(choice)[:200]}")
+                )
             raw_usage = payload.get("usage")
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
-            return {"text": text, "prompt_tokens": usage.get("prompt_tokens"),
-                    "output_tokens": usage.get("completion_tokens")}
+            return {
+                "text": text,
+                "prompt_tokens": usage.get("prompt_tokens"),
+                "output_tokens": usage.get("completion_tokens"),
+            }
 
         workers = min(self.concurrency, len(conversations))
         if workers <= 1:
@@ -350,8 +366,9 @@ class HttpModel:
             body = response.read()
             self._drop_connection()
             self._payload(body)  # raises for an error object in place of choices
-            raise ArtifactError(f"{self.url}: HTTP 200 with one JSON answer, not a stream; the endpoint "
-                                "ignores stream: true")
+            raise ArtifactError(
+                f"{self.url}: HTTP 200 with one JSON answer, not a stream; the endpoint ignores stream: true"
+            )
         chunks = 0
         usage_tokens: int | None = None
         parts: list[str] = []

@@ -69,8 +69,9 @@ def local_stream(model: Any, max_new_tokens: int, ignore_eos: bool, timeout_s: f
         failure: list[BaseException] = []
         sent = time.perf_counter_ns()
         enc = tokenizer(prompt, return_tensors="pt").to(model.device)
-        kwargs: dict[str, Any] = dict(**enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
-                                      pad_token_id=pad)
+        kwargs: dict[str, Any] = dict(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer, pad_token_id=pad
+        )
         if ignore_eos:
             kwargs["min_new_tokens"] = max_new_tokens
 
@@ -92,15 +93,21 @@ def local_stream(model: Any, max_new_tokens: int, ignore_eos: bool, timeout_s: f
         if failure:
             raise failure[0]
         times = streamer.token_times
-        return StreamTiming(sent_ns=sent, first_ns=times[0] if times else None,
-                            last_ns=times[-1] if times else None, tokens=streamer.tokens, text=text,
-                            token_times_ns=list(times))
+        return StreamTiming(
+            sent_ns=sent,
+            first_ns=times[0] if times else None,
+            last_ns=times[-1] if times else None,
+            tokens=streamer.tokens,
+            text=text,
+            token_times_ns=list(times),
+        )
 
     return stream
 
 
 def _stream_fn(obj: Any, params: GenerationParams) -> StreamFn:
     if hasattr(obj, "stream_timed"):
+
         def remote(prompt: str) -> StreamTiming:
             timing: StreamTiming = obj.stream_timed(prompt, params.max_new_tokens, params.ignore_eos)
             return timing
@@ -108,12 +115,14 @@ def _stream_fn(obj: Any, params: GenerationParams) -> StreamFn:
         return remote
     if hasattr(obj, "model") and hasattr(obj, "tokenizer"):
         return local_stream(obj, params.max_new_tokens, params.ignore_eos, params.timeout_s)
-    raise ValueError(f"latency.generation needs a causal LM (loader transformers) or an http endpoint, not "
-                     f"{type(obj).__name__}")
+    raise ValueError(
+        f"latency.generation needs a causal LM (loader transformers) or an http endpoint, not {type(obj).__name__}"
+    )
 
 
-def _run_requests(stream: StreamFn, prompts: list[str], params: GenerationParams,
-                  ctx: CheckContext) -> tuple[list[StreamTiming], list[int], int]:
+def _run_requests(
+    stream: StreamFn, prompts: list[str], params: GenerationParams, ctx: CheckContext
+) -> tuple[list[StreamTiming], list[int], int]:
     """Timed requests and each one's start (send or scheduled), plus the run's wall time."""
     clock = time.perf_counter_ns
     m = len(prompts)
@@ -161,8 +170,9 @@ def model_prompts(ctx: CheckContext, model: str, dataset: str) -> list[str]:
     return [str(chat(c)) if callable(chat) else flatten(c) for c in convs]
 
 
-def _paired_percentile(a: np.ndarray, b: np.ndarray, q: float, ratio: bool, level: float, n_resamples: int,
-                       seed: int) -> tuple[float, float, float]:
+def _paired_percentile(
+    a: np.ndarray, b: np.ndarray, q: float, ratio: bool, level: float, n_resamples: int, seed: int
+) -> tuple[float, float, float]:
     """Point and percentile-bootstrap interval of q-th percentile difference (or ratio), pairs resampled."""
     rng = np.random.default_rng(seed)
 
@@ -219,13 +229,28 @@ def run_generation_vs_baseline(ctx: CheckContext, params: GenerationParams) -> C
             for kind in ("delta", "ratio"):
                 name = f"{what}_{label}_ms_{kind}"
                 level = ctx.confidence(name)
-                v, lo, hi = _paired_percentile(arrays[params.model][what], arrays[params.baseline][what], q,
-                                               kind == "ratio", level, 1000, ctx.seed)
-                out.add(name, v, lower=lo, upper=hi, confidence=level, n=n,
-                        interval_method="paired bootstrap-percentile over interleaved requests (1000 resamples)",
-                        unit="ms" if kind == "delta" else None)
-    out.details.update(model=params.model, baseline=params.baseline, requests=n, order="ABBA interleaved",
-                       device=device.name, max_new_tokens=params.max_new_tokens, **torch_facts)
+                v, lo, hi = _paired_percentile(
+                    arrays[params.model][what], arrays[params.baseline][what], q, kind == "ratio", level, 1000, ctx.seed
+                )
+                out.add(
+                    name,
+                    v,
+                    lower=lo,
+                    upper=hi,
+                    confidence=level,
+                    n=n,
+                    interval_method="paired bootstrap-percentile over interleaved requests (1000 resamples)",
+                    unit="ms" if kind == "delta" else None,
+                )
+    out.details.update(
+        model=params.model,
+        baseline=params.baseline,
+        requests=n,
+        order="ABBA interleaved",
+        device=device.name,
+        max_new_tokens=params.max_new_tokens,
+        **torch_facts,
+    )
     return out
 
 
@@ -236,8 +261,9 @@ def run_generation(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
     obj = ctx.model(params.model).obj
     prompts = model_prompts(ctx, params.model, params.dataset)
     if not isinstance(prompts, list) or not prompts:
-        raise ValueError(f"model '{params.model}' takes no text inputs from dataset '{params.dataset}' "
-                         "(declare its 'text' column)")
+        raise ValueError(
+            f"model '{params.model}' takes no text inputs from dataset '{params.dataset}' (declare its 'text' column)"
+        )
     device = resolve_device(params.device, obj)
     stream = _stream_fn(obj, params)
     with torch_settings(params.threads) as torch_facts, PeakMemory(device) as memory:
@@ -274,25 +300,44 @@ def run_generation(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
         out.warnings.append(f"{int((~multi).sum())} requests produced fewer than 2 tokens and have no TPOT")
     short = int((tokens < params.max_new_tokens).sum())
     if short:
-        out.warnings.append(f"{short} of {len(timings)} requests stopped before max_new_tokens "
-                            f"({params.max_new_tokens}); set ignore_eos: true for fixed-length outputs")
+        out.warnings.append(
+            f"{short} of {len(timings)} requests stopped before max_new_tokens "
+            f"({params.max_new_tokens}); set ignore_eos: true for fixed-length outputs"
+        )
     out.details.update(
-        scenario=params.scenario, model=params.model, dataset=params.dataset, requests=len(timings),
-        stopped_by="requests" if len(timings) >= params.requests else "duration_s", wall_s=wall_ns / 1e9,
-        max_new_tokens=params.max_new_tokens, ignore_eos=params.ignore_eos, device=device.name,
-        device_facts=device.facts, streaming="http server-sent events" if device.kind == "remote"
+        scenario=params.scenario,
+        model=params.model,
+        dataset=params.dataset,
+        requests=len(timings),
+        stopped_by="requests" if len(timings) >= params.requests else "duration_s",
+        wall_s=wall_ns / 1e9,
+        max_new_tokens=params.max_new_tokens,
+        ignore_eos=params.ignore_eos,
+        device=device.name,
+        device_facts=device.facts,
+        streaming="http server-sent events"
+        if device.kind == "remote"
         else "transformers TextIteratorStreamer (per-token clock in put)",
-        definitions={"ttft": "first output token - request start (send time; scheduled arrival in server)",
-                     "tpot": "(last token - first token) / (output tokens - 1), per request",
-                     "tokens_per_s": "output tokens of all requests / wall time"},
-        **torch_facts, memory_method=memory.method,
+        definitions={
+            "ttft": "first output token - request start (send time; scheduled arrival in server)",
+            "tpot": "(last token - first token) / (output tokens - 1), per request",
+            "tokens_per_s": "output tokens of all requests / wall time",
+        },
+        **torch_facts,
+        memory_method=memory.method,
     )
     if peak is not None:
         out.details["peak_memory_mb"] = peak
     if params.scenario == "server":
-        out.details.update(target_qps=params.target_qps, concurrency=params.concurrency,
-                           achieved_qps=len(timings) / (wall_ns / 1e9))
+        out.details.update(
+            target_qps=params.target_qps, concurrency=params.concurrency, achieved_qps=len(timings) / (wall_ns / 1e9)
+        )
     tpot_col = np.array([((t.last_ns or 0) - (t.first_ns or 0)) / max(t.tokens - 1, 1) / 1e6 for t in timings])
-    out.artifacts["samples"] = str(write_samples(ctx, "generation_samples.csv", {
-        "ttft_ms": ttft, "tpot_ms": tpot_col, "e2e_ms": e2e, "output_tokens": tokens.astype(float)}))
+    out.artifacts["samples"] = str(
+        write_samples(
+            ctx,
+            "generation_samples.csv",
+            {"ttft_ms": ttft, "tpot_ms": tpot_col, "e2e_ms": e2e, "output_tokens": tokens.astype(float)},
+        )
+    )
     return out

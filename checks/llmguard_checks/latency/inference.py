@@ -82,8 +82,8 @@ class Requests:
 
 def _slice(inputs: Any, start: int, size: int) -> Any:
     if hasattr(inputs, "iloc"):
-        return inputs.iloc[start:start + size]
-    return inputs[start:start + size]
+        return inputs.iloc[start : start + size]
+    return inputs[start : start + size]
 
 
 def _in_inference_mode(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -99,8 +99,9 @@ def _in_inference_mode(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return wrapped
 
 
-def _measure(ctx: CheckContext, params: InferenceParams, batch: int,
-             device: Device) -> tuple[Samples, Samples | None, dict[str, Any]]:
+def _measure(
+    ctx: CheckContext, params: InferenceParams, batch: int, device: Device
+) -> tuple[Samples, Samples | None, dict[str, Any]]:
     obj = ctx.model(params.model).obj
     inputs = ctx.inputs(params.model, params.dataset)
     req = Requests(obj, params.method, inputs, batch, params.requests, device)
@@ -108,8 +109,9 @@ def _measure(ctx: CheckContext, params: InferenceParams, batch: int,
     if params.baseline is not None:
         base_obj = ctx.model(params.baseline).obj
         base_device = resolve_device("auto", base_obj)
-        base_req = Requests(base_obj, params.method, ctx.inputs(params.baseline, params.dataset), batch,
-                            params.requests, base_device)
+        base_req = Requests(
+            base_obj, params.method, ctx.inputs(params.baseline, params.dataset), batch, params.requests, base_device
+        )
     info: dict[str, Any] = {"batch_size": batch, "distinct_requests": len(req.payloads)}
     with torch_settings(params.threads) as torch_facts, PeakMemory(device) as memory:
         info["warmup_calls"] = req.warm_up(params.warmup, params.warmup_shapes)
@@ -124,8 +126,18 @@ def _measure(ctx: CheckContext, params: InferenceParams, batch: int,
             samples = open_loop(call, req.payloads, req.sizes, schedule, params.concurrency, sync)
         elif base_req is not None:
             base_sync = resolve_device("auto", ctx.model(params.baseline or "").obj).sync()
-            samples, base = interleaved(req.call, base_req.call, req.payloads, base_req.payloads, req.sizes,
-                                        params.requests, params.duration_s, ctx.rng(), sync, base_sync)
+            samples, base = interleaved(
+                req.call,
+                base_req.call,
+                req.payloads,
+                base_req.payloads,
+                req.sizes,
+                params.requests,
+                params.duration_s,
+                ctx.rng(),
+                sync,
+                base_sync,
+            )
         else:
             samples = closed_loop(req.call, req.payloads, req.sizes, params.requests, params.duration_s, sync)
         peak = memory.peak_mb()
@@ -152,8 +164,10 @@ def run_inference(ctx: CheckContext, params: InferenceParams) -> CheckOutput:
     try:
         add_percentiles(out, ctx, latency_ms)
     except TooFewSamples as exc:
-        raise TooFewSamples(f"{exc} [{len(latency_ms)} requests in {samples.wall_ns / 1e9:.3g} s, stopped by "
-                            f"{_stop_reason(samples, params)}]") from None
+        raise TooFewSamples(
+            f"{exc} [{len(latency_ms)} requests in {samples.wall_ns / 1e9:.3g} s, stopped by "
+            f"{_stop_reason(samples, params)}]"
+        ) from None
     out.add("throughput_per_s", samples.throughput_per_s, n=len(latency_ms), unit="items/s")
     if "peak_memory_mb" in info:
         out.add("peak_memory_mb", info.pop("peak_memory_mb"), unit="MiB")
@@ -161,29 +175,43 @@ def run_inference(ctx: CheckContext, params: InferenceParams) -> CheckOutput:
     if base is not None:
         add_deltas(out, ctx, latency_ms, base.latency_ms)
         columns["baseline_latency_ms"] = base.latency_ms
-        out.details["baseline"] = {"model": params.baseline, "p50_ms": float(np.percentile(base.latency_ms, 50)),
-                                   "p95_ms": float(np.percentile(base.latency_ms, 95)),
-                                   "mean_ms": float(base.latency_ms.mean())}
+        out.details["baseline"] = {
+            "model": params.baseline,
+            "p50_ms": float(np.percentile(base.latency_ms, 50)),
+            "p95_ms": float(np.percentile(base.latency_ms, 95)),
+            "mean_ms": float(base.latency_ms.mean()),
+        }
     out.details.update(
-        scenario=params.scenario, model=params.model, dataset=params.dataset, requests=len(latency_ms),
-        stopped_by=_stop_reason(samples, params), wall_s=samples.wall_ns / 1e9, device=device.name,
-        device_facts=device.facts, timer="time.perf_counter_ns" + (", torch.cuda.synchronize before each read"
-                                                                  if device.kind == "cuda" else ""),
-        timer_overhead_ns=timer_overhead_ns(2000), percentile_method="numpy linear interpolation",
+        scenario=params.scenario,
+        model=params.model,
+        dataset=params.dataset,
+        requests=len(latency_ms),
+        stopped_by=_stop_reason(samples, params),
+        wall_s=samples.wall_ns / 1e9,
+        device=device.name,
+        device_facts=device.facts,
+        timer="time.perf_counter_ns" + (", torch.cuda.synchronize before each read" if device.kind == "cuda" else ""),
+        timer_overhead_ns=timer_overhead_ns(2000),
+        percentile_method="numpy linear interpolation",
         **info,
     )
     if samples.send_lag_ns is not None:
         assert params.target_qps is not None
         lag_ms = samples.send_lag_ns / 1e6
-        out.details.update(target_qps=params.target_qps, concurrency=params.concurrency,
-                           latency_from="scheduled arrival (open loop)",
-                           queue_wait_p50_ms=float(np.percentile(lag_ms, 50)),
-                           queue_wait_p99_ms=float(np.percentile(lag_ms, 99)))
+        out.details.update(
+            target_qps=params.target_qps,
+            concurrency=params.concurrency,
+            latency_from="scheduled arrival (open loop)",
+            queue_wait_p50_ms=float(np.percentile(lag_ms, 50)),
+            queue_wait_p99_ms=float(np.percentile(lag_ms, 99)),
+        )
         achieved = len(latency_ms) / (samples.wall_ns / 1e9)
         out.details["achieved_qps"] = achieved
         if achieved < 0.9 * params.target_qps:
-            out.warnings.append(f"offered {params.target_qps:g} requests/s but completed {achieved:.3g}/s: the "
-                                "system is saturated and the latencies include a growing queue")
+            out.warnings.append(
+                f"offered {params.target_qps:g} requests/s but completed {achieved:.3g}/s: the "
+                "system is saturated and the latencies include a growing queue"
+            )
         columns["queue_wait_ms"] = lag_ms
     if params.batch_sizes:
         out.details["sweep"] = _sweep(ctx, params, device, out)
@@ -200,9 +228,13 @@ def _sweep(ctx: CheckContext, params: InferenceParams, device: Device, out: Chec
         prefix = f"batch_{b}."
         add_percentiles(out, ctx, samples.latency_ms, prefix=prefix)
         out.add(prefix + "throughput_per_s", samples.throughput_per_s, n=len(samples.latency_ns), unit="items/s")
-        row = {"batch_size": b, "requests": len(samples.latency_ns),
-               "p50_ms": out.metrics[prefix + "p50_ms"].value, "p95_ms": out.metrics[prefix + "p95_ms"].value,
-               "throughput_per_s": samples.throughput_per_s}
+        row = {
+            "batch_size": b,
+            "requests": len(samples.latency_ns),
+            "p50_ms": out.metrics[prefix + "p50_ms"].value,
+            "p95_ms": out.metrics[prefix + "p95_ms"].value,
+            "throughput_per_s": samples.throughput_per_s,
+        }
         if "peak_memory_mb" in info:
             row["peak_memory_mb"] = info["peak_memory_mb"]
         rows.append(row)

@@ -24,8 +24,14 @@ class TooFewSamples(ValueError):
 
 
 def add_percentiles(
-    out: CheckOutput, ctx: CheckContext, samples_ms: np.ndarray, prefix: str = "", unit: str = "ms",
-    names: dict[str, float] | None = None, mean: str | None = "mean_ms", maximum: str | None = "max_ms",
+    out: CheckOutput,
+    ctx: CheckContext,
+    samples_ms: np.ndarray,
+    prefix: str = "",
+    unit: str = "ms",
+    names: dict[str, float] | None = None,
+    mean: str | None = "mean_ms",
+    maximum: str | None = "max_ms",
 ) -> None:
     """Add ``<prefix>p50_ms`` … ``<prefix>max_ms`` and ``<prefix>mean_ms`` to ``out``.
 
@@ -42,8 +48,16 @@ def add_percentiles(
         name = prefix + base
         bound = percentile_bound(x, pct, ctx.confidence(name))
         if bound.enough:
-            out.add(name, bound.value, lower=bound.lower, upper=bound.upper, confidence=bound.confidence,
-                    interval_method=ORDER_STATISTIC, n=n, unit=unit)
+            out.add(
+                name,
+                bound.value,
+                lower=bound.lower,
+                upper=bound.upper,
+                confidence=bound.confidence,
+                interval_method=ORDER_STATISTIC,
+                n=n,
+                unit=unit,
+            )
             continue
         if name in gated:
             raise TooFewSamples(too_few_message(name, bound))
@@ -55,15 +69,25 @@ def add_percentiles(
         name = prefix + maximum
         bound_cfg = ctx.check.gate.get(name)
         if bound_cfg is not None and bound_cfg.confidence is not None:
-            raise ValueError(f"{name}: the sample maximum has no distribution-free confidence bound; gate it "
-                             "without 'confidence', or gate p99_ms with one")
+            raise ValueError(
+                f"{name}: the sample maximum has no distribution-free confidence bound; gate it "
+                "without 'confidence', or gate p99_ms with one"
+            )
         out.add(name, float(x.max()), n=n, unit=unit)
     if mean is not None:
         name = prefix + mean
         level = ctx.confidence(name)
         low, high = bootstrap_mean(x, level, ctx.seed)
-        out.add(name, float(x.mean()), lower=min(low, float(x.mean())), upper=max(high, float(x.mean())),
-                confidence=level, interval_method="bootstrap-BCa (2000 resamples)", n=n, unit=unit)
+        out.add(
+            name,
+            float(x.mean()),
+            lower=min(low, float(x.mean())),
+            upper=max(high, float(x.mean())),
+            confidence=level,
+            interval_method="bootstrap-BCa (2000 resamples)",
+            n=n,
+            unit=unit,
+        )
 
 
 def add_deltas(out: CheckOutput, ctx: CheckContext, candidate_ms: np.ndarray, baseline_ms: np.ndarray) -> None:
@@ -86,14 +110,16 @@ def add_deltas(out: CheckOutput, ctx: CheckContext, candidate_ms: np.ndarray, ba
                 if not bound.enough and name in gated:
                     raise TooFewSamples(too_few_message(name, bound))
         for level in sorted({ctx.confidence(name) for name in names}):
-            d, dl, dh, r, rl, rh = paired_delta(candidate_ms, baseline_ms, "mean" if pct is None else stat,
-                                                level, ctx.seed)
+            d, dl, dh, r, rl, rh = paired_delta(
+                candidate_ms, baseline_ms, "mean" if pct is None else stat, level, ctx.seed
+            )
             for name, value, low, high, unit in ((names[0], d, dl, dh, "ms"), (names[1], r, rl, rh, None)):
                 if ctx.confidence(name) != level:
                     continue
                 if enough[name]:
-                    out.add(name, value, lower=low, upper=high, confidence=level, interval_method=method,
-                            n=n, unit=unit)
+                    out.add(
+                        name, value, lower=low, upper=high, confidence=level, interval_method=method, n=n, unit=unit
+                    )
                 else:
                     short.append(name)
                     out.add(name, value, n=n, unit=unit)

@@ -48,7 +48,11 @@ class Samples:
 
 
 def closed_loop(
-    call: Call, payloads: Sequence[Any], sizes: Sequence[int], max_requests: int, max_duration_s: float,
+    call: Call,
+    payloads: Sequence[Any],
+    sizes: Sequence[int],
+    max_requests: int,
+    max_duration_s: float,
     sync: SyncFn | None = None,
 ) -> Samples:
     """Send ``payloads`` in turn (cycling) one at a time; time each call."""
@@ -87,9 +91,16 @@ def closed_loop(
 
 
 def interleaved(
-    call_a: Call, call_b: Call, payloads_a: Sequence[Any], payloads_b: Sequence[Any], sizes: Sequence[int],
-    max_requests: int, max_duration_s: float, rng: np.random.Generator,
-    sync_a: SyncFn | None = None, sync_b: SyncFn | None = None,
+    call_a: Call,
+    call_b: Call,
+    payloads_a: Sequence[Any],
+    payloads_b: Sequence[Any],
+    sizes: Sequence[int],
+    max_requests: int,
+    max_duration_s: float,
+    rng: np.random.Generator,
+    sync_a: SyncFn | None = None,
+    sync_b: SyncFn | None = None,
 ) -> tuple[Samples, Samples]:
     """Both models on request ``i`` back to back, in an order drawn per request."""
     clock = time.perf_counter_ns
@@ -131,8 +142,13 @@ def poisson_schedule(rate: float, max_requests: int, max_duration_s: float, rng:
 
 
 def open_loop(
-    call: Call, payloads: Sequence[Any], sizes: Sequence[int], schedule_ns: np.ndarray, concurrency: int,
-    sync: SyncFn | None = None, timeout_s: float = 600.0,
+    call: Call,
+    payloads: Sequence[Any],
+    sizes: Sequence[int],
+    schedule_ns: np.ndarray,
+    concurrency: int,
+    sync: SyncFn | None = None,
+    timeout_s: float = 600.0,
 ) -> Samples:
     """Send request ``i`` at ``schedule_ns[i]`` on one of ``concurrency`` workers.
 

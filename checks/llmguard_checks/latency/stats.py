@@ -132,18 +132,34 @@ def bootstrap_mean(samples: np.ndarray, confidence: float, seed: int, n_resample
     x = np.asarray(samples, dtype=float)
     if len(x) < 3 or np.ptp(x) == 0:
         return float(x.mean()), float(x.mean())
-    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                          method="BCa", random_state=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+    )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (math.isfinite(low) and math.isfinite(high)):
-        res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                              method="percentile", random_state=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (x,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return low, high
 
 
 def paired_delta(
-    candidate: np.ndarray, baseline: np.ndarray, stat: str, confidence: float, seed: int,
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    stat: str,
+    confidence: float,
+    seed: int,
     n_resamples: int = 2000,
 ) -> tuple[float, float, float, float, float, float]:
     """Candidate − baseline and candidate / baseline of ``stat`` with paired bootstrap intervals.
@@ -170,9 +186,16 @@ def paired_delta(
     out: list[float] = []
     for fn in (delta, ratio):
         point = float(fn(a, b))
-        res = stats.bootstrap((a, b), fn, paired=True, vectorized=True, confidence_level=confidence,
-                              n_resamples=n_resamples, method="percentile",
-                              random_state=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (a, b),
+            fn,
+            paired=True,
+            vectorized=True,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
         low = min(float(res.confidence_interval.low), point)
         high = max(float(res.confidence_interval.high), point)
         out += [point, low, high]
@@ -183,7 +206,12 @@ def describe_samples(samples_ms: Iterable[float]) -> dict[str, float]:
     """Plain summary for the report's details (no intervals)."""
     x = np.asarray(list(samples_ms), dtype=float)
     return {
-        "n": len(x), "min_ms": float(x.min()), "p50_ms": float(np.percentile(x, 50)),
-        "p90_ms": float(np.percentile(x, 90)), "p99_ms": float(np.percentile(x, 99)),
-        "max_ms": float(x.max()), "mean_ms": float(x.mean()), "std_ms": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+        "n": len(x),
+        "min_ms": float(x.min()),
+        "p50_ms": float(np.percentile(x, 50)),
+        "p90_ms": float(np.percentile(x, 90)),
+        "p99_ms": float(np.percentile(x, 99)),
+        "max_ms": float(x.max()),
+        "mean_ms": float(x.mean()),
+        "std_ms": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
     }

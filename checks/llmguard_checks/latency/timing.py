@@ -85,8 +85,10 @@ def resolve_device(requested: str, obj: Any) -> Device:
         want = "cuda:0" if requested == "cuda" else requested
         have = "cuda:0" if actual == "cuda" else actual
         if want != have:
-            raise ValueError(f"the model runs on '{actual}' but the check asks for '{requested}'; load the "
-                             f"model with options.device: {requested}")
+            raise ValueError(
+                f"the model runs on '{actual}' but the check asks for '{requested}'; load the "
+                f"model with options.device: {requested}"
+            )
     if actual == "remote":
         return Device("remote")
     if actual.startswith("cuda"):
@@ -116,8 +118,10 @@ def gpu_facts(index: int) -> dict[str, Any]:
     assert torch is not None
     props = torch.cuda.get_device_properties(index)
     facts: dict[str, Any] = {
-        "gpu_name": torch.cuda.get_device_name(index), "gpu_memory_mb": round(props.total_memory / 2**20),
-        "cuda_version": torch.version.cuda, "capability": f"{props.major}.{props.minor}",
+        "gpu_name": torch.cuda.get_device_name(index),
+        "gpu_memory_mb": round(props.total_memory / 2**20),
+        "cuda_version": torch.version.cuda,
+        "capability": f"{props.major}.{props.minor}",
     }
     try:
         import pynvml
@@ -151,8 +155,11 @@ def torch_settings(threads: int | None) -> Iterator[dict[str, Any]]:
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    facts = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-             "torch_interop_threads": torch.get_num_interop_threads()}
+    facts = {
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+    }
     try:
         with torch.inference_mode():
             yield facts

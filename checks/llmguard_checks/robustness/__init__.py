@@ -44,12 +44,8 @@ class PerturbationParams(BaseModel):
         description="The property: same label, score within score_tolerance, or generated text "
         "similar above similarity_floor. auto: label, or similarity for generative models.",
     )
-    score_tolerance: float = Field(
-        0.05, ge=0, description="Largest allowed change of the score (probabilities)."
-    )
-    similarity_floor: float = Field(
-        0.8, gt=0, le=1, description="Smallest allowed similarity of generated texts."
-    )
+    score_tolerance: float = Field(0.05, ge=0, description="Largest allowed change of the score (probabilities).")
+    similarity_floor: float = Field(0.8, gt=0, le=1, description="Smallest allowed similarity of generated texts.")
     tolerance: dict[str, float] = Field(
         default_factory=dict,
         description="numeric_noise: ± bound per column, in the column's units.",
@@ -57,8 +53,7 @@ class PerturbationParams(BaseModel):
     relative_tolerance: float | None = Field(
         0.01,
         gt=0,
-        description="numeric_noise: ± this many standard deviations for numeric columns "
-        "without an explicit tolerance.",
+        description="numeric_noise: ± this many standard deviations for numeric columns without an explicit tolerance.",
     )
     equivalent: dict[str, list[list[Any]]] = Field(
         default_factory=dict,
@@ -69,17 +64,12 @@ class PerturbationParams(BaseModel):
         description="Extra synonym groups (word → alternatives) on top of the shipped list.",
     )
     max_edits: int = Field(2, ge=1, le=20, description="Most edits in one perturbed example.")
-    max_rows: int = Field(
-        200, ge=1, description="Rows drawn (with the run's seed) as seeds of examples."
-    )
+    max_rows: int = Field(200, ge=1, description="Rows drawn (with the run's seed) as seeds of examples.")
     max_examples: int = Field(200, ge=1, le=100_000, description="Hypothesis example budget.")
-    time_limit_s: float = Field(
-        60.0, gt=0, description="Stop generating examples past this many seconds."
-    )
+    time_limit_s: float = Field(60.0, gt=0, description="Stop generating examples past this many seconds.")
     derandomize: bool = Field(
         False,
-        description="Use hypothesis' fixed derandomised stream instead of one seeded by the "
-        "run's seed.",
+        description="Use hypothesis' fixed derandomised stream instead of one seeded by the run's seed.",
     )
     shrink: bool = Field(True, description="Shrink the first failure to a minimal failing example.")
 

@@ -56,11 +56,7 @@ class _Subject:
         self.obj = self.loaded.obj
         self.text = self.loaded.input_kind == "text"
         generative = self.text and getattr(self.obj, "task", "") == "causal-lm"
-        self.prop = (
-            params.invariance
-            if params.invariance != "auto"
-            else ("similarity" if generative else "label")
-        )
+        self.prop = params.invariance if params.invariance != "auto" else ("similarity" if generative else "label")
         if self.prop == "score" and hasattr(self.obj, "predict_proba"):
             self.method = "predict_proba"
         else:
@@ -69,9 +65,7 @@ class _Subject:
         ds = ctx.dataset(params.dataset)
         self.columns = None if self.text else self.loaded.feature_names(ds)
         # texts, or the feature frame itself (ctx.inputs gives arrays to array-fitted models)
-        self.inputs: Any = (
-            ctx.inputs(params.model, params.dataset) if self.text else ds.frame[self.columns]
-        )
+        self.inputs: Any = ctx.inputs(params.model, params.dataset) if self.text else ds.frame[self.columns]
         self.as_array = (
             not self.text
             and getattr(self.obj, "feature_names_in_", None) is None
@@ -89,9 +83,7 @@ class _Subject:
         else:
             frame = pd.DataFrame([value], columns=self.columns).astype(self.inputs.dtypes.to_dict())
             batch = frame.to_numpy() if self.as_array else frame
-        return np.asarray(
-            getattr(self.obj, self.method)(batch), dtype=object if self.text else None
-        )[0]
+        return np.asarray(getattr(self.obj, self.method)(batch), dtype=object if self.text else None)[0]
 
     def holds(self, row: int, new: Any) -> tuple[bool, float | None]:
         """Whether the property holds, and the measured change (score gap or similarity)."""
@@ -117,9 +109,7 @@ def _strategies(
     if not subject.text:
         frame = subject.inputs
         for col in frame.columns:
-            if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(
-                frame[col]
-            ):
+            if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
                 continue
             tol = params.tolerance.get(col)
             if tol is None and params.relative_tolerance is not None:
@@ -128,9 +118,7 @@ def _strategies(
                 tolerance[str(col)] = (float(tol), pd.api.types.is_integer_dtype(frame[col]))
         unknown = sorted(set(params.tolerance) - set(tolerance))
         if unknown:
-            raise ValueError(
-                f"tolerance names columns that are not numeric features of the model: {unknown}"
-            )
+            raise ValueError(f"tolerance names columns that are not numeric features of the model: {unknown}")
 
     def per_row(row: int) -> list[st.SearchStrategy[Perturbed]]:
         if row not in cache:
@@ -140,9 +128,7 @@ def _strategies(
                 if subject.text:
                     strat = S.text_strategy(kind, value, params.max_edits, extra)
                 else:
-                    strat = S.row_strategy(
-                        kind, value, params.max_edits, tolerance, params.equivalent
-                    )
+                    strat = S.row_strategy(kind, value, params.max_edits, tolerance, params.equivalent)
                 if strat is not None:
                     found.append(strat)
             cache[row] = found
@@ -186,9 +172,7 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
     n_rows = len(subject.inputs)
     if n_rows == 0:
         raise ValueError(f"dataset '{params.dataset}' has no rows")
-    rows = sorted(
-        int(r) for r in ctx.rng().choice(n_rows, size=min(params.max_rows, n_rows), replace=False)
-    )
+    rows = sorted(int(r) for r in ctx.rng().choice(n_rows, size=min(params.max_rows, n_rows), replace=False))
     per_row = _strategies(subject, params, kinds, ctx)
     try:
         strategy = examples(rows, per_row)
@@ -264,9 +248,7 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
                 return False  # out of time: find keeps the smallest failure so far
             return not judge(*example)[0]
 
-        find_settings = settings(
-            max_examples=params.max_examples, phases=[Phase.generate, Phase.shrink], **common
-        )
+        find_settings = settings(max_examples=params.max_examples, phases=[Phase.generate, Phase.shrink], **common)
         rng = None if params.derandomize else random.Random(ctx.seed)
         for space in (strategy, examples([failed[0]["row"]], per_row)):
             try:
@@ -290,13 +272,9 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
     if failed and minimal is None:
         minimal = _describe(subject, failed[0], shrunk=False)
         if params.shrink:
-            out.warnings.append(
-                "hypothesis did not re-find a failure to shrink; the first failure is shown"
-            )
+            out.warnings.append("hypothesis did not re-find a failure to shrink; the first failure is shown")
     if state["timed_out"]:
-        out.warnings.append(
-            f"time limit {params.time_limit_s:g}s reached after {len(results)} examples"
-        )
+        out.warnings.append(f"time limit {params.time_limit_s:g}s reached after {len(results)} examples")
     out.details.update(
         property=subject.prop,
         perturbations=kinds,
@@ -319,9 +297,7 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
         },
         tolerance={"score": params.score_tolerance}
         if subject.prop == "score"
-        else (
-            {"similarity_floor": params.similarity_floor} if subject.prop == "similarity" else {}
-        ),
+        else ({"similarity_floor": params.similarity_floor} if subject.prop == "similarity" else {}),
         minimal_failing_example=minimal,
         failure_sample=[_describe(subject, r, shrunk=False) for r in failed[:5]],
     )
@@ -333,9 +309,7 @@ def _rate(out: CheckOutput, ctx: CheckContext, name: str, results: list[dict[str
     k = sum(1 for r in results if r["ok"])
     level = ctx.confidence(name)
     low, high = clopper_pearson(k, n, level)
-    out.add(
-        name, k / n, lower=low, upper=high, confidence=level, interval_method="clopper-pearson", n=n
-    )
+    out.add(name, k / n, lower=low, upper=high, confidence=level, interval_method="clopper-pearson", n=n)
 
 
 def _describe(subject: _Subject, record: dict[str, Any], *, shrunk: bool) -> dict[str, Any]:
@@ -345,9 +319,7 @@ def _describe(subject: _Subject, record: dict[str, Any], *, shrunk: bool) -> dic
     if subject.text:
         shown: dict[str, Any] = {"original": original, "perturbed": p.value}
     else:
-        shown = {
-            "changed": {c: [original[c], p.value[c]] for c in original if original[c] != p.value[c]}
-        }
+        shown = {"changed": {c: [original[c], p.value[c]] for c in original if original[c] != p.value[c]}}
     return {
         "row": int(row),
         "kind": p.kind,

@@ -100,9 +100,7 @@ class Perturbed:
 
 
 def _lines(name: str) -> list[str]:
-    text = (resources.files("llmguard_checks.robustness") / "data" / name).read_text(
-        encoding="utf-8"
-    )
+    text = (resources.files("llmguard_checks.robustness") / "data" / name).read_text(encoding="utf-8")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
@@ -124,9 +122,7 @@ def name_list() -> tuple[str, ...]:
 
 
 def _positions(draw: Any, n: int, max_edits: int) -> list[int]:
-    picked = draw(
-        st.lists(st.integers(0, n - 1), min_size=1, max_size=min(max_edits, n), unique=True)
-    )
+    picked = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(max_edits, n), unique=True))
     return sorted(picked)
 
 
@@ -155,9 +151,7 @@ def text_strategy(
         def case(draw: Any) -> Perturbed:
             idx = _positions(draw, len(words), max_edits)
             mode = draw(st.sampled_from(("lower", "upper", "title", "swapcase")))
-            changes = [
-                (words[i].start(), words[i].end(), getattr(words[i].group(), mode)()) for i in idx
-            ]
+            changes = [(words[i].start(), words[i].end(), getattr(words[i].group(), mode)()) for i in idx]
             new = _replace_spans(text, changes)
             assume(new != text)
             return Perturbed(kind, new, tuple(f"{mode}: {words[i].group()!r}" for i in idx))
@@ -170,9 +164,7 @@ def text_strategy(
         def whitespace(draw: Any) -> Perturbed:
             idx = _positions(draw, len(gaps), max_edits)
             spaces = [draw(st.sampled_from(WHITESPACE)) for _ in idx]
-            new = _replace_spans(
-                text, [(gaps[i], gaps[i], s) for i, s in zip(idx, spaces, strict=True)]
-            )
+            new = _replace_spans(text, [(gaps[i], gaps[i], s) for i, s in zip(idx, spaces, strict=True)])
             return Perturbed(
                 kind,
                 new,
@@ -193,21 +185,14 @@ def text_strategy(
             if op == "remove":
                 idx = _positions(draw, len(marks), max_edits)
                 new = _replace_spans(text, [(marks[i], marks[i] + 1, "") for i in idx])
-                return Perturbed(
-                    kind, new, tuple(f"remove {text[marks[i]]!r} at {marks[i]}" for i in idx)
-                )
+                return Perturbed(kind, new, tuple(f"remove {text[marks[i]]!r} at {marks[i]}" for i in idx))
             idx = _positions(draw, len(ends), max_edits)
             chars = [draw(st.sampled_from(tuple(PUNCTUATION))) for _ in idx]
-            new = _replace_spans(
-                text, [(ends[i], ends[i], c) for i, c in zip(idx, chars, strict=True)]
-            )
+            new = _replace_spans(text, [(ends[i], ends[i], c) for i, c in zip(idx, chars, strict=True)])
             return Perturbed(
                 kind,
                 new,
-                tuple(
-                    f"insert {c!r} after {words[i].group()!r}"
-                    for i, c in zip(idx, chars, strict=True)
-                ),
+                tuple(f"insert {c!r} after {words[i].group()!r}" for i, c in zip(idx, chars, strict=True)),
             )
 
         return punctuation()
@@ -276,16 +261,11 @@ def text_strategy(
         @st.composite
         def homoglyphs(draw: Any) -> Perturbed:
             idx = _positions(draw, len(spots), max_edits)
-            new = _replace_spans(
-                text, [(spots[i], spots[i] + 1, HOMOGLYPHS[text[spots[i]]]) for i in idx]
-            )
+            new = _replace_spans(text, [(spots[i], spots[i] + 1, HOMOGLYPHS[text[spots[i]]]) for i in idx])
             return Perturbed(
                 kind,
                 new,
-                tuple(
-                    f"{text[spots[i]]!r} -> U+{ord(HOMOGLYPHS[text[spots[i]]]):04X} at {spots[i]}"
-                    for i in idx
-                ),
+                tuple(f"{text[spots[i]]!r} -> U+{ord(HOMOGLYPHS[text[spots[i]]]):04X} at {spots[i]}" for i in idx),
             )
 
         return homoglyphs()
@@ -301,11 +281,7 @@ def row_strategy(
 ) -> st.SearchStrategy[Perturbed] | None:
     """Perturbations of a tabular row; ``tolerance`` maps column → (± bound, integer?)."""
     if kind == "numeric_noise":
-        cols = [
-            c
-            for c, (tol, is_int) in tolerance.items()
-            if c in row and (tol >= 1 if is_int else tol > 0)
-        ]
+        cols = [c for c, (tol, is_int) in tolerance.items() if c in row and (tol >= 1 if is_int else tol > 0)]
         if not cols:
             return None
 
@@ -344,14 +320,10 @@ def row_strategy(
             new = dict(row)
             for i in idx:
                 new[cols[i]] = draw(st.sampled_from(options[cols[i]]))
-            return Perturbed(
-                kind, new, tuple(f"{cols[i]}: {row[cols[i]]!r} -> {new[cols[i]]!r}" for i in idx)
-            )
+            return Perturbed(kind, new, tuple(f"{cols[i]}: {row[cols[i]]!r} -> {new[cols[i]]!r}" for i in idx))
 
         return swap()
-    raise ValueError(
-        f"unknown tabular perturbation '{kind}' (choose from {', '.join(TABULAR_KINDS)})"
-    )
+    raise ValueError(f"unknown tabular perturbation '{kind}' (choose from {', '.join(TABULAR_KINDS)})")
 
 
 def examples(

@@ -54,11 +54,13 @@ def _keypair(folder: Path, stem: str) -> tuple[Path, Path]:
 
     key = Ed25519PrivateKey.generate()
     private, public = folder / f"{stem}.key", folder / f"{stem}.pub"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     private.chmod(0o600)
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return private, public
 
 
@@ -69,8 +71,12 @@ def _register(client: Any, experiment: str, name: str, estimator: Any, example: 
 
     with mlflow.start_run(experiment_id=experiment) as run:
         # explicit requirements: inferring them imports every installed package (slow)
-        info = mlflow.sklearn.log_model(estimator, name="model", pip_requirements=["scikit-learn"],
-                                        signature=infer_signature(example, estimator.predict(example)))
+        info = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            pip_requirements=["scikit-learn"],
+            signature=infer_signature(example, estimator.predict(example)),
+        )
     version = mlflow.register_model(info.model_uri, name)
     return str(version.version), run.info.run_id
 
@@ -104,20 +110,29 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     client.set_registered_model_alias("credit", "champion", "1")
     private, public = _keypair(root, "signer")
     _, other = _keypair(root, "other")
-    yield Registry(uri=uri, root=root, client=client, public_key=public, private_key=private,
-                   other_public_key=other, runs=runs)
+    yield Registry(
+        uri=uri, root=root, client=client, public_key=public, private_key=private, other_public_key=other, runs=runs
+    )
     mlflow.set_tracking_uri(previous)
 
 
 def _suite(reg: Registry, candidate: str, public_key: Path, folder: Path) -> Path:
     """A suite gating the registered ``candidate`` on accuracy, with promotion settings."""
     text = {
-        "apiVersion": "llmguard/v1", "name": "credit-release", "seed": 0,
+        "apiVersion": "llmguard/v1",
+        "name": "credit-release",
+        "seed": 0,
         "metadata": {"mlflow": {"model": "candidate", "alias": "champion", "public_key": str(public_key)}},
         "models": {"candidate": {"loader": "mlflow", "path": candidate, "options": {"tracking_uri": reg.uri}}},
         "datasets": {"current": {"path": str(reg.root / "current.csv"), "target": "y"}},
-        "checks": [{"id": "quality", "uses": "performance.classification", "with": {"n_resamples": 0},
-                    "gate": {"accuracy": {"min": 0.75}}}],
+        "checks": [
+            {
+                "id": "quality",
+                "uses": "performance.classification",
+                "with": {"n_resamples": 0},
+                "gate": {"accuracy": {"min": 0.75}},
+            }
+        ],
     }
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "suite.yaml"
@@ -143,15 +158,19 @@ class _Signer:
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{"name": n, "digest": {"sha256": m["sha256"]}} for n, m in report.models.items()],
             "predicateType": "https://llmguard.dev/attestation/report/v1",
-            "predicate": {"run_id": report.run_id,
-                          "decision": {"decision": report.decision.decision.value,
-                                       "reasons": list(report.decision.reasons)}},
+            "predicate": {
+                "run_id": report.run_id,
+                "decision": {"decision": report.decision.decision.value, "reasons": list(report.decision.reasons)},
+            },
         }
         payload = json.dumps(statement, sort_keys=True).encode()
         kind = b"application/vnd.in-toto+json"
         signature = key.sign(b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload))
-        envelope = {"payload": base64.b64encode(payload).decode(), "payloadType": kind.decode(),
-                    "signatures": [{"sig": base64.b64encode(signature).decode()}]}
+        envelope = {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": kind.decode(),
+            "signatures": [{"sig": base64.b64encode(signature).decode()}],
+        }
         path = out_dir / "attestation.dsse.json"
         path.write_text(json.dumps(envelope), encoding="utf-8")
         return [path]
@@ -197,8 +216,9 @@ def test_importing_the_plugin_imports_no_mlflow() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_loader_resolves_alias_to_the_exact_version(registry: Registry, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loader_resolves_alias_to_the_exact_version(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -238,9 +258,16 @@ def test_alias_moves_on_promote_and_stays_on_block(registry: Registry, tmp_path:
     folder = f"llmguard/{promoted.report.run_id}"
     logged = {Path(f.path).name for f in registry.client.list_artifacts(registry.runs["2"], folder)}
     assert {"attestation.dsse.json", "report.json", "decision.json"} <= logged
-    decision = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=registry.runs["2"], artifact_path=f"{folder}/decision.json", dst_path=str(tmp_path / "dl"),
-        tracking_uri=registry.uri)).read_text())
+    decision = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=registry.runs["2"],
+                artifact_path=f"{folder}/decision.json",
+                dst_path=str(tmp_path / "dl"),
+                tracking_uri=registry.uri,
+            )
+        ).read_text()
+    )
     assert decision["alias_moved"] is True and decision["model"] == "models:/credit/2"
 
     blocked = _run(registry, "models:/credit/1", tmp_path / "block")
@@ -253,7 +280,8 @@ def test_alias_moves_on_promote_and_stays_on_block(registry: Registry, tmp_path:
 
 
 def test_promote_with_an_attestation_of_another_key_leaves_the_alias(
-        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     registry.client.set_registered_model_alias("credit", "champion", "1")
     # the operator's key (environment) wins over the suite's: the run is signed with another
     monkeypatch.setenv("LLMGUARD_MLFLOW_PUBLIC_KEY", str(registry.other_public_key))
@@ -278,15 +306,17 @@ def test_attestation_is_bound_to_run_and_model(registry: Registry, tmp_path: Pat
     with pytest.raises(AttestationError, match="no signed subject"):
         verify_run(*args, outcome.report.run_id, "candidate", "0" * 64)
     envelope = json.loads((outcome.out_dir / "attestation.dsse.json").read_text())
-    envelope["payload"] = base64.b64encode(base64.b64decode(envelope["payload"]).replace(b"PROMOTE", b"PROMOTF")
-                                           ).decode()
+    envelope["payload"] = base64.b64encode(
+        base64.b64decode(envelope["payload"]).replace(b"PROMOTE", b"PROMOTF")
+    ).decode()
     (outcome.out_dir / "attestation.dsse.json").write_text(json.dumps(envelope))
     with pytest.raises(AttestationError):
         verify_run(*args, outcome.report.run_id, "candidate", sha)
 
 
-def test_documented_example_promotes_the_challenger(registry: Registry, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_documented_example_promotes_the_challenger(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The README's suite, as shipped: challenger v2 beats champion v1 and takes the alias."""
     import shutil
 
@@ -336,8 +366,12 @@ def test_other_flavours_load_through_pyfunc(registry: Registry, tmp_path: Path) 
     frame = pd.read_csv(registry.root / "current.csv").drop(columns="y")
     experiment = registry.client.get_experiment_by_name("credit").experiment_id
     with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.pyfunc.log_model(name="model", python_model=_rule(), pip_requirements=["pandas"],
-                                       signature=infer_signature(frame, np.zeros(len(frame), dtype=int)))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=_rule(),
+            pip_requirements=["pandas"],
+            signature=infer_signature(frame, np.zeros(len(frame), dtype=int)),
+        )
     mlflow.register_model(info.model_uri, "rule")
     spec = ModelSpec(loader="mlflow", path="models:/rule/1", options={"tracking_uri": registry.uri})
     model = loader.load(spec, tmp_path)
@@ -346,8 +380,9 @@ def test_other_flavours_load_through_pyfunc(registry: Registry, tmp_path: Path) 
     np.testing.assert_array_equal(model.predict(frame), (frame.x0 > 0).astype(int))
 
 
-def test_monitor_incident_rolls_the_alias_back_and_audits_it(registry: Registry, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_monitor_incident_rolls_the_alias_back_and_audits_it(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """v1 champion, v2 promoted by a signed PROMOTE; in production v2 fails its gate and the
     incident playbook of ``llmguard monitor`` moves the alias back to v1."""
     import pandas as pd
@@ -379,8 +414,17 @@ def test_monitor_incident_rolls_the_alias_back_and_audits_it(registry: Registry,
     suite.write_text(yaml.safe_dump(data, sort_keys=False))
     host = get_plugin_manager(entry_points=False, objects=[("performance", performance), ("mlflow", llmguard_mlflow)])
     audit = tmp_path / "audit.jsonl"
-    opts = MonitorOptions(suite=suite, dataset="current", log=log, time_column="ts", every="1d",
-                          out=tmp_path / "monitor", db=str(tmp_path / "h.db"), audit_log=str(audit), dry_run=True)
+    opts = MonitorOptions(
+        suite=suite,
+        dataset="current",
+        log=log,
+        time_column="ts",
+        every="1d",
+        out=tmp_path / "monitor",
+        db=str(tmp_path / "h.db"),
+        audit_log=str(audit),
+        dry_run=True,
+    )
     dry = monitor(opts, host)
     assert dry.ran[0]["decision"] == "BLOCK"
     assert dry.ran[0]["incidents"][0]["outcome"] == "would move alias 'champion' of credit: version 2 → 1"
@@ -402,6 +446,8 @@ def test_monitor_incident_rolls_the_alias_back_and_audits_it(registry: Registry,
     assert verdict.intact, verdict.problem
     assert verdict.count == len(entries)
     registry.client.set_registered_model_alias("credit", "champion", before)
+
+
 def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: Registry, tmp_path: Path) -> None:
     from llmguard_mlflow.promote import promote_approved
 
@@ -411,8 +457,15 @@ def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: R
     registry.client.set_registered_model_alias("credit", "champion", "1")
     suite = _suite(registry, "models:/credit/2", registry.public_key, tmp_path)
     text = yaml.safe_load(suite.read_text())
-    text["checks"].append({"id": "strict", "uses": "performance.classification", "with": {"n_resamples": 0},
-                           "gate": {"accuracy": {"min": 0.999}}, "severity": "warning"})
+    text["checks"].append(
+        {
+            "id": "strict",
+            "uses": "performance.classification",
+            "with": {"n_resamples": 0},
+            "gate": {"accuracy": {"min": 0.999}},
+            "severity": "warning",
+        }
+    )
     text["policy"] = {"approvals": {"required": 1, "roles": ["risk"]}}
     suite.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
     outcome = _run_file(registry, suite, tmp_path / "out")
@@ -420,8 +473,10 @@ def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: R
     assert _alias(registry) == "1"  # a REVIEW never moves the alias by itself
     _, reviewer_pub, _ = generate(tmp_path / "reviewer")
     trust = tmp_path / "trust.yaml"
-    trust.write_text(f"keys:\n  - {{name: ci, public_key: {registry.public_key}, roles: [runner]}}\n"
-                     f"  - {{name: Rita, public_key: {reviewer_pub}, roles: [risk]}}\n")
+    trust.write_text(
+        f"keys:\n  - {{name: ci, public_key: {registry.public_key}, roles: [runner]}}\n"
+        f"  - {{name: Rita, public_key: {reviewer_pub}, roles: [risk]}}\n"
+    )
     approvals = tmp_path / "approvals"
     approvals.mkdir()
     with pytest.raises(AttestationError, match="0 of the 1 approvals required"):
@@ -429,9 +484,22 @@ def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: R
     assert _alias(registry) == "1"
     tags = registry.client.get_model_version("credit", "2").tags
     assert "0 of the 1" in tags["llmguard.promotion_refused"]
-    code = main(["approve", str(outcome.out_dir / "attestation.dsse.json"), "--key",
-                 str(tmp_path / "reviewer" / "llmguard.key"), "--as", "Rita", "--role", "risk",
-                 "--reason", "accuracy is what the business case needs", "--out", str(approvals)])
+    code = main(
+        [
+            "approve",
+            str(outcome.out_dir / "attestation.dsse.json"),
+            "--key",
+            str(tmp_path / "reviewer" / "llmguard.key"),
+            "--as",
+            "Rita",
+            "--role",
+            "risk",
+            "--reason",
+            "accuracy is what the business case needs",
+            "--out",
+            str(approvals),
+        ]
+    )
     assert code == 0
     promote_approved(outcome.out_dir, approvals, trust)
     assert _alias(registry) == "2"

@@ -15,8 +15,9 @@ def project_with(llmguard_project, frame):  # type: ignore[no-untyped-def]
     llmguard_project.dataset("current", frame, target="y")
     llmguard_project.model("candidate", LogisticRegression().fit(features, frame["y"]))
     llmguard_project.plugin(llmguard_template)
-    llmguard_project.check("quality", uses="template.row_quality",
-                           gate={"rows": {"min": 50}, "max_missing_share": {"max": 0.05}})
+    llmguard_project.check(
+        "quality", uses="template.row_quality", gate={"rows": {"min": 50}, "max_missing_share": {"max": 0.05}}
+    )
     return llmguard_project
 
 

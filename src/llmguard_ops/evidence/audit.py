@@ -83,9 +83,7 @@ def _last_line(path: Path) -> bytes | None:
             fh.seek(pos)
             data = fh.read(step) + data
     if not data.endswith(b"\n"):
-        raise AuditError(
-            f"{path}: the last entry is incomplete; run 'llmguard audit verify --log {path}'"
-        )
+        raise AuditError(f"{path}: the last entry is incomplete; run 'llmguard audit verify --log {path}'")
     return data[:-1].rsplit(b"\n", 1)[-1]
 
 
@@ -119,9 +117,7 @@ def append(
                 os.fsync(fh.fileno())
             _write_head(log, seq + 1, sha256_hex(line), signer)
     except Timeout:
-        raise AuditError(
-            f"{log}: another run holds the audit-log lock ({lock_path(log)})"
-        ) from None
+        raise AuditError(f"{log}: another run holds the audit-log lock ({lock_path(log)})") from None
     return entry
 
 
@@ -206,12 +202,8 @@ class AuditVerdict:
         return f"{self.log}: broken at {where}: {self.problem}"
 
 
-def _broken(
-    log: Path, count: int, position: int | None, problem: str, notes: list[str]
-) -> AuditVerdict:
-    return AuditVerdict(
-        log=log, count=count, intact=False, position=position, problem=problem, notes=notes
-    )
+def _broken(log: Path, count: int, position: int | None, problem: str, notes: list[str]) -> AuditVerdict:
+    return AuditVerdict(log=log, count=count, intact=False, position=position, problem=problem, notes=notes)
 
 
 def _strict(data: bytes) -> Any:
@@ -241,9 +233,7 @@ def verify(
     if lines[-1] == b"":
         lines.pop()
     elif data:
-        return _broken(
-            log, len(lines), len(lines), "the entry is incomplete (no final newline)", notes
-        )
+        return _broken(log, len(lines), len(lines), "the entry is incomplete (no final newline)", notes)
     prev = GENESIS
     hashes: list[str] = []
     for i, line in enumerate(lines, 1):
@@ -263,9 +253,7 @@ def verify(
             )
         if entry.get("prev_sha256") != prev:
             if i == 1:
-                return _broken(
-                    log, len(lines), 1, "the first entry does not start the chain", notes
-                )
+                return _broken(log, len(lines), 1, "the first entry does not start the chain", notes)
             return _broken(
                 log,
                 len(lines),
@@ -349,9 +337,7 @@ def _check_head(
     except FileNotFoundError:
         if count == 0:
             return AuditVerdict(log=log, count=0, intact=True, notes=notes)
-        return _broken(
-            log, count, None, f"{path.name} is missing, so truncation cannot be ruled out", notes
-        )
+        return _broken(log, count, None, f"{path.name} is missing, so truncation cannot be ruled out", notes)
     try:
         head_count, head_last = _read_head(raw, public_key, keyid, notes, "the head")
     except dsse.VerificationError as exc:
@@ -451,9 +437,7 @@ def seal(
                 os.fsync(fh.fileno())
             _write_head(log, 1, sha256_hex(line), signer)
     except Timeout:
-        raise AuditError(
-            f"{log}: another run holds the audit-log lock ({lock_path(log)})"
-        ) from None
+        raise AuditError(f"{log}: another run holds the audit-log lock ({lock_path(log)})") from None
     return target, entry
 
 
@@ -505,9 +489,7 @@ def cmd_audit_verify(args: Any) -> int:
         try:
             published = Path(args.head).read_bytes()
         except OSError as exc:
-            raise AuditError(
-                f"{args.head}: cannot read the published head: {exc.strerror}"
-            ) from None
+            raise AuditError(f"{args.head}: cannot read the published head: {exc.strerror}") from None
     verdict = verify(Path(args.log), public_key, keyid, published)
     if args.json:
         print(

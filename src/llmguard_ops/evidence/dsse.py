@@ -55,9 +55,7 @@ def b64decode_strict(text: str, what: str) -> bytes:
     if not isinstance(text, str) or not text.isascii():
         raise VerificationError(f"{what} is not a base64 string")
     if "-" in text or "_" in text:
-        raise VerificationError(
-            f"{what} is URL-safe base64; only the standard alphabet (with padding) is accepted"
-        )
+        raise VerificationError(f"{what} is URL-safe base64; only the standard alphabet (with padding) is accepted")
     if len(text) % 4:
         raise VerificationError(f"{what} is not canonical base64 (padding missing)")
     try:
@@ -139,9 +137,7 @@ def parse_envelope(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
         raise VerificationError("the envelope is not a JSON object")
     unknown = sorted(set(envelope) - _ENVELOPE_FIELDS)
     if unknown:
-        raise VerificationError(
-            f"the envelope has fields DSSE does not define: {', '.join(unknown)}"
-        )
+        raise VerificationError(f"the envelope has fields DSSE does not define: {', '.join(unknown)}")
     missing = sorted(_ENVELOPE_FIELDS - set(envelope))
     if missing:
         raise VerificationError(f"the envelope lacks {', '.join(missing)}")
@@ -154,9 +150,7 @@ def parse_envelope(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
             raise VerificationError(f"signatures[{i}] has no 'sig'")
         unknown = sorted(set(sig) - _SIGNATURE_FIELDS)
         if unknown:
-            raise VerificationError(
-                f"signatures[{i}] has fields DSSE does not define: {', '.join(unknown)}"
-            )
+            raise VerificationError(f"signatures[{i}] has fields DSSE does not define: {', '.join(unknown)}")
         if "keyid" in sig and not isinstance(sig["keyid"], str):
             raise VerificationError(f"signatures[{i}].keyid is not a string")
     return envelope
@@ -175,9 +169,7 @@ def verify(
     """
     envelope = parse_envelope(data)
     if payload_type is not None and envelope["payloadType"] != payload_type:
-        raise VerificationError(
-            f"payloadType is {envelope['payloadType']!r}, expected {payload_type!r}"
-        )
+        raise VerificationError(f"payloadType is {envelope['payloadType']!r}, expected {payload_type!r}")
     payload = b64decode_strict(envelope["payload"], "payload")
     signatures = envelope["signatures"]
     if not signatures:
@@ -197,9 +189,5 @@ def verify(
         return Verified(payload=payload, payload_type=envelope["payloadType"], keyid=hint)
     if not tried:
         hints = ", ".join(str(s.get("keyid")) for s in signatures)
-        raise VerificationError(
-            f"no signature by this key (keyid {keyid}); the envelope names {hints}"
-        )
-    raise VerificationError(
-        "the signature does not match: the envelope was changed or signed by another key"
-    )
+        raise VerificationError(f"no signature by this key (keyid {keyid}); the envelope names {hints}")
+    raise VerificationError("the signature does not match: the envelope was changed or signed by another key")

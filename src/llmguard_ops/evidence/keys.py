@@ -37,16 +37,12 @@ class KeyFileError(LlmguardError):
 
 def keyid_of(public_key: Ed25519PublicKey) -> str:
     """sha256 (hex) of the DER SubjectPublicKeyInfo of ``public_key``."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
 
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass(frozen=True)
@@ -78,13 +74,9 @@ def generate(out_dir: Path, force: bool = False) -> tuple[Path, Path, str]:
     if not force:
         for p in (private_path, public_path):
             if p.exists():
-                raise KeyFileError(
-                    f"{p}: already exists; refusing to overwrite a key (use --force)"
-                )
+                raise KeyFileError(f"{p}: already exists; refusing to overwrite a key (use --force)")
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(private_path, pem, mode=0o600)
     atomic_write(public_path, public_pem(key.public_key()), mode=0o644)
@@ -117,17 +109,14 @@ def load_private(path: Path, source: str | None = None) -> SigningKey:
     data = _read(path, "private key")
     password = os.environ.get(PASSWORD_ENV)
     try:
-        key = serialization.load_pem_private_key(
-            data, password=password.encode() if password else None
-        )
+        key = serialization.load_pem_private_key(data, password=password.encode() if password else None)
     except TypeError:
         raise KeyFileError(f"{path}: the private key is encrypted; set {PASSWORD_ENV}") from None
     except ValueError:
         raise KeyFileError(f"{path}: not a PEM private key (or a wrong {PASSWORD_ENV})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(
-            f"{path}: not an ed25519 key ({type(key).__name__.lstrip('_')}); "
-            "generate one with 'llmguard keygen'"
+            f"{path}: not an ed25519 key ({type(key).__name__.lstrip('_')}); generate one with 'llmguard keygen'"
         )
     return SigningKey(private=key, keyid=keyid_of(key.public_key()), source=source or str(path))
 
@@ -139,9 +128,7 @@ def private_key_warnings(path: Path) -> list[str]:
     except OSError:
         return []
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return [
-            f"{path}: private key is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
-        ]
+        return [f"{path}: private key is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"]
     return []
 
 
@@ -158,9 +145,7 @@ def key_from_environment() -> SigningKey | None:
         raise KeyFileError(f"{KEY_ENV} must hold the path of a key file, not the key itself")
     path = Path(value).expanduser()
     if not path.is_file():
-        raise KeyFileError(
-            f"{KEY_ENV} names no readable key file (it must hold the path of a PEM private key)"
-        )
+        raise KeyFileError(f"{KEY_ENV} names no readable key file (it must hold the path of a PEM private key)")
     return load_private(path, source=f"${KEY_ENV}")
 
 

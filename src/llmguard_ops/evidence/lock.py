@@ -57,11 +57,7 @@ _NEWER_POLICY_DEFAULTS: dict[str, Any] = {"approvals": None, "require_model_sign
 
 
 def _policy_terms(policy: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in policy.items()
-        if k not in _NEWER_POLICY_DEFAULTS or v != _NEWER_POLICY_DEFAULTS[k]
-    }
+    return {k: v for k, v in policy.items() if k not in _NEWER_POLICY_DEFAULTS or v != _NEWER_POLICY_DEFAULTS[k]}
 
 
 def terms(loaded: LoadedSuite) -> dict[str, Any]:
@@ -76,9 +72,7 @@ def terms(loaded: LoadedSuite) -> dict[str, Any]:
                 "uses": c.uses,
                 "severity": c.severity.value,
                 "allow_error": c.allow_error,
-                "gate": {
-                    m: b.model_dump(mode="json", exclude_none=True) for m, b in c.gate.items()
-                },
+                "gate": {m: b.model_dump(mode="json", exclude_none=True) for m, b in c.gate.items()},
                 "with": loaded.raw_params(c.id),
             }
             for c in suite.checks
@@ -127,14 +121,10 @@ def dataset_changes(pinned: dict[str, Any], facts: dict[str, dict[str, Any]]) ->
             continue
         if mode == "rows" and fact["rows"] < pin["min_rows"]:
             out.append(
-                f"datasets.{name}: {fact['rows']} rows ({fact['path']}), the lock requires "
-                f"at least {pin['min_rows']}"
+                f"datasets.{name}: {fact['rows']} rows ({fact['path']}), the lock requires at least {pin['min_rows']}"
             )
         if mode == "digest" and fact["sha256"] != pin["sha256"]:
-            out.append(
-                f"datasets.{name}.sha256: {pin['sha256'][:16]}… → {fact['sha256'][:16]}… "
-                f"({fact['path']})"
-            )
+            out.append(f"datasets.{name}.sha256: {pin['sha256'][:16]}… → {fact['sha256'][:16]}… ({fact['path']})")
     return out
 
 
@@ -148,9 +138,7 @@ def create(
     """Sign the suite's terms (and its datasets, by ``datasets`` mode) into ``out``."""
     pinned = terms(loaded)
     data = dataset_pins(
-        dataset_facts(loaded, registry)
-        if datasets != "none"
-        else {n: {} for n in loaded.suite.datasets},
+        dataset_facts(loaded, registry) if datasets != "none" else {n: {} for n in loaded.suite.datasets},
         datasets,
     )
     body: dict[str, Any] = {
@@ -234,17 +222,10 @@ def check(
     found = changes(pinned, terms(loaded))
     data = body.get("datasets")
     if isinstance(data, dict) and data.get("mode") in DATASET_MODES:
-        facts = (
-            dataset_facts(loaded, registry)
-            if data["mode"] != "none"
-            else {n: {} for n in loaded.suite.datasets}
-        )
+        facts = dataset_facts(loaded, registry) if data["mode"] != "none" else {n: {} for n in loaded.suite.datasets}
         found += dataset_changes(data, facts)
     if found:
-        raise LockError(
-            f"{loaded.path.name}: the suite changed since it was locked ({lock_file}): "
-            + "; ".join(found)
-        )
+        raise LockError(f"{loaded.path.name}: the suite changed since it was locked ({lock_file}): " + "; ".join(found))
     return {
         "file": str(lock_file),
         "sha256": hashlib.sha256(raw).hexdigest(),
@@ -272,8 +253,5 @@ def cmd_lock(args: Any) -> int:
         f"locked {loaded.suite.name}: {len(loaded.suite.checks)} checks, "
         f"{len(loaded.suite.datasets)} datasets by {mode}, digest {value}"
     )
-    print(
-        f"wrote {path} (signed by keyid {signer.keyid}); "
-        f"run with: llmguard run {args.suite} --lock {path}"
-    )
+    print(f"wrote {path} (signed by keyid {signer.keyid}); run with: llmguard run {args.suite} --lock {path}")
     return 0

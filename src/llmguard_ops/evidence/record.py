@@ -106,9 +106,7 @@ def record(
     # the in-toto Test Result, signed alike and digested among the outputs
     result_payload = canonical_bytes(build_test_result(report))
     result_envelope = (
-        dsse.sign(result_payload, signer.private, signer.keyid)
-        if signer is not None
-        else dsse.unsigned(result_payload)
+        dsse.sign(result_payload, signer.private, signer.keyid) if signer is not None else dsse.unsigned(result_payload)
     )
     extra.append(atomic_write(out_dir / TEST_RESULT_NAME, dsse.serialize(result_envelope)))
     statement = build_statement(
@@ -119,11 +117,7 @@ def record(
         lock=options.lock,
     )
     payload = canonical_bytes(statement)
-    envelope = (
-        dsse.sign(payload, signer.private, signer.keyid)
-        if signer is not None
-        else dsse.unsigned(payload)
-    )
+    envelope = dsse.sign(payload, signer.private, signer.keyid) if signer is not None else dsse.unsigned(payload)
     data = dsse.serialize(envelope)
     path = atomic_write(out_dir / ATTESTATION_NAME, data)
     digest = hashlib.sha256(data).hexdigest()

@@ -31,9 +31,7 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 
 def canonical_bytes(data: Any) -> bytes:
     """Stable JSON bytes (sorted keys, no whitespace, UTF-8, no NaN) for hashing and signing."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def subjects(report: Report) -> list[dict[str, Any]]:
@@ -109,24 +107,18 @@ def build_statement(
             "overrides": list(loaded.overrides),
         },
         "datasets": {
-            n: {"sha256": d["sha256"], "path": d.get("path"), "rows": d.get("rows")}
-            for n, d in report.datasets.items()
+            n: {"sha256": d["sha256"], "path": d.get("path"), "rows": d.get("rows")} for n, d in report.datasets.items()
         },
         "plugins": {
             "installed": dict(report.plugins),
-            "checks": {
-                c.id: {"uses": c.uses, "plugin": c.plugin, "version": c.plugin_version}
-                for c in report.checks
-            },
+            "checks": {c.id: {"uses": c.uses, "plugin": c.plugin, "version": c.plugin_version} for c in report.checks},
         },
         "environment": body.get("environment", {}),
         "seeds": {"suite": report.suite.seed, "checks": {c.id: c.seed for c in report.checks}},
         "waivers": list(report.waivers),
         "lock": lock,
         "approvals": (
-            loaded.suite.policy.approvals.model_dump(mode="json")
-            if loaded.suite.policy.approvals is not None
-            else None
+            loaded.suite.policy.approvals.model_dump(mode="json") if loaded.suite.policy.approvals is not None else None
         ),
         "signer": signer,
         "outputs": dict(sorted(outputs.items())),

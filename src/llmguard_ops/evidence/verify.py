@@ -53,12 +53,8 @@ def verify_attestation(
     ours = statement["predicateType"] == PREDICATE_TYPE
     signer = result.predicate.get("signer") if ours else None
     if isinstance(signer, dict) and signer.get("development_key"):
-        result.notes.append(
-            "signed with a throw-away development key: integrity only, not who signed"
-        )
-    by_digest = {
-        s["digest"].get("sha256"): f"subject {s.get('name', '?')}" for s in statement["subject"]
-    }
+        result.notes.append("signed with a throw-away development key: integrity only, not who signed")
+    by_digest = {s["digest"].get("sha256"): f"subject {s.get('name', '?')}" for s in statement["subject"]}
     outputs = result.predicate.get("outputs") if ours else None
     if isinstance(outputs, dict):  # our predicate also digests every output file of the run
         for name, digest in outputs.items():
@@ -69,13 +65,8 @@ def verify_attestation(
             raise LlmguardError(f"{path}: artifact not found")
         digest, _kind = sha256_path(path)
         if digest not in by_digest:
-            names = ", ".join(
-                f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)"
-                for s in statement["subject"]
-            )
-            raise VerificationError(
-                f"{path}: sha256 {digest} matches no subject (subjects: {names}) and no output"
-            )
+            names = ", ".join(f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)" for s in statement["subject"])
+            raise VerificationError(f"{path}: sha256 {digest} matches no subject (subjects: {names}) and no output")
         result.matches[str(path)] = by_digest[digest]
     return result
 
@@ -124,9 +115,7 @@ def untrusted_key(key_path: Path, attestation: Path, statement: dict[str, Any]) 
     return None
 
 
-def check_report(
-    statement: dict[str, Any], attestation: Path, report: Path | None, binding: Binding
-) -> None:
+def check_report(statement: dict[str, Any], attestation: Path, report: Path | None, binding: Binding) -> None:
     """The report beside the attestation (or ``report``) must be the one it attests."""
     predicate = statement.get("predicate")
     outputs = predicate.get("outputs") if isinstance(predicate, dict) else None
@@ -174,9 +163,7 @@ def bind(
     names = {name for group in subjects.values() for name in group}
     for role in roles if artifacts else ():
         if role != "output" and role not in names:
-            binding.problems.append(
-                f"the attestation has no subject '{role}' (subjects: {', '.join(sorted(names))})"
-            )
+            binding.problems.append(f"the attestation has no subject '{role}' (subjects: {', '.join(sorted(names))})")
     outputs = result.predicate.get("outputs")
     by_output = {v: k for k, v in outputs.items()} if isinstance(outputs, dict) else {}
     for path in artifacts:
@@ -205,13 +192,8 @@ def bind(
                     "(pass --role output to accept that)"
                 )
         else:
-            shown = ", ".join(
-                f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)"
-                for s in statement["subject"]
-            )
-            binding.problems.append(
-                f"{path}: sha256 {digest} matches no subject (subjects: {shown}) and no output"
-            )
+            shown = ", ".join(f"{s.get('name')} ({s['digest'].get('sha256', '')[:12]}…)" for s in statement["subject"])
+            binding.problems.append(f"{path}: sha256 {digest} matches no subject (subjects: {shown}) and no output")
     decision = (result.predicate.get("decision") or {}).get("decision")
     if artifacts and decision not in decisions:
         binding.problems.append(
@@ -223,9 +205,7 @@ def bind(
     return binding
 
 
-def _fail(
-    args: argparse.Namespace, path: Path, reason: str, chain: Sequence[Any] = ()
-) -> int:
+def _fail(args: argparse.Namespace, path: Path, reason: str, chain: Sequence[Any] = ()) -> int:
     if args.json:
         body: dict[str, Any] = {"valid": False, "attestation": str(path), "reason": reason}
         if chain:
@@ -288,9 +268,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from .approvals import evaluate
 
         binding.accepted = [a for a in binding.accepted if not a.startswith("decision REVIEW")]
-        verdict = evaluate(
-            Path(approvals_dir), hashlib.sha256(data).hexdigest(), result.statement, keyid, trust
-        )
+        verdict = evaluate(Path(approvals_dir), hashlib.sha256(data).hexdigest(), result.statement, keyid, trust)
         chain = verdict.lines
         binding.problems += [f"approvals: {p}" for p in verdict.problems]
     report = getattr(args, "report", None)
@@ -300,9 +278,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if binding.problems:
         return _fail(args, path, clean("; ".join(binding.problems)), chain)
     suite = predicate.get("suite") or {}
-    bound = (
-        "artifacts" if binding.bound else "nothing (no --artifact: only the signature is checked)"
-    )
+    bound = "artifacts" if binding.bound else "nothing (no --artifact: only the signature is checked)"
     if args.json:
         print(
             json.dumps(
@@ -333,11 +309,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for s in result.statement["subject"]:
         print(clean(f"  subject {s.get('name')}: sha256 {s['digest'].get('sha256')}"))
     if decision:
-        print(
-            clean(
-                f"  decision {decision} for suite {suite.get('name')} (sha256 {suite.get('sha256')})"
-            )
-        )
+        print(clean(f"  decision {decision} for suite {suite.get('name')} (sha256 {suite.get('sha256')})"))
     if binding.report:
         print(f"  report {binding.report}: the attested one (run {predicate.get('run_id')})")
     for artifact, name in binding.artifacts.items():
@@ -399,9 +371,7 @@ def report_status(report_path: Path, key: Path | None = None) -> ReportStatus:
     signer = predicate.get("signer") if isinstance(predicate, dict) else None
     if key is None:
         if not envelope["signatures"]:
-            return ReportStatus(
-                "unsigned", "Unsigned", "the attestation beside it carries no signature"
-            )
+            return ReportStatus("unsigned", "Unsigned", "the attestation beside it carries no signature")
         hint = signer.get("keyid") if isinstance(signer, dict) else None
         return ReportStatus(
             "unchecked",

@@ -114,10 +114,7 @@ class WaiverBook:
             if w.check != result.id:
                 continue
             if dt.date.fromisoformat(w.expires) < self.today:
-                message = (
-                    f"waiver for '{w.check}' by {w.approver} ({entry.source}) expired on "
-                    f"{w.expires}; ignored"
-                )
+                message = f"waiver for '{w.check}' by {w.approver} ({entry.source}) expired on {w.expires}; ignored"
                 result.warnings.append(message)
                 self.warnings.append(message)
                 self.used.append(entry.record("expired"))

@@ -53,11 +53,7 @@ def key_metrics(result: CheckResult, limit: int | None = None) -> list[KeyMetric
     ``limit`` caps the total but never drops a gated metric: those are why the check ran.
     """
     gated = {g.metric: g for g in result.gates}
-    out = [
-        KeyMetric(name, result.metrics[name], gate)
-        for name, gate in gated.items()
-        if name in result.metrics
-    ]
+    out = [KeyMetric(name, result.metrics[name], gate) for name, gate in gated.items() if name in result.metrics]
     rest = [KeyMetric(name, m) for name, m in result.metrics.items() if name not in gated]
     if limit is not None:
         rest = rest[: max(0, limit - len(out))]

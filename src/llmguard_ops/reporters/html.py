@@ -98,11 +98,7 @@ def _evidence(report: Report, source_dir: Path) -> dict[str, Any]:
             for name, d in report.datasets.items()
         ],
     )
-    files = [
-        [name, digest_file(source_dir / name)]
-        for name in EVIDENCE_FILES
-        if fresh(source_dir / name, report)
-    ]
+    files = [[name, digest_file(source_dir / name)] for name in EVIDENCE_FILES if fresh(source_dir / name, report)]
     artifacts: list[list[str]] = []
     for check in report.checks:
         from .view import artifacts_view
@@ -113,9 +109,7 @@ def _evidence(report: Report, source_dir: Path) -> dict[str, Any]:
         "models": models,
         "datasets": datasets,
         "files": Table(["file", "sha256"], files) if files else None,
-        "artifacts": Table(["check", "artifact", "file", "sha256", "size"], artifacts)
-        if artifacts
-        else None,
+        "artifacts": Table(["check", "artifact", "file", "sha256", "size"], artifacts) if artifacts else None,
         "attestation": attestation,
         "verify": VERIFY_COMMAND,
     }
@@ -131,9 +125,7 @@ def _environment(report: Report) -> dict[str, Any]:
         ["gpu", ", ".join(g.get("name", "?") for g in env.get("gpu") or []) or "none"],
         [
             "git",
-            f"{git.get('commit', '?')}{' (dirty)' if git.get('dirty') else ''}"
-            if git
-            else "not a git tree",
+            f"{git.get('commit', '?')}{' (dirty)' if git.get('dirty') else ''}" if git else "not a git tree",
         ],
     ]
     packages = sorted((env.get("packages") or {}).items())
@@ -217,10 +209,8 @@ def build_page(
         "decision_class": report.decision.decision.value.lower(),
         "decision_text": {
             Decision.PROMOTE: "Every blocking gate holds: the candidate may be promoted.",
-            Decision.REVIEW: "No blocking gate failed, but a warning asks for a human review "
-            "before promotion.",
-            Decision.BLOCK: "A blocking gate failed or a check could not run: the candidate "
-            "must not be promoted.",
+            Decision.REVIEW: "No blocking gate failed, but a warning asks for a human review before promotion.",
+            Decision.BLOCK: "A blocking gate failed or a check could not run: the candidate must not be promoted.",
         }[report.decision.decision],
         "counts": ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         "failed": failed_gates_table(report),
@@ -243,9 +233,7 @@ def render_html(
 ) -> str:
     """The page as text; ``source_dir`` is the run's output folder (artifacts live there)."""
     return str(
-        jinja_env()
-        .get_template("report.html.j2")
-        .render(**build_page(report, source_dir, history_runs, verification))
+        jinja_env().get_template("report.html.j2").render(**build_page(report, source_dir, history_runs, verification))
     )
 
 
@@ -261,9 +249,7 @@ def earlier_runs(report: Report) -> list[Any]:
     return [r for r in runs if r.started_at < report.started_at]
 
 
-def write_html(
-    report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None
-) -> list[Path]:
+def write_html(report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None) -> list[Path]:
     """Render and write ``report.html`` into ``out_dir``."""
     text = render_html(report, source_dir or out_dir, earlier_runs(report), verification)
     return [atomic_write(out_dir / "report.html", text)]

@@ -49,10 +49,7 @@ def _display_path(path: str) -> str:
 
 
 def _stdout(result: CheckResult) -> str | None:
-    lines = [
-        f"{result.status.value.upper()} {result.id} "
-        f"({result.uses}, severity {result.severity.value})"
-    ]
+    lines = [f"{result.status.value.upper()} {result.id} ({result.uses}, severity {result.severity.value})"]
     lines += [f"gate: {g.reason}" for g in result.gates]
     shown = {g.metric for g in result.gates}
     lines += [f"metric: {km.text()}" for km in key_metrics(result) if km.name not in shown]
@@ -133,9 +130,7 @@ def build_junit(report: Report) -> ET.Element:
         stdout=_clean("\n".join(stdout)),
     )
     element: ET.Element = suite.build_xml_doc()
-    element.set(
-        "time", f"{sum(r.duration_s for r in report.checks):.6f}"
-    )  # not a float sum's noise
+    element.set("time", f"{sum(r.duration_s for r in report.checks):.6f}")  # not a float sum's noise
     # junit-xml has no testcase properties; the common format puts them first in <testcase>.
     for node, result in zip(element.findall("testcase"), report.checks, strict=True):
         props = ET.Element("properties")

@@ -77,9 +77,7 @@ def github_run_url(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def render_summary(
-    report: Report, outputs: list[str], run_url: str | None = None, relative_links: bool = True
-) -> str:
+def render_summary(report: Report, outputs: list[str], run_url: str | None = None, relative_links: bool = True) -> str:
     """The Markdown summary of ``report``.
 
     :param outputs: file names of the run's other outputs, linked (or named) at the end.
@@ -88,8 +86,7 @@ def render_summary(
     """
     d = report.decision
     lines = [
-        f"## {_DECISION_MARK[d.decision]} llmguard: {cell(report.suite.name)} "
-        f"— **{d.decision.value}**",
+        f"## {_DECISION_MARK[d.decision]} llmguard: {cell(report.suite.name)} — **{d.decision.value}**",
         "",
         f"{len(report.checks)} checks: {_tally(report)} · {report.duration_s:.1f} s · "
         f"{'signed' if report.signed else 'unsigned'} · run `{report.run_id[:8]}`",
@@ -109,9 +106,7 @@ def render_summary(
             f"| {md_code(r.id, table=True)}<br><sub>{cell(r.uses)}</sub> | {status} | {r.severity.value} | "
             f"{_metrics_cell(r)} | {r.duration_s:.2f} s |"
         )
-    failing = [
-        r for r in report.checks if r.status in (Status.FAIL, Status.WARN) and failure_reasons(r)
-    ]
+    failing = [r for r in report.checks if r.status in (Status.FAIL, Status.WARN) and failure_reasons(r)]
     if failing:
         lines += ["", "<details><summary>Failed gates</summary>", ""]
         for r in failing:
@@ -126,8 +121,7 @@ def render_summary(
         lines += ["", f"Outputs: {listed}{where}"]
     lines += [
         "",
-        f"<sub>suite {md_code(Path(report.suite.path).name)} "
-        f"sha256 `{report.suite.sha256[:16]}`</sub>",
+        f"<sub>suite {md_code(Path(report.suite.path).name)} sha256 `{report.suite.sha256[:16]}`</sub>",
         "",
     ]
     return "\n".join(lines)
@@ -162,9 +156,7 @@ def write_summary(report: Report, out_dir: Path) -> list[Path]:
     outputs = _outputs(out_dir)
     written = [atomic_write(out_dir / FILENAME, render_summary(report, outputs))]
     if os.environ.get(STEP_SUMMARY_ENV):
-        append_step_summary(
-            render_summary(report, outputs, github_run_url(os.environ), relative_links=False)
-        )
+        append_step_summary(render_summary(report, outputs, github_run_url(os.environ), relative_links=False))
     return written
 
 

@@ -48,9 +48,7 @@ def md_cell(value: Any) -> str:
 
 def subject_model(report: Report) -> str | None:
     """The model the card is about: the one the checks evaluate most often."""
-    counts = Counter(
-        str(c.params["model"]) for c in report.checks if isinstance(c.params.get("model"), str)
-    )
+    counts = Counter(str(c.params["model"]) for c in report.checks if isinstance(c.params.get("model"), str))
     if counts:
         return counts.most_common(1)[0][0]
     if "candidate" in report.models:
@@ -98,17 +96,13 @@ def _groups(check: CheckResult) -> tuple[list[str], list[list[str]]]:
 
 def _top_features(check: CheckResult, k: int = 10) -> list[tuple[str, str]]:
     importance = {
-        n.removeprefix("importance."): m.value
-        for n, m in check.metrics.items()
-        if n.startswith("importance.")
+        n.removeprefix("importance."): m.value for n, m in check.metrics.items() if n.startswith("importance.")
     }
     if not importance:
         for key in ("importance", "mean_abs_shap", "feature_importance"):
             value = check.details.get(key)
             if isinstance(value, dict):
-                importance = {
-                    str(f): float(v) for f, v in value.items() if isinstance(v, int | float)
-                }
+                importance = {str(f): float(v) for f, v in value.items() if isinstance(v, int | float)}
                 break
     if importance:
         ordered = sorted(importance.items(), key=lambda kv: abs(kv[1]), reverse=True)[:k]
@@ -165,9 +159,7 @@ def _limitations(report: Report) -> list[str]:
         "label errors (no `data.*` check)",
     }
     items += [text for family, text in missing.items() if family not in families]
-    used = {
-        str(c.params["dataset"]) for c in report.checks if isinstance(c.params.get("dataset"), str)
-    }
+    used = {str(c.params["dataset"]) for c in report.checks if isinstance(c.params.get("dataset"), str)}
     sizes = [
         f"{c_(name)} ({d['rows']:,} rows)"
         for name, d in report.datasets.items()
@@ -223,9 +215,7 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
                     "task": {"type": check.uses, "name": check.id},
                     "dataset": {
                         "name": dataset or "unspecified",
-                        "type": Path(
-                            str(report.datasets.get(dataset, {}).get("path") or dataset)
-                        ).name
+                        "type": Path(str(report.datasets.get(dataset, {}).get("path") or dataset)).name
                         or "unspecified",
                     },
                     "metrics": metrics,
@@ -252,9 +242,7 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
             c,
             _metric_rows(
                 c,
-                [n for n in c.metrics if "." not in n][:HEADLINE_LIMIT]
-                if not c.gates
-                else _headline(c),
+                [n for n in c.metrics if "." not in n][:HEADLINE_LIMIT] if not c.gates else _headline(c),
             ),
             _groups(c),
         )
@@ -303,9 +291,7 @@ def render_card(report: Report, source_dir: Path, verification: Any = None) -> s
     return str(env.get_template("model_card.md.j2").render(**context))
 
 
-def write_card(
-    report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None
-) -> list[Path]:
+def write_card(report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None) -> list[Path]:
     """Render and write ``model_card.md`` into ``out_dir``."""
     text = render_card(report, source_dir or out_dir, verification)
     return [atomic_write(out_dir / "model_card.md", text)]

@@ -70,9 +70,7 @@ def columns_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
         rows.append([column, *[_value_cell(fields.get(f)) for f in split.fields]])
         classes.append("" if drifted is None else ("fail" if drifted.value >= 0.5 else "pass"))
     score = next((f for f in _SCORES if f in split.fields), None)
-    score = score or next(
-        (f for f in split.fields if f not in ("drifted", "p_value", "threshold")), None
-    )
+    score = score or next((f for f in split.fields if f not in ("drifted", "p_value", "threshold")), None)
     src = None
     if score is not None:
         bars = [
@@ -81,12 +79,8 @@ def columns_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
             if score in f
         ]
         src = plots.column_bars(sorted(bars, key=lambda b: -b[1]), score)
-    drifted_n = sum(
-        1 for f in split.by_key.values() if "drifted" in f and f["drifted"].value >= 0.5
-    )
-    note = (
-        f"{drifted_n} of {len(split.by_key)} columns drifted." if "drifted" in split.fields else ""
-    )
+    drifted_n = sum(1 for f in split.by_key.values() if "drifted" in f and f["drifted"].value >= 0.5)
+    note = f"{drifted_n} of {len(split.by_key)} columns drifted." if "drifted" in split.fields else ""
     panel = Panel(
         "Per column",
         Image(src, f"{score} per column") if src else None,
@@ -100,10 +94,7 @@ def groups_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
     split = _split(result, _GROUP)
     if not split.by_key:
         return None, set()
-    rows = [
-        [group, *[_value_cell(fields.get(f)) for f in split.fields]]
-        for group, fields in split.by_key.items()
-    ]
+    rows = [[group, *[_value_cell(fields.get(f)) for f in split.fields]] for group, fields in split.by_key.items()]
     bars = {
         f: [
             Estimate(g, fields[f].value, fields[f].lower, fields[f].upper)
@@ -140,9 +131,7 @@ def latency_panel(result: CheckResult) -> Panel | None:
             series.setdefault(match["series"] or "", []).append(
                 (_percentile(label), estimate(label, m, gates.get(name)))
             )
-    points = {
-        k: [e for _, e in sorted(v, key=lambda t: t[0])] for k, v in series.items() if len(v) >= 2
-    }
+    points = {k: [e for _, e in sorted(v, key=lambda t: t[0])] for k, v in series.items() if len(v) >= 2}
     if not points:
         return None
     src = plots.ladder(points)
@@ -160,18 +149,13 @@ def latency_panel(result: CheckResult) -> Panel | None:
         "Latency percentiles",
         Image(src, "latency percentiles") if src else None,
         Table(["series (ms)", *labels], rows),
-        note="Milliseconds per request; bars: confidence intervals where reported; "
-        "dashed: gate bounds.",
+        note="Milliseconds per request; bars: confidence intervals where reported; dashed: gate bounds.",
     )
 
 
 def deltas_panel(result: CheckResult) -> Panel | None:
     gates: dict[str, GateOutcome] = {g.metric: g for g in result.gates}
-    rows = [
-        estimate(name, m, gates.get(name))
-        for name, m in result.metrics.items()
-        if name.endswith("_delta")
-    ]
+    rows = [estimate(name, m, gates.get(name)) for name, m in result.metrics.items() if name.endswith("_delta")]
     if not rows:
         return None
     src = plots.forest(rows, xlabel="candidate - baseline")
@@ -207,9 +191,7 @@ def importance_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
             for e in ordered
         ],
     ).compact()
-    return Panel(
-        "Feature importance", Image(src, "feature importance") if src else None, table
-    ), names
+    return Panel("Feature importance", Image(src, "feature importance") if src else None, table), names
 
 
 def specific_panels(result: CheckResult) -> tuple[list[Panel], set[str]]:

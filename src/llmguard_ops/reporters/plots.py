@@ -98,9 +98,7 @@ def to_data_uri(fig: Any) -> str:
     if IMAGE_FORMAT == "png":
         fig.savefig(buf, format="png", dpi=144, metadata={"Software": None})
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    with matplotlib.rc_context(
-        {"svg.fonttype": "none", "svg.hashsalt": "llmguard", "font.size": 9}
-    ):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "llmguard", "font.size": 9}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -122,9 +120,7 @@ def _interval(ax: Any, y: float, e: Estimate, colour: str) -> None:
         ax.plot([e.lower, e.upper], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
         ax.plot([e.lower, e.lower], [y - 0.18, y + 0.18], color=colour, linewidth=1.2)
         ax.plot([e.upper, e.upper], [y - 0.18, y + 0.18], color=colour, linewidth=1.2)
-    ax.plot(
-        [e.value], [y], marker="o", markersize=6.5, color=colour, markeredgecolor="white", zorder=3
-    )
+    ax.plot([e.value], [y], marker="o", markersize=6.5, color=colour, markeredgecolor="white", zorder=3)
 
 
 def gate_strip(rows: Sequence[Estimate]) -> str | None:
@@ -156,9 +152,7 @@ def gate_strip(rows: Sequence[Estimate]) -> str | None:
     return to_data_uri(fig)
 
 
-def forest(
-    rows: Sequence[Estimate], *, reference: float | None = 0.0, xlabel: str = ""
-) -> str | None:
+def forest(rows: Sequence[Estimate], *, reference: float | None = 0.0, xlabel: str = "") -> str | None:
     """Estimates on one shared axis (e.g. candidate - baseline deltas around zero)."""
     if not rows or not available():
         return None
@@ -168,9 +162,7 @@ def forest(
         y = len(rows) - 1 - i
         for bound in (e.min, e.max):
             if bound is not None:
-                ax.plot(
-                    [bound, bound], [y - 0.35, y + 0.35], color=FAIL, linestyle="--", linewidth=1.2
-                )
+                ax.plot([bound, bound], [y - 0.35, y + 0.35], color=FAIL, linestyle="--", linewidth=1.2)
         _interval(ax, y, e, _colour(e.passed))
     if reference is not None:
         ax.axvline(reference, color=MUTED, linewidth=1)
@@ -228,9 +220,7 @@ def column_bars(rows: Sequence[tuple[str, float, bool | None]], score: str) -> s
     fig = _figure(7.6, 0.75 + 0.26 * len(rows))
     ax = fig.subplots()
     ys = list(range(len(rows)))[::-1]
-    colours = [
-        FAIL if drifted else (PASS if drifted is False else NEUTRAL) for _, _, drifted in rows
-    ]
+    colours = [FAIL if drifted else (PASS if drifted is False else NEUTRAL) for _, _, drifted in rows]
     ax.barh(ys, [v for _, v, _ in rows], color=colours, height=0.62)
     ax.set_yticks(ys, [c for c, _, _ in rows], fontsize=8)
     ax.set_xlabel(score, fontsize=8.5)
@@ -277,17 +267,13 @@ def ladder(series: dict[str, list[Estimate]], unit: str = "ms") -> str | None:
     return to_data_uri(fig)
 
 
-def histogram(
-    values: Sequence[float], title: str, markers: dict[str, float] | None = None
-) -> str | None:
+def histogram(values: Sequence[float], title: str, markers: dict[str, float] | None = None) -> str | None:
     """Distribution of raw samples (e.g. per-request latencies) with marker lines."""
     if len(values) < 2 or not available():
         return None
     fig = _figure(7.6, 2.3)
     ax = fig.subplots()
-    ax.hist(
-        list(values), bins=min(60, max(10, int(math.sqrt(len(values))))), color=NEUTRAL, alpha=0.8
-    )
+    ax.hist(list(values), bins=min(60, max(10, int(math.sqrt(len(values))))), color=NEUTRAL, alpha=0.8)
     for i, (label, x) in enumerate((markers or {}).items()):
         ax.axvline(
             x,
@@ -358,13 +344,9 @@ def history_lines(series: Sequence[Series]) -> str | None:
                 alpha=0.15,
                 linewidth=0,
             )
-        ax.plot(
-            xs, [p.value for p in pts], color=NEUTRAL, marker="o", markersize=3.5, linewidth=1.2
-        )
+        ax.plot(xs, [p.value for p in pts], color=NEUTRAL, marker="o", markersize=3.5, linewidth=1.2)
         last = pts[-1]
-        ax.plot(
-            [xs[-1]], [last.value], marker="o", markersize=6, color=_colour(last.passed), zorder=3
-        )
+        ax.plot([xs[-1]], [last.value], marker="o", markersize=6, color=_colour(last.passed), zorder=3)
         for bound in (last.min, last.max):
             if bound is not None:
                 ax.axhline(bound, color=FAIL, linestyle="--", linewidth=1)

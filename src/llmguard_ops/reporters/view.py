@@ -93,11 +93,7 @@ class Table:
 
     def compact(self) -> Table:
         """Drop columns (after the first) that are empty in every row."""
-        keep = [0] + [
-            i
-            for i in range(1, len(self.headers))
-            if any(row[i] not in ("", "—") for row in self.rows)
-        ]
+        keep = [0] + [i for i in range(1, len(self.headers)) if any(row[i] not in ("", "—") for row in self.rows)]
         return Table(
             [self.headers[i] for i in keep],
             [[row[i] for i in keep] for row in self.rows],
@@ -188,9 +184,7 @@ def metrics_table(result: CheckResult, names: Sequence[str]) -> Table | None:
             ]
         )
         classes.append("" if g is None else ("pass" if g.passed else "fail"))
-    return Table(
-        ["metric", "value", "interval", "method", "p-value", "n", "unit"], rows, classes
-    ).compact()
+    return Table(["metric", "value", "interval", "method", "p-value", "n", "unit"], rows, classes).compact()
 
 
 def gates_table(result: CheckResult) -> Table | None:
@@ -234,19 +228,14 @@ def details_view(result: CheckResult) -> tuple[Table | None, list[Panel]]:
                 Panel(
                     title=f"{key} (distribution of {len(value)} samples)",
                     image=Image(src, f"histogram of {key}") if src else None,
-                    note=""
-                    if src
-                    else f"{len(value)} samples; min {fmt(min(value))}, max {fmt(max(value))}",
+                    note="" if src else f"{len(value)} samples; min {fmt(min(value))}, max {fmt(max(value))}",
                 )
             )
-        elif isinstance(value, list) and all(
-            isinstance(v, str | int | float | bool) or v is None for v in value
-        ):
+        elif isinstance(value, list) and all(isinstance(v, str | int | float | bool) or v is None for v in value):
             scalars.append(
                 [
                     key,
-                    ", ".join(fmt(v) for v in value[:MAX_ROWS])
-                    + (" …" if len(value) > MAX_ROWS else ""),
+                    ", ".join(fmt(v) for v in value[:MAX_ROWS]) + (" …" if len(value) > MAX_ROWS else ""),
                 ]
             )
         elif (
@@ -254,13 +243,9 @@ def details_view(result: CheckResult) -> tuple[Table | None, list[Panel]]:
             and value
             and all(isinstance(v, str | int | float | bool) or v is None for v in value.values())
         ):
-            panel = Panel(
-                title=key, table=Table([key, "value"], [[str(k), fmt(v)] for k, v in value.items()])
-            )
+            panel = Panel(title=key, table=Table([key, "value"], [[str(k), fmt(v)] for k, v in value.items()]))
             if "importance" in key.lower() and all(_is_number(v) for v in value.values()):
-                src = plots.importance_bars(
-                    [Estimate(str(k), float(v)) for k, v in value.items()], key
-                )
+                src = plots.importance_bars([Estimate(str(k), float(v)) for k, v in value.items()], key)
                 panel.image = Image(src, f"bar chart of {key}") if src else None
             panels.append(panel)
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
@@ -309,9 +294,7 @@ def artifacts_view(result: CheckResult, source_dir: Path) -> tuple[list[Image], 
             rows.append([result.id, label, path, "missing (not under the output folder)", ""])
             continue
         size = found.stat().st_size
-        rows.append(
-            [result.id, label, _relative(found, source_dir), digest_file(found), f"{size:,} B"]
-        )
+        rows.append([result.id, label, _relative(found, source_dir), digest_file(found), f"{size:,} B"])
         mime = IMAGE_TYPES.get(found.suffix.lower())
         if mime and size <= MAX_IMAGE_BYTES:
             data = base64.b64encode(found.read_bytes()).decode("ascii")
@@ -333,15 +316,9 @@ def check_view(result: CheckResult, source_dir: Path) -> CheckView:
     gated = [g.metric for g in result.gates]
     names = gated + [n for n in result.metrics if n not in gated and n not in consumed]
     if result.gates:
-        metrics = {
-            g.metric: result.metrics[g.metric] for g in result.gates if g.metric in result.metrics
-        }
+        metrics = {g.metric: result.metrics[g.metric] for g in result.gates if g.metric in result.metrics}
         src = plots.gate_strip(
-            [
-                estimate(name, metrics[name], g)
-                for name, g in ((g.metric, g) for g in result.gates)
-                if name in metrics
-            ]
+            [estimate(name, metrics[name], g) for name, g in ((g.metric, g) for g in result.gates) if name in metrics]
         )
         if src:
             panels.insert(
@@ -357,9 +334,7 @@ def check_view(result: CheckResult, source_dir: Path) -> CheckView:
     images, _ = artifacts_view(result, source_dir)
     panels += detail_panels
     panels += [Panel(f"artifact: {img.caption}", image=img) for img in images]
-    params = (
-        json.dumps(result.params, indent=2, sort_keys=True, default=str) if result.params else ""
-    )
+    params = json.dumps(result.params, indent=2, sort_keys=True, default=str) if result.params else ""
     return CheckView(
         result=result,
         anchor="check-" + "".join(c if c.isalnum() else "-" for c in result.id),
@@ -388,9 +363,7 @@ def failed_gates_table(report: Report) -> Table | None:
                     "waived" if c.waiver else c.status.value,
                 ]
             )
-            classes.append(
-                "waived" if c.waiver else ("fail" if c.status is Status.FAIL else "warn")
-            )
+            classes.append("waived" if c.waiver else ("fail" if c.status is Status.FAIL else "warn"))
     if not rows:
         return None
     return Table(

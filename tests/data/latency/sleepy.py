@@ -37,6 +37,9 @@ def make_mlp(features: int = 4, hidden: int = 64) -> Any:
 
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Linear(features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+        torch.nn.Linear(features, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
         torch.nn.Linear(hidden, 2),
     ).eval()

@@ -28,13 +28,15 @@ __version__ = "0.1.0"
 
 @hookimpl
 def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
-    register(ModelLoader(
-        name="mlflow",
-        load=loader.load,
-        digest=loader.digest,
-        needs_path=False,  # the path is a models:/ URI, not a file next to the suite
-        summary="A registered MLflow model version (models:/name@alias or models:/name/version).",
-    ))
+    register(
+        ModelLoader(
+            name="mlflow",
+            load=loader.load,
+            digest=loader.digest,
+            needs_path=False,  # the path is a models:/ URI, not a file next to the suite
+            summary="A registered MLflow model version (models:/name@alias or models:/name/version).",
+        )
+    )
 
 
 @hookimpl
@@ -43,8 +45,9 @@ def llmguard_on_decision(report: Report, out_dir: Path) -> None:
 
 
 @hookimpl
-def llmguard_incident_step(step: str, params: dict[str, Any], report: Report, out_dir: Path,
-                           dry_run: bool) -> str | None:
+def llmguard_incident_step(
+    step: str, params: dict[str, Any], report: Report, out_dir: Path, dry_run: bool
+) -> str | None:
     """``mlflow.rollback``: move the alias back to the previous champion (see :mod:`.rollback`)."""
     if step != "mlflow.rollback":
         return None

@@ -132,8 +132,11 @@ def verify_run(out_dir: Path, public_key_path: Path, run_id: str, subject: str, 
     decision = (predicate.get("decision") or {}).get("decision")
     if decision != "PROMOTE":
         raise AttestationError(f"the signed decision is {decision!r}, not PROMOTE")
-    digests = {s.get("name"): (s.get("digest") or {}).get("sha256") for s in statement.get("subject") or []
-               if isinstance(s, dict)}
+    digests = {
+        s.get("name"): (s.get("digest") or {}).get("sha256")
+        for s in statement.get("subject") or []
+        if isinstance(s, dict)
+    }
     if digests.get(subject) != sha256:
         raise AttestationError(f"no signed subject '{subject}' with sha256 {sha256[:12]}…")
     return Verified(statement=statement, keyid=keyid, sha256=hashlib.sha256(data).hexdigest())

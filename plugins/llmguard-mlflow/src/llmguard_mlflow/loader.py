@@ -103,10 +103,20 @@ def resolve(spec: ModelSpec) -> ResolvedVersion:
     uri = tracking_uri(spec.options)
     registry = spec.options.get("registry_uri") or uri
     mlflow_client = client(uri, registry)
-    found = (mlflow_client.get_model_version_by_alias(name, alias) if alias
-             else mlflow_client.get_model_version(name, version))
-    resolved = ResolvedVersion(tracking_uri=uri, registry_uri=registry, name=name, version=str(found.version),
-                               alias=alias, run_id=found.run_id or None, source=str(found.source))
+    found = (
+        mlflow_client.get_model_version_by_alias(name, alias)
+        if alias
+        else mlflow_client.get_model_version(name, version)
+    )
+    resolved = ResolvedVersion(
+        tracking_uri=uri,
+        registry_uri=registry,
+        name=name,
+        version=str(found.version),
+        alias=alias,
+        run_id=found.run_id or None,
+        source=str(found.source),
+    )
     if len(_resolved) > 64:  # one entry per suite model per run; keep the map small
         _resolved.clear()
     _resolved[id(spec)] = (spec, resolved)
@@ -129,7 +139,8 @@ def download(spec: ModelSpec) -> Download:
     target = Path(tempfile.mkdtemp(prefix=f"{version.name}-{version.version}-", dir=_scratch.name))
     # the version's own artifact location: no reliance on process-global registry settings
     source = client(version.tracking_uri, version.registry_uri).get_model_version_download_uri(
-        version.name, version.version)
+        version.name, version.version
+    )
     local = download_artifacts(artifact_uri=source, dst_path=str(target), tracking_uri=version.tracking_uri)
     digest, kind = sha256_path(Path(local))
     done = Download(version=version, path=Path(local), sha256=digest, kind=kind)

@@ -66,8 +66,10 @@ def target(report: Report) -> Target | None:
     if model is None:
         model = next(iter(ours)) if len(ours) == 1 else "candidate"
     if model not in ours:
-        raise ValueError(f"metadata.mlflow.model '{model}' is not an mlflow model of the suite "
-                         f"(mlflow models: {', '.join(sorted(ours))})")
+        raise ValueError(
+            f"metadata.mlflow.model '{model}' is not an mlflow model of the suite "
+            f"(mlflow models: {', '.join(sorted(ours))})"
+        )
     described = parse_description(ours[model].get("digest"))
     if described is None:
         raise ValueError(f"model '{model}' has no registered version in the report")
@@ -86,16 +88,30 @@ def target(report: Report) -> Target | None:
         key_path = Path(os.path.expanduser(key))
         if not key_path.is_absolute():
             key_path = Path(report.suite.path).parent / key_path
-    return Target(model=model, name=name, version=version, sha256=sha256, tracking_uri=uri, registry_uri=registry,
-                  alias=_setting(config, "alias", "LLMGUARD_MLFLOW_ALIAS") or "champion", public_key=key_path)
+    return Target(
+        model=model,
+        name=name,
+        version=version,
+        sha256=sha256,
+        tracking_uri=uri,
+        registry_uri=registry,
+        alias=_setting(config, "alias", "LLMGUARD_MLFLOW_ALIAS") or "champion",
+        public_key=key_path,
+    )
 
 
 def _decision_record(report: Report, where: Target, promoted: bool, refusal: str | None) -> dict[str, Any]:
     return {
-        "run_id": report.run_id, "suite": report.suite.name, "suite_sha256": report.suite.sha256,
-        "decision": report.decision.decision.value, "reasons": list(report.decision.reasons),
-        "model": f"models:/{where.name}/{where.version}", "sha256": where.sha256,
-        "alias": where.alias, "alias_moved": promoted, "refused": refusal,
+        "run_id": report.run_id,
+        "suite": report.suite.name,
+        "suite_sha256": report.suite.sha256,
+        "decision": report.decision.decision.value,
+        "reasons": list(report.decision.reasons),
+        "model": f"models:/{where.name}/{where.version}",
+        "sha256": where.sha256,
+        "alias": where.alias,
+        "alias_moved": promoted,
+        "refused": refusal,
     }
 
 
@@ -141,8 +157,9 @@ def on_decision(report: Report, out_dir: Path) -> None:
     if decision == "PROMOTE":
         try:
             if where.public_key is None:
-                raise AttestationError("no public key configured (metadata.mlflow.public_key or "
-                                       "LLMGUARD_MLFLOW_PUBLIC_KEY)")
+                raise AttestationError(
+                    "no public key configured (metadata.mlflow.public_key or LLMGUARD_MLFLOW_PUBLIC_KEY)"
+                )
             verified = verify_run(Path(out_dir), where.public_key, report.run_id, where.model, where.sha256)
         except AttestationError as exc:
             refusal = str(exc)
@@ -151,8 +168,11 @@ def on_decision(report: Report, out_dir: Path) -> None:
     version = mlflow_client.get_model_version(where.name, where.version)
     record = _decision_record(report, where, promote, refusal)
     tags = {
-        "decision": decision, "run_id": report.run_id, "suite": report.suite.name,
-        "reasons": "; ".join(report.decision.reasons) or "-", "sha256": where.sha256,
+        "decision": decision,
+        "run_id": report.run_id,
+        "suite": report.suite.name,
+        "reasons": "; ".join(report.decision.reasons) or "-",
+        "sha256": where.sha256,
     }
     if verified is not None:
         tags.update({"attestation_sha256": verified.sha256, "attestation_keyid": verified.keyid})
@@ -168,13 +188,10 @@ def on_decision(report: Report, out_dir: Path) -> None:
         _remember_previous(mlflow_client, where)
         mlflow_client.set_registered_model_alias(where.name, where.alias, where.version)
     if refusal is not None:
-        raise AttestationError(f"alias '{where.alias}' of {where.name} not moved to version {where.version}: "
-                               f"{refusal}")
+        raise AttestationError(f"alias '{where.alias}' of {where.name} not moved to version {where.version}: {refusal}")
 
 
-def promote_approved(
-    out_dir: Path, approvals: Path, trust: Path, public_key: Path | None = None
-) -> Target:
+def promote_approved(out_dir: Path, approvals: Path, trust: Path, public_key: Path | None = None) -> Target:
     """Move the alias to the candidate of a REVIEW whose signed approvals meet its policy.
 
     What ``llmguard verify --approvals DIR --trust FILE`` accepts, for the run in
@@ -216,8 +233,10 @@ def promote_approved(
         predicate: dict[str, Any] = found if isinstance(found, dict) else {}
         decision = (predicate.get("decision") or {}).get("decision")
         if predicate.get("run_id") != report.run_id or decision != "REVIEW":
-            problems.append(f"the signed decision is {decision!r} of run {predicate.get('run_id')!r}, "
-                            f"not the REVIEW of run {report.run_id!r}")
+            problems.append(
+                f"the signed decision is {decision!r} of run {predicate.get('run_id')!r}, "
+                f"not the REVIEW of run {report.run_id!r}"
+            )
         digests = {s.get("name"): s["digest"].get("sha256") for s in statement["subject"]}
         if digests.get(where.model) != where.sha256:
             problems.append(f"no signed subject '{where.model}' with sha256 {where.sha256[:12]}…")
@@ -227,14 +246,17 @@ def promote_approved(
         raise AttestationError(str(exc)) from None
     mlflow_client = client(where.tracking_uri, where.registry_uri)
     if problems:
-        mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "promotion_refused",
-                                            "; ".join(problems)[:_TAG_LIMIT])
-        raise AttestationError(f"alias '{where.alias}' of {where.name} not moved to version {where.version}: "
-                               + "; ".join(problems))
+        mlflow_client.set_model_version_tag(
+            where.name, where.version, TAG_PREFIX + "promotion_refused", "; ".join(problems)[:_TAG_LIMIT]
+        )
+        raise AttestationError(
+            f"alias '{where.alias}' of {where.name} not moved to version {where.version}: " + "; ".join(problems)
+        )
     approvers = "; ".join(f"{line.name} ({line.role})" for line in verdict.lines if line.counted)
     mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "approved_by", approvers[:_TAG_LIMIT])
-    mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "attestation_sha256",
-                                        hashlib.sha256(data).hexdigest())
+    mlflow_client.set_model_version_tag(
+        where.name, where.version, TAG_PREFIX + "attestation_sha256", hashlib.sha256(data).hexdigest()
+    )
     version = mlflow_client.get_model_version(where.name, where.version)
     if TAG_PREFIX + "promotion_refused" in version.tags:
         mlflow_client.delete_model_version_tag(where.name, where.version, TAG_PREFIX + "promotion_refused")

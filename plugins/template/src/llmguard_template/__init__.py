@@ -36,14 +36,19 @@ def row_quality(ctx: CheckContext, params: Params) -> CheckOutput:
 
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
-    register(CheckDefinition(
-        name="template.row_quality",
-        run=row_quality,
-        params=Params,
-        metrics=(
-            MetricSpec("rows", "number of rows in the dataset", higher_is_better=True),
-            MetricSpec("max_missing_share", "largest share of missing values in a model input column",
-                       higher_is_better=False),
-        ),
-        summary="Row count and missing values in the model's input columns.",
-    ))
+    register(
+        CheckDefinition(
+            name="template.row_quality",
+            run=row_quality,
+            params=Params,
+            metrics=(
+                MetricSpec("rows", "number of rows in the dataset", higher_is_better=True),
+                MetricSpec(
+                    "max_missing_share",
+                    "largest share of missing values in a model input column",
+                    higher_is_better=False,
+                ),
+            ),
+            summary="Row count and missing values in the model's input columns.",
+        )
+    )
