@@ -112,7 +112,8 @@ def roc_auc(w: np.ndarray, d: ClassificationData) -> np.ndarray:
         j = d.positive if d.positive is not None else 1
         return _binary_auc(w, d.proba[:, j], d.y_idx == j)
     aucs = [_binary_auc(w, d.proba[:, k], d.y_idx == k) for k in range(d.n_classes)]
-    return np.mean(aucs, axis=0)
+    macro: np.ndarray = np.mean(aucs, axis=0)
+    return macro
 
 
 def log_loss_rows(d: ClassificationData) -> np.ndarray:

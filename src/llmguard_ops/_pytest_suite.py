@@ -165,7 +165,7 @@ def suite_path_for(request: pytest.FixtureRequest) -> Path:
     config = request.config
     given = config.getoption("llmguard_suite")
     if given:
-        return (config.invocation_params.dir / given[0]).resolve()
+        return (config.invocation_params.dir / str(given[0])).resolve()
     ini = config.getini("llmguard_suite")
     if ini:
         return (config.rootpath / str(ini)).resolve()

@@ -79,7 +79,7 @@ def load_torch(path: Path, options: dict[str, Any]) -> TorchModel:
 
     device = pick_device(options.get("device"))
     if options.get("format") == "torchscript":
-        module = torch.jit.load(str(path), map_location=device)
+        module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]  # torch.jit.load is unannotated
     else:
         warnings.warn(
             f"loading {path.name} with torch.load(weights_only=False) runs pickled code; "

@@ -441,7 +441,7 @@ def suite_json_schema(registry: Registry) -> dict[str, Any]:
     )
     defs: dict[str, Any] = rendered.get("$defs", {})
     suite_key = refs[(Suite, "validation")]["$ref"].rsplit("/", 1)[-1]
-    base = defs.pop(suite_key)
+    base: dict[str, Any] = defs.pop(suite_key)
     items = []
     for name, model in zip(names, models, strict=True):
         key = refs[(model, "validation")]["$ref"].rsplit("/", 1)[-1]

@@ -105,7 +105,9 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _at(self._file, self.peek_event().start_mark, f"nesting deeper than {MAX_DEPTH} levels")
+                # types-PyYAML leaves Parser.peek_event unannotated
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _at(self._file, event.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1

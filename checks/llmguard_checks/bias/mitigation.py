@@ -154,7 +154,7 @@ def _score_column() -> Any:
     """
     from sklearn.base import BaseEstimator
 
-    class ScoreColumn(BaseEstimator):
+    class ScoreColumn(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         def fit(self, x: Any, y: Any = None) -> ScoreColumn:
             self.fitted_ = True
             return self

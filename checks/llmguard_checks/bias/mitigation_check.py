@@ -276,7 +276,8 @@ class _Decoded:
 
     def predict(self, x: Any) -> np.ndarray:
         p = np.asarray(self.model.predict(x)).astype(int)
-        return np.where(p == 1, self.labels[1], self.labels[0])
+        decoded: np.ndarray = np.where(p == 1, self.labels[1], self.labels[0])
+        return decoded
 
 
 def _prot_index(sens: Any, sensitive: list[str]) -> Any:

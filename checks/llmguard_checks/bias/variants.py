@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 TYPE_NAME = "llmguard_checks.bias.variants.MitigatedClassifier"
 
 
-class MitigatedClassifier(ClassifierMixin, BaseEstimator):
+class MitigatedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
     """A randomised binary classifier from a fairlearn mitigation, in plain fitted state.
 
     ``method`` is ``exponentiated_gradient`` (a weighted mixture of predictors: each row
@@ -107,7 +107,8 @@ class MitigatedClassifier(ClassifierMixin, BaseEstimator):
         p = self.favourable_probability(x)
         draw = np.random.RandomState(self.random_state).rand(len(p))
         favourable = p >= draw
-        return np.where(favourable, self.labels[1], self.labels[0])
+        labels: np.ndarray = np.where(favourable, self.labels[1], self.labels[0])
+        return labels
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

@@ -153,7 +153,8 @@ def _test(
     stacked = _stat(y2, _stack(cand, base), one)
 
     def delta(wc: np.ndarray, wb: np.ndarray) -> np.ndarray:
-        return stacked(wc)[metric] - stacked(wb)[metric]
+        diff: np.ndarray = stacked(wc)[metric] - stacked(wb)[metric]
+        return diff
 
     return paired_permutation(
         delta,
@@ -217,13 +218,16 @@ def per_row_score(metric: str, y: np.ndarray, arm: Arm, s: Settings) -> np.ndarr
     Only metrics that are means over rows qualify: accuracy (1 when right), log_loss
     and mae (the negated loss).
     """
+    score: np.ndarray
     if metric == "accuracy":
-        return (arm.pred == y).astype(float)
-    if metric == "log_loss":
+        score = (arm.pred == y).astype(float)
+    elif metric == "log_loss":
         if arm.proba is None:
             raise ValueError("log_loss needs probabilities")
         data = wm.ClassificationData(y, arm.pred, s.n_classes, s.positive, arm.proba)
-        return -wm.log_loss_rows(data)
-    if metric == "mae":
-        return -np.abs(np.asarray(y, dtype=float) - np.asarray(arm.pred, dtype=float))
-    raise ValueError(f"replay monitors a per-request metric (accuracy, log_loss, mae), not '{metric}'")
+        score = -wm.log_loss_rows(data)
+    elif metric == "mae":
+        score = -np.abs(np.asarray(y, dtype=float) - np.asarray(arm.pred, dtype=float))
+    else:
+        raise ValueError(f"replay monitors a per-request metric (accuracy, log_loss, mae), not '{metric}'")
+    return score

@@ -184,9 +184,9 @@ def adjust(p_values: list[float], method: str) -> list[float]:
     ``bh`` (Benjamini-Hochberg, controls the false discovery rate) or ``none``."""
     p = np.asarray(p_values, dtype=float)
     if method == "none" or len(p) <= 1:
-        return p.tolist()
+        return [float(v) for v in p]
     if method == "bh":
-        return np.asarray(stats.false_discovery_control(p, method="bh")).tolist()
+        return [float(v) for v in stats.false_discovery_control(p, method="bh")]
     if method != "holm":
         raise ValueError(f"unknown correction '{method}' (holm, bh or none)")
     order = np.argsort(p)

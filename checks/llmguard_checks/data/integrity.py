@@ -95,7 +95,10 @@ def _near_duplicates(
         raise ValueError(f"text column(s) {', '.join(missing)} missing from one of the datasets")
 
     def joined(df: pd.DataFrame) -> list[str]:
-        return df[texts].astype("object").where(df[texts].notna(), "").astype(str).agg(" ".join, axis=1).tolist()
+        rows: list[str] = (
+            df[texts].astype("object").where(df[texts].notna(), "").astype(str).agg(" ".join, axis=1).tolist()
+        )
+        return rows
 
     a, b = joined(ef), joined(tf)
     if len(a) * len(b) > params.max_text_pairs:

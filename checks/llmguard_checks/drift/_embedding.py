@@ -175,7 +175,8 @@ def _vectors(frame: Any, cols: list[str]) -> np.ndarray:
         values = [json.loads(v) if isinstance(v, str) else v for v in frame[cols[0]].dropna()]
         return np.asarray(values, dtype=np.float64)
     arr = frame[cols].to_numpy(dtype=np.float64, na_value=np.nan)
-    return arr[~np.isnan(arr).any(axis=1)]
+    complete: np.ndarray = arr[~np.isnan(arr).any(axis=1)]
+    return complete
 
 
 def _texts(ctx: CheckContext, params: EmbeddingDriftParams, name: str) -> list[str]:

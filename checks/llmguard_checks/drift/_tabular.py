@@ -42,7 +42,8 @@ def correct(p_values: np.ndarray, how: str) -> np.ndarray:
     if p_values.size == 0 or how == "none":
         return p_values.copy()
     if how == "bonferroni":
-        return np.minimum(p_values * p_values.size, 1.0)
+        capped: np.ndarray = np.minimum(p_values * p_values.size, 1.0)
+        return capped
     return np.asarray(stats.false_discovery_control(p_values, method="bh"), dtype=float)
 
 

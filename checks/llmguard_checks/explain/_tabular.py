@@ -330,7 +330,8 @@ class CategoryCodec:
         out = df.copy()
         for col, cats in self.codes.items():
             out[col] = out[col].map({c: i for i, c in enumerate(cats)}).astype(float)
-        return out.to_numpy(dtype=float)
+        encoded: np.ndarray = out.to_numpy(dtype=float)
+        return encoded
 
     def decode(self, x: np.ndarray) -> pd.DataFrame:
         df = pd.DataFrame(x, columns=self.features)

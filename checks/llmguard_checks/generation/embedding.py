@@ -41,4 +41,5 @@ def cosine_similarities(
     model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
     a = model.encode(predictions, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
     b = model.encode(references, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    return np.clip(np.sum(np.asarray(a) * np.asarray(b), axis=1), -1.0, 1.0)
+    cosine: np.ndarray = np.clip(np.sum(np.asarray(a) * np.asarray(b), axis=1), -1.0, 1.0)
+    return cosine

@@ -60,7 +60,7 @@ def local_stream(model: Any, max_new_tokens: int, ignore_eos: bool, timeout_s: f
             if not (self.skip_prompt and self.next_tokens_are_prompt):
                 self.token_times.append(time.perf_counter_ns())
                 self.tokens += int(value.numel())
-            super().put(value)
+            super().put(value)  # type: ignore[no-untyped-call]  # transformers leaves the streamer unannotated
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -81,7 +81,7 @@ def local_stream(model: Any, max_new_tokens: int, ignore_eos: bool, timeout_s: f
                     lm.generate(**kwargs)
             except BaseException as exc:
                 failure.append(exc)
-                streamer.end()  # unblock the consumer
+                streamer.end()  # type: ignore[no-untyped-call]  # unblocks the consumer; unannotated upstream
 
         worker = threading.Thread(target=produce, name="llmguard-generate", daemon=True)
         worker.start()

@@ -178,10 +178,12 @@ def paired_delta(
         return out
 
     def delta(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        return one(x, axis) - one(y, axis)
+        out: np.ndarray = one(x, axis) - one(y, axis)
+        return out
 
     def ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        return one(x, axis) / np.maximum(one(y, axis), 1e-12)
+        out: np.ndarray = one(x, axis) / np.maximum(one(y, axis), 1e-12)
+        return out
 
     out: list[float] = []
     for fn in (delta, ratio):
