@@ -4,6 +4,7 @@ documented suite validates against it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -50,17 +51,41 @@ def test_shipped_and_documented_suites_validate_against_the_schema(
     jsonschema.validate(data, schema)
 
 
-def test_two_params_models_of_one_name_keep_their_own_definitions(schema: dict[str, object]) -> None:
+def test_two_params_models_of_one_name_keep_their_own_definitions() -> None:
+    # a plugin's parameter model named like a first-party one (performance.generation's)
+    from pydantic import BaseModel, ConfigDict
+
+    from llmguard_ops.loading import suite_json_schema
+    from llmguard_ops.plugins import get_plugin_manager
+    from llmguard_ops.registry import CheckDefinition, MetricSpec
+    from llmguard_ops.results import CheckOutput
+
+    class GenerationParams(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        ignore_eos: bool = False
+
+    registry = get_plugin_manager().registry()
+    assert registry.checks["performance.generation"].params.__name__ == "GenerationParams"
+    plugin_check = CheckDefinition(
+        name="plugin.generation",
+        run=lambda ctx, params: CheckOutput(),
+        params=GenerationParams,
+        metrics=(MetricSpec("seconds"),),
+        summary="a plugin's check",
+    )
+    schema = suite_json_schema(replace(registry, checks={**registry.checks, plugin_check.name: plugin_check}))
     defs = schema["$defs"]
-    assert isinstance(defs, dict)
     generation = [k for k in defs if k.endswith("GenerationParams")]
     assert len(generation) == 2, generation
     base = {"apiVersion": "llmguard/v1", "name": "s", "checks": []}
-    latency = {"id": "speed", "uses": "latency.generation", "with": {"ignore_eos": True, "max_new_tokens": 8}}
-    jsonschema.validate({**base, "checks": [latency]}, schema)  # a key only latency.generation has
-    wrong = {**latency, "with": {"ignore_eos": "sometimes"}}
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**base, "checks": [wrong]}, schema)
+    plugin = {"id": "speed", "uses": "plugin.generation", "with": {"ignore_eos": True}}
+    jsonschema.validate({**base, "checks": [plugin]}, schema)  # a key only the plugin's model has
+    for wrong in (
+        {**plugin, "with": {"ignore_eos": "sometimes"}},
+        {"id": "g", "uses": "performance.generation", "with": {"ignore_eos": True}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**base, "checks": [wrong]}, schema)
 
 
 def test_documented_suites_were_found() -> None:

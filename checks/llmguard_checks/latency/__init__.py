@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmguard_ops import CheckDefinition, MetricSpec, ModelLoader, hookimpl
 
-from .params import CapacityParams, GenerationParams, InferenceParams
+from .params import CapacityParams, GenerationLatencyParams, InferenceParams
 
 if TYPE_CHECKING:
     from llmguard_ops import CheckContext, CheckOutput
@@ -134,7 +134,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
         CheckDefinition(
             name="latency.generation",
             run=_run_generation,
-            params=GenerationParams,
+            params=GenerationLatencyParams,
             metrics=_generation_specs(),
             summary="TTFT, TPOT and tokens/s of streamed generation (local causal LM or HTTP endpoint).",
         )

@@ -32,7 +32,7 @@ from llmguard_ops import CheckContext, CheckOutput
 
 from .endpoint import StreamTiming
 from .metrics import add_percentiles, write_samples
-from .params import GenerationParams
+from .params import GenerationLatencyParams
 from .scenarios import poisson_schedule
 from .timing import PeakMemory, resolve_device, torch_settings
 
@@ -105,7 +105,7 @@ def local_stream(model: Any, max_new_tokens: int, ignore_eos: bool, timeout_s: f
     return stream
 
 
-def _stream_fn(obj: Any, params: GenerationParams) -> StreamFn:
+def _stream_fn(obj: Any, params: GenerationLatencyParams) -> StreamFn:
     if hasattr(obj, "stream_timed"):
 
         def remote(prompt: str) -> StreamTiming:
@@ -121,7 +121,7 @@ def _stream_fn(obj: Any, params: GenerationParams) -> StreamFn:
 
 
 def _run_requests(
-    stream: StreamFn, prompts: list[str], params: GenerationParams, ctx: CheckContext
+    stream: StreamFn, prompts: list[str], params: GenerationLatencyParams, ctx: CheckContext
 ) -> tuple[list[StreamTiming], list[int], int]:
     """Timed requests and each one's start (send or scheduled), plus the run's wall time."""
     clock = time.perf_counter_ns
@@ -189,7 +189,7 @@ def _paired_percentile(
     return point, float(lo), float(hi)
 
 
-def run_generation_vs_baseline(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
+def run_generation_vs_baseline(ctx: CheckContext, params: GenerationLatencyParams) -> CheckOutput:
     """Candidate and baseline timed in turn on the same prompts (ABBA order), paired by request."""
     assert params.baseline is not None
     if params.scenario != "single_stream":
@@ -254,7 +254,7 @@ def run_generation_vs_baseline(ctx: CheckContext, params: GenerationParams) -> C
     return out
 
 
-def run_generation(ctx: CheckContext, params: GenerationParams) -> CheckOutput:
+def run_generation(ctx: CheckContext, params: GenerationLatencyParams) -> CheckOutput:
     """Stream ``params.requests`` prompts through the model and report TTFT/TPOT/tokens/s."""
     if params.baseline is not None:
         return run_generation_vs_baseline(ctx, params)

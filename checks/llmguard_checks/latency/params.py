@@ -56,7 +56,7 @@ class InferenceParams(BaseModel):
         return self.batch_size or (256 if self.scenario == "offline" else 1)
 
 
-class GenerationParams(BaseModel):
+class GenerationLatencyParams(BaseModel):
     """Parameters of ``latency.generation``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -85,7 +85,7 @@ class GenerationParams(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads while timing.")
 
     @model_validator(mode="after")
-    def _scenario_fields(self) -> GenerationParams:
+    def _scenario_fields(self) -> GenerationLatencyParams:
         if (self.scenario == "server") != (self.target_qps is not None):
             raise ValueError("'target_qps' is needed by, and only by, scenario 'server'")
         return self
