@@ -158,12 +158,125 @@ def _kinds(subject: _Subject, params: PerturbationParams) -> list[str]:
     return kinds
 
 
+class _Judge:
+    """Evaluates one (row, perturbation) example against the property; counts model calls."""
+
+    def __init__(self, subject: _Subject) -> None:
+        self.subject = subject
+        self.calls = 0
+
+    def __call__(self, row: int, p: Perturbed) -> dict[str, Any]:
+        self.calls += 1
+        new = self.subject.evaluate(p.value)
+        ok, measure = self.subject.holds(row, new)
+        return {"row": row, "kind": p.kind, "ok": ok, "perturbed": p, "output": new, "measure": measure}
+
+
+def _hypothesis_settings(params: PerturbationParams) -> dict[str, Any]:
+    """Settings both hypothesis runs share: no database, no deadline, the check's provider."""
+    from hypothesis import HealthCheck, Verbosity
+
+    from ._provider import register
+
+    return dict(
+        backend=register(),
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+        derandomize=params.derandomize,
+    )
+
+
+def _estimate(
+    ctx: CheckContext,
+    params: PerturbationParams,
+    strategy: st.SearchStrategy[tuple[int, Perturbed]],
+    judge: _Judge,
+    common: dict[str, Any],
+    start: float,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Run 1: the ``@given`` probe. Returns one record per distinct example, and whether
+    the time limit cut the probe short."""
+    import hypothesis
+    import hypothesis.errors
+    from hypothesis import Phase, assume, given, settings
+
+    records: dict[tuple[int, str], dict[str, Any]] = {}
+    timed_out = False
+
+    @settings(max_examples=params.max_examples, phases=[Phase.generate], **common)
+    @given(strategy)
+    def probe(example: tuple[int, Perturbed]) -> None:
+        nonlocal timed_out
+        if time.perf_counter() - start > params.time_limit_s:
+            timed_out = True
+            assume(False)
+        row, p = example
+        key = (row, repr(p.value))
+        if key not in records:
+            records[key] = judge(row, p)
+
+    if not params.derandomize:
+        probe = hypothesis.seed(ctx.seed)(probe)
+    # every example rejected (time limit hit at once): reported as none evaluated
+    with contextlib.suppress(hypothesis.errors.Unsatisfiable):
+        probe()
+    return list(records.values()), timed_out
+
+
+def _shrink(
+    ctx: CheckContext,
+    params: PerturbationParams,
+    spaces: list[st.SearchStrategy[tuple[int, Perturbed]]],
+    judge: _Judge,
+    common: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Run 2: ``hypothesis.find`` re-finds a violation in the first space where it can and
+    shrinks it; returns the shrunk example's record, or None when none was re-found."""
+    from hypothesis import Phase, find, settings
+    from hypothesis.errors import NoSuchExample
+
+    shrink_start = time.perf_counter()
+
+    def violated(example: tuple[int, Perturbed]) -> bool:
+        if time.perf_counter() - shrink_start > params.time_limit_s:
+            return False  # out of time: find keeps the smallest failure so far
+        return not judge(*example)["ok"]
+
+    find_settings = settings(max_examples=params.max_examples, phases=[Phase.generate, Phase.shrink], **common)
+    rng = None if params.derandomize else random.Random(ctx.seed)
+    for space in spaces:
+        try:
+            row, p = find(space, violated, settings=find_settings, random=rng)
+        except NoSuchExample:
+            continue
+        return judge(row, p)
+    return None
+
+
+def _add_rates(out: CheckOutput, ctx: CheckContext, kinds: list[str], results: list[dict[str, Any]]) -> None:
+    """The overall invariance rate, one per perturbation kind that was drawn, and failures."""
+    _rate(out, ctx, "invariance_rate", results)
+    for kind in kinds:
+        subset = [r for r in results if r["kind"] == kind]
+        if subset:
+            _rate(out, ctx, f"invariance_rate.{kind}", subset)
+    out.add("failures", float(sum(1 for r in results if not r["ok"])), n=len(results))
+
+
+def _tolerance(subject: _Subject, params: PerturbationParams) -> dict[str, float]:
+    if subject.prop == "score":
+        return {"score": params.score_tolerance}
+    if subject.prop == "similarity":
+        return {"similarity_floor": params.similarity_floor}
+    return {}
+
+
 def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutput:
     """Estimate the invariance rate and shrink the first violation, under the run's seed."""
     import hypothesis
-    import hypothesis.errors
-    from hypothesis import HealthCheck, Phase, Verbosity, assume, find, given, settings
-    from hypothesis.errors import NoSuchExample
 
     from ._strategies import examples
 
@@ -179,109 +292,36 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
     except ValueError as exc:
         raise CheckSkipped(f"{exc}: perturbations {kinds}") from None
 
-    records: dict[tuple[int, str], dict[str, Any]] = {}
     start = time.perf_counter()
-    state = {"timed_out": False, "calls": 0}
-
-    def judge(row: int, p: Perturbed) -> tuple[bool, Any, float | None]:
-        state["calls"] += 1
-        new = subject.evaluate(p.value)
-        ok, measure = subject.holds(row, new)
-        return ok, new, measure
-
-    from ._provider import register
-
-    common: dict[str, Any] = dict(
-        backend=register(),
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.quiet,
-        print_blob=False,
-        derandomize=params.derandomize,
-    )
-
-    @settings(max_examples=params.max_examples, phases=[Phase.generate], **common)
-    @given(strategy)
-    def probe(example: tuple[int, Perturbed]) -> None:
-        if time.perf_counter() - start > params.time_limit_s:
-            state["timed_out"] = True
-            assume(False)
-        row, p = example
-        key = (row, repr(p.value))
-        if key in records:
-            return
-        ok, new, measure = judge(row, p)
-        records[key] = {
-            "row": row,
-            "kind": p.kind,
-            "ok": ok,
-            "perturbed": p,
-            "output": new,
-            "measure": measure,
-        }
-
-    if not params.derandomize:
-        probe = hypothesis.seed(ctx.seed)(probe)
-    # every example rejected (time limit hit at once): reported below as none evaluated
-    with contextlib.suppress(hypothesis.errors.Unsatisfiable):
-        probe()
+    judge = _Judge(subject)
+    common = _hypothesis_settings(params)
+    results, timed_out = _estimate(ctx, params, strategy, judge, common, start)
     elapsed = time.perf_counter() - start
-    results = list(records.values())
     if not results:
         raise ValueError(f"no example was evaluated within {params.time_limit_s:g}s")
 
     out = CheckOutput()
-    _rate(out, ctx, "invariance_rate", results)
-    for kind in kinds:
-        subset = [r for r in results if r["kind"] == kind]
-        if subset:
-            _rate(out, ctx, f"invariance_rate.{kind}", subset)
+    _add_rates(out, ctx, kinds, results)
     failed = [r for r in results if not r["ok"]]
-    out.add("failures", float(len(failed)), n=len(results))
     minimal = None
     if failed and params.shrink:
-        shrink_start = time.perf_counter()
-
-        def violated(example: tuple[int, Perturbed]) -> bool:
-            if time.perf_counter() - shrink_start > params.time_limit_s:
-                return False  # out of time: find keeps the smallest failure so far
-            return not judge(*example)[0]
-
-        find_settings = settings(max_examples=params.max_examples, phases=[Phase.generate, Phase.shrink], **common)
-        rng = None if params.derandomize else random.Random(ctx.seed)
-        for space in (strategy, examples([failed[0]["row"]], per_row)):
-            try:
-                row, p = find(space, violated, settings=find_settings, random=rng)
-            except NoSuchExample:
-                continue
-            ok, new, measure = judge(row, p)
-            minimal = _describe(
-                subject,
-                {
-                    "row": row,
-                    "kind": p.kind,
-                    "ok": ok,
-                    "perturbed": p,
-                    "output": new,
-                    "measure": measure,
-                },
-                shrunk=True,
-            )
-            break
+        # the whole space first, then the first failure's row alone
+        shrunk = _shrink(ctx, params, [strategy, examples([failed[0]["row"]], per_row)], judge, common)
+        if shrunk is not None:
+            minimal = _describe(subject, shrunk, shrunk=True)
     if failed and minimal is None:
         minimal = _describe(subject, failed[0], shrunk=False)
         if params.shrink:
             out.warnings.append("hypothesis did not re-find a failure to shrink; the first failure is shown")
-    if state["timed_out"]:
+    if timed_out:
         out.warnings.append(f"time limit {params.time_limit_s:g}s reached after {len(results)} examples")
     out.details.update(
         property=subject.prop,
         perturbations=kinds,
         n_examples=len(results),
-        model_calls=state["calls"],
+        model_calls=judge.calls,
         seed_rows=len(rows),
-        timed_out=state["timed_out"],
+        timed_out=timed_out,
         elapsed_s=round(elapsed, 3),
         budget={
             "max_examples": params.max_examples,
@@ -295,9 +335,7 @@ def run_perturbation(ctx: CheckContext, params: PerturbationParams) -> CheckOutp
             "derandomize": params.derandomize,
             "database": None,
         },
-        tolerance={"score": params.score_tolerance}
-        if subject.prop == "score"
-        else ({"similarity_floor": params.similarity_floor} if subject.prop == "similarity" else {}),
+        tolerance=_tolerance(subject, params),
         minimal_failing_example=minimal,
         failure_sample=[_describe(subject, r, shrunk=False) for r in failed[:5]],
     )

@@ -138,138 +138,187 @@ def _match_case(template: str, word: str) -> str:
     return word[:1].upper() + word[1:] if template[:1].isupper() else word
 
 
+Words = list[re.Match[str]]
+
+
+def _case(text: str, words: Words, max_edits: int) -> st.SearchStrategy[Perturbed] | None:
+    """Lower, upper, title or swap the case of some words."""
+    if not words:
+        return None
+
+    @st.composite
+    def case(draw: Any) -> Perturbed:
+        idx = _positions(draw, len(words), max_edits)
+        mode = draw(st.sampled_from(("lower", "upper", "title", "swapcase")))
+        changes = [(words[i].start(), words[i].end(), getattr(words[i].group(), mode)()) for i in idx]
+        new = _replace_spans(text, changes)
+        assume(new != text)
+        return Perturbed("case", new, tuple(f"{mode}: {words[i].group()!r}" for i in idx))
+
+    return case()
+
+
+def _whitespace(text: str, words: Words, max_edits: int) -> st.SearchStrategy[Perturbed]:
+    """Insert spaces, tabs or newlines at the ends or beside existing whitespace."""
+    gaps = [0, *[m.start() for m in re.finditer(r"\s+", text)], len(text)]
+
+    @st.composite
+    def whitespace(draw: Any) -> Perturbed:
+        idx = _positions(draw, len(gaps), max_edits)
+        spaces = [draw(st.sampled_from(WHITESPACE)) for _ in idx]
+        new = _replace_spans(text, [(gaps[i], gaps[i], s) for i, s in zip(idx, spaces, strict=True)])
+        return Perturbed(
+            "whitespace",
+            new,
+            tuple(f"insert {s!r} at {gaps[i]}" for i, s in zip(idx, spaces, strict=True)),
+        )
+
+    return whitespace()
+
+
+def _punctuation(text: str, words: Words, max_edits: int) -> st.SearchStrategy[Perturbed] | None:
+    """Remove punctuation marks, or insert one after some words."""
+    marks = [i for i, c in enumerate(text) if c in PUNCTUATION]
+    ends = [m.end() for m in words]
+    if not ends and not marks:
+        return None
+
+    @st.composite
+    def punctuation(draw: Any) -> Perturbed:
+        ops = ["insert"] + (["remove"] if marks else []) if ends else ["remove"]
+        op = draw(st.sampled_from(ops))
+        if op == "remove":
+            idx = _positions(draw, len(marks), max_edits)
+            new = _replace_spans(text, [(marks[i], marks[i] + 1, "") for i in idx])
+            return Perturbed("punctuation", new, tuple(f"remove {text[marks[i]]!r} at {marks[i]}" for i in idx))
+        idx = _positions(draw, len(ends), max_edits)
+        chars = [draw(st.sampled_from(tuple(PUNCTUATION))) for _ in idx]
+        new = _replace_spans(text, [(ends[i], ends[i], c) for i, c in zip(idx, chars, strict=True)])
+        return Perturbed(
+            "punctuation",
+            new,
+            tuple(f"insert {c!r} after {words[i].group()!r}" for i, c in zip(idx, chars, strict=True)),
+        )
+
+    return punctuation()
+
+
+def _typo(draw: Any, w: str) -> tuple[str, str]:
+    """One typo inside ``w`` (the first and last letters kept): the operation and the new word."""
+    op = draw(st.sampled_from(("swap", "delete", "duplicate", "neighbour")))
+    j = draw(st.integers(1, len(w) - 2))
+    if op == "swap":
+        return op, w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    if op == "delete":
+        return op, w[:j] + w[j + 1 :]
+    if op == "duplicate":
+        return op, w[:j] + w[j] + w[j:]
+    near = KEYBOARD.get(w[j].lower(), w[j])
+    return op, w[:j] + draw(st.sampled_from(tuple(near))) + w[j + 1 :]
+
+
+def _typos(text: str, words: Words, max_edits: int) -> st.SearchStrategy[Perturbed] | None:
+    """Swap, delete, duplicate or mistype (a keyboard neighbour) one letter of some words."""
+    long_words = [m for m in words if len(m.group()) >= 4]
+    if not long_words:
+        return None
+
+    @st.composite
+    def typos(draw: Any) -> Perturbed:
+        idx = _positions(draw, len(long_words), max_edits)
+        changes, edits = [], []
+        for i in idx:
+            w = long_words[i].group()
+            op, new_w = _typo(draw, w)
+            changes.append((long_words[i].start(), long_words[i].end(), new_w))
+            edits.append(f"{op}: {w!r} -> {new_w!r}")
+        new = _replace_spans(text, changes)
+        assume(new != text)
+        return Perturbed("typos", new, tuple(edits))
+
+    return typos()
+
+
+def _word_swaps(
+    kind: str, text: str, found: Words, max_edits: int, pool: Callable[[str], tuple[str, ...]], keep_case: bool
+) -> st.SearchStrategy[Perturbed] | None:
+    """Replace some of the ``found`` words by another word of ``pool(word)``."""
+    if not found:
+        return None
+
+    @st.composite
+    def swap(draw: Any) -> Perturbed:
+        idx = _positions(draw, len(found), max_edits)
+        changes, edits = [], []
+        for i in idx:
+            w = found[i].group()
+            choices = tuple(c for c in pool(w) if c.lower() != w.lower())
+            new_w = draw(st.sampled_from(choices))
+            if keep_case:
+                new_w = _match_case(w, new_w)
+            changes.append((found[i].start(), found[i].end(), new_w))
+            edits.append(f"{w!r} -> {new_w!r}")
+        return Perturbed(kind, _replace_spans(text, changes), tuple(edits))
+
+    return swap()
+
+
+def _synonyms(
+    text: str, words: Words, max_edits: int, extra_synonyms: dict[str, tuple[str, ...]]
+) -> st.SearchStrategy[Perturbed] | None:
+    """Replace words by a synonym (the shipped table and the suite's), keeping their case."""
+    table = {**synonym_table(), **extra_synonyms}
+    found = [m for m in words if m.group().lower() in table]
+    return _word_swaps("synonyms", text, found, max_edits, lambda w: table[w.lower()], keep_case=True)
+
+
+def _names(text: str, words: Words, max_edits: int) -> st.SearchStrategy[Perturbed] | None:
+    """Replace personal names by other names of the shipped list."""
+    names = set(name_list())
+    found = [m for m in words if m.group() in names]
+    return _word_swaps("names", text, found, max_edits, lambda w: name_list(), keep_case=False)
+
+
+def _homoglyphs(text: str, words: Words, max_edits: int) -> st.SearchStrategy[Perturbed] | None:
+    """Replace some Latin letters by Cyrillic letters drawn alike."""
+    spots = [i for i, c in enumerate(text) if c in HOMOGLYPHS]
+    if not spots:
+        return None
+
+    @st.composite
+    def homoglyphs(draw: Any) -> Perturbed:
+        idx = _positions(draw, len(spots), max_edits)
+        new = _replace_spans(text, [(spots[i], spots[i] + 1, HOMOGLYPHS[text[spots[i]]]) for i in idx])
+        return Perturbed(
+            "homoglyphs",
+            new,
+            tuple(f"{text[spots[i]]!r} -> U+{ord(HOMOGLYPHS[text[spots[i]]]):04X} at {spots[i]}" for i in idx),
+        )
+
+    return homoglyphs()
+
+
+_TEXT_STRATEGIES: dict[str, Callable[[str, Words, int], st.SearchStrategy[Perturbed] | None]] = {
+    "case": _case,
+    "whitespace": _whitespace,
+    "punctuation": _punctuation,
+    "typos": _typos,
+    "names": _names,
+    "homoglyphs": _homoglyphs,
+}
+
+
 def text_strategy(
     kind: str, text: str, max_edits: int, extra_synonyms: dict[str, tuple[str, ...]]
 ) -> st.SearchStrategy[Perturbed] | None:
     """Perturbations of ``kind`` for ``text``, or ``None`` when the kind cannot apply."""
     words = list(WORD.finditer(text))
-    if kind == "case":
-        if not words:
-            return None
-
-        @st.composite
-        def case(draw: Any) -> Perturbed:
-            idx = _positions(draw, len(words), max_edits)
-            mode = draw(st.sampled_from(("lower", "upper", "title", "swapcase")))
-            changes = [(words[i].start(), words[i].end(), getattr(words[i].group(), mode)()) for i in idx]
-            new = _replace_spans(text, changes)
-            assume(new != text)
-            return Perturbed(kind, new, tuple(f"{mode}: {words[i].group()!r}" for i in idx))
-
-        return case()
-    if kind == "whitespace":
-        gaps = [0, *[m.start() for m in re.finditer(r"\s+", text)], len(text)]
-
-        @st.composite
-        def whitespace(draw: Any) -> Perturbed:
-            idx = _positions(draw, len(gaps), max_edits)
-            spaces = [draw(st.sampled_from(WHITESPACE)) for _ in idx]
-            new = _replace_spans(text, [(gaps[i], gaps[i], s) for i, s in zip(idx, spaces, strict=True)])
-            return Perturbed(
-                kind,
-                new,
-                tuple(f"insert {s!r} at {gaps[i]}" for i, s in zip(idx, spaces, strict=True)),
-            )
-
-        return whitespace()
-    if kind == "punctuation":
-        marks = [i for i, c in enumerate(text) if c in PUNCTUATION]
-        ends = [m.end() for m in words]
-        if not ends and not marks:
-            return None
-
-        @st.composite
-        def punctuation(draw: Any) -> Perturbed:
-            ops = ["insert"] + (["remove"] if marks else []) if ends else ["remove"]
-            op = draw(st.sampled_from(ops))
-            if op == "remove":
-                idx = _positions(draw, len(marks), max_edits)
-                new = _replace_spans(text, [(marks[i], marks[i] + 1, "") for i in idx])
-                return Perturbed(kind, new, tuple(f"remove {text[marks[i]]!r} at {marks[i]}" for i in idx))
-            idx = _positions(draw, len(ends), max_edits)
-            chars = [draw(st.sampled_from(tuple(PUNCTUATION))) for _ in idx]
-            new = _replace_spans(text, [(ends[i], ends[i], c) for i, c in zip(idx, chars, strict=True)])
-            return Perturbed(
-                kind,
-                new,
-                tuple(f"insert {c!r} after {words[i].group()!r}" for i, c in zip(idx, chars, strict=True)),
-            )
-
-        return punctuation()
-    if kind == "typos":
-        long_words = [m for m in words if len(m.group()) >= 4]
-        if not long_words:
-            return None
-
-        @st.composite
-        def typos(draw: Any) -> Perturbed:
-            idx = _positions(draw, len(long_words), max_edits)
-            changes, edits = [], []
-            for i in idx:
-                w = long_words[i].group()
-                op = draw(st.sampled_from(("swap", "delete", "duplicate", "neighbour")))
-                j = draw(st.integers(1, len(w) - 2))  # keep the first and last letters
-                if op == "swap":
-                    new_w = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
-                elif op == "delete":
-                    new_w = w[:j] + w[j + 1 :]
-                elif op == "duplicate":
-                    new_w = w[:j] + w[j] + w[j:]
-                else:
-                    near = KEYBOARD.get(w[j].lower(), w[j])
-                    new_w = w[:j] + draw(st.sampled_from(tuple(near))) + w[j + 1 :]
-                changes.append((long_words[i].start(), long_words[i].end(), new_w))
-                edits.append(f"{op}: {w!r} -> {new_w!r}")
-            new = _replace_spans(text, changes)
-            assume(new != text)
-            return Perturbed(kind, new, tuple(edits))
-
-        return typos()
-    if kind in ("synonyms", "names"):
-        if kind == "synonyms":
-            table = {**synonym_table(), **extra_synonyms}
-            found = [m for m in words if m.group().lower() in table]
-        else:
-            names = set(name_list())
-            found = [m for m in words if m.group() in names]
-        if not found:
-            return None
-
-        @st.composite
-        def swap(draw: Any) -> Perturbed:
-            idx = _positions(draw, len(found), max_edits)
-            changes, edits = [], []
-            for i in idx:
-                w = found[i].group()
-                pool = table[w.lower()] if kind == "synonyms" else name_list()
-                choices = tuple(c for c in pool if c.lower() != w.lower())
-                new_w = (
-                    _match_case(w, draw(st.sampled_from(choices)))
-                    if kind == "synonyms"
-                    else draw(st.sampled_from(choices))
-                )
-                changes.append((found[i].start(), found[i].end(), new_w))
-                edits.append(f"{w!r} -> {new_w!r}")
-            return Perturbed(kind, _replace_spans(text, changes), tuple(edits))
-
-        return swap()
-    if kind == "homoglyphs":
-        spots = [i for i, c in enumerate(text) if c in HOMOGLYPHS]
-        if not spots:
-            return None
-
-        @st.composite
-        def homoglyphs(draw: Any) -> Perturbed:
-            idx = _positions(draw, len(spots), max_edits)
-            new = _replace_spans(text, [(spots[i], spots[i] + 1, HOMOGLYPHS[text[spots[i]]]) for i in idx])
-            return Perturbed(
-                kind,
-                new,
-                tuple(f"{text[spots[i]]!r} -> U+{ord(HOMOGLYPHS[text[spots[i]]]):04X} at {spots[i]}" for i in idx),
-            )
-
-        return homoglyphs()
-    raise ValueError(f"unknown text perturbation '{kind}' (choose from {', '.join(TEXT_KINDS)})")
+    if kind == "synonyms":
+        return _synonyms(text, words, max_edits, extra_synonyms)
+    build = _TEXT_STRATEGIES.get(kind)
+    if build is None:
+        raise ValueError(f"unknown text perturbation '{kind}' (choose from {', '.join(TEXT_KINDS)})")
+    return build(text, words, max_edits)
 
 
 def row_strategy(
