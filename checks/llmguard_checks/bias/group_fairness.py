@@ -208,6 +208,113 @@ def _interval(
     out.add(name, value, **fields)
 
 
+def _included(
+    out: CheckOutput, params: GroupFairnessParams, table: cnt.CountTable, columns: list[str]
+) -> tuple[cnt.CountTable, np.ndarray]:
+    """The groups with at least ``min_group_size`` rows, and the mask of the others (each
+    warned about: reported, never gated)."""
+    small = table.sizes < params.min_group_size
+    for label, size in zip(table.labels, table.sizes, strict=True):
+        if size < params.min_group_size:
+            out.warnings.append(
+                f"group {group_name(columns, label)} has {int(size)} rows "
+                f"(< min_group_size {params.min_group_size}): reported, excluded from the gate"
+            )
+    return table.subset(~small), small
+
+
+def _add_disparities(
+    out: CheckOutput,
+    ctx: CheckContext,
+    params: GroupFairnessParams,
+    included: cnt.CountTable,
+    ref: int,
+    labelled: bool,
+    prefix: str,
+    library: dict[str, Any],
+    boot: cnt.Resamples | None,
+) -> None:
+    """Each disparity as the libraries compute it, checked against the count table's own,
+    with a bootstrap interval from the resampled tables."""
+    ours = {k: float(v) for k, v in cnt.disparities(included.counts, ref, labelled).items()}
+    dist = cnt.disparities(boot.counts, ref, labelled) if boot is not None else {}
+    n = int(included.sizes.sum())
+    for name in DISPARITIES if labelled else LABEL_FREE:
+        value = library.get(name)
+        if value is None or not np.isfinite(value):
+            out.warnings.append(
+                f"{prefix}{name}: undefined on this data "
+                f"(e.g. the reference group has no positive predictions); not reported"
+            )
+            continue
+        _agree(prefix + name, ours[name], value)
+        _interval(out, ctx, prefix + name, value, dist.get(name), n, params)
+
+
+def _add_group_metrics(
+    out: CheckOutput,
+    ctx: CheckContext,
+    params: GroupFairnessParams,
+    included: cnt.CountTable,
+    ref: int,
+    labelled: bool,
+    columns: list[str],
+    groups_prefix: str,
+    by_group: dict[Any, dict[str, Any]],
+    boot: cnt.Resamples | None,
+) -> list[dict[str, Any]]:
+    """Per-group metrics (fairlearn's, checked against the count table's) with intervals and
+    counts; returns the groups' table rows."""
+    rates = cnt.group_rates(included.counts)
+    boot_rates = cnt.group_rates(boot.counts) if boot is not None else None
+    ref_rate = rates["selection_rate"][ref]
+    rows = []
+    for i, label in enumerate(included.labels):
+        name = group_name(columns, label)
+        by = by_group[label]
+        size = int(included.sizes[i])
+        for metric in GROUP_METRICS:
+            value = by.get(metric)
+            if value is None or not np.isfinite(value):
+                continue
+            _agree(f"group.{name}.{metric}", float(rates[metric][i]), value)
+            replicates = boot_rates[metric][:, i] if boot_rates is not None else None
+            _interval(out, ctx, f"{groups_prefix}{name}.{metric}", value, replicates, size, params)
+        out.add(f"{groups_prefix}{name}.count", float(included.sizes[i]), n=size)
+        rows.append(
+            {
+                "group": name,
+                "count": size,
+                "included": True,
+                "reference": i == ref,
+                **{m: _num(by.get(m)) for m in GROUP_METRICS},
+                "base_rate": _num(rates["base_rate"][i]) if labelled else None,
+                "selection_rate_ratio_to_reference": _num(rates["selection_rate"][i] / ref_rate)
+                if ref_rate > 0
+                else None,
+                "selection_rate_difference_to_reference": _num(rates["selection_rate"][i] - ref_rate),
+            }
+        )
+    return rows
+
+
+def _excluded_rows(table: cnt.CountTable, small: np.ndarray, columns: list[str]) -> list[dict[str, Any]]:
+    """Table rows of the groups too small to gate (their rates shown, no intervals)."""
+    if not small.any():
+        return []
+    small_rates = cnt.group_rates(table.counts[small])
+    return [
+        {
+            "group": group_name(columns, label),
+            "count": int(small_rates["count"][j]),
+            "included": False,
+            "reference": False,
+            **{m: _num(small_rates[m][j]) for m in GROUP_METRICS},
+        }
+        for j, label in enumerate(lab for lab, s in zip(table.labels, small, strict=True) if s)
+    ]
+
+
 def evaluate_grouping(
     out: CheckOutput,
     ctx: CheckContext,
@@ -220,15 +327,7 @@ def evaluate_grouping(
     groups_prefix: str = "group.",
 ) -> dict[str, Any]:
     """Add the disparities (``prefix`` + name) and per-group metrics of one grouping."""
-    sizes = table.sizes
-    small = sizes < params.min_group_size
-    for label, size in zip(table.labels, sizes, strict=True):
-        if size < params.min_group_size:
-            out.warnings.append(
-                f"group {group_name(columns, label)} has {int(size)} rows "
-                f"(< min_group_size {params.min_group_size}): reported, excluded from the gate"
-            )
-    included = table.subset(~small)
+    included, small = _included(out, params, table, columns)
     if len(included.labels) < 2:
         message = (
             f"{'&'.join(columns)}: fewer than two groups with at least "
@@ -243,74 +342,16 @@ def evaluate_grouping(
     fl = fairlearn_by_group(included, labelled)
     aif = aif360_privileged(included, ref, labelled)
     library = {**{k: v for k, v in fl.items() if k != "by_group"}, **aif}
-    ours = {k: float(v) for k, v in cnt.disparities(included.counts, ref, labelled).items()}
     boot = cnt.resample(included, params.n_resamples, rng) if params.n_resamples > 0 else None
-    dist = cnt.disparities(boot.counts, ref, labelled) if boot is not None else {}
-    n = int(included.sizes.sum())
-    for name in DISPARITIES if labelled else LABEL_FREE:
-        value = library.get(name)
-        if value is None or not np.isfinite(value):
-            out.warnings.append(
-                f"{prefix}{name}: undefined on this data "
-                f"(e.g. the reference group has no positive predictions); not reported"
-            )
-            continue
-        _agree(prefix + name, ours[name], value)
-        _interval(out, ctx, prefix + name, value, dist.get(name), n, params)
-    rates = cnt.group_rates(included.counts)
-    boot_rates = cnt.group_rates(boot.counts) if boot is not None else None
-    ref_rate = rates["selection_rate"][ref]
-    rows = []
-    for i, label in enumerate(included.labels):
-        name = group_name(columns, label)
-        by = fl["by_group"][label]
-        for metric in GROUP_METRICS:
-            value = by.get(metric)
-            if value is None or not np.isfinite(value):
-                continue
-            _agree(f"group.{name}.{metric}", float(rates[metric][i]), value)
-            _interval(
-                out,
-                ctx,
-                f"{groups_prefix}{name}.{metric}",
-                value,
-                boot_rates[metric][:, i] if boot_rates is not None else None,
-                int(sizes[~small][i]),
-                params,
-            )
-        out.add(f"{groups_prefix}{name}.count", float(included.sizes[i]), n=int(included.sizes[i]))
-        rows.append(
-            {
-                "group": name,
-                "count": int(included.sizes[i]),
-                "included": True,
-                "reference": i == ref,
-                **{m: _num(by.get(m)) for m in GROUP_METRICS},
-                "base_rate": _num(rates["base_rate"][i]) if labelled else None,
-                "selection_rate_ratio_to_reference": _num(rates["selection_rate"][i] / ref_rate)
-                if ref_rate > 0
-                else None,
-                "selection_rate_difference_to_reference": _num(rates["selection_rate"][i] - ref_rate),
-            }
-        )
-    small_rates = cnt.group_rates(table.counts[small]) if small.any() else None
-    for j, label in enumerate(lab for lab, s in zip(table.labels, small, strict=True) if s):
-        assert small_rates is not None
-        rows.append(
-            {
-                "group": group_name(columns, label),
-                "count": int(small_rates["count"][j]),
-                "included": False,
-                "reference": False,
-                **{m: _num(small_rates[m][j]) for m in GROUP_METRICS},
-            }
-        )
+    _add_disparities(out, ctx, params, included, ref, labelled, prefix, library, boot)
+    rows = _add_group_metrics(out, ctx, params, included, ref, labelled, columns, groups_prefix, fl["by_group"], boot)
+    rows += _excluded_rows(table, small, columns)
     return {
         "columns": columns,
         "reference_group": group_name(columns, included.labels[ref]),
         "reference_chosen_by": ref_how,
         "groups": rows,
-        "n_included": n,
+        "n_included": int(included.sizes.sum()),
         "excluded_groups": [group_name(columns, lab) for lab, s in zip(table.labels, small, strict=True) if s],
         "aif360": {k: _num(v) for k, v in aif.items()},
     }
