@@ -340,3 +340,12 @@ def test_the_pytest_halves_do_not_import_each_other() -> None:
     from llmguard_ops import _pytest_shared, pytest_plugin
 
     assert pytest_plugin.LlmguardGateWarning is _pytest_shared.LlmguardGateWarning  # the old name still works
+
+
+def test_every_public_name_and_context_member_is_documented() -> None:
+    text = (REPO / "docs" / "plugin-api.md").read_text(encoding="utf-8")
+    missing = [n for n in llmguard_ops.__all__ if f"`{n}" not in text]
+    assert missing == []
+    members = [n for n in vars(CheckContext) if not n.startswith("_")]
+    # public members in the table, internal ones named as such (`ctx.registry`)
+    assert [m for m in members if f"`{m}" not in text and f"`ctx.{m}`" not in text] == []
