@@ -220,7 +220,7 @@ def _exact_proportions(
         if metric is None:
             continue
         metric.n = prop.trials  # the effective sample size the gate's support rule reads
-        gated = ctx.check.gate.get(name)
+        gated = ctx.gate(name)
         if params.n_resamples == 0 and (gated is None or gated.confidence is None):
             continue  # no intervals asked for
         if not wants_exact(prop, metric.lower, metric.upper):

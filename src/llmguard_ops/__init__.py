@@ -1,7 +1,11 @@
 """llmguard-ops: gate model promotion with declarative suites and signed evidence.
 
-This module is the public API for plugin authors and library users; everything not
-listed in ``__all__`` is internal.
+This module is the public API for plugin authors and library users: every name in
+``__all__`` keeps its meaning within a major version (semantic versioning; see
+``docs/plugin-api.md`` for what each name is and promises). Everything else — every
+submodule such as ``llmguard_ops.report`` or ``llmguard_ops.gate`` — is internal and may
+change in any release; first-party checks and the plugins shipped with llmguard-ops
+import only from here, and a lint rule holds them to it.
 
 Names are imported on first use (PEP 562): ``import llmguard_ops`` alone costs nothing,
 which matters because pytest imports the package's pytest11 plugin on every run in an
@@ -14,24 +18,52 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .context import CheckContext
+    from .artifacts import LoadedDataset, LoadedModel, sha256_path
+    from .cli import main
+    from .context import ArtifactFile, CheckContext
     from .errors import ArtifactError, CheckSkipped, LlmguardError, PluginError, SuiteError
+    from .gate import GateEvaluation, evaluate_gates
+    from .generation import Generations, sample_seed
+    from .generation import flatten as flatten_messages
+    from .generation import render as render_prompt
     from .hookspecs import hookimpl, hookspec
     from .registry import CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
-    from .results import CheckOutput, CheckResult, Decision, GateDecision, Metric, Severity, Status
+    from .report import Report
+    from .results import CheckOutput, CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
     from .runner import RunOutcome, run
-    from .suite import DatasetRef, ModelRef
+    from .suite import (
+        CheckConfig,
+        DatasetRef,
+        DatasetSpec,
+        GateBound,
+        GenerationConfig,
+        ModelRef,
+        ModelSpec,
+        PromptSpec,
+    )
+    from .verification import ApprovalCheck, VerifiedStatement, check_approvals, verify_attestation_file
 
 __version__ = "0.1.0"
 
-#: public name → the submodule defining it
+#: public name → ``submodule`` defining it, or ``submodule:name`` where the names differ
 _EXPORTS = {
+    "LoadedDataset": "artifacts",
+    "LoadedModel": "artifacts",
+    "sha256_path": "artifacts",
+    "main": "cli",
+    "ArtifactFile": "context",
     "CheckContext": "context",
     "ArtifactError": "errors",
     "CheckSkipped": "errors",
     "LlmguardError": "errors",
     "PluginError": "errors",
     "SuiteError": "errors",
+    "GateEvaluation": "gate",
+    "evaluate_gates": "gate",
+    "Generations": "generation",
+    "flatten_messages": "generation:flatten",
+    "render_prompt": "generation:render",
+    "sample_seed": "generation",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
     "CheckDefinition": "registry",
@@ -39,25 +71,38 @@ _EXPORTS = {
     "MetricSpec": "registry",
     "ModelLoader": "registry",
     "Reporter": "registry",
+    "Report": "report",
     "CheckOutput": "results",
     "CheckResult": "results",
     "Decision": "results",
     "GateDecision": "results",
+    "GateOutcome": "results",
     "Metric": "results",
     "Severity": "results",
     "Status": "results",
     "RunOutcome": "runner",
     "run": "runner",
+    "CheckConfig": "suite",
     "DatasetRef": "suite",
+    "DatasetSpec": "suite",
+    "GateBound": "suite",
+    "GenerationConfig": "suite",
     "ModelRef": "suite",
+    "ModelSpec": "suite",
+    "PromptSpec": "suite",
+    "ApprovalCheck": "verification",
+    "VerifiedStatement": "verification",
+    "check_approvals": "verification",
+    "verify_attestation_file": "verification",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    where = _EXPORTS.get(name)
+    if where is None:
         raise AttributeError(f"module 'llmguard_ops' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    module, _, attr = where.partition(":")
+    value = getattr(importlib.import_module(f".{module}", __name__), attr or name)
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -67,7 +112,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ApprovalCheck",
     "ArtifactError",
+    "ArtifactFile",
+    "CheckConfig",
     "CheckContext",
     "CheckDefinition",
     "CheckOutput",
@@ -75,21 +123,41 @@ __all__ = [
     "CheckSkipped",
     "DatasetLoader",
     "DatasetRef",
+    "DatasetSpec",
     "Decision",
+    "GateBound",
     "GateDecision",
+    "GateEvaluation",
+    "GateOutcome",
+    "GenerationConfig",
+    "Generations",
     "LlmguardError",
+    "LoadedDataset",
+    "LoadedModel",
     "Metric",
     "MetricSpec",
     "ModelLoader",
     "ModelRef",
+    "ModelSpec",
     "PluginError",
+    "PromptSpec",
+    "Report",
     "Reporter",
     "RunOutcome",
     "Severity",
     "Status",
     "SuiteError",
+    "VerifiedStatement",
     "__version__",
+    "check_approvals",
+    "evaluate_gates",
+    "flatten_messages",
     "hookimpl",
     "hookspec",
+    "main",
+    "render_prompt",
     "run",
+    "sample_seed",
+    "sha256_path",
+    "verify_attestation_file",
 ]

@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
+from ._pytest_shared import SUPERVISED_ENV, LlmguardGateWarning
 from .errors import LlmguardError, did_you_mean
-from .gate import evaluate_bound, interval_problem
-from .loading import LoadedSuite, load_suite
+from .gate import evaluate_gates
+from .loading import LoadedSuite, load_suite, validate_check
 from .options import OUT, PLUGIN, SET, pytest_value
 from .plugins import PluginHost, get_plugin_manager, parse_plugin_options
-from .pytest_plugin import SUPERVISED_ENV, LlmguardGateWarning
 from .reporters._format import failure_reasons, metric_properties
 from .results import CheckResult, Decision, GateDecision, Status
 from .runner import Session, finish_run
-from .suite import CheckConfig, GateBound
+from .suite import CheckConfig
 
 _SESSIONS = pytest.StashKey[dict[tuple[Path, tuple[str, ...]], "SuiteSession"]]()
 _COLLECTED = pytest.StashKey[set[Path]]()
@@ -88,8 +87,9 @@ class SuiteSession:
         """Run a check with parameters and return its :class:`CheckResult`.
 
         ``name`` is a check id of the suite (its ``with:``, gate and severity, updated by
-        the arguments) or an installed check name (run with ``params`` only). Parameters
-        are validated like a suite's, model and dataset names included.
+        the arguments) or an installed check name (run with ``params`` only). The entry is
+        validated by the suite loader itself (:func:`~llmguard_ops.loading.validate_check`):
+        the same checks and the same located, one-line errors as a suite file.
         """
         suite = self.loaded.suite
         registry = self.host.registry()
@@ -105,27 +105,8 @@ class SuiteSession:
             raise LlmguardError(
                 f"llmguard_check('{name}'): neither a check id of suite '{suite.name}' nor an installed check{hint}"
             )
-        try:
-            config = CheckConfig.model_validate(
-                {
-                    "id": id or name,
-                    "uses": uses,
-                    "with": with_,
-                    "gate": gates,
-                    "severity": severity or "blocker",
-                }
-            )
-            definition = registry.checks[uses]
-            context = {"models": set(suite.models), "datasets": set(suite.datasets)}
-            validated = definition.params.model_validate(with_, context=context)
-        except ValidationError as exc:
-            raise LlmguardError(f"llmguard_check('{name}'): {_one_line(exc)}") from None
-        unknown = [m for m in config.gate if not definition.declares(m)]
-        if unknown:
-            raise LlmguardError(
-                f"llmguard_check('{name}'): check '{uses}' has no metric "
-                f"'{unknown[0]}'{did_you_mean(unknown[0], definition.metric_names())}"
-            )
+        entry = {"id": id or name, "uses": uses, "with": with_, "gate": gates, "severity": severity or "blocker"}
+        config, validated = validate_check(entry, registry, suite, where=f"llmguard_check('{name}')")
         return self.session.run_check(config, params=validated)
 
     def payload(self) -> dict[str, Any]:
@@ -135,10 +116,6 @@ class SuiteSession:
             "overrides": list(self.overrides),
             "out_dir": str(self.out_dir),
         }
-
-
-def _one_line(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors())
 
 
 def suite_session(config: pytest.Config, path: Path, overrides: list[str] | None = None) -> SuiteSession:
@@ -381,19 +358,9 @@ def assert_gate(result: CheckResult, gates: Mapping[str, Any] | None = None, /, 
         if failed:
             raise AssertionError(f"{result.id}: gate failed: " + "; ".join(failed))
         return
-    problems = []
-    for name, spec in wanted.items():
-        bound = spec if isinstance(spec, GateBound) else GateBound.model_validate(spec)
-        metric = result.metrics.get(name)
-        problem = interval_problem(name, bound, metric)
-        if problem is not None or metric is None:
-            problems.append(problem or f"no metric '{name}'")
-            continue
-        outcome = evaluate_bound(name, bound, metric)
-        if not outcome.passed:
-            problems.append(outcome.reason)
-    if problems:
-        raise AssertionError(f"{result.id}: gate failed: " + "; ".join(problems))
+    evaluation = evaluate_gates(wanted, result.metrics)
+    if evaluation.reasons:
+        raise AssertionError(f"{result.id}: gate failed: " + "; ".join(evaluation.reasons))
 
 
 # -- supervision ----------------------------------------------------------------------

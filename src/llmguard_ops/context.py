@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -15,11 +18,13 @@ import numpy as np
 from .errors import ArtifactError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .artifacts import LoadedDataset, LoadedModel
     from .generation import Generations
     from .loading import LoadedSuite
     from .registry import Registry
-    from .suite import CheckConfig
+    from .suite import CheckConfig, GateBound, PromptSpec
 
 
 class PredictionCache:
@@ -54,12 +59,30 @@ def derive_seed(seed: int, *parts: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+@dataclass(frozen=True)
+class ArtifactFile:
+    """A file a check wrote with :meth:`CheckContext.write_artifact`: where, and its sha256."""
+
+    path: Path
+    sha256: str
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
 @dataclass
 class CheckContext:
     """The run as one check sees it.
 
     Checks read models and datasets through this object, never from disk, so every
     artifact is loaded and digested once and predictions are shared across checks.
+
+    Public (see ``docs/plugin-api.md``): ``check_id``, ``seed``, ``artifact_dir``,
+    ``base_dir``, ``default_confidence``, ``notes`` and the methods below. ``suite``,
+    ``check``, ``models``, ``datasets``, ``cache`` and ``registry`` are the host's own
+    objects (the suite and the check's configuration as copies); their shape may change
+    between minor versions, so read them through the methods (``model``, ``dataset``,
+    ``gate``, ``gates``, ``prompt``, ``suite_checks``, ``extensions``).
     """
 
     suite: LoadedSuite
@@ -76,7 +99,84 @@ class CheckContext:
 
     @property
     def check_id(self) -> str:
+        """The id of the running check in the suite."""
         return self.check.id
+
+    @property
+    def base_dir(self) -> Path:
+        """The suite file's folder: relative paths in a check's parameters start here."""
+        return self.suite.base_dir
+
+    def gate(self, metric: str) -> GateBound | None:
+        """The suite's gate on ``metric`` for this check (a copy), or None when it is not gated."""
+        bound = self.check.gate.get(metric)
+        return None if bound is None else bound.model_copy(deep=True)
+
+    @property
+    def gates(self) -> dict[str, GateBound]:
+        """Every gate of this check, metric name → bound (copies, in suite order)."""
+        return {name: bound.model_copy(deep=True) for name, bound in self.check.gate.items()}
+
+    def suite_checks(self) -> list[CheckConfig]:
+        """Every check of the suite as written (``id``, ``uses``, ``with_``, ``gate``,
+        ``severity``), as copies: for a check that reads another check's gates."""
+        return [c.model_copy(deep=True) for c in self.suite.suite.checks]
+
+    def extensions(self, kind: str) -> dict[str, Any]:
+        """What plugins registered for one check family, by name (``"safety probe set"`` →
+        name → item), or ``{}``: frozen items with ``name``, ``summary``, ``plugin`` and
+        ``plugin_version``, registered through the family's own hook."""
+        if self.registry is None:
+            return {}
+        return dict(self.registry.extensions.get(kind, {}))
+
+    def prompt(self, model: str) -> PromptSpec | None:
+        """The suite's prompt template attached to ``model`` (resolved by name), or None."""
+        suite = self.suite.suite
+        return suite.prompt_of(model) if model in suite.models else None
+
+    def features(self, model: str, dataset: str) -> pd.DataFrame:
+        """The columns of ``dataset`` that ``model`` is fed, as a DataFrame (every row).
+
+        Which columns: :meth:`LoadedModel.feature_names` (the fitted model's own
+        ``feature_names_in_``, else the dataset's ``features``, else every column that is
+        neither target, text nor sensitive).
+        """
+        data = self.dataset(dataset)
+        return data.frame[self.model(model).feature_names(data)]
+
+    def write_artifact(self, name: str, data: bytes | str | Callable[[Path], object]) -> ArtifactFile:
+        """Write ``artifact_dir/name`` atomically and return its path and sha256.
+
+        ``data`` is the content (``str`` is written as UTF-8) or a callback that writes
+        the file at the path it is given (``lambda p: fig.savefig(p)``; the path keeps
+        ``name``'s suffix). Readers see the old file or the whole new one, never a part,
+        and a callback that raises leaves nothing behind. ``name`` is relative and stays
+        inside the artifact folder (``plots/roc.png`` is fine, ``../x`` is refused).
+        Put the returned path into ``CheckOutput.artifacts`` to list it in the report.
+        """
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise ValueError(f"artifact name {name!r} must be a relative path inside the check's artifact folder")
+        target = self.artifact_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name_of_tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name_of_tmp)
+        try:
+            if callable(data):
+                data(tmp)
+            else:
+                tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+            with open(tmp, "rb") as fh:  # the digest of what is on disk, flushed before the rename
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return ArtifactFile(path=target, sha256=digest)
 
     def rng(self) -> np.random.Generator:
         """A fresh generator seeded for this check (same seed → same draws)."""

@@ -7,7 +7,9 @@ a report can be recomputed by anyone from the report itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from .results import CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
 from .suite import GateBound, Policy
@@ -152,6 +154,59 @@ def support_problem(name: str, bound: GateBound, metric: Metric) -> str | None:
         f"gate on '{name}' at {bound.confidence:.0%} cannot be supported by n={metric.n}: "
         f"{kind} needs {wanted} to decide it"
     )
+
+
+@dataclass(frozen=True)
+class GateEvaluation:
+    """Every gate of a check tested against its metrics (see :func:`evaluate_gates`).
+
+    ``outcomes`` holds one :class:`~llmguard_ops.GateOutcome` per bound that could be
+    tested; ``problems`` says why the others could not (the metric is missing, or the
+    interval a confidence gate needs is absent, at another level, or too weakly supported):
+    the host records such a check as ERROR. ``reasons`` lists, in gate order, the problem
+    or the failure of every bound that did not pass.
+    """
+
+    outcomes: tuple[GateOutcome, ...] = ()
+    problems: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """True when every bound could be tested and holds."""
+        return not self.problems and all(o.passed for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[GateOutcome]:
+        """The tested bounds that do not hold."""
+        return [o for o in self.outcomes if not o.passed]
+
+
+def evaluate_gates(gates: Mapping[str, GateBound | Mapping[str, Any]], metrics: Mapping[str, Metric]) -> GateEvaluation:
+    """Does each metric pass its gate? The one answer the host, the pytest plugin and checks use.
+
+    ``gates`` maps a metric name to a :class:`~llmguard_ops.GateBound` (or a mapping with
+    ``min``/``max``/``confidence`` as in a suite file); ``metrics`` is what a check
+    reported (``CheckOutput.metrics`` or ``CheckResult.metrics``). Pure: no I/O, the
+    same inputs give the same evaluation.
+    """
+    outcomes: list[GateOutcome] = []
+    problems: list[str] = []
+    reasons: list[str] = []
+    for name, spec in gates.items():
+        bound = spec if isinstance(spec, GateBound) else GateBound.model_validate(spec)
+        metric = metrics.get(name)
+        problem = interval_problem(name, bound, metric)
+        if problem is not None or metric is None:
+            problem = problem or f"the check did not report gated metric '{name}'"
+            problems.append(problem)
+            reasons.append(problem)
+            continue
+        outcome = evaluate_bound(name, bound, metric)
+        outcomes.append(outcome)
+        if not outcome.passed:
+            reasons.append(outcome.reason)
+    return GateEvaluation(outcomes=tuple(outcomes), problems=tuple(problems), reasons=tuple(reasons))
 
 
 def status_of(severity: Severity, outcomes: Sequence[GateOutcome]) -> Status:

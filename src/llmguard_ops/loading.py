@@ -278,7 +278,7 @@ def load_suite(
     errors = []
     context = {"models": set(suite.models), "datasets": set(suite.datasets)}
     for i, check in enumerate(suite.checks):
-        params, found = _check_entry(i, check.uses, check.with_, list(check.gate), registry, smap, context)
+        params, found = _check_entry(("checks", i), check.uses, check.with_, list(check.gate), registry, smap, context)
         errors += found
         if params is not None:
             loaded.params[check.id] = params
@@ -295,8 +295,31 @@ def load_suite(
     return loaded
 
 
+def validate_check(
+    entry: Mapping[str, Any], registry: Registry, suite: Suite, *, where: str
+) -> tuple[CheckConfig, BaseModel]:
+    """One check entry (``id``, ``uses``, ``with``, ``gate``, ``severity``) validated exactly
+    as the checks of a suite file are, against ``suite``'s models and datasets.
+
+    For checks built outside a suite file (the pytest plugin's ``llmguard_check``): errors
+    are the loader's own, named ``where`` and located by key path
+    (``llmguard_check('quality') with.model: unknown model 'candiate'; did you mean ...``).
+    Raises :class:`SuiteErrors`.
+    """
+    smap = SourceMap(file=where)
+    try:
+        config = CheckConfig.model_validate(dict(entry))
+    except ValidationError as exc:
+        raise _located(exc, smap, CheckConfig) from None
+    context = {"models": set(suite.models), "datasets": set(suite.datasets)}
+    params, errors = _check_entry((), config.uses, config.with_, list(config.gate), registry, smap, context)
+    if errors or params is None:
+        raise SuiteErrors(errors)
+    return config, params
+
+
 def _check_entry(
-    i: int,
+    at: Path_,
     uses: str,
     with_: dict[str, Any],
     metrics: list[str],
@@ -304,7 +327,8 @@ def _check_entry(
     smap: SourceMap,
     context: dict[str, set[str]],
 ) -> tuple[BaseModel | None, list[SuiteError]]:
-    """The parameters of ``checks[i]`` validated against its check, and every problem found."""
+    """The parameters of the check at ``at`` (``("checks", i)`` in a suite file) validated
+    against its check, and every problem found."""
     definition = registry.checks.get(uses)
     if definition is None:
         failure = registry.failure_for_check(uses)
@@ -314,21 +338,21 @@ def _check_entry(
             msg = f"unknown check '{uses}'{did_you_mean(uses, registry.checks)}"
             if not did_you_mean(uses, registry.checks):
                 msg += "; run 'llmguard checks' to list the installed ones"
-        return None, [smap.error(("checks", i, "uses"), msg)]
+        return None, [smap.error((*at, "uses"), msg)]
     errors: list[SuiteError] = []
     params: BaseModel | None = None
     try:
         params = definition.params.model_validate(with_, context=context)
     except ValidationError as exc:
-        errors.extend(_located(exc, smap, definition.params, ("checks", i, "with")).errors)
+        errors.extend(_located(exc, smap, definition.params, (*at, "with")).errors)
     else:
-        errors.extend(_default_refs(definition.params, with_, context, smap, i))
+        errors.extend(_default_refs(definition.params, with_, context, smap, at))
     for metric in metrics:
         if not definition.declares(metric):
             names = [m for m in definition.metric_names() if "*" not in m]
             errors.append(
                 smap.error(
-                    ("checks", i, "gate", metric),
+                    (*at, "gate", metric),
                     f"check '{uses}' has no metric '{metric}'{did_you_mean(metric, names)}",
                     prefer_key=True,
                 )
@@ -337,7 +361,7 @@ def _check_entry(
 
 
 def _default_refs(
-    model: type[BaseModel], with_: dict[str, Any], context: dict[str, set[str]], smap: SourceMap, i: int
+    model: type[BaseModel], with_: dict[str, Any], context: dict[str, set[str]], smap: SourceMap, at: Path_
 ) -> list[SuiteError]:
     """A parameter left at its default that names a model or dataset the suite lacks.
 
@@ -365,7 +389,7 @@ def _default_refs(
             listed = ", ".join(sorted(names)) or "none"
             errors.append(
                 smap.error(
-                    ("checks", i, "with") if "with" in _keys_at(smap, i) else ("checks", i),
+                    (*at, "with") if "with" in _keys_at(smap, at) else at,
                     f"'{key}' defaults to {kind[:-1]} '{info.default}', which the suite does not define; "
                     f"set with.{key} (the suite defines: {listed})",
                     prefer_key=True,
@@ -374,8 +398,8 @@ def _default_refs(
     return errors
 
 
-def _keys_at(smap: SourceMap, i: int) -> set[str]:
-    return {str(k[2]) for k in smap.keys if len(k) == 3 and k[:2] == ("checks", i)}
+def _keys_at(smap: SourceMap, at: Path_) -> set[str]:
+    return {str(k[len(at)]) for k in smap.keys if len(k) == len(at) + 1 and k[: len(at)] == tuple(at)}
 
 
 def _raw_check_errors(data: dict[str, Any], registry: Registry, smap: SourceMap) -> list[SuiteError]:
@@ -396,7 +420,7 @@ def _raw_check_errors(data: dict[str, Any], registry: Registry, smap: SourceMap)
         gate = entry.get("gate", {})
         if not isinstance(with_, dict) or not isinstance(gate, dict):
             continue
-        errors += _check_entry(i, entry["uses"], with_, [str(g) for g in gate], registry, smap, context)[1]
+        errors += _check_entry(("checks", i), entry["uses"], with_, [str(g) for g in gate], registry, smap, context)[1]
     return errors
 
 

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# both defined beside the working half; importable from here as before
+from ._pytest_shared import SUPERVISED_ENV
+from ._pytest_shared import LlmguardGateWarning as LlmguardGateWarning
 from .options import RUN_OPTIONS, add_pytest_options
 
 
@@ -64,7 +67,6 @@ if TYPE_CHECKING:
     from .results import CheckResult
 
 DEFAULT_FILES = ["llmguard*.yaml", "llmguard*.yml"]
-SUPERVISED_ENV = "LLMGUARD_PYTEST_RUN_ID"
 REVIEW_MODES = ("fail", "pass")
 
 MARKERS = (
@@ -74,10 +76,6 @@ MARKERS = (
     "llmguard_info: an llmguard check of severity info (never gates)",
     "llmguard_suite(path): the suite the llmguard fixtures load for this test (relative to the test file's folder)",
 )
-
-
-class LlmguardGateWarning(UserWarning):
-    """A ``warning`` or ``info`` check whose gate failed: recorded, not a test failure."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

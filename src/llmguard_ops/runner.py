@@ -25,14 +25,14 @@ from pydantic import BaseModel
 from . import environment
 from .artifacts import LoadedDataset, LoadedModel, load_datasets, load_models
 from .context import CheckContext, PredictionCache, derive_seed
-from .gate import decide, evaluate_bound, interval_problem, status_of
+from .gate import decide, evaluate_gates, status_of
 from .isolation import RemoteError
 from .loading import LoadedSuite
 from .outputs import validated
 from .plugins import PluginHost
 from .redact import Redactor, for_text
 from .report import Report, SuiteInfo, write_report
-from .results import CheckOutput, CheckResult, Decision, ErrorInfo, GateDecision, Status
+from .results import CheckOutput, CheckResult, Decision, ErrorInfo, GateDecision, GateOutcome, Status
 from .suite import CheckConfig
 
 if TYPE_CHECKING:
@@ -257,16 +257,14 @@ class Session:
             error = ErrorInfo(type=type(exc).__name__, message=_text_of(exc), traceback=traceback.format_exc())
         duration = time.perf_counter() - start
 
-        gates = []
+        gates: list[GateOutcome] = []
         if output is not None:
-            for name, bound in config.gate.items():
-                problem = interval_problem(name, bound, output.metrics.get(name))
-                if problem:
-                    problems.append(problem)
+            evaluation = evaluate_gates(config.gate, output.metrics)
+            problems.extend(evaluation.problems)
             if problems:
                 error = ErrorInfo(type="InvalidResult", message="; ".join(problems))
             else:
-                gates = [evaluate_bound(name, bound, output.metrics[name]) for name, bound in config.gate.items()]
+                gates = list(evaluation.outcomes)
         elif problems:
             error = ErrorInfo(type="InvalidResult", message="; ".join(problems))
         if status is None:

@@ -82,8 +82,7 @@ def generate_answers(
     obj = ctx.model(model).obj
     if not any(callable(getattr(obj, m, None)) for m in ("chat", "generate", "render_chat")):
         raise ValueError(f"bias.bbq needs a generative model with generate() or chat(), not {type(obj).__name__}")
-    suite = ctx.suite.suite
-    prompt = suite.prompt_of(model) if model in suite.models else None
+    prompt = ctx.prompt(model)
     system = [{"role": "system", "content": prompt.system}] if prompt and prompt.system else []
     conversations = [[*system, {"role": "user", "content": p}] for p in prompts]
     gens = ctx.chat(model, conversations, samples=1, settings=settings or None)
@@ -252,7 +251,7 @@ def _add(
 
 
 def run_bbq(ctx: CheckContext, params: BBQParams) -> CheckOutput:
-    items, facts = load_items(params.items, ctx.suite.base_dir)
+    items, facts = load_items(params.items, ctx.base_dir)
     if params.categories is not None:
         known = {i["category"] for i in items}
         unknown = sorted(set(params.categories) - known)

@@ -28,7 +28,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmguard_ops import CheckContext, CheckOutput, CheckSkipped, DatasetRef, MetricSpec, ModelRef
-from llmguard_ops.report import atomic_write
 
 from .._bootstrap import bootstrap_weighted
 from .terms import (
@@ -262,7 +261,7 @@ def _counterfactual_sets(
 ) -> tuple[list[Counterfactual], int, dict[str, Any]]:
     """Filled templates, or swapped texts of a dataset; with the number of units and facts."""
     if params.dataset is None:
-        templates, facts = load_templates(params.templates, ctx.suite.base_dir)
+        templates, facts = load_templates(params.templates, ctx.base_dir)
         return counterfactuals(templates, terms), len(templates), facts
     if params.templates is not None:
         raise ValueError("set either 'templates' or 'dataset', not both")
@@ -273,7 +272,7 @@ def _counterfactual_sets(
     unknown = [a for a in params.joint_axes or [] if a not in terms]
     if unknown:
         raise ValueError(f"joint_axes names axes not in use: {', '.join(unknown)}")
-    lexicon, lexicon_facts = load_lexicon(terms, params.names, params.pronouns, ctx.suite.base_dir)
+    lexicon, lexicon_facts = load_lexicon(terms, params.names, params.pronouns, ctx.base_dir)
     cfs = swaps(texts, terms, lexicon, params.joint_axes)
     matched = len({cf.template for cf in cfs})
     facts = {
@@ -287,7 +286,7 @@ def _counterfactual_sets(
 
 
 def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> CheckOutput:
-    base = ctx.suite.base_dir
+    base = ctx.base_dir
     terms, terms_facts = load_terms(params.terms, base, params.axes)
     cfs, units, template_facts = _counterfactual_sets(ctx, params, terms)
     if not cfs:
@@ -313,9 +312,10 @@ def run_counterfactual(ctx: CheckContext, params: CounterfactualParams) -> Check
         out.add("max_score_gap", max(r["score_gap"] for r in records), n=len(records))
     key = (lambda r: (r["score_gap"], r["flip"])) if has_scores else (lambda r: (r["flip"], -r["similarity"]))
     ranked = sorted(records, key=key, reverse=True)
-    path = ctx.artifact_dir / "counterfactual_pairs.jsonl"
-    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ranked))
-    out.artifacts["pairs"] = str(path)
+    pairs = ctx.write_artifact(
+        "counterfactual_pairs.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ranked)
+    )
+    out.artifacts["pairs"] = str(pairs.path)
     out.details.update(
         mode=outs["mode"],
         score_label=outs.get("score_label"),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmguard_ops import CheckContext, CheckOutput
+from llmguard_ops import CheckContext, CheckOutput, evaluate_gates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,17 +65,10 @@ def _family(metric: str) -> str:
 
 
 def failed_fairness_gates(ctx: CheckContext, out: CheckOutput) -> list[str]:
-    """Gated metrics of this check that fail their bound (evaluated as the host will)."""
-    from llmguard_ops.gate import evaluate_bound, interval_problem
+    """Gated metrics of this check that fail their bound (evaluated as the host will).
 
-    failed = []
-    for name, bound in ctx.check.gate.items():
-        metric = out.metrics.get(name)
-        if metric is None or interval_problem(name, bound, metric):
-            continue  # the host reports these as errors
-        if not evaluate_bound(name, bound, metric).passed:
-            failed.append(name)
-    return failed
+    Bounds that cannot be tested are left out: the host reports those as errors."""
+    return [o.metric for o in evaluate_gates(ctx.gates, out.metrics).failed]
 
 
 def proxies(frame: pd.DataFrame, columns: list[str], top: int = 5) -> list[dict[str, Any]]:

@@ -27,15 +27,13 @@ Methods (``methods:``):
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmguard_ops import CheckContext, CheckOutput, DatasetRef, MetricSpec, ModelRef
-from llmguard_ops.suite import GateBound
+from llmguard_ops import CheckContext, CheckOutput, DatasetRef, GateBound, MetricSpec, ModelRef, evaluate_gates
 
 from .group_fairness import DISPARITIES, GroupFairnessParams, evaluate_grouping
 
@@ -122,7 +120,7 @@ METRICS = (
 def _target_gates(ctx: CheckContext, params: MitigationParams) -> tuple[dict[str, GateBound], str]:
     if params.fairness_gates and params.gates_from is None:
         return dict(params.fairness_gates), "fairness_gates"
-    checks = ctx.suite.suite.checks
+    checks = ctx.suite_checks()
     if params.gates_from is not None:
         found = [c for c in checks if c.id == params.gates_from]
         if not found:
@@ -347,19 +345,8 @@ def _mean_interval(values: np.ndarray, level: float, n_resamples: int, seed: int
 
 
 def _meets(gates: dict[str, GateBound], scored: CheckOutput) -> tuple[bool, list[str]]:
-    from llmguard_ops.gate import evaluate_bound, interval_problem
-
-    failed = []
-    for metric, bound in gates.items():
-        m = scored.metrics.get(metric)
-        problem = interval_problem(metric, bound, m)
-        if m is None or problem:
-            failed.append(problem or f"{metric}: not measured")
-            continue
-        outcome = evaluate_bound(metric, bound, m)
-        if not outcome.passed:
-            failed.append(outcome.reason)
-    return not failed, failed
+    evaluation = evaluate_gates(gates, scored.metrics)
+    return evaluation.passed, list(evaluation.reasons)
 
 
 def _lower_better(metric: str) -> bool:
@@ -548,17 +535,16 @@ def _save(ctx: CheckContext, name: str, model: Any) -> dict[str, Any]:
     """Write ``model`` with skops; its digest and the types a loader must trust."""
     import skops.io as sio
 
-    ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-    path = ctx.artifact_dir / f"mitigated-{name}.skops"
     data = sio.dumps(model)
-    path.write_bytes(data)
+    written = ctx.write_artifact(f"mitigated-{name}.skops", data)
+    path = written.path
     trusted = [str(t) for t in sio.get_untrusted_types(data=data)]
     spec: dict[str, Any] = {"loader": "sklearn", "path": str(path)}
     if trusted:
         spec["options"] = {"trusted": trusted}
     return {
         "path": str(path),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": written.sha256,
         "bytes": len(data),
         "trusted_types": trusted,
         "model_spec": spec,

@@ -216,7 +216,7 @@ def run_embedding(ctx: CheckContext, params: EmbeddingDriftParams) -> CheckOutpu
         ref_t, cur_t = _texts(ctx, params, params.reference), _texts(ctx, params, params.current)
         ref_t = [ref_t[i] for i in _subsample(len(ref_t), params.max_samples, rng)]
         cur_t = [cur_t[i] for i in _subsample(len(cur_t), params.max_samples, rng)]
-        folder = (ctx.suite.base_dir / params.encoder) if params.encoder else default_encoder()
+        folder = (ctx.base_dir / params.encoder) if params.encoder else default_encoder()
         if not folder.is_dir():
             raise ValueError(f"encoder folder not found: {folder}")
         device = resolve_device(params.device)

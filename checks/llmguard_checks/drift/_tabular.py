@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmguard_ops import CheckContext, CheckOutput
-from llmguard_ops.report import atomic_write
 
 from ._columns import DEFAULT_THRESHOLDS, P_VALUE_METHODS, ColumnResult, ColumnRules, compare_column
 
@@ -259,7 +258,4 @@ def _write_table(ctx: CheckContext, out: CheckOutput, rows: list[dict[str, Any]]
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("|".join(v) if isinstance(v, list) else v) for k, v in row.items()})
-    path = ctx.artifact_dir / "drift_columns.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buf.getvalue())
-    out.artifacts["columns"] = str(path)
+    out.artifacts["columns"] = str(ctx.write_artifact("drift_columns.csv", buf.getvalue()).path)

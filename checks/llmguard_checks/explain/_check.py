@@ -14,7 +14,7 @@ from . import _stats as st
 from ._tabular import Attribution, Budget, explain_tabular
 
 if TYPE_CHECKING:
-    from llmguard_ops.artifacts import LoadedModel
+    from llmguard_ops import LoadedModel
 
     from . import ShapParams
 

@@ -34,7 +34,7 @@ from ._stats import _rowwise_spearman
 if TYPE_CHECKING:
     import pandas as pd
 
-    from llmguard_ops.artifacts import LoadedModel
+    from llmguard_ops import LoadedModel
 
     from . import LimeParams
 

@@ -22,7 +22,7 @@ from ._check import (
 from ._text import TextAttribution, explain_text
 
 if TYPE_CHECKING:
-    from llmguard_ops.artifacts import LoadedModel
+    from llmguard_ops import LoadedModel
 
     from . import ShapParams
 

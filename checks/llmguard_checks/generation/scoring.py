@@ -83,7 +83,7 @@ def _semantic(ctx: CheckContext, s: ScoreSettings, outputs: list[str], refs: lis
 
     folder = Path(s.embedding_model) if s.embedding_model else default_model_dir()
     if s.embedding_model and not folder.is_absolute():
-        folder = ctx.suite.base_dir / folder
+        folder = ctx.base_dir / folder
     return cosine_similarities(outputs, refs, folder)
 
 
@@ -177,7 +177,7 @@ def score(
 
 def _add(out: CheckOutput, ctx: CheckContext, name: str, est: Estimate, **extra: Any) -> None:
     out.add(name, est.value, **est.fields(), **extra)
-    bound = ctx.check.gate.get(name)
+    bound = ctx.gate(name)
     if bound is not None and bound.confidence is not None:
         need = items_needed(est, bound.min, bound.max)
         if need is not None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from llmguard_ops import ArtifactError
+from llmguard_ops import ArtifactError, flatten_messages
 
 API_KINDS = ("completions", "chat")
 _REQUEST_KEYS = ("temperature", "top_p", "max_tokens", "seed")
@@ -311,18 +311,16 @@ class HttpModel:
         """One non-streamed request per conversation: ``{text, prompt_tokens, output_tokens}``.
 
         ``api: chat`` sends the messages as they are; ``api: completions`` sends them
-        flattened (:func:`llmguard_ops.generation.flatten`). ``temperature``, ``top_p``,
+        flattened (:func:`llmguard_ops.flatten_messages`). ``temperature``, ``top_p``,
         ``seed`` and ``stop`` go into the request body under their OpenAI names; the token
         counts are the server's ``usage`` when it reports one.
         """
-        from llmguard_ops.generation import flatten
-
         extra = {k: v for k, v in settings.items() if k in ("temperature", "top_p", "seed", "stop") and v is not None}
         if not extra.get("stop"):
             extra.pop("stop", None)
 
         def one(messages: list[dict[str, str]]) -> dict[str, Any]:
-            body = self._body(flatten(messages), max_new_tokens, False, extra)
+            body = self._body(flatten_messages(messages), max_new_tokens, False, extra)
             if self.api == "chat":
                 body["messages"] = list(messages)
             response = self._post(body)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from llmguard_ops import CheckContext, CheckOutput
+from llmguard_ops import CheckContext, CheckOutput, flatten_messages, render_prompt
 
 from .endpoint import StreamTiming
 from .metrics import add_percentiles, write_samples
@@ -156,18 +156,15 @@ def _run_requests(
 
 def model_prompts(ctx: CheckContext, model: str, dataset: str) -> list[str]:
     """The prompts ``model`` is sent: its suite prompt rendered per row when it has one."""
-    suite = ctx.suite.suite
-    prompt = suite.prompt_of(model) if model in suite.models else None
+    prompt = ctx.prompt(model)
     if prompt is None:
         texts: list[str] = ctx.inputs(model, dataset)
         return texts
-    from llmguard_ops.generation import flatten, render
-
     obj = ctx.model(model).obj
     ds = ctx.dataset(dataset)
-    convs = [render(prompt, row, text_column=ds.spec.text) for row in ds.frame.to_dict(orient="records")]
+    convs = [render_prompt(prompt, row, text_column=ds.spec.text) for row in ds.frame.to_dict(orient="records")]
     chat = getattr(obj, "render_chat", None)
-    return [str(chat(c)) if callable(chat) else flatten(c) for c in convs]
+    return [str(chat(c)) if callable(chat) else flatten_messages(c) for c in convs]
 
 
 def _paired_percentile(

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from llmguard_ops import CheckContext, CheckOutput
-from llmguard_ops.report import atomic_write
 
 from .stats import (
     ORDER_STATISTIC,
@@ -67,7 +66,7 @@ def add_percentiles(
         out.warnings.append(f"{n} samples: no confidence bound for {', '.join(short)}")
     if maximum is not None:
         name = prefix + maximum
-        bound_cfg = ctx.check.gate.get(name)
+        bound_cfg = ctx.gate(name)
         if bound_cfg is not None and bound_cfg.confidence is not None:
             raise ValueError(
                 f"{name}: the sample maximum has no distribution-free confidence bound; gate it "
@@ -134,6 +133,4 @@ def write_samples(ctx: CheckContext, name: str, columns: dict[str, np.ndarray]) 
     length = len(next(iter(columns.values()))) if columns else 0
     for i in range(length):
         rows.append(",".join(f"{float(columns[k][i]):.6f}" for k in keys))
-    path = ctx.artifact_dir / name
-    atomic_write(path, "\n".join(rows) + "\n")
-    return path
+    return ctx.write_artifact(name, "\n".join(rows) + "\n").path

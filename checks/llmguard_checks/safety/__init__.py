@@ -82,9 +82,8 @@ class ScanParams(BaseModel):
 
 
 def _extensions(ctx: CheckContext, kind: str, builtin: tuple[Any, ...]) -> dict[str, Any]:
-    if ctx.registry is not None and kind in ctx.registry.extensions:
-        return dict(ctx.registry.extensions[kind])
-    return {item.name: item for item in builtin}
+    registered = ctx.extensions(kind)
+    return registered if registered else {item.name: item for item in builtin}
 
 
 def _probe_sets(ctx: CheckContext, p: ScanParams) -> list[ProbeSet]:
@@ -97,7 +96,7 @@ def _probe_sets(ctx: CheckContext, p: ScanParams) -> list[ProbeSet]:
             raise ValueError(f"probe_sets: unknown probe set '{name}' (installed: {', '.join(sorted(registered))})")
         sets.append(registered[name])
     for rel in p.probe_files:
-        path = ctx.suite.base_dir / rel
+        path = ctx.base_dir / rel
         if not path.is_file():
             raise ValueError(f"probe_files: {rel}: no such file")
         sets.append(ProbeSet.from_file(path, rel))
@@ -290,7 +289,7 @@ def _settings(ctx: CheckContext, p: ScanParams, model: str) -> dict[str, Any]:
     ``generation:`` of the check always wins; ``max_new_tokens`` applies when set in the
     check or when the suite does not set the model's own.
     """
-    declared = ctx.suite.suite.models[model].generation if model in ctx.suite.suite.models else None
+    declared = ctx.model(model).spec.generation  # params name a model of the suite
     own = declared is not None and "max_new_tokens" in declared.model_fields_set
     settings: dict[str, Any] = {}
     if "max_new_tokens" in p.model_fields_set or not own:

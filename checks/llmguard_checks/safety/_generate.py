@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmguard_ops import ArtifactError, CheckContext
-from llmguard_ops.generation import Generations
+from llmguard_ops import ArtifactError, CheckContext, Generations
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,7 @@ class Conversation:
 
 def release_system_prompt(ctx: CheckContext, model: str) -> str | None:
     """The system prompt of ``model``'s suite prompt (``prompt:``), or None."""
-    suite = ctx.suite.suite
-    if model not in suite.models:
-        return None
-    prompt = suite.prompt_of(model)
+    prompt = ctx.prompt(model)
     return prompt.system if prompt is not None and prompt.system else None
 
 

@@ -189,7 +189,7 @@ class Seeded:
 def test_bridge_answers_through_ctx_chat_with_seeded_draws_and_the_release_prompt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmguard_ops.generation import sample_seed
+    from llmguard_ops import sample_seed
 
     fake = tmp_path / "fake"
     (fake / "garak").mkdir(parents=True)

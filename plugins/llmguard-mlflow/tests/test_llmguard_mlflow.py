@@ -23,9 +23,7 @@ import pytest
 import yaml
 
 import llmguard_ops
-from llmguard_ops import Reporter, hookimpl
-from llmguard_ops.artifacts import sha256_path
-from llmguard_ops.suite import ModelSpec
+from llmguard_ops import ModelSpec, Reporter, hookimpl, main, sha256_path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # an environment without the plugin distribution (scripts/test.sh installs it) skips, naming why
@@ -387,11 +385,6 @@ def test_monitor_incident_rolls_the_alias_back_and_audits_it(
     incident playbook of ``llmguard monitor`` moves the alias back to v1."""
     import pandas as pd
 
-    from llmguard_checks import performance
-    from llmguard_ops.evidence.audit import verify
-    from llmguard_ops.monitor.run import MonitorOptions, monitor
-    from llmguard_ops.plugins import get_plugin_manager
-
     monkeypatch.setenv("LLMGUARD_HISTORY_DIR", "off")
     before = _alias(registry)
     registry.client.set_registered_model_alias("credit", "champion", "1")
@@ -412,47 +405,38 @@ def test_monitor_incident_rolls_the_alias_back_and_audits_it(
         {"id": "page", "uses": "webhook", "with": {"url": "http://127.0.0.1:9/hook"}, "needs_approval": True},
     ]
     suite.write_text(yaml.safe_dump(data, sort_keys=False))
-    host = get_plugin_manager(entry_points=False, objects=[("performance", performance), ("mlflow", llmguard_mlflow)])
     audit = tmp_path / "audit.jsonl"
-    opts = MonitorOptions(
-        suite=suite,
-        dataset="current",
-        log=log,
-        time_column="ts",
-        every="1d",
-        out=tmp_path / "monitor",
-        db=str(tmp_path / "h.db"),
-        audit_log=str(audit),
-        dry_run=True,
-    )
-    dry = monitor(opts, host)
-    assert dry.ran[0]["decision"] == "BLOCK"
-    assert dry.ran[0]["incidents"][0]["outcome"] == "would move alias 'champion' of credit: version 2 → 1"
-    assert _alias(registry) == "2"  # --dry-run changes nothing
-    assert dry.ran[0]["incidents"][1]["status"] == "awaiting-approval"
 
-    opts.dry_run = False
-    opts.out, opts.db = tmp_path / "monitor2", str(tmp_path / "h2.db")
-    result = monitor(opts, host)
-    steps = result.ran[0]["incidents"]
+    def watch(out: str, *flags: str) -> dict[str, Any]:
+        """``llmguard monitor`` over the log; its first window in ``monitor.json``."""
+        argv = ["monitor", str(suite), "--dataset", f"current={log}", "--time-column", "ts", "--every", "1d"]
+        argv += ["--out", str(tmp_path / out), "--db", str(tmp_path / f"{out}.db"), "--audit-log", str(audit)]
+        assert main([*argv, *flags]) == 1  # the window decides BLOCK
+        summary = json.loads((tmp_path / out / "monitor.json").read_text(encoding="utf-8"))
+        window: dict[str, Any] = summary["windows"][0]
+        return window
+
+    dry = watch("monitor", "--dry-run")
+    assert dry["decision"] == "BLOCK"
+    assert dry["incidents"][0]["outcome"] == "would move alias 'champion' of credit: version 2 → 1"
+    assert _alias(registry) == "2"  # --dry-run changes nothing
+    assert dry["incidents"][1]["status"] == "awaiting-approval"
+
+    ran = watch("monitor2")
+    steps = ran["incidents"]
     assert steps[0]["status"] == "done" and steps[0]["outcome"].startswith("moved alias 'champion'")
     assert _alias(registry) == "1"
     assert "llmguard.rolled_back" in registry.client.get_model_version("credit", "2").tags
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
     rolled = [e for e in entries if e.get("kind") == "incident-step" and e["step"] == "rollback"]
     assert [e["status"] for e in rolled] == ["dry-run", "done"]
-    assert rolled[-1]["run_id"] == result.ran[0]["run_id"]
-    verdict = verify(audit)
-    assert verdict.intact, verdict.problem
-    assert verdict.count == len(entries)
+    assert rolled[-1]["run_id"] == ran["run_id"]
+    assert main(["audit", "verify", "--log", str(audit)]) == 0  # the hash chain holds
     registry.client.set_registered_model_alias("credit", "champion", before)
 
 
 def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: Registry, tmp_path: Path) -> None:
     from llmguard_mlflow.promote import promote_approved
-
-    from llmguard_ops.cli import main
-    from llmguard_ops.evidence.keys import generate
 
     registry.client.set_registered_model_alias("credit", "champion", "1")
     suite = _suite(registry, "models:/credit/2", registry.public_key, tmp_path)
@@ -471,7 +455,8 @@ def test_an_approved_review_is_promoted_and_an_unapproved_one_is_not(registry: R
     outcome = _run_file(registry, suite, tmp_path / "out")
     assert outcome.report.decision.decision.value == "REVIEW", outcome.report.decision.reasons
     assert _alias(registry) == "1"  # a REVIEW never moves the alias by itself
-    _, reviewer_pub, _ = generate(tmp_path / "reviewer")
+    assert main(["keygen", "--out", str(tmp_path / "reviewer")]) == 0
+    reviewer_pub = tmp_path / "reviewer" / "llmguard.pub"
     trust = tmp_path / "trust.yaml"
     trust.write_text(
         f"keys:\n  - {{name: ci, public_key: {registry.public_key}, roles: [runner]}}\n"

@@ -129,7 +129,7 @@ def run_garak(ctx: CheckContext, p: GarakParams) -> GarakReport:
 def check_garak(ctx: CheckContext, p: GarakParams) -> CheckOutput:
     """Run safety.garak."""
     if p.report is not None:
-        path = ctx.suite.base_dir / p.report
+        path = ctx.base_dir / p.report
         if not path.is_file():
             raise ValueError(f"report: {p.report}: no such file")
         report = read_report(path)

@@ -21,7 +21,7 @@ from llmguard_ops import ModelLoader, hookimpl
 from . import loader, promote
 
 if TYPE_CHECKING:
-    from llmguard_ops.report import Report
+    from llmguard_ops import Report
 
 __version__ = "0.1.0"
 

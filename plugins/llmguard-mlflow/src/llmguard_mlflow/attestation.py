@@ -1,6 +1,6 @@
 """Verify the run's ``attestation.dsse.json`` before any promotion.
 
-When the host ships its evidence layer (``llmguard_ops.evidence``) its verifier is used,
+When the host exports its verifier (``llmguard_ops.verify_attestation_file``) it is used,
 so the plugin accepts exactly what ``llmguard verify`` accepts. Otherwise a compact DSSE
 v1 verifier over ed25519 is used (signature over ``PAE(payloadType, payload)`` checked
 before the payload is parsed, as the DSSE spec orders). Either way the plugin then binds
@@ -96,20 +96,18 @@ def verify_dsse(data: bytes, public_key: Any, keyid: str) -> dict[str, Any]:
     raise AttestationError("no signature of the envelope verifies with the configured public key")
 
 
-def _verify_statement(data: bytes, public_key_path: Path) -> tuple[dict[str, Any], str]:
-    try:  # the host's own verifier, when its evidence layer is installed
-        from llmguard_ops.evidence.keys import load_public
-        from llmguard_ops.evidence.verify import verify_attestation
+def _verify_statement(path: Path, data: bytes, public_key_path: Path) -> tuple[dict[str, Any], str, str]:
+    """The verified statement, the key id and the sha256 of the envelope bytes verified."""
+    try:  # the host's own verifier, when the host exports it
+        from llmguard_ops import LlmguardError, verify_attestation_file
     except ImportError:
         key, keyid = load_public_key(public_key_path)
-        return verify_dsse(data, key, keyid), keyid
-    from llmguard_ops.errors import LlmguardError
-
+        return verify_dsse(data, key, keyid), keyid, hashlib.sha256(data).hexdigest()
     try:
-        key, keyid = load_public(public_key_path)
-        return verify_attestation(data, key, keyid).statement, keyid
+        verified = verify_attestation_file(path, public_key_path)
     except LlmguardError as exc:
         raise AttestationError(str(exc)) from None
+    return verified.statement, verified.keyid, verified.sha256
 
 
 def verify_run(out_dir: Path, public_key_path: Path, run_id: str, subject: str, sha256: str) -> Verified:
@@ -124,7 +122,7 @@ def verify_run(out_dir: Path, public_key_path: Path, run_id: str, subject: str, 
         data = path.read_bytes()
     except OSError:
         raise AttestationError(f"{path}: no attestation (run with a signing key)") from None
-    statement, keyid = _verify_statement(data, public_key_path)
+    statement, keyid, digest = _verify_statement(path, data, public_key_path)
     found = statement.get("predicate")
     predicate: dict[str, Any] = found if isinstance(found, dict) else {}
     if predicate.get("run_id") != run_id:
@@ -139,4 +137,4 @@ def verify_run(out_dir: Path, public_key_path: Path, run_id: str, subject: str, 
     }
     if digests.get(subject) != sha256:
         raise AttestationError(f"no signed subject '{subject}' with sha256 {sha256[:12]}…")
-    return Verified(statement=statement, keyid=keyid, sha256=hashlib.sha256(data).hexdigest())
+    return Verified(statement=statement, keyid=keyid, sha256=digest)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmguard_ops.artifacts import sha256_path
+from llmguard_ops import sha256_path
 
 if TYPE_CHECKING:
-    from llmguard_ops.suite import ModelSpec
+    from llmguard_ops import ModelSpec
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 #: what :func:`describe` writes and :func:`parse_description` reads back

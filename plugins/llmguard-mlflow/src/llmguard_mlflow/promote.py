@@ -28,7 +28,7 @@ from .attestation import ATTESTATION, AttestationError, verify_run
 from .loader import client, loaded_versions, parse_description
 
 if TYPE_CHECKING:
-    from llmguard_ops.report import Report
+    from llmguard_ops import Report
 
 TAG_PREFIX = "llmguard."
 _OPTIONAL_TAGS = {"attestation_sha256", "attestation_keyid", "promotion_refused"}
@@ -201,13 +201,7 @@ def promote_approved(out_dir: Path, approvals: Path, trust: Path, public_key: Pa
     satisfy the run's ``policy.approvals``. Raises :class:`AttestationError` otherwise,
     leaving the alias where it is. Needs the host's evidence layer.
     """
-    import hashlib
-
-    from llmguard_ops.errors import LlmguardError
-    from llmguard_ops.evidence.approvals import check_run_signer, evaluate, load_trust
-    from llmguard_ops.evidence.keys import load_public
-    from llmguard_ops.evidence.verify import Binding, check_report, verify_attestation
-    from llmguard_ops.report import Report
+    from llmguard_ops import LlmguardError, Report, check_approvals
 
     out_dir = Path(out_dir)
     report = Report.model_validate_json((out_dir / "report.json").read_text(encoding="utf-8"))
@@ -217,33 +211,19 @@ def promote_approved(out_dir: Path, approvals: Path, trust: Path, public_key: Pa
     key_path = public_key or where.public_key
     if key_path is None:
         raise AttestationError("no public key configured (metadata.mlflow.public_key or LLMGUARD_MLFLOW_PUBLIC_KEY)")
-    attestation = out_dir / ATTESTATION
     try:
-        data = attestation.read_bytes()
-        key, keyid = load_public(Path(key_path))
-        statement = verify_attestation(data, key, keyid).statement
-        trusted = load_trust(Path(trust))
-        binding = Binding()
-        check_report(statement, attestation, out_dir / "report.json", binding)
-        problems = list(binding.problems)
-        why = check_run_signer(trusted, keyid, statement)
-        if why is not None:
-            problems.append(why)
-        found = statement.get("predicate")
-        predicate: dict[str, Any] = found if isinstance(found, dict) else {}
-        decision = (predicate.get("decision") or {}).get("decision")
-        if predicate.get("run_id") != report.run_id or decision != "REVIEW":
-            problems.append(
-                f"the signed decision is {decision!r} of run {predicate.get('run_id')!r}, "
-                f"not the REVIEW of run {report.run_id!r}"
-            )
-        digests = {s.get("name"): s["digest"].get("sha256") for s in statement["subject"]}
-        if digests.get(where.model) != where.sha256:
-            problems.append(f"no signed subject '{where.model}' with sha256 {where.sha256[:12]}…")
-        verdict = evaluate(Path(approvals), hashlib.sha256(data).hexdigest(), statement, keyid, trusted)
-        problems += verdict.problems
+        checked = check_approvals(out_dir / ATTESTATION, key_path, approvals, trust, report=out_dir / "report.json")
     except (OSError, LlmguardError) as exc:
         raise AttestationError(str(exc)) from None
+    signed = checked.attestation
+    problems = list(checked.problems)
+    if signed.run_id != report.run_id or signed.decision != "REVIEW":
+        problems.append(
+            f"the signed decision is {signed.decision!r} of run {signed.run_id!r}, "
+            f"not the REVIEW of run {report.run_id!r}"
+        )
+    if signed.subject_sha256(where.model) != where.sha256:
+        problems.append(f"no signed subject '{where.model}' with sha256 {where.sha256[:12]}…")
     mlflow_client = client(where.tracking_uri, where.registry_uri)
     if problems:
         mlflow_client.set_model_version_tag(
@@ -252,11 +232,9 @@ def promote_approved(out_dir: Path, approvals: Path, trust: Path, public_key: Pa
         raise AttestationError(
             f"alias '{where.alias}' of {where.name} not moved to version {where.version}: " + "; ".join(problems)
         )
-    approvers = "; ".join(f"{line.name} ({line.role})" for line in verdict.lines if line.counted)
+    approvers = "; ".join(f"{name} ({role})" for name, role in checked.approvers)
     mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "approved_by", approvers[:_TAG_LIMIT])
-    mlflow_client.set_model_version_tag(
-        where.name, where.version, TAG_PREFIX + "attestation_sha256", hashlib.sha256(data).hexdigest()
-    )
+    mlflow_client.set_model_version_tag(where.name, where.version, TAG_PREFIX + "attestation_sha256", signed.sha256)
     version = mlflow_client.get_model_version(where.name, where.version)
     if TAG_PREFIX + "promotion_refused" in version.tags:
         mlflow_client.delete_model_version_tag(where.name, where.version, TAG_PREFIX + "promotion_refused")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .loader import client
 
 if TYPE_CHECKING:
-    from llmguard_ops.report import Report
+    from llmguard_ops import Report
 
 PREVIOUS_TAG = "llmguard.previous_champion"
 ROLLED_BACK_TAG = "llmguard.rolled_back"

@@ -1,7 +1,8 @@
 """template: an llmguard-ops plugin providing the check ``template.row_quality``.
 
 The check measures what a release gate on data quality needs: how many rows the dataset
-has and the share of missing values in the columns the model reads.
+has and the share of missing values in the columns the model reads. It uses only names
+exported by ``llmguard_ops`` (see docs/plugin-api.md): submodules are internal.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ class Params(BaseModel):
 
 def row_quality(ctx: CheckContext, params: Params) -> CheckOutput:
     """Row count and the worst missing-value share over the model's input columns."""
-    dataset = ctx.dataset(params.dataset)
-    columns = ctx.model(params.model).feature_names(dataset)
-    missing = dataset.frame[columns].isna().mean()
+    features = ctx.features(params.model, params.dataset)  # every row, the model's columns only
+    missing = features.isna().mean()
     out = CheckOutput()
-    out.add("rows", float(len(dataset.frame)))
-    out.add("max_missing_share", float(missing.max()) if len(columns) else 0.0)
+    out.add("rows", float(len(features)))
+    out.add("max_missing_share", float(missing.max()) if len(features.columns) else 0.0)
     out.details["missing_share"] = {str(k): float(v) for k, v in missing.items()}
     return out
 
