@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ArtifactError
+from .report import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,15 +160,16 @@ class CheckContext:
         if not parts or Path(name).is_absolute() or ".." in parts:
             raise ValueError(f"artifact name {name!r} must be a relative path inside the check's artifact folder")
         target = self.artifact_dir / name
+        if not callable(data):  # the bytes we hand to the host's one atomic writer are the digest's input
+            payload = data.encode("utf-8") if isinstance(data, str) else data
+            atomic_write(target, payload)
+            return ArtifactFile(path=target, sha256=hashlib.sha256(payload).hexdigest())
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name_of_tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
         os.close(fd)
         tmp = Path(name_of_tmp)
         try:
-            if callable(data):
-                data(tmp)
-            else:
-                tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+            data(tmp)  # a callback writes the file itself (a figure, a parquet file): keep its suffix
             with open(tmp, "rb") as fh:  # the digest of what is on disk, flushed before the rename
                 digest = hashlib.file_digest(fh, "sha256").hexdigest()
                 os.fsync(fh.fileno())
