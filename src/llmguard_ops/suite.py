@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from .errors import did_you_mean
+from .matrix import Matrix
 from .monitor.spec import GatePrior, IncidentStep, LearnedBand
 from .results import Severity
 
@@ -359,6 +360,9 @@ class Suite(_Strict):
     notify: list[Notification] = Field(default_factory=list, description="Webhooks told about the decision.")
     incidents: list[IncidentStep] = Field(
         default_factory=list, description="Playbook run by llmguard monitor on a fired gate or BLOCK."
+    )
+    matrix: Matrix | None = Field(
+        None, description="Candidates of a fleet: 'llmguard run' runs the suite once for each (see --matrix)."
     )
 
     @model_validator(mode="after")
