@@ -177,7 +177,22 @@ def test_matrix_errors_name_file_line_and_key(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_candidate_argv_and_exit_rule(tmp_path: Path) -> None:
-    argv = ["-p", "x", "run", "s.yaml", "--matrix", "m.yaml", "--jobs=3", "--set", "a=1", "--out", "o", "--no-matrix"]
+    argv = [
+        "-p",
+        "x",
+        "run",
+        "s.yaml",
+        "--matrix",
+        "m.yaml",
+        "--jobs=3",
+        "--set",
+        "a=1",
+        "--out",
+        "o",
+        "--no-matrix",
+        "--executor",
+        "ray",
+    ]
     assert candidate_argv(argv, tmp_path / "c", ["b=2"]) == [
         "-p",
         "x",

@@ -61,8 +61,10 @@ EXIT_RULE = (
     "2 if any candidate's run exited 2 (suite or input error); else 1 if any candidate is BLOCK "
     "or ERROR (no report of its own); else 3 if any is REVIEW; else 0"
 )
-# options of the fleet itself, not passed on to each candidate's run
-FLEET_OPTIONS = {"--matrix": True, "--jobs": True, "--no-matrix": False}
+# options of the fleet itself, not passed on to each candidate's run (True: takes a value).
+# In a fleet, --executor/--ray-address say where the candidates run; each candidate's own
+# checks then run in its task, not as tasks of their own.
+FLEET_OPTIONS = {"--matrix": True, "--jobs": True, "--no-matrix": False, "--executor": True, "--ray-address": True}
 # the driver's settings a candidate's run reads from the environment (sent to Ray workers)
 _ENV_PREFIXES = ("LLMGUARD_", "HF_", "TRANSFORMERS_")
 _TOP_LEVEL_MATRIX = re.compile(r"^[\"']?matrix[\"']?\s*:", re.MULTILINE)
