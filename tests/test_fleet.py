@@ -81,12 +81,15 @@ def test_each_candidate_is_the_run_it_would_be_alone(fleet_project: dict[str, An
         assert alone.returncode == cand["exit_status"] == {"PROMOTE": 0, "BLOCK": 1}[cand["decision"]]
         assert single["decision"] == report["decision"]
         assert _metrics(single) == _metrics(report)
-    assert sorted(seqs) == [1, 2, 3]  # one audit entry each
+    assert sorted(seqs) == [1, 2, 3]  # one audit entry each, by each run
     assert by_name["m1"]["failing_gates"] and "accuracy" in by_name["m1"]["failing_gates"][0]
     # the crashing candidate: the supervisor's BLOCK report, the rest completed
     crash = by_name["crash"]
     assert crash["exit_status"] == 1 and crash["report_sha256"] and crash["attestation"] is None
     assert any("RunAborted" in f and "exit status 7" in f for f in crash["failing_gates"])
+    entries = [json.loads(line) for line in (root / ".llmguard" / "audit.jsonl").read_text().splitlines()]
+    assert crash["audit_seq"] == 4 and entries[3]["run_id"] == crash["run_id"]  # recorded by the fleet
+    assert entries[3]["decision"] == "BLOCK" and entries[3]["report_sha256"] == crash["report_sha256"]
     # the audit log's chain and signed head hold
     log = root / ".llmguard" / "audit.jsonl"
     assert audit.verify(log, public, keyid).intact

@@ -470,6 +470,37 @@ def _audit_positions(log: Path | None) -> dict[str, int]:
     return positions
 
 
+def _audit_unrecorded(log: Path, records: list[dict[str, Any]], out: Path, signer: SigningKey | None) -> None:
+    """An audit entry for each candidate whose run has a report but none of its own entry:
+    its child died before the evidence step and the supervisor wrote a BLOCK report. The
+    log then holds every candidate the fleet decided, not only the ones that got that far."""
+    from .evidence import audit
+
+    for record in records:
+        if record["audit_seq"] is not None or record["report_sha256"] is None:
+            continue
+        entry = {
+            "run_id": record["run_id"],
+            "time": audit.now_rfc3339(),
+            "suite": {
+                "name": (record.get("suite") or {}).get("name"),
+                "sha256": (record.get("suite") or {}).get("sha256"),
+            },
+            "decision": record["decision"],
+            "attestation_sha256": None,
+            "report_sha256": record["report_sha256"],
+            "out_dir": str(out / record["out"]),
+            "signed": False,
+            "keyid": None,
+            "recorded_by": "fleet",
+            "note": "the run ended before its evidence step; the report is its supervisor's",
+        }
+        try:
+            record["audit_seq"] = audit.append(log, entry, signer)["seq"]
+        except LlmguardError as exc:
+            record["problem"] = f"{record.get('problem') or ''} (no audit entry: {exc})".strip()
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -535,6 +566,8 @@ def run_fleet(
     positions = _audit_positions(audit_log)
     for record in records:
         record["audit_seq"] = positions.get(record["run_id"]) if record["run_id"] else None
+    if audit_log is not None:
+        _audit_unrecorded(audit_log, records, out, signer)
     suite_info = next((r.pop("suite") for r in records if r.get("suite")), None) or {}
     for record in records:
         record.pop("suite", None)
