@@ -121,16 +121,25 @@ def test_a_ray_task_fleet_gives_the_local_results(
     from llmguard_ops.fleet import run_fleet
 
     root = fleet_project["root"]
-    matrix = fleet_project["matrix"].read_text()
+    # and one candidate whose model kills its supervisor: here, the Ray worker itself
+    (root / "killer_model.py").write_text(
+        "import os, signal\n\ndef make():\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+    )
+    killer = "- name: killer\n  set: {models.candidate.loader: python, models.candidate.path: killer_model.py:make}\n"
+    matrix = fleet_project["matrix"].read_text().replace("candidates:\n", "candidates:\n" + killer)
     suite = root / "with-matrix.yaml"
     suite.write_text(SUITE + "matrix:\n" + textwrap.indent(matrix, "  "))
     argv = ["run", str(suite), "--out", str(tmp_path / "ray-out"), "--no-audit-log", "-q"]
     loaded = suite_matrix(suite)
-    assert loaded is not None and [c.name for c in loaded.matrix.candidates] == ["m0", "m1", "m2", "crash"]
+    assert loaded is not None and [c.name for c in loaded.matrix.candidates] == ["killer", "m0", "m1", "m2", "crash"]
     code = run_fleet(argv, build_parser().parse_args(argv), loaded, executor="ray", quiet=True)
     assert code == 1
     ray_summary = json.loads((tmp_path / "ray-out" / "fleet.json").read_text())
     assert ray_summary["executor"] == "ray"
+    lost = ray_summary["candidates"].pop(0)
+    assert (lost["name"], lost["decision"], lost["exit_status"]) == ("killer", "ERROR", None)
+    assert "its Ray task failed" in lost["problem"]
+    assert ray_summary["counts"] == {"PROMOTE": 2, "REVIEW": 0, "BLOCK": 2, "ERROR": 1}
     for cand in ray_summary["candidates"]:
         local = json.loads((root / "out" / cand["name"] / "report.json").read_text())
         mine = json.loads((tmp_path / "ray-out" / cand["name"] / "report.json").read_text())
