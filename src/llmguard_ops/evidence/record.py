@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..report import atomic_write
+from ..artifacts import sha256_file
+from ..report import atomic_write, now_rfc3339
 from . import audit, dsse
 from .keys import public_pem
 from .statement import build_statement, canonical_bytes
@@ -39,14 +40,8 @@ class EvidenceRecord:
     audit_entry: dict[str, Any] | None = None
     audit_log: Path | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    files: list[Path] = field(default_factory=list)
+    """The other files it wrote beside the attestation (test result, development public key)."""
 
 
 def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[str, str]:
@@ -69,7 +64,7 @@ def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[s
             name = path.resolve().relative_to(out_dir.resolve()).as_posix()
         except ValueError:
             name = str(path)
-        out[name] = _sha256(path)
+        out[name] = sha256_file(path)
     return out
 
 
@@ -126,16 +121,17 @@ def record(
         attestation_sha256=digest,
         signed=options.trusted,
         keyid=signer.keyid if signer else None,
+        files=extra,
     )
     if options.audit_log is not None:
         report_file = out_dir / "report.json"
         entry = {
             "run_id": report.run_id,
-            "time": audit.now_rfc3339(),
+            "time": now_rfc3339(),
             "suite": {"name": report.suite.name, "sha256": report.suite.sha256},
             "decision": report.decision.decision.value,
             "attestation_sha256": digest,
-            "report_sha256": _sha256(report_file) if report_file.is_file() else None,
+            "report_sha256": sha256_file(report_file) if report_file.is_file() else None,
             "out_dir": str(out_dir.resolve()),
             "signed": options.trusted,
             "keyid": signer.keyid if signer and not signer.development else None,
