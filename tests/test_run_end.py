@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,41 @@ def test_no_host_module_names_a_first_party_check_family() -> None:
         for lineno, line in enumerate(template.read_text(encoding="utf-8").splitlines(), 1):
             found += [f"{template.relative_to(SRC)}:{lineno}: {hit}" for hit in family_hits(line, names)]
     assert found == []
+
+
+class _Sectioned(_Echo):
+    """``echo.value`` with a model-card section of its own, rendered by a callable."""
+
+    @hookimpl
+    def llmguard_register_checks(self, register: Any) -> None:
+        from llmguard_ops import CardSection
+
+        items: list[CheckDefinition] = []
+        super().llmguard_register_checks(items.append)
+        section = CardSection("Echoes", order=5, render=lambda r: f"echo {r.id}: {r.metrics['value'].value:g}")
+        register(replace(items[0], card_section=section, unassessed="echoes were not heard (no echo check)"))
+
+
+def test_a_third_party_family_declares_its_card_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", "off")
+    project = _project(tmp_path, value=2.0)
+    project.plugins = [("echo", _Sectioned())]
+    outcome = project.run(entry_points=False)
+    card = (outcome.out_dir / "model_card.md").read_text()
+    assert "## Echoes\n\necho echo: 2\n" in card
+    assert card.index("## Echoes") < card.index("## Bias, risks and limitations")
+    assert "echoes were not heard" not in card  # its check ran
+
+
+def test_a_rerender_takes_the_outputs_the_attestation_still_vouches_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmguard_ops.publish import stored_outputs
+
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", "off")
+    out = _project(tmp_path).run(entry_points=False).out_dir
+    (out / "summary.md").write_text("edited\n")
+    found = stored_outputs(out / "report.json")
+    assert {"report.json", "attestation.dsse.json", "junit.xml", "model_card.md"} <= set(found)
+    assert "summary.md" not in found  # no longer the attested file
+    assert found["junit.xml"].sha256 == hashlib.sha256((out / "junit.xml").read_bytes()).hexdigest()
