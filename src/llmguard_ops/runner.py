@@ -496,7 +496,8 @@ def finish_run(
         written, outputs = published.written, published.outputs
         warnings += published.warnings
         # the attestation's report body is report.json as written; its outputs are the predicate's
-        evidence_record = record(report, session.loaded, out_dir, written, evidence)
+        known = {name: entry.sha256 for name, entry in outputs.items()}
+        evidence_record = record(report, session.loaded, out_dir, written, evidence, known)
         for path in [*evidence_record.files, evidence_record.attestation]:
             entry = output_file(path, out_dir, "evidence", HOST)
             outputs[entry.path] = entry

@@ -9,6 +9,7 @@ the same for CI, the statement is there to read, and no verifier accepts it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,11 +45,14 @@ class EvidenceRecord:
     """The other files it wrote beside the attestation (test result, development public key)."""
 
 
-def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[str, str]:
+def output_digests(
+    out_dir: Path, written: list[Path], report: Report, known: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """sha256 of every file this run wrote: its outputs and the artifacts its checks list.
 
     Only files the run names are digested, so stale files left in a reused output folder
-    are never attested as this run's.
+    are never attested as this run's. ``known`` (name → sha256, the digests taken as the
+    files were written) saves reading those files again.
     """
     files = {Path(p) for p in written}
     for check in report.checks:
@@ -64,7 +68,7 @@ def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[s
             name = path.resolve().relative_to(out_dir.resolve()).as_posix()
         except ValueError:
             name = str(path)
-        out[name] = sha256_file(path)
+        out[name] = known[name] if known and name in known else sha256_file(path)
     return out
 
 
@@ -91,8 +95,9 @@ def record(
     out_dir: Path,
     written: list[Path],
     options: EvidenceOptions,
+    known: Mapping[str, str] | None = None,
 ) -> EvidenceRecord:
-    """Write the attestation and append the audit-log entry."""
+    """Write the attestation and append the audit-log entry (``known``: see :func:`output_digests`)."""
     signer = options.signer
     extra: list[Path] = []
     if signer is not None and signer.development:
@@ -108,7 +113,7 @@ def record(
         report,
         loaded,
         signer=options.signing_info(),
-        outputs=output_digests(out_dir, [*written, *extra], report),
+        outputs=output_digests(out_dir, [*written, *extra], report, known),
         lock=options.lock,
     )
     payload = canonical_bytes(statement)
