@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .generation import flatten as flatten_messages
     from .generation import render as render_prompt
     from .hookspecs import hookimpl, hookspec
-    from .registry import CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
-    from .report import Report
+    from .registry import CardSection, CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
+    from .report import OutputFile, Report
     from .results import CheckOutput, CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
     from .runner import RunOutcome, run
     from .suite import (
@@ -66,11 +66,13 @@ _EXPORTS = {
     "sample_seed": "generation",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
+    "CardSection": "registry",
     "CheckDefinition": "registry",
     "DatasetLoader": "registry",
     "MetricSpec": "registry",
     "ModelLoader": "registry",
     "Reporter": "registry",
+    "OutputFile": "report",
     "Report": "report",
     "CheckOutput": "results",
     "CheckResult": "results",
@@ -115,6 +117,7 @@ __all__ = [
     "ApprovalCheck",
     "ArtifactError",
     "ArtifactFile",
+    "CardSection",
     "CheckConfig",
     "CheckContext",
     "CheckDefinition",
@@ -139,6 +142,7 @@ __all__ = [
     "ModelLoader",
     "ModelRef",
     "ModelSpec",
+    "OutputFile",
     "PluginError",
     "PromptSpec",
     "Report",

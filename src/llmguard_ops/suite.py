@@ -228,7 +228,7 @@ class CheckConfig(_Strict):
     """One check of a suite: ``uses`` names an installed check, ``with`` its parameters."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="Unique id of this check.")]
-    uses: str = Field(description="Installed check name, e.g. performance.classification.")
+    uses: str = Field(description="Installed check name (`llmguard checks` lists them), e.g. template.row_quality.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="Check parameters.")
     gate: dict[str, GateBound] = Field(default_factory=dict, description="Metric name → bounds.")
     severity: Severity = Severity.BLOCKER

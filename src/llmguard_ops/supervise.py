@@ -24,7 +24,6 @@ written only on a normal end). A child that lingers after ``done.json`` is kille
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import select
@@ -369,7 +368,9 @@ class Supervisor:
         except Exception as exc:  # any failure to verify is a failure
             return f"the attestation does not verify: {type(exc).__name__}: {exc}"
         predicate = verified.predicate
-        digest = hashlib.sha256(report_path.read_bytes()).hexdigest()
+        from .artifacts import sha256_file
+
+        digest = sha256_file(report_path)
         if predicate.get("run_id") != self.run_id:
             return "the attestation is not this run's"
         if (predicate.get("decision") or {}).get("decision") != "PROMOTE":

@@ -41,7 +41,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LlmguardError
-from ..report import atomic_write
+from ..report import atomic_write, now_rfc3339
 from . import dsse
 from .keys import SigningKey
 from .statement import canonical_bytes
@@ -54,10 +54,6 @@ HEAD_TYPE = "https://llmguard.dev/audit-head/v1"
 
 class AuditError(LlmguardError):
     """The log cannot be read or appended to (exit 2)."""
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def head_path(log: Path) -> Path:

@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LlmguardError
-from ..report import atomic_write
+from ..report import atomic_write, now_rfc3339
 from . import dsse
-from .audit import now_rfc3339
 from .keys import SigningKey
 from .statement import canonical_bytes
 
