@@ -31,7 +31,6 @@ Exit status of a fleet (:func:`fleet_exit`), the worst candidate wins:
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -46,7 +45,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .artifacts import sha256_file
 from .errors import LlmguardError
+from .report import now_rfc3339
 
 if TYPE_CHECKING:
     from .evidence.keys import SigningKey
@@ -134,14 +135,6 @@ def default_jobs(candidates: int) -> int:
 # -- one candidate ---------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -216,7 +209,7 @@ def collect(spec: dict[str, Any], exit_status: int | None, run_id: str | None, p
             reasons=list((report.get("decision") or {}).get("reasons") or []),
             failing_gates=_failing(report),
             report=f"{spec['out_rel']}/report.json",
-            report_sha256=_sha256(report_path),
+            report_sha256=sha256_file(report_path),
             suite=report.get("suite"),
         )
         digest, signed = _attestation(out_dir / "attestation.dsse.json", run_id)
@@ -451,7 +444,7 @@ def verify_fleet(out: Path, public_key: Any, keyid: str | None) -> list[str]:
             path = out / name
             if not path.is_file():
                 problems.append(f"{cand['name']}: {name} is missing")
-            elif _sha256(path) != digest:
+            elif sha256_file(path) != digest:
                 problems.append(f"{cand['name']}: {name} was changed since the fleet ran")
     return problems
 
@@ -481,7 +474,7 @@ def _audit_unrecorded(log: Path, records: list[dict[str, Any]], out: Path, signe
             continue
         entry = {
             "run_id": record["run_id"],
-            "time": audit.now_rfc3339(),
+            "time": now_rfc3339(),
             "suite": {
                 "name": (record.get("suite") or {}).get("name"),
                 "sha256": (record.get("suite") or {}).get("sha256"),
@@ -499,10 +492,6 @@ def _audit_unrecorded(log: Path, records: list[dict[str, Any]], out: Path, signe
             record["audit_seq"] = audit.append(log, entry, signer)["seq"]
         except LlmguardError as exc:
             record["problem"] = f"{record.get('problem') or ''} (no audit entry: {exc})".strip()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def run_fleet(
@@ -543,7 +532,7 @@ def run_fleet(
                 "env": env,
             }
         )
-    started, started_at = time.monotonic(), _now()
+    started, started_at = time.monotonic(), now_rfc3339()
     total = len(specs)
     finished = [0]
 
@@ -577,7 +566,7 @@ def run_fleet(
         "schema": FLEET_SCHEMA,
         "fleet_id": str(uuid.uuid4()),
         "started_at": started_at,
-        "finished_at": _now(),
+        "finished_at": now_rfc3339(),
         "duration_s": round(time.monotonic() - started, 3),
         "suite": {"path": str(args.suite), "name": suite_info.get("name"), "sha256": suite_info.get("sha256")},
         "matrix": {"file": matrix.file, "sha256": matrix.sha256},
