@@ -36,8 +36,8 @@ def test_scored_llm_outputs_example_blocks_on_the_planted_dialect_gap(tmp_path: 
     assert result.metrics["attribute.gender.equalized_odds_difference"].value < 0.1
 
 
-def test_demo_fairness_check_passes_with_intervals(tmp_path: Path, demo_models: Path) -> None:
-    outcome = llmguard_ops.run(DEMO / "suite.yaml", tmp_path, only=["fairness"])
+def test_demo_fairness_check_passes_with_intervals(tmp_path: Path, demo_dir: Path) -> None:
+    outcome = llmguard_ops.run(demo_dir / "suite.yaml", tmp_path, only=["fairness"])
     result = outcome.report.checks[0]
     assert result.status is Status.PASS, result.error or result.failed_gates
     assert outcome.report.decision.decision.value in ("PROMOTE", "REVIEW")

@@ -46,8 +46,8 @@ def test_local_judge_example_is_a_valid_suite() -> None:
         assert params.judge == "judge" and params.judge_repeats == 3
 
 
-def test_canary_example_suite_runs(tmp_path: Path) -> None:
-    outcome = llmguard_ops.run(REPO / "suites" / "canary" / "suite.yaml", tmp_path / "out")
+def test_canary_example_suite_runs(tmp_path: Path, checkout_copy: Path) -> None:
+    outcome = llmguard_ops.run(checkout_copy / "suites" / "canary" / "suite.yaml", tmp_path / "out")
     checks = {c.id: c for c in outcome.report.checks}
     assert checks["non-inferiority"].status is Status.PASS, checks["non-inferiority"].error
     assert checks["superiority"].status is Status.PASS

@@ -108,13 +108,13 @@ def test_docs_show_the_examples_verbatim(example: Path) -> None:
     assert example.read_text(encoding="utf-8") in blocks, f"docs/ci.md does not show {example.name} as it is"
 
 
-def test_python_example_runs_and_is_shown(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_python_example_runs_and_is_shown(pytester: pytest.Pytester, tmp_path: Path, checkout_copy: Path) -> None:
     from llmguard_ops import run
 
     # import the check's compiled dependencies here first: pytester's in-process run drops
     # the modules it imported, and some extensions cannot be imported twice
     run(
-        ROOT / "suites" / "demo" / "suite.yaml",
+        checkout_copy / "suites" / "demo" / "suite.yaml",
         tmp_path,
         overrides=["checks.quality.with.n_resamples=30"],
         only=["quality"],
@@ -124,7 +124,7 @@ def test_python_example_runs_and_is_shown(pytester: pytest.Pytester, tmp_path: P
     target = pytester.path / "docs" / "examples"
     target.mkdir(parents=True)
     (target / example.name).write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
-    (pytester.path / "suites").symlink_to(ROOT / "suites", target_is_directory=True)
+    (pytester.path / "suites").symlink_to(checkout_copy / "suites", target_is_directory=True)
     result = pytester.runpytest("-p", "no:cacheprovider", "docs/examples/test_model_gate.py")
     result.assert_outcomes(passed=2)
     doc = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")

@@ -35,20 +35,17 @@ def test_hook_reference_is_in_sync_with_hookspecs() -> None:
 
 
 @pytest.mark.parametrize(("where", "text"), yaml_blocks(), ids=[w for w, _ in yaml_blocks()])
-def test_yaml_examples_are_valid(where: str, text: str, demo_models: Path, tmp_path: Path) -> None:
+def test_yaml_examples_are_valid(where: str, text: str, checkout_copy: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(text)
     if not (isinstance(data, dict) and data.get("apiVersion") == "llmguard/v1"):
         return  # a fragment (a gate, a waiver list, a CI config): parsing is its test
-    # full suites in the docs use paths relative to suites/examples/
-    path = REPO / "suites" / "examples" / f".doc-{tmp_path.name}.yaml"
+    # full suites in the docs use paths relative to suites/examples/ (in the trained copy)
+    path = checkout_copy / "suites" / "examples" / f".doc-{tmp_path.name}.yaml"
     path.write_text(text, encoding="utf-8")
-    try:
-        registry = get_plugin_manager().registry()
-        loaded = load_suite(path, registry)
-        load_datasets(loaded, registry)
-        check_model_paths(loaded, registry)
-    finally:
-        path.unlink()
+    registry = get_plugin_manager().registry()
+    loaded = load_suite(path, registry)
+    load_datasets(loaded, registry)
+    check_model_paths(loaded, registry)
 
 
 def test_readme_suite_is_the_shipped_quickstart() -> None:
@@ -64,17 +61,17 @@ SUITES = sorted(p for p in (REPO / "suites").glob("**/*.yaml") if not p.name.sta
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=[str(p.relative_to(REPO)) for p in SUITES])
-def test_every_shipped_suite_validates(suite: Path, demo_models: Path) -> None:
+def test_every_shipped_suite_validates(suite: Path, checkout_copy: Path) -> None:
     registry = get_plugin_manager().registry()
-    loaded = load_suite(suite, registry)
+    loaded = load_suite(checkout_copy / suite.relative_to(REPO), registry)
     load_datasets(loaded, registry)
     check_model_paths(loaded, registry)
 
 
-def test_quickstart_runs_and_promotes(demo_models: Path, tmp_path: Path) -> None:
+def test_quickstart_runs_and_promotes(checkout_copy: Path, tmp_path: Path) -> None:
     import llmguard_ops
 
-    outcome = llmguard_ops.run(REPO / "suites" / "examples" / "quickstart.yaml", tmp_path)
+    outcome = llmguard_ops.run(checkout_copy / "suites" / "examples" / "quickstart.yaml", tmp_path)
     assert outcome.report.decision.decision is llmguard_ops.Decision.PROMOTE
 
 

@@ -28,9 +28,9 @@ def test_doc_snippet_is_in_a_valid_suite(path: str, snippet: str) -> None:
     load_suite(suite, get_plugin_manager().registry())
 
 
-def test_tabular_example_runs_and_asks_for_review(tmp_path: Path) -> None:
+def test_tabular_example_runs_and_asks_for_review(tmp_path: Path, checkout_copy: Path) -> None:
     with pytest.warns(UserWarning):  # pickled demo model
-        outcome = llmguard_ops.run(ROOT / "tests/data/drift/tabular.yaml", tmp_path, write=False)
+        outcome = llmguard_ops.run(checkout_copy / "tests/data/drift/tabular.yaml", tmp_path, write=False)
     result = outcome.report.checks[0]
     assert result.error is None
     assert result.metrics["column.income.drifted"].value == 1.0
