@@ -18,7 +18,17 @@ import pytest
 
 # written by the interpreter, pytest, coverage and linters, not by a test
 SKIPPED_NAMES = frozenset(
-    {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".hypothesis", "coverage.xml"}
+    {
+        ".venv",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".tox",
+        ".hypothesis",
+        "coverage.xml",
+        "htmlcov",
+    }
 )
 SKIPPED_PREFIXES = (".coverage",)
 
@@ -81,12 +91,14 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
     """One line per path created, deleted or rewritten between the two snapshots."""
     lines = []
     for path in sorted(before.keys() | after.keys()):
+        if before.get(path) == after.get(path):
+            continue
         gone = path not in after or after[path] == (-1, -1)
         if path not in before:
             lines.append(f"{'deleted' if gone else 'wrote'} {path}")
         elif gone:
             lines.append(f"deleted {path}")
-        elif before[path] != after[path]:
+        else:
             lines.append(f"rewrote {path}")
     return lines
 

@@ -17,6 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 
+# the project tests itself with its own testing kit (as pytest does with pytester)
+pytest_plugins = ["llmguard_ops.testing"]
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "suites" / "demo"
 
@@ -125,11 +128,9 @@ def _session_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs write .llmguard/ (audit log, run history) relative to the current folder:
-    keep every test's in its own temporary folder, never in the checkout."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", str(tmp_path / ".llmguard" / "runs"))
+def _run_in_tmp(llmguard_isolated: Path) -> None:
+    """Runs write .llmguard/ (audit log, run history) relative to the current folder: every
+    test runs in its own temporary folder (the testing kit's ``llmguard_isolated``)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -54,6 +54,8 @@ def test_a_deleted_file_is_named(work_tree: Path) -> None:
     (work_tree / "tracked.txt").unlink()
     (work_tree / "models" / "old.bin").unlink()
     assert changes(before, snapshot(work_tree) or {}) == ["deleted models/old.bin", "deleted tracked.txt"]
+    again = snapshot(work_tree) or {}
+    assert changes(again, snapshot(work_tree) or {}) == []  # deleted before the session: not this run's
 
 
 def test_outside_a_git_work_tree_there_is_nothing_to_compare(tmp_path: Path) -> None:
