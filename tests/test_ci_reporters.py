@@ -18,7 +18,6 @@ from llmguard_ops.reporters.markdown import append_step_summary, cell, render_su
 from llmguard_ops.results import CheckResult, Decision, ErrorInfo, GateDecision, GateOutcome, Metric
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "suites" / "demo" / "core.yaml"
 # Fewer bootstrap resamples: the same checks and gates, a fraction of the time.
 FAST = [f"checks.{c}.with.n_resamples=30" for c in ("quality", "calibration", "vs-champion")]
 
@@ -187,11 +186,11 @@ def test_step_summary_is_appended_never_overwritten(
     assert append_step_summary("x", env={}) is None
 
 
-def test_cli_run_writes_junit_and_summary_that_agree_with_the_report(tmp_path: Path) -> None:
+def test_cli_run_writes_junit_and_summary_that_agree_with_the_report(tmp_path: Path, demo_dir: Path) -> None:
     out = tmp_path / "out"
     # one blocker gate that cannot hold, one check timing out: BLOCK with a failure and an error
     overrides = [*FAST, "checks.quality.gate.accuracy.min=0.99", "checks.calibration.timeout=0.001"]
-    code = main(["run", str(DEMO), "--out", str(out), "-q", *_sets(overrides)])
+    code = main(["run", str(demo_dir / "core.yaml"), "--out", str(out), "-q", *_sets(overrides)])
     assert code == 1
     report = read_report(out / "report.json")
     assert report.decision.decision is Decision.BLOCK

@@ -138,8 +138,13 @@ class RedactingStream:
 
 def _forward(source: IO[bytes], sink: IO[str], redactor: Redactor) -> None:
     """Copy ``source`` to ``sink`` with secrets masked, at line ends (a secret split across
-    two reads is still masked), flushing a partial line after a quiet moment."""
-    fd = source.fileno()
+    two reads is still masked), flushing a partial line after a quiet moment. The pipe is
+    closed at its end (this thread is its only reader)."""
+    with source:
+        _pump(source.fileno(), sink, redactor)
+
+
+def _pump(fd: int, sink: IO[str], redactor: Redactor) -> None:
     pending = b""
     while True:
         ready, _, _ = select.select([fd], [], [], 0.2)
