@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from .generation import flatten as flatten_messages
     from .generation import render as render_prompt
     from .hookspecs import hookimpl, hookspec
+    from .partitioned import PartitionedDataset, PartitionMap, PartitionTask
     from .registry import CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
     from .report import Report
     from .results import CheckOutput, CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
     from .runner import RunOutcome, run
+    from .stats.mergeable import CategoryCounts, FixedHistogram, GroupConfusion, Moments, QuantileSketch, Sketched
     from .suite import (
         CheckConfig,
         DatasetRef,
@@ -66,6 +68,9 @@ _EXPORTS = {
     "sample_seed": "generation",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
+    "PartitionMap": "partitioned",
+    "PartitionTask": "partitioned",
+    "PartitionedDataset": "partitioned",
     "CheckDefinition": "registry",
     "DatasetLoader": "registry",
     "MetricSpec": "registry",
@@ -82,6 +87,12 @@ _EXPORTS = {
     "Status": "results",
     "RunOutcome": "runner",
     "run": "runner",
+    "CategoryCounts": "stats.mergeable",
+    "FixedHistogram": "stats.mergeable",
+    "GroupConfusion": "stats.mergeable",
+    "Moments": "stats.mergeable",
+    "QuantileSketch": "stats.mergeable",
+    "Sketched": "stats.mergeable",
     "CheckConfig": "suite",
     "DatasetRef": "suite",
     "DatasetSpec": "suite",
@@ -115,6 +126,7 @@ __all__ = [
     "ApprovalCheck",
     "ArtifactError",
     "ArtifactFile",
+    "CategoryCounts",
     "CheckConfig",
     "CheckContext",
     "CheckDefinition",
@@ -125,12 +137,14 @@ __all__ = [
     "DatasetRef",
     "DatasetSpec",
     "Decision",
+    "FixedHistogram",
     "GateBound",
     "GateDecision",
     "GateEvaluation",
     "GateOutcome",
     "GenerationConfig",
     "Generations",
+    "GroupConfusion",
     "LlmguardError",
     "LoadedDataset",
     "LoadedModel",
@@ -139,12 +153,18 @@ __all__ = [
     "ModelLoader",
     "ModelRef",
     "ModelSpec",
+    "Moments",
+    "PartitionMap",
+    "PartitionTask",
+    "PartitionedDataset",
     "PluginError",
     "PromptSpec",
+    "QuantileSketch",
     "Report",
     "Reporter",
     "RunOutcome",
     "Severity",
+    "Sketched",
     "Status",
     "SuiteError",
     "VerifiedStatement",

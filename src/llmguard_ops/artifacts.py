@@ -122,6 +122,14 @@ class LoadedDataset:
     def sensitive(self) -> list[str]:
         return list(self.spec.sensitive)
 
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
     def y(self) -> Any:
         if self.spec.target is None:
             raise ArtifactError(f"dataset '{self.name}' declares no target column")
@@ -173,8 +181,8 @@ class LoadedModel:
             names = list(dataset.spec.features)
         else:
             skip = {dataset.spec.target, dataset.spec.text, *dataset.spec.sensitive}
-            names = [str(c) for c in dataset.frame.columns if c not in skip]
-        missing = [c for c in names if c not in dataset.frame.columns]
+            names = [c for c in dataset.columns if c not in skip]
+        missing = [c for c in names if c not in dataset.columns]
         if missing:
             raise ArtifactError(
                 f"model '{self.name}' needs columns missing from dataset '{dataset.name}': {', '.join(missing)}"
@@ -279,6 +287,10 @@ def load_datasets(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedDa
 def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: DatasetSpec) -> LoadedDataset:
     smap = loaded.source
     path = resolve_path(loaded.base_dir, spec.path)
+    from .partitioned import load_partitioned, wants_partitions
+
+    if wants_partitions(spec, path):
+        return load_partitioned(loaded, name, spec, path)
     loader_name = spec.loader or _loader_by_extension(path, registry)
     if loader_name is None:
         raise smap.error(
