@@ -165,6 +165,10 @@ def compare_frames(
 
 def run_tabular(ctx: CheckContext, params: TabularDriftParams) -> CheckOutput:
     """Run drift.tabular (see the module docstring and docs/drift.md)."""
+    if ctx.is_partitioned(params.reference) or ctx.is_partitioned(params.current):
+        from ._partitioned import run_partitioned
+
+        return run_partitioned(ctx, params)
     ref_ds, cur_ds = ctx.dataset(params.reference), ctx.dataset(params.current)
     ref_frame, cur_frame = ref_ds.frame, cur_ds.frame
     skip = {c for c in (ref_ds.spec.target, ref_ds.spec.text, cur_ds.spec.target) if c}
