@@ -21,6 +21,7 @@ The digest of the dataset is the host's folder-manifest digest (``sha256_path``)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -212,8 +213,8 @@ class PartitionTask:
     rows: int
     seconds: float
     where: str
-    #: peak resident memory of the task above its start (bytes; an upper bound from
-    #: getrusage), or None where it is not measured (in the run's own process)
+    #: peak bytes the task allocated (Python/NumPy heap traced by tracemalloc plus the
+    #: Arrow pool), or None where it is not measured (in the run's own process)
     peak_memory_bytes: int | None = None
 
 
@@ -248,44 +249,56 @@ class PartitionMap(Generic[R]):
             out["task_memory_limit_bytes"] = self.memory_limit_bytes
         if self.peak_memory_bytes is not None:
             out["task_peak_memory_bytes"] = self.peak_memory_bytes
-            out["peak_memory_method"] = "max over tasks of (getrusage max RSS at its end - RSS at its start)"
+            out["peak_memory_method"] = "per task: tracemalloc peak (Python and NumPy heap) + Arrow pool bytes held"
         if self.notes:
             out["notes"] = list(self.notes)
         return out
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _max_rss_bytes() -> int | None:
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Linux/macOS
-        return None
-    scale = 1 if os.uname().sysname == "Darwin" else 1024  # macOS reports bytes, Linux KiB
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
-
-
 def _run_one(
     path: str, columns: list[str] | None, fn: Callable[[pd.DataFrame], R], label: str
 ) -> tuple[R, PartitionTask]:
-    """Read one partition and apply ``fn``, measuring its memory (run inside a Ray task)."""
-    import pyarrow.parquet  # noqa: F401  - imported before the baseline, not counted
+    """Read one partition and apply ``fn`` inside a Ray task, measuring its peak memory.
 
-    start_rss = _rss_bytes()
+    The peak counts what the task allocates: the Python and NumPy heap (tracemalloc's
+    peak, which sees every NumPy buffer) plus the Arrow memory pool's bytes held after the
+    read, after the conversion to pandas and after ``fn`` (pandas' Arrow-backed strings
+    live there). A worker process's RSS says little here: Ray reuses workers, and memory
+    one task freed stays in the process for the next. Modules ``fn`` imports on first
+    use are loaded by a call on zero rows before the measurement starts.
+    """
+    import tracemalloc
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = pq.read_schema(path).empty_table()
+    if columns is not None:
+        empty = empty.select(columns)
+    # a warm-up on zero rows: the modules fn imports on first use are not the task's data
+    # (fn may refuse zero rows; the real call below reports its own errors)
+    with contextlib.suppress(Exception):
+        fn(empty.to_pandas())
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    arrow0 = pa.total_allocated_bytes()
     t0 = time.perf_counter()
-    frame = read_partition(Path(path), columns)
+    table = pq.read_table(path, columns=columns)
+    arrow = pa.total_allocated_bytes()
+    frame = table.to_pandas()
+    arrow = max(arrow, pa.total_allocated_bytes())
+    del table
     rows = len(frame)
     value = fn(frame)
+    arrow = max(arrow, pa.total_allocated_bytes())
     del frame
     seconds = time.perf_counter() - t0
-    end_max = _max_rss_bytes()
-    peak = max(0, end_max - start_rss) if end_max is not None and start_rss is not None else None
+    peak = tracemalloc.get_traced_memory()[1] - base + max(0, arrow - arrow0)
+    if not tracing:
+        tracemalloc.stop()
     try:
         import ray
 
