@@ -312,7 +312,15 @@ def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: Data
     except Exception as exc:
         message = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
         raise smap.error(("datasets", name, "path"), message) from None
-    columns = [str(c) for c in frame.columns]
+    check_roles(loaded, name, spec, [str(c) for c in frame.columns], path.name)
+    return LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
+
+
+def check_roles(loaded: LoadedSuite, name: str, spec: DatasetSpec, columns: list[str], where: str) -> None:
+    """Raise :class:`~llmguard_ops.loading.SuiteErrors` for each declared column (target,
+    text, sensitive, features) that is not among ``columns`` of ``where``."""
+    from .loading import SuiteErrors
+
     roles: list[tuple[tuple[str | int, ...], str]] = []
     if spec.target:
         roles.append((("datasets", name, "target"), spec.target))
@@ -320,16 +328,13 @@ def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: Data
         roles.append((("datasets", name, "text"), spec.text))
     roles += [(("datasets", name, "sensitive", i), c) for i, c in enumerate(spec.sensitive)]
     roles += [(("datasets", name, "features", i), c) for i, c in enumerate(spec.features or [])]
-    from .loading import SuiteErrors
-
     missing = [
-        smap.error(where, f"column '{column}' not in {path.name}{did_you_mean(column, columns)}")
-        for where, column in roles
+        loaded.source.error(at, f"column '{column}' not in {where}{did_you_mean(column, columns)}")
+        for at, column in roles
         if column not in columns
     ]
     if missing:
         raise SuiteErrors(missing)
-    return LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
 
 
 def _loader_by_extension(path: Path, registry: Registry) -> str | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .artifacts import LoadedDataset, check_file, sha256_path
+from .artifacts import LoadedDataset, check_file, check_roles, sha256_path
 from .errors import ArtifactError, did_you_mean
 
 if TYPE_CHECKING:
@@ -172,8 +172,6 @@ class PartitionedDataset(LoadedDataset):
 def load_partitioned(loaded: LoadedSuite, name: str, spec: DatasetSpec, path: Path) -> PartitionedDataset:
     """The dataset entry ``name`` as partitions; located one-line errors for a missing folder,
     an empty one, unreadable or mismatched partitions, and declared columns not in them."""
-    from .loading import SuiteErrors
-
     where = ("datasets", name, "path")
     problem = check_file(loaded, where, path, folders=True)
     if problem is not None:
@@ -184,21 +182,7 @@ def load_partitioned(loaded: LoadedSuite, name: str, spec: DatasetSpec, path: Pa
         digest, _ = sha256_path(path)
     except ArtifactError as exc:
         raise smap.error(where, str(exc)) from None
-    columns = source.columns
-    roles: list[tuple[tuple[str | int, ...], str]] = []
-    if spec.target:
-        roles.append((("datasets", name, "target"), spec.target))
-    if spec.text:
-        roles.append((("datasets", name, "text"), spec.text))
-    roles += [(("datasets", name, "sensitive", i), c) for i, c in enumerate(spec.sensitive)]
-    roles += [(("datasets", name, "features", i), c) for i, c in enumerate(spec.features or [])]
-    missing = [
-        smap.error(at, f"column '{c}' not in the partitions of {path.name}{did_you_mean(c, columns)}")
-        for at, c in roles
-        if c not in columns
-    ]
-    if missing:
-        raise SuiteErrors(missing)
+    check_roles(loaded, name, spec, source.columns, f"the partitions of {path.name}")
     return PartitionedDataset(name=name, spec=spec, path=path, sha256=digest, source=source)
 
 

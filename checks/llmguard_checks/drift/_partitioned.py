@@ -37,8 +37,9 @@ from ._columns import (
     ColumnRules,
     _choose,
     _is_numeric,
+    record_sizes,
 )
-from ._tabular import CORRECTION_NAMES, _decide, _rules, _write_table, add_metrics
+from ._tabular import CORRECTION_NAMES, _decide, _rules, _write_table, absent_column, add_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,24 +134,17 @@ def profile_partition(
     return out
 
 
-def _merge_profiles(parts: list[dict[str, ColumnProfile]]) -> dict[str, ColumnProfile]:
+def _merge_by_name(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-name statistics of every partition merged into the first partition's, in order."""
     merged = parts[0]
     for part in parts[1:]:
-        for name, prof in part.items():
-            merged[name].merge(prof)
+        for name, stat in part.items():
+            merged[name].merge(stat)
     return merged
 
 
 def _histogram(frame: pd.DataFrame, edges: dict[str, np.ndarray]) -> dict[str, FixedHistogram]:
     return {c: FixedHistogram(e).update(frame[c].to_numpy(dtype=float, na_value=np.nan)) for c, e in edges.items()}
-
-
-def _sum_histograms(parts: list[dict[str, FixedHistogram]]) -> dict[str, FixedHistogram]:
-    merged = parts[0]
-    for part in parts[1:]:
-        for name, hist in part.items():
-            merged[name].merge(hist)
-    return merged
 
 
 @dataclass
@@ -183,7 +177,7 @@ def _scan(ctx: CheckContext, params: TabularDriftParams, dataset: str, columns: 
         categorical=tuple(params.categorical),
     )
     result = ctx.partition_map(dataset, fn, columns=read)
-    return _Side(dataset, _merge_profiles(result.values), [{"dataset": dataset, **result.describe()}])
+    return _Side(dataset, _merge_by_name(result.values), [{"dataset": dataset, **result.describe()}])
 
 
 def _ks_p(d: float, n1: int, n2: int) -> float:
@@ -241,19 +235,7 @@ def _compare(
         labels, rc, cc = CategoryCounts.aligned(ref.counts, cur.counts)
     n_ref = ref.moments.n if kind == "numeric" else int(rc.sum())
     n_cur = cur.moments.n if kind == "numeric" else int(cc.sum())
-    out.kind, out.n_reference, out.n_current = kind, int(n_ref), int(n_cur)
-    if kind == "categorical":
-        out.categories = len(labels)
-        out.unseen_categories = [str(lab) for lab, a, b in zip(labels, rc, cc, strict=True) if a == 0 and b > 0]
-        if out.unseen_categories:
-            share = float(cc[rc == 0].sum() / max(n_cur, 1))
-            out.notes.append(f"{len(out.unseen_categories)} categories unseen in reference ({share:.1%} of current)")
-    if n_ref == 0 or n_cur == 0:
-        if n_ref == 0 and n_cur == 0:
-            out.notes.append("no values on either side: not compared")
-            return out
-        out.notes.append(f"no non-missing values in {'reference' if n_ref == 0 else 'current'}: counted as drifted")
-        out.method, out.drifted = "missing", True
+    if not record_sizes(out, kind, [str(lab) for lab in labels], rc, cc, int(n_ref), int(n_cur)):
         return out
     method = _choose(kind, len(labels), rules, n_ref, out)
     out.method = method
@@ -354,17 +336,7 @@ def run_partitioned(ctx: CheckContext, params: TabularDriftParams, k: int = 4096
     ref, cur = _scan(ctx, params, params.reference, scanned, k), _scan(ctx, params, params.current, scanned, k)
     warnings: list[str] = []
     jobs: list[tuple[str, str]] = [(n, "feature") for n in names if n in cur.profiles]
-    absent = [
-        ColumnResult(
-            column=n,
-            role="feature",
-            method="schema",
-            drifted=True,
-            notes=[f"absent from dataset '{params.current}': counted as drifted"],
-        )
-        for n in names
-        if n not in cur.profiles
-    ]
+    absent = [absent_column(n, params) for n in names if n not in cur.profiles]
     if params.model is not None:
         jobs.append((PREDICTION, "prediction"))
     if with_target and target:
@@ -423,7 +395,7 @@ def _second_pass(ctx: CheckContext, params: TabularDriftParams, pending: list[tu
     for side in (params.reference, params.current):
         edges = {name: p.edges for p, name in pending if name in ctx.dataset(side).columns}
         result = ctx.partition_map(side, functools.partial(_histogram, edges=edges), columns=list(edges))
-        counts[side] = _sum_histograms(result.values)
+        counts[side] = _merge_by_name(result.values)
     for p, name in pending:
         rc, cc = counts[params.reference][name].counts, counts[params.current][name].counts
         _counted(p.method, rc, cc, p.result)

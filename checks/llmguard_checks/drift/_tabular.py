@@ -103,6 +103,17 @@ def _prediction_series(ctx: CheckContext, params: TabularDriftParams) -> tuple[A
     )
 
 
+def absent_column(name: str, params: TabularDriftParams) -> ColumnResult:
+    """A reference column missing from the current data: drifted."""
+    return ColumnResult(
+        column=name,
+        role="feature",
+        method="schema",
+        drifted=True,
+        notes=[f"absent from dataset '{params.current}': counted as drifted"],
+    )
+
+
 def compare_frames(
     ref_frame: pd.DataFrame,
     cur_frame: pd.DataFrame,
@@ -123,15 +134,7 @@ def compare_frames(
     absent: list[ColumnResult] = []
     for name in names:
         if name not in cur_frame.columns:
-            absent.append(
-                ColumnResult(
-                    column=name,
-                    role="feature",
-                    method="schema",
-                    drifted=True,
-                    notes=[f"absent from dataset '{params.current}': counted as drifted"],
-                )
-            )
+            absent.append(absent_column(name, params))
         else:
             jobs.append((name, "feature", ref_frame[name], cur_frame[name]))
     new_cols = [str(c) for c in cur_frame.columns if c not in ref_frame.columns and str(c) not in (skip or set())]
