@@ -9,6 +9,7 @@ recorded peak memory stays under the limit it was given, on data several times l
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import pickle
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.conftest import REPO
 from tests.ray_support import ray_cluster  # noqa: F401  (fixture)
 
@@ -72,6 +75,26 @@ def test_exact_statistics_merge_to_the_one_pass_values() -> None:
 
     capped = CategoryCounts(cap=3).update([1, 2, 3]).merge(CategoryCounts(cap=3).update([4]))
     assert capped.overflowed and capped.counts == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300),
+    cuts=st.lists(st.integers(0, 300), max_size=6),
+)
+def test_any_split_merges_to_the_same_moments_and_counts(values: list[float], cuts: list[int]) -> None:
+    arr = np.asarray(values)
+    bounds = sorted({0, arr.size, *(min(c, arr.size) for c in cuts)})
+    parts = [arr[a:b] for a, b in itertools.pairwise(bounds)]
+    moments = Moments.merge_all([Moments().update(p) for p in parts])
+    assert moments.n == arr.size
+    assert moments.mean == pytest.approx(arr.mean(), rel=1e-9, abs=1e-6)
+    assert moments.variance() == pytest.approx(arr.var(), rel=1e-7, abs=1e-3)
+    rounded = pd.Series(np.round(arr, -5))
+    counts = CategoryCounts.merge_all(
+        [CategoryCounts().update(rounded.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
+    )
+    assert counts.counts == rounded.value_counts(sort=False).to_dict()
 
 
 def test_group_confusion_gives_fairlearns_disparities_exactly() -> None:
@@ -204,6 +227,16 @@ def test_partitioned_drift_equals_in_memory_exactly_or_within_the_sketch_bound(
     assert "KLL" in details["partitioned"]["sketch"]
 
 
+def test_below_k_values_a_side_the_sketches_are_exact_and_so_is_ks(tmp_path: Path) -> None:
+    root = write_project(tmp_path, partitions=3, rows=600)  # 1,800 and 1,200 values: the sketches keep all
+    runs = {k: llmguard_ops.run(root / f"{k}.yaml", tmp_path / k, only=["drift"]) for k in ("partitioned", "memory")}
+    part, mem = metrics_of(runs["partitioned"], "drift"), metrics_of(runs["memory"], "drift")
+    for name in ("column.x1.statistic", "column.x1.p_value", "column.x2.distance", "column.x3.distance"):
+        assert abs(part[name].value - mem[name].value) <= 1e-9, name
+        assert part[name].lower is None  # no bound to state: nothing was approximated
+    assert part["dataset_p_value"].value == pytest.approx(mem["dataset_p_value"].value, abs=1e-12)
+
+
 def test_partitioned_fairness_equals_in_memory_to_1e9_with_the_same_bootstrap(
     both_runs: dict[str, llmguard_ops.RunOutcome], project: Path
 ) -> None:
@@ -254,6 +287,22 @@ policy: {{allow_pickle: true}}
     rows = concat(project / "current")
     want = demographic_parity_difference(rows["label"], model.predict(rows[features]), sensitive_features=rows["sex"])
     assert abs(check.metrics["demographic_parity_difference"].value - want) <= 1e-9
+
+
+def test_the_shipped_scale_suite_runs_on_generated_partitions(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(SCALE / "make_data.py"), str(tmp_path / "out"), "--partitions", "3", "--rows", "1500"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (tmp_path / "partitioned.yaml").write_text((SCALE / "partitioned.yaml").read_text())
+    outcome = llmguard_ops.run(tmp_path / "partitioned.yaml", tmp_path / "run")
+    drift, fairness = outcome.report.checks
+    assert drift.status in ("pass", "fail") and drift.metrics["column.x1.drifted"].value == 1.0
+    assert drift.metrics["column.x3.drifted"].value == 0.0  # x3 does not move
+    assert fairness.status == "fail"  # the planted disparity
+    assert outcome.report.decision.decision == "BLOCK"
 
 
 # -- malformed input: one located line ------------------------------------------------

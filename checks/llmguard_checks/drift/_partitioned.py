@@ -263,6 +263,19 @@ def _compare(
 
 def _sketched(method: str, ref: ColumnProfile, cur: ColumnProfile, out: SketchedColumn) -> None:
     assert ref.sketch is not None and cur.sketch is not None
+    kept_ref, kept_cur = ref.sketch.values(), cur.sketch.values()
+    if kept_ref is not None and kept_cur is not None:  # at most k values a side: the sketches hold them all
+        sample = st.NumericSample(kept_ref, kept_cur)
+        if method == "ks":
+            out.statistic, out.p_value = st.ks(sample)
+        else:
+            out.distance, raw, note = st.normalised_wasserstein(sample)
+            out.statistic = out.distance
+            out.notes.append(f"raw Wasserstein distance {raw:.6g}")
+            if note:
+                out.notes.append(note)
+        out.notes.append("exact: the sketches kept every value (at most k per side)")
+        return
     if method == "ks":
         d = ref.sketch.ks(cur.sketch)
         out.statistic, out.p_value = d.value, _ks_p(d.value, ref.moments.n, cur.moments.n)

@@ -337,9 +337,18 @@ class QuantileSketch(_Mergeable):
             return np.zeros(0)
         return np.asarray(self._sketch.get_cdf(points.tolist(), inclusive=True)[:-1], dtype=np.float64)
 
+    def values(self) -> np.ndarray | None:
+        """Every value, sorted, while the sketch is :attr:`exact` (it keeps them all); else None."""
+        if not self.exact:
+            return None
+        if self.n == 0:
+            return np.zeros(0)
+        return self.quantiles((np.arange(self.n) + 0.5) / self.n)  # rank (i + ½)/n is the i-th value
+
     def _support(self) -> np.ndarray:
-        if self.exact and self.n <= _GRID:  # the value of rank (i + ½)/n is the i-th value: all of them
-            return np.unique(self.quantiles((np.arange(self.n) + 0.5) / self.n))
+        kept = self.values()
+        if kept is not None and self.n <= _GRID:
+            return np.unique(kept)
         return np.unique(self.quantiles(np.linspace(0.0, 1.0, _GRID + 1)))
 
     def _grid(self, other: QuantileSketch) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
