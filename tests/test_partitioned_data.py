@@ -392,3 +392,24 @@ def test_drift_and_fairness_on_ray_stay_under_the_task_memory_limit(
     want = demographic_parity_difference(rows["label"], pred, sensitive_features=groups)
     assert abs(fairness.metrics["demographic_parity_difference"].value - want) <= 1e-9
     assert outcome.report.decision.decision == "BLOCK"  # the planted disparity of the shipped suite
+    from llmguard_checks.drift import TabularDriftParams
+    from llmguard_checks.drift._tabular import compare_frames
+
+    features, _, _ = compare_frames(
+        concat(data / "reference"), rows, TabularDriftParams(exclude=["score"]), skip={"label"}
+    )
+    in_memory = {r.column: r for r in features}
+    for column in ("channel", "sex", "region", "k1"):  # counted: exact on Ray too
+        assert abs(drift.metrics[f"column.{column}.statistic"].value - in_memory[column].statistic) <= 1e-9
+    x1 = drift.metrics["column.x1.distance"]  # sketched: within its bound
+    assert x1.lower is not None and x1.upper is not None and x1.lower <= in_memory["x1"].distance <= x1.upper
+
+    # a task whose worker dies fails the whole pass: never a silently smaller dataset
+    import os
+
+    from llmguard_ops.partitioned import PartitionedDataset, map_partitions, open_partitions
+
+    spec = llmguard_ops.DatasetSpec(path=str(data / "current"), partitioned=True)
+    dataset = PartitionedDataset("current", spec, data / "current", "0" * 64, open_partitions(data / "current"))
+    with pytest.raises(ray_cluster.exceptions.RayError):
+        map_partitions(dataset, lambda frame: os._exit(3), columns=["x1"])
