@@ -299,6 +299,22 @@ policy: {{allow_pickle: true}}
     assert got.lower is not None and got.upper is not None and got.lower <= want <= got.upper
 
 
+def test_the_shipped_scale_suite_runs_on_generated_partitions(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(SCALE / "make_data.py"), str(tmp_path / "out"), "--partitions", "3", "--rows", "1500"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (tmp_path / "partitioned.yaml").write_text((SCALE / "partitioned.yaml").read_text())
+    outcome = llmguard_ops.run(tmp_path / "partitioned.yaml", tmp_path / "run")
+    drift, fairness = outcome.report.checks
+    assert drift.status in ("pass", "fail") and drift.metrics["column.x1.drifted"].value == 1.0
+    assert drift.metrics["column.x3.drifted"].value == 0.0  # x3 does not move
+    assert fairness.status == "fail"  # the planted disparity
+    assert outcome.report.decision.decision == "BLOCK"
+
+
 # -- malformed input: one located line ------------------------------------------------
 
 
