@@ -190,7 +190,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def both_runs(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, llmguard_ops.RunOutcome]:
     out = tmp_path_factory.mktemp("runs")
     audit = out / "audit.jsonl"
-    return {k: llmguard_ops.run(project / f"{k}.yaml", out / k, audit_log=audit) for k in ("partitioned", "memory")}
+    return {
+        k: llmguard_ops.run(project / f"{k}.yaml", out / k, audit_log=audit, write=False)
+        for k in ("partitioned", "memory")
+    }
 
 
 def metrics_of(outcome: llmguard_ops.RunOutcome, check: str) -> dict[str, llmguard_ops.Metric]:
@@ -229,7 +232,10 @@ def test_partitioned_drift_equals_in_memory_exactly_or_within_the_sketch_bound(
 
 def test_below_k_values_a_side_the_sketches_are_exact_and_so_is_ks(tmp_path: Path) -> None:
     root = write_project(tmp_path, partitions=3, rows=600)  # 1,800 and 1,200 values: the sketches keep all
-    runs = {k: llmguard_ops.run(root / f"{k}.yaml", tmp_path / k, only=["drift"]) for k in ("partitioned", "memory")}
+    runs = {
+        k: llmguard_ops.run(root / f"{k}.yaml", tmp_path / k, only=["drift"], write=False)
+        for k in ("partitioned", "memory")
+    }
     part, mem = metrics_of(runs["partitioned"], "drift"), metrics_of(runs["memory"], "drift")
     for name in ("column.x1.statistic", "column.x1.p_value", "column.x2.distance", "column.x3.distance"):
         assert abs(part[name].value - mem[name].value) <= 1e-9, name
@@ -318,13 +324,7 @@ def test_the_shipped_scale_suite_runs_on_generated_partitions(tmp_path: Path) ->
 # -- malformed input: one located line ------------------------------------------------
 
 
-def _validate(suite: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llmguard_ops.cli", "validate", str(suite)], capture_output=True, text=True, timeout=120
-    )
-
-
-def test_malformed_partitions_give_one_located_line(tmp_path: Path) -> None:
+def test_malformed_partitions_give_one_located_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_data.write_partitions(tmp_path / "ok", 2, 50, seed=1, moved=False)
     (tmp_path / "empty").mkdir()
     make_data.write_partitions(tmp_path / "mixed", 2, 50, seed=1, moved=False)
@@ -344,9 +344,11 @@ def test_malformed_partitions_give_one_located_line(tmp_path: Path) -> None:
             f"datasets:\n  current: {{path: {folder}, partitioned: true, {role}}}\n"
             "checks:\n  - {id: d, uses: drift.tabular, with: {reference: current}}\n"
         )
-        proc = _validate(suite)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
+        capsys.readouterr()
+        status = llmguard_ops.main(["validate", str(suite)])
+        stderr = capsys.readouterr().err
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert status == 2, (name, stderr)
         assert len(lines) == 1 and lines[0].startswith(f"{suite}:4:") and message in lines[0], (name, lines)
         errors[name] = lines[0]
     assert "'x1' is large_string (in part-00000.parquet: double)" in errors["mixed"]
