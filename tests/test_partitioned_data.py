@@ -290,10 +290,13 @@ checks:
   - id: drift
     uses: drift.tabular
     with: {{model: candidate, columns: [x1], methods: {{prediction: wasserstein}}}}
+  - id: binned
+    uses: drift.tabular
+    with: {{model: candidate, columns: [x2], methods: {{prediction: psi, x2: psi}}}}
 policy: {{allow_pickle: true}}
 """)
-    outcome = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out")
-    fairness, drift = outcome.report.checks
+    outcome = llmguard_ops.run(tmp_path / "suite.yaml", tmp_path / "out", write=False)
+    fairness, drift, binned = outcome.report.checks
     assert fairness.status == "pass", fairness.error
     cur = concat(project / "current")
     want = demographic_parity_difference(cur["label"], model.predict(cur[features]), sensitive_features=cur["sex"])
@@ -303,6 +306,25 @@ policy: {{allow_pickle: true}}
     want = stats.wasserstein_distance(p_ref, p_cur) / np.std(p_ref)
     got = drift.metrics["prediction.distance"]
     assert got.lower is not None and got.upper is not None and got.lower <= want <= got.upper
+    # PSI at sketched bin edges (a second pass counts them, predicting again): near the
+    # in-memory PSI at exact quantile edges, the edges differing by at most the rank error
+    from llmguard_checks.drift import _stats
+
+    assert binned.status in ("pass", "fail"), binned.error
+    passes = binned.details["partitioned"]["passes"]
+    assert [p.get("bins", False) for p in passes] == [
+        False,
+        True,
+        False,
+        True,
+    ]  # reference: scan, bins; current: scan, bins
+    for name, ref_values, cur_values in (
+        ("prediction", p_ref, p_cur),
+        ("column.x2", ref["x2"].to_numpy(), cur["x2"].to_numpy()),
+    ):
+        sample = _stats.NumericSample.of(ref_values, cur_values)
+        in_memory = _stats.psi(*_stats.numeric_bin_counts(sample, 10))
+        assert abs(binned.metrics[f"{name}.distance"].value - in_memory) < 0.01, name
 
 
 def test_the_shipped_scale_suite_runs_on_generated_partitions(tmp_path: Path) -> None:

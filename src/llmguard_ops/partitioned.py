@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -334,11 +335,9 @@ def map_partitions(
 
 
 def _ray_ready() -> bool:
-    try:
-        import ray
-    except ImportError:
-        return False
-    return bool(ray.is_initialized())
+    """Is Ray initialised in this process? (Never imports Ray: unimported, it is not running.)"""
+    ray = sys.modules.get("ray")
+    return ray is not None and bool(ray.is_initialized())
 
 
 def _map_on_ray(
@@ -353,7 +352,13 @@ def _map_on_ray(
     task: Any = ray.remote(num_cpus=1, memory=limit, max_retries=0)(_run_one)
     fn_ref = ray.put(fn)  # one copy in the object store, not one per task
     refs = [task.remote(str(p), columns, fn_ref, label) for p, label in zip(source.files, labels, strict=True)]
-    done = ray.get(refs)  # a failed or killed task raises here: the check is an ERROR
+    try:
+        done = ray.get(refs)  # a failed or killed task raises here: the check is an ERROR
+    except BaseException:
+        for ref in refs:  # the rest of the pass is of no use: free the cluster
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        raise
     values = [v for v, _ in done]
     tasks = [t for _, t in done]
     out = PartitionMap(values, tasks, "ray", memory_limit_bytes=limit)

@@ -136,6 +136,7 @@ def run_partitioned(ctx: CheckContext, params: GroupFairnessParams) -> CheckOutp
     labels, counts = merged.ordered()
     table = cnt.CountTable(counts, tuple(tuple(str(v) for v in lab) for lab in labels))
     out, _ = evaluate_table(ctx, params, table, columns, target is not None, facts)
+    out.warnings += result.notes
     out.details["partitioned"] = {
         **result.describe(),
         "exact": "the (group, y, ŷ) count table is the sum of the partitions' tables: every metric and the "

@@ -119,19 +119,22 @@ def profile_partition(
     Numeric columns keep their distinct values up to ``cap`` (the auto rule), every one
     of them when declared ``categorical``.
     """
-    import pandas as pd
-
     out = {c: _profile_series(frame[c], None if c in categorical else cap, k) for c in columns}
     if model is not None and features is not None and method is not None:
-        scores = np.asarray(getattr(model, method)(frame[features]))
-        if method == "predict_proba" and scores.ndim == 2 and scores.shape[1] == 2:
-            pred: pd.Series = pd.Series(scores[:, 1])
-        elif scores.ndim == 2:
-            pred = pd.Series(scores.argmax(1).astype(str))
-        else:
-            pred = pd.Series(scores.reshape(len(scores), -1)[:, 0])
-        out[PREDICTION] = _profile_series(pred, cap, k)
+        out[PREDICTION] = _profile_series(_predictions(frame, model, features, method), cap, k)
     return out
+
+
+def _predictions(frame: pd.DataFrame, model: Any, features: list[str], method: str) -> pd.Series:
+    """The model's compared output on one partition, as the in-memory check takes it."""
+    import pandas as pd
+
+    scores = np.asarray(getattr(model, method)(frame[features]))
+    if method == "predict_proba" and scores.ndim == 2 and scores.shape[1] == 2:
+        return pd.Series(scores[:, 1])
+    if scores.ndim == 2:
+        return pd.Series(scores.argmax(1).astype(str))
+    return pd.Series(scores.reshape(len(scores), -1)[:, 0])
 
 
 def _merge_by_name(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -143,8 +146,23 @@ def _merge_by_name(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _histogram(frame: pd.DataFrame, edges: dict[str, np.ndarray]) -> dict[str, FixedHistogram]:
-    return {c: FixedHistogram(e).update(frame[c].to_numpy(dtype=float, na_value=np.nan)) for c, e in edges.items()}
+def _histogram(
+    frame: pd.DataFrame,
+    edges: dict[str, np.ndarray],
+    model: Any = None,
+    features: list[str] | None = None,
+    method: str | None = None,
+) -> dict[str, FixedHistogram]:
+    """Counts in fixed bins per column (``PREDICTION``: of the model's output) on one partition."""
+    out = {}
+    for c, e in edges.items():
+        if c == PREDICTION:
+            assert features is not None and method is not None
+            values = _predictions(frame, model, features, method).to_numpy(dtype=float)
+        else:
+            values = frame[c].to_numpy(dtype=float, na_value=np.nan)
+        out[c] = FixedHistogram(e).update(values)
+    return out
 
 
 @dataclass
@@ -152,6 +170,7 @@ class _Side:
     name: str
     profiles: dict[str, ColumnProfile]
     passes: list[dict[str, Any]]
+    model: dict[str, Any] = field(default_factory=dict)  # model, features, method (prediction drift)
 
 
 def _scan(ctx: CheckContext, params: TabularDriftParams, dataset: str, columns: list[str], k: int) -> _Side:
@@ -177,7 +196,8 @@ def _scan(ctx: CheckContext, params: TabularDriftParams, dataset: str, columns: 
         categorical=tuple(params.categorical),
     )
     result = ctx.partition_map(dataset, fn, columns=read)
-    return _Side(dataset, _merge_by_name(result.values), [{"dataset": dataset, **result.describe()}])
+    reading = {"model": model, "features": features, "method": method} if model is not None else {}
+    return _Side(dataset, _merge_by_name(result.values), [{"dataset": dataset, **result.describe()}], reading)
 
 
 def _ks_p(d: float, n1: int, n2: int) -> float:
@@ -366,7 +386,7 @@ def run_partitioned(ctx: CheckContext, params: TabularDriftParams, k: int = 4096
         else:
             results.append(got)
     if pending:
-        _second_pass(ctx, params, pending)
+        _second_pass(ctx, params, (ref, cur), pending)
     features = [r for r in results if r.role == "feature"] + absent
     others = [r for r in results if r.role != "feature"]
     _decide(features, params)
@@ -377,6 +397,7 @@ def run_partitioned(ctx: CheckContext, params: TabularDriftParams, k: int = 4096
     for r in features:
         if any(n.startswith(("no non-missing", "missing share", "absent")) for n in r.notes):
             warnings.append(f"{r.column}: {'; '.join(r.notes)}")
+    warnings += [note for side in (ref, cur) for p in side.passes for note in p.get("notes", [])]
     out = CheckOutput(warnings=warnings)
     add_metrics(out, features, others, params)
     _bounds(out, features, others)
@@ -402,18 +423,22 @@ def run_partitioned(ctx: CheckContext, params: TabularDriftParams, k: int = 4096
     return out
 
 
-def _second_pass(ctx: CheckContext, params: TabularDriftParams, pending: list[tuple[_Pending, str]]) -> None:
+def _second_pass(
+    ctx: CheckContext, params: TabularDriftParams, sides: tuple[_Side, _Side], pending: list[tuple[_Pending, str]]
+) -> None:
     """Exact counts in the sketched bins, one more pass over each side."""
     counts = {}
-    for side in (params.reference, params.current):
-        edges = {name: p.edges for p, name in pending if name in ctx.dataset(side).columns}
-        result = ctx.partition_map(side, functools.partial(_histogram, edges=edges), columns=list(edges))
-        counts[side] = _merge_by_name(result.values)
+    for side in sides:
+        edges = {name: p.edges for p, name in pending}
+        fn = functools.partial(_histogram, edges=edges, **side.model)
+        read = [n for n in edges if n != PREDICTION] + list(side.model.get("features") or [])
+        result = ctx.partition_map(side.name, fn, columns=list(dict.fromkeys(read)))
+        side.passes.append({"dataset": side.name, "bins": True, **result.describe()})
+        counts[side.name] = _merge_by_name(result.values)
     for p, name in pending:
         rc, cc = counts[params.reference][name].counts, counts[params.current][name].counts
         _counted(p.method, rc, cc, p.result)
-        rules = _rules(params, name)
-        _threshold(p.method, rules, p.result)
+        _threshold(p.method, _rules(params, name if p.result.role == "feature" else p.result.role), p.result)
 
 
 def _bounds(out: CheckOutput, features: list[ColumnResult], others: list[ColumnResult]) -> None:
