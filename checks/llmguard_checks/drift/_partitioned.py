@@ -295,6 +295,7 @@ def _sketched(method: str, ref: ColumnProfile, cur: ColumnProfile, out: Sketched
             if note:
                 out.notes.append(note)
         out.notes.append("exact: the sketches kept every value (at most k per side)")
+        out.sketch_bound = 0.0  # the interval of a sketched metric, of zero width: gates read it alike
         return
     if method == "ks":
         d = ref.sketch.ks(cur.sketch)
@@ -451,6 +452,11 @@ def _bounds(out: CheckOutput, features: list[ColumnResult], others: list[ColumnR
         for suffix in ("statistic", "distance"):
             metric = out.metrics.get(f"{prefix}.{suffix}")
             if metric is not None:
-                metric.lower, metric.upper = max(0.0, metric.value - bound), metric.value + bound
+                top = metric.value + bound if r.method != "ks" else min(1.0, metric.value + bound)
+                metric.lower, metric.upper = max(0.0, metric.value - bound), top
                 metric.confidence = SKETCH_CONFIDENCE
-                metric.interval_method = "KLL sketch error bound (datasketches' 99 % rank-error bound)"
+                metric.interval_method = (
+                    "KLL sketch error bound (datasketches' 99 % rank-error bound)"
+                    if bound > 0
+                    else "exact (the KLL sketches kept every value)"
+                )
