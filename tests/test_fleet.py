@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tests.fleet_support import SUITE, llmguard, make_project
-from tests.ray_support import ray_local  # noqa: F401  (the session's Ray cluster)
+from tests.ray_support import ray_cluster  # noqa: F401  (the session's Ray cluster)
 
 from llmguard_ops.cli import main
 from llmguard_ops.errors import SuiteError
@@ -113,7 +113,7 @@ def test_each_candidate_is_the_run_it_would_be_alone(fleet_project: dict[str, An
 @pytest.mark.slow
 def test_a_ray_task_fleet_gives_the_local_results(
     fleet_project: dict[str, Any],
-    ray_local: None,  # noqa: F811
+    ray_cluster: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     """The suite's own ``matrix:`` run as Ray tasks on the local cluster: same decisions and metrics."""

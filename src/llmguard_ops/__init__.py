@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from .generation import flatten as flatten_messages
     from .generation import render as render_prompt
     from .hookspecs import hookimpl, hookspec
+    from .partitioned import PartitionedDataset, PartitionMap, PartitionTask
     from .registry import CardSection, CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
     from .report import OutputFile, Report
     from .results import CheckOutput, CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
     from .runner import RunOutcome, run
+    from .stats.mergeable import CategoryCounts, FixedHistogram, GroupConfusion, Moments, QuantileSketch, Sketched
     from .suite import (
         CheckConfig,
         DatasetRef,
@@ -67,6 +69,9 @@ _EXPORTS = {
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
     "CardSection": "registry",
+    "PartitionMap": "partitioned",
+    "PartitionTask": "partitioned",
+    "PartitionedDataset": "partitioned",
     "CheckDefinition": "registry",
     "DatasetLoader": "registry",
     "MetricSpec": "registry",
@@ -84,6 +89,12 @@ _EXPORTS = {
     "Status": "results",
     "RunOutcome": "runner",
     "run": "runner",
+    "CategoryCounts": "stats.mergeable",
+    "FixedHistogram": "stats.mergeable",
+    "GroupConfusion": "stats.mergeable",
+    "Moments": "stats.mergeable",
+    "QuantileSketch": "stats.mergeable",
+    "Sketched": "stats.mergeable",
     "CheckConfig": "suite",
     "DatasetRef": "suite",
     "DatasetSpec": "suite",
@@ -118,6 +129,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactFile",
     "CardSection",
+    "CategoryCounts",
     "CheckConfig",
     "CheckContext",
     "CheckDefinition",
@@ -128,12 +140,14 @@ __all__ = [
     "DatasetRef",
     "DatasetSpec",
     "Decision",
+    "FixedHistogram",
     "GateBound",
     "GateDecision",
     "GateEvaluation",
     "GateOutcome",
     "GenerationConfig",
     "Generations",
+    "GroupConfusion",
     "LlmguardError",
     "LoadedDataset",
     "LoadedModel",
@@ -142,13 +156,19 @@ __all__ = [
     "ModelLoader",
     "ModelRef",
     "ModelSpec",
+    "Moments",
     "OutputFile",
+    "PartitionMap",
+    "PartitionTask",
+    "PartitionedDataset",
     "PluginError",
     "PromptSpec",
+    "QuantileSketch",
     "Report",
     "Reporter",
     "RunOutcome",
     "Severity",
+    "Sketched",
     "Status",
     "SuiteError",
     "VerifiedStatement",

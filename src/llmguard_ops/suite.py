@@ -146,7 +146,7 @@ class ModelSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """A dataset: a CSV, Parquet or JSONL file, and the roles of its columns."""
+    """A dataset: a CSV, Parquet or JSONL file (or a folder of Parquet partitions), and the roles of its columns."""
 
     path: str = Field(description="Data file, relative to the suite file.")
     loader: str | None = Field(None, description="Dataset loader; by default chosen by file extension.")
@@ -160,6 +160,11 @@ class DatasetSpec(_Strict):
     text: str | None = Field(None, description="Column holding text inputs for language models.")
     options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
     description: str | None = None
+    partitioned: bool = Field(
+        False, description="A folder of Parquet partitions, read one partition at a time (never loaded whole)."
+    )
+    format: Literal["parquet"] | None = Field(None, description="File format of a folder path: parquet partitions.")
+    task_memory_mb: int | None = Field(None, ge=1, description="Memory per partition task on Ray (MiB; default 512).")
 
     @field_validator("sensitive", mode="before")
     @classmethod

@@ -92,7 +92,7 @@ def dataset_facts(loaded: LoadedSuite, registry: Registry | None) -> dict[str, d
 
         registry = get_plugin_manager().registry()
     return {
-        name: {"path": str(d.path), "sha256": d.sha256, "rows": len(d.frame)}
+        name: {"path": str(d.path), "sha256": d.sha256, "rows": d.rows}
         for name, d in load_datasets(loaded, registry).items()
     }
 
