@@ -13,6 +13,7 @@ def ray_cluster() -> Iterator[Any]:
     """``ray`` connected to a local 2-CPU cluster, shut down when the session ends."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": a cluster of our own, even when another process on this machine runs one
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

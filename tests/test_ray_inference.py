@@ -236,3 +236,54 @@ def test_batch_sizes_and_gpus_follow_the_model_entry() -> None:
     assert backend.gpus_for(ModelSpec(loader="transformers", path="lm", options={"device": "cpu"}), 2) == 0
     with pytest.raises(ValueError, match="actors"):
         _ray(actors=0)
+
+
+GPU_PROBE = """
+import os
+
+
+class Probe:
+    '''Answers with the devices its process sees.'''
+
+    input_kind = "text"
+
+    def generate(self, prompts, **settings):
+        import torch
+
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        return [f"{seen}|{torch.cuda.is_available()}" for _ in prompts]
+
+
+def make():
+    return Probe()
+"""
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device (none on this machine)")
+def test_a_model_that_wants_cuda_runs_on_gpu_actors_with_local_results(tmp_path: Path) -> None:
+    from latency_support import build_tiny_lm, write_prompts
+
+    write_prompts(tmp_path / "prompts.jsonl")
+    (tmp_path / "probe.py").write_text(textwrap.dedent(GPU_PROBE), encoding="utf-8")
+    probe = {"loader": "python", "path": "probe.py:make", "options": {"device": "cuda"}}
+    seen = _ctx(_session(tmp_path, _generation_suite(probe), _ray(num_cpus=1), out="probe")).generate(
+        "candidate", "prompts"
+    )
+    assert all(t.split("|")[0] != "" and t.endswith("|True") for t in seen.first()), seen.first()
+
+    build_tiny_lm(tmp_path / "lm")  # device auto: cuda here and on the actors
+    model = {"loader": "transformers", "path": "lm", "generation": {"temperature": 0.9, "max_new_tokens": 6}}
+    want = _ctx(_session(tmp_path, _generation_suite(model), out="local")).generate("candidate", "prompts")
+    got = _ctx(_session(tmp_path, _generation_suite(model), _ray(num_cpus=1), out="ray")).generate(
+        "candidate", "prompts"
+    )
+    assert got.texts == want.texts and got.output_tokens == want.output_tokens
