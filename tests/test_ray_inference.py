@@ -68,6 +68,7 @@ def _tabular(root: Path, n: int = 300) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # the first pass of the session also starts Ray's workers
 def test_predictions_on_actors_equal_the_local_ones_in_order(tmp_path: Path) -> None:
     suite = _tabular(tmp_path)
     local = _session(tmp_path, suite, out="local")
@@ -226,8 +227,11 @@ def test_batch_sizes_and_gpus_follow_the_model_entry() -> None:
     backend = _ray(actors=4)
     plain = ModelSpec(loader="sklearn", path="m.joblib")
     assert backend.batch_size_for(plain, "predict", 100_000) == 1024
-    assert backend.batch_size_for(plain, "predict", 10) == 3  # every actor gets work
-    assert backend.batch_size_for(plain, "generate", 100) == 8
+    assert backend.batch_size_for(plain, "predict", 1000) == 63  # about four batches per actor
+    assert backend.batch_size_for(plain, "predict", 10) == 1
+    assert (
+        backend.batch_size_for(plain, "generate", 10_000) == 64 and backend.batch_size_for(plain, "generate", 100) == 7
+    )
     own = ModelSpec(loader="transformers", path="lm", options={"batch_size": 16})
     assert backend.batch_size_for(own, "generate", 100) == 16 == _ray(batch_size=2).batch_size_for(own, "predict", 5)
     assert backend.gpus_for(own, cluster_gpus=0) == 0 and backend.gpus_for(own, cluster_gpus=2) == 1

@@ -48,10 +48,14 @@ if TYPE_CHECKING:
     from ..suite import ModelSpec
 
 DEFAULT_PREDICT_BATCH = 1024
-"""Rows per batch for predictions when neither the model entry nor the backend says."""
+"""Most rows per batch for predictions when neither the model entry nor the backend says."""
 
-DEFAULT_GENERATE_BATCH = 8
-"""Prompts per batch for generations when neither the model entry nor the backend says."""
+DEFAULT_GENERATE_BATCH = 64
+"""Most prompts per batch for generations when neither the model entry nor the backend says."""
+
+BATCHES_PER_ACTOR = 4
+"""By default, items are cut into about this many batches per actor: enough that a fast
+actor takes over a slow one's share, few enough that each batch's round trip stays small."""
 
 _GPU_LOADERS = frozenset({"torch", "transformers"})
 
@@ -61,8 +65,8 @@ class RayInference:
 
     :param actors: actors in the pool (each loads the model once per pass over a dataset).
     :param batch_size: rows (predictions) or prompts (generations) per batch; a model
-        entry's ``options.batch_size`` wins; by default 1024 rows or 8 prompts, fewer when
-        that would leave actors idle.
+        entry's ``options.batch_size`` wins; by default about four batches per actor, at
+        most 1024 rows or 64 prompts each.
     :param address: the cluster to join (``"auto"``, ``ray://host:10001``); ``None``
         joins the cluster this process is already connected to, or starts a local one.
     :param num_cpus: CPUs each actor reserves (an I/O-bound endpoint model needs little).
@@ -123,8 +127,8 @@ class RayInference:
             return own
         if self.batch_size is not None:
             return self.batch_size
-        default = DEFAULT_PREDICT_BATCH if kind == "predict" else DEFAULT_GENERATE_BATCH
-        return max(1, min(default, math.ceil(n / self.actors)))
+        most = DEFAULT_PREDICT_BATCH if kind == "predict" else DEFAULT_GENERATE_BATCH
+        return max(1, min(most, math.ceil(n / (BATCHES_PER_ACTOR * self.actors))))
 
     def gpus_for(self, spec: ModelSpec, cluster_gpus: float) -> float:
         """GPUs per actor: the explicit ``num_gpus``, else 1 when the model wants CUDA."""
@@ -281,4 +285,4 @@ class _ModelActor:
         return {"start": np.array([start], dtype=np.int64), "result": np.array([pickle.dumps(result)], dtype=object)}
 
 
-__all__ = ["DEFAULT_GENERATE_BATCH", "DEFAULT_PREDICT_BATCH", "RayInference"]
+__all__ = ["BATCHES_PER_ACTOR", "DEFAULT_GENERATE_BATCH", "DEFAULT_PREDICT_BATCH", "RayInference"]
