@@ -21,6 +21,14 @@ pytest.importorskip("ray.data")
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def _session(root: Path, suite: dict[str, Any], backend: Any = None, out: str = "out") -> Any:
     from llmguard_ops.loading import load_suite
     from llmguard_ops.plugins import get_plugin_manager
@@ -199,7 +207,17 @@ def test_sampled_generations_of_a_local_lm_equal_the_local_ones(tmp_path: Path) 
     assert again.cache_hits == 18 and again.texts == want.texts
 
 
-def test_an_http_endpoint_is_called_from_the_actors(tmp_path: Path) -> None:
+class _Refuses:
+    """A backend that must not be asked: everything is in the cache."""
+
+    def predict(self, handle: Any, inputs: Any, method: str) -> Any:
+        raise AssertionError("predict asked")
+
+    def generate(self, handle: Any, requests: list[Any]) -> list[Any]:
+        raise AssertionError(f"{len(requests)} prompts asked")
+
+
+def test_an_http_endpoint_is_called_from_the_actors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks.ray_actors import LatencyEndpoint
 
     pd.DataFrame({"prompt": [f"question number {i}" for i in range(12)]}).to_json(
@@ -219,6 +237,10 @@ def test_an_http_endpoint_is_called_from_the_actors(tmp_path: Path) -> None:
     assert got.texts == want.texts and got.texts[3][0].startswith("3 ")
     assert got.output_tokens == want.output_tokens and got.prompt_tokens == want.prompt_tokens
     assert _store_lines(tmp_path / "ray") == _store_lines(tmp_path / "local")
+    # --cache DIR: a later run with the store the actors filled sends nothing anywhere
+    monkeypatch.setenv("LLMGUARD_CACHE", str(tmp_path / "ray" / "cache"))
+    again = _ctx(_session(tmp_path, suite, _Refuses(), out="again")).generate("candidate", "prompts")
+    assert again.cache_hits == 24 and again.texts == want.texts and again.output_tokens == want.output_tokens
 
 
 def test_batch_sizes_and_gpus_follow_the_model_entry() -> None:
@@ -242,6 +264,17 @@ def test_batch_sizes_and_gpus_follow_the_model_entry() -> None:
         _ray(actors=0)
 
 
+@pytest.mark.skipif(_cuda(), reason="needs a machine without a GPU")
+def test_a_model_that_wants_a_gpu_on_a_cluster_without_one_is_refused_not_left_waiting(tmp_path: Path) -> None:
+    from llmguard_ops import ArtifactError
+
+    suite = _tabular(tmp_path, n=20)
+    suite["models"]["candidate"]["options"] = {"device": "cuda"}
+    ctx = _ctx(_session(tmp_path, suite, _ray()))
+    with pytest.raises(ArtifactError, match=r"wants 1 GPU per actor .*the Ray cluster has 0"):
+        ctx.predict("candidate", "current")
+
+
 GPU_PROBE = """
 import os
 
@@ -261,14 +294,6 @@ class Probe:
 def make():
     return Probe()
 """
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
 
 
 @pytest.mark.cuda

@@ -161,6 +161,12 @@ class RayInference:
         starts = list(range(0, n, size))
         resources = ray.cluster_resources()  # type: ignore[no-untyped-call]  # unannotated in Ray
         gpus = self.gpus_for(model.spec, float(resources.get("GPU", 0)))
+        if gpus > float(resources.get("GPU", 0)):  # the actors would wait for a device forever
+            raise ArtifactError(
+                f"model '{model.name}' wants {gpus:g} GPU per actor (options.device: "
+                f"{model.spec.options.get('device', 'auto')}), but the Ray cluster has "
+                f"{resources.get('GPU', 0):g}; use a cluster with GPUs or run the model on CPU"
+            )
         ref = ray.put(payload)
         source = ray.data.from_numpy([np.arange(s, min(s + size, n), dtype=np.int64) for s in starts])
         source.context.enable_progress_bars = False
