@@ -67,8 +67,9 @@ class RayInference:
     :param batch_size: rows (predictions) or prompts (generations) per batch; a model
         entry's ``options.batch_size`` wins; by default about four batches per actor, at
         most 1024 rows or 64 prompts each.
-    :param address: the cluster to join (``"auto"``, ``ray://host:10001``); ``None``
-        joins the cluster this process is already connected to, or starts a local one.
+    :param address: the cluster to join (``"auto"``, ``ray://host:10001``, ``"local"`` for
+        a new one of this process's own); ``None`` keeps the cluster this process is
+        connected to, or does what ``ray.init()`` does.
     :param num_cpus: CPUs each actor reserves (an I/O-bound endpoint model needs little).
     :param num_gpus: GPUs each actor reserves; by default 1 when the model wants CUDA, else 0.
     """
