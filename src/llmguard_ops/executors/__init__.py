@@ -1,0 +1,1 @@
+"""Where a run's work executes: this process, or a Ray cluster."""
