@@ -20,6 +20,7 @@ Standard library only (``http.client``), one keep-alive connection per thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -155,19 +156,27 @@ class HttpModel:
         self._stats_lock = threading.Lock()
         self._secrets = [v for v in (api_key, *headers.values()) if v and len(v) >= 4]
         self.concurrency = 1  # requests in flight in chat(); options.concurrency
-        self._local = threading.local()
+        # one keep-alive connection per thread, keyed by thread id so that the connections of
+        # finished worker threads (and of this model, when it goes) are closed, not leaked
+        self._conns: dict[int, http.client.HTTPConnection] = {}
+        self._conns_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the headers: they may hold the key
         return f"HttpModel({self.description['base_url']!r}, api={self.api!r}, model={self.model_name!r})"
 
     # -- transport ------------------------------------------------------------------
 
+    def _current(self) -> http.client.HTTPConnection | None:
+        with self._conns_lock:
+            return self._conns.get(threading.get_ident())
+
     def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
+        conn = self._current()
         if conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = cls(self._host, self._port, timeout=self.timeout_s)
-            self._local.conn = conn
+            with self._conns_lock:
+                self._conns[threading.get_ident()] = conn
         if conn.sock is None:
             conn.connect()
             sock = conn.sock
@@ -177,10 +186,30 @@ class HttpModel:
         return conn
 
     def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
+        with self._conns_lock:
+            conn = self._conns.pop(threading.get_ident(), None)
         if conn is not None:
             conn.close()
-        self._local.conn = None
+
+    def _close_finished_threads(self) -> None:
+        """Close the connections of threads that have ended (a finished worker pool's)."""
+        alive = {t.ident for t in threading.enumerate()}
+        with self._conns_lock:
+            gone = [ident for ident in self._conns if ident not in alive]
+            conns = [self._conns.pop(ident) for ident in gone]
+        for conn in conns:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every kept-alive connection; the next request opens a new one."""
+        with self._conns_lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            conn.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     @property
     def _path(self) -> str:
@@ -212,7 +241,7 @@ class HttpModel:
         attempt = 0
         stale_retry = True
         while True:
-            conn = getattr(self._local, "conn", None)
+            conn = self._current()
             reused = conn is not None and conn.sock is not None
             problem: str
             try:
@@ -348,8 +377,11 @@ class HttpModel:
         from concurrent.futures import ThreadPoolExecutor
 
         # one keep-alive connection per worker thread (threading.local), answers in order
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmguard-chat") as pool:
-            return list(pool.map(one, conversations))
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmguard-chat") as pool:
+                return list(pool.map(one, conversations))
+        finally:
+            self._close_finished_threads()
 
     def stream_timed(self, prompt: str, max_new_tokens: int, ignore_eos: bool = False) -> StreamTiming:
         """One streamed request, with the clock read at send, at each content chunk and at the end.

@@ -169,13 +169,14 @@ class FixedHistogram(_Mergeable):
         arr = np.asarray(values, dtype=np.float64)
         arr = arr[np.isfinite(arr)]
         idx = np.searchsorted(self.edges, arr, side="left")  # v ≤ e_i goes to bin i
-        self.counts += np.bincount(idx, minlength=self.counts.size)
+        # a new array, not +=: a histogram returned by a Ray task holds a read-only buffer
+        self.counts = self.counts + np.bincount(idx, minlength=self.counts.size)
         return self
 
     def merge(self, other: FixedHistogram) -> Self:
         if not np.array_equal(self.edges, other.edges):
             raise ValueError("histograms with different bin edges do not merge")
-        self.counts += other.counts
+        self.counts = self.counts + other.counts
         return self
 
 
