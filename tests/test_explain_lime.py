@@ -80,9 +80,14 @@ def test_linear_model_ranking_equals_coefficients_and_values_equal_lime(tmp_path
         discretize_continuous=True,
         random_state=result.seed,
     )
+
+    # lime perturbs arrays; the model was fitted on named columns (sklearn warns without them)
+    def predict_proba(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_proba(pd.DataFrame(rows, columns=list(WEIGHTS))))
+
     weights = np.zeros((len(x), len(WEIGHTS)))
     for i, row in enumerate(x):
-        exp = explainer.explain_instance(row, model.predict_proba, labels=(1,), num_features=5, num_samples=500)
+        exp = explainer.explain_instance(row, predict_proba, labels=(1,), num_features=5, num_samples=500)
         for j, w in exp.as_map()[1]:
             weights[i, j] = w
     expected = np.abs(weights).mean(axis=0)

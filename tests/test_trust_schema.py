@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 from tests.conftest import REPO
-from tests.test_docs import yaml_blocks
+from tests.docs_support import DOCS, code_blocks
 
 from llmguard_ops.cli import main
 
@@ -34,10 +34,10 @@ def _suites() -> list[tuple[str, object]]:
     for path in sorted((REPO / "suites").glob("**/*.yaml")):
         if not path.name.startswith("."):
             found.append((str(path.relative_to(REPO)), yaml.safe_load(path.read_text(encoding="utf-8"))))
-    for where, text in yaml_blocks():
-        data = yaml.safe_load(text)
+    for block in (b for doc in DOCS for b in code_blocks(doc, "yaml", "yml")):
+        data = yaml.safe_load(block.text)
         if isinstance(data, dict) and data.get("apiVersion") == "llmguard/v1":
-            found.append((where, data))
+            found.append((block.where, data))
     return found
 
 

@@ -61,9 +61,9 @@ class TorchModel:
     def predict_proba(self, x: Any) -> np.ndarray:
         logits = self._forward(x)
         if logits.ndim == 1 or logits.shape[1] == 1:
-            p = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
+            p = 1.0 / (1.0 + np.exp(-logits.reshape(-1).astype(np.float64)))
             return np.column_stack([1 - p, p])
-        z = logits - logits.max(axis=1, keepdims=True)
+        z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)  # rows sum to one in float64
         e = np.exp(z)
         out: np.ndarray = e / e.sum(axis=1, keepdims=True)
         return out
@@ -126,7 +126,7 @@ class TransformersModel:
         if self.task != "sequence-classification":
             raise ArtifactError("predict_proba needs a sequence-classification model")
         logits = self._logits(list(texts))
-        z = logits - logits.max(axis=1, keepdims=True)
+        z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)  # rows sum to one in float64
         e = np.exp(z)
         out: np.ndarray = e / e.sum(axis=1, keepdims=True)
         return out
@@ -280,14 +280,25 @@ class OnnxModel:
     def predict_proba(self, x: Any) -> np.ndarray:
         outs = self._run(x)
         if len(outs) == 1 and np.asarray(outs[0]).ndim == 2:
-            return np.asarray(outs[0], dtype=float)  # the graph's single output is the scores
+            return _float32_rounding_undone(np.asarray(outs[0], dtype=float))  # the single output is the scores
         if len(outs) < 2:
             raise ArtifactError("this ONNX graph has no probability output")
         probs = outs[1]
         if isinstance(probs, list) and probs and isinstance(probs[0], dict):  # ZipMap output
             keys = sorted(probs[0])
-            return np.array([[row[k] for k in keys] for row in probs], dtype=float)
-        return np.asarray(probs, dtype=float)
+            return _float32_rounding_undone(np.array([[row[k] for k in keys] for row in probs], dtype=float))
+        return _float32_rounding_undone(np.asarray(probs, dtype=float))
+
+
+def _float32_rounding_undone(probs: np.ndarray) -> np.ndarray:
+    """Rows of float32 probabilities renormalised in float64 (as sklearn's predict_proba sums
+    to one); scores that are not probabilities are returned as they are."""
+    if probs.ndim != 2 or not probs.size or probs.min() < 0:
+        return probs
+    sums = probs.sum(axis=1, keepdims=True)
+    if not np.allclose(sums, 1.0, rtol=0, atol=1e-4):
+        return probs
+    return np.asarray(probs / sums)
 
 
 def load_onnx(path: Path, options: dict[str, Any]) -> OnnxModel:

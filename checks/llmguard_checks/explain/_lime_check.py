@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from scipy import stats
 
 from llmguard_ops import CheckContext, CheckOutput
 
@@ -186,7 +185,7 @@ def _agreement(
     else:
         per_row = np.array(
             [
-                float(stats.spearmanr(a[m], b[m]).statistic) if m.sum() > 1 else np.nan
+                st.spearman(a[m], b[m]) if m.sum() > 1 else np.nan
                 for a, b, m in zip(lime_abs, shap_abs, present, strict=True)
             ]
         )
@@ -213,7 +212,7 @@ def _agreement(
     if len(rho):
         out.add("shap_lime_row_agreement", float(rho.mean()), **fields)
     li, si = lime_abs.mean(axis=0), shap_abs.mean(axis=0)
-    overall = float(stats.spearmanr(li, si).statistic) if len(features) > 1 else 1.0
+    overall = st.spearman(li, si) if len(features) > 1 else 1.0
     if np.isfinite(overall):
         out.add("shap_lime_agreement", overall, n=len(features))
     else:

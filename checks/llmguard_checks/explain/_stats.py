@@ -26,6 +26,15 @@ from scipy import stats
 from .._bootstrap import bootstrap_weighted
 
 
+def spearman(a: Any, b: Any) -> float:
+    """Spearman's rho as ``scipy.stats.spearmanr`` gives it; NaN, without scipy's
+    ConstantInputWarning, when either side is constant (the coefficient is undefined)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(stats.spearmanr(x, y).statistic)
+
+
 def importance(abs_values: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """Mean |SHAP| per feature; with weights ``w`` (B x n), one row per weighting."""
     if w is None:
@@ -182,7 +191,7 @@ def attribution_drift(ref_abs: np.ndarray, cur_abs: np.ndarray, *, n_resamples: 
         )
         p_value = float(res.pvalue)
     ri, ci = importance(ref_abs), importance(cur_abs)
-    rho = float(stats.spearmanr(ri, ci).statistic) if len(ri) > 1 else 1.0
+    rho = spearman(ri, ci) if len(ri) > 1 else 1.0
     return Drift(distance, p_value, rho if np.isfinite(rho) else 0.0, ri, ci)
 
 
@@ -204,7 +213,7 @@ def association(x: pd.Series, s: pd.Series) -> tuple[float, str]:
         table = pd.crosstab(x.astype(str), s.astype(str)).to_numpy()
         return float(stats.contingency.association(table, method="cramer")), "cramers_v"
     if not cx and not cs:
-        return float(abs(stats.spearmanr(x, s).statistic)), "abs_spearman"
+        return abs(spearman(x, s)), "abs_spearman"
     num, cat = (x, s) if not cx else (s, x)
     groups = [num[cat == g].to_numpy(dtype=float) for g in cat.unique()]
     groups = [g for g in groups if len(g) > 0]

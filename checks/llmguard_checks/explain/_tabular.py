@@ -183,6 +183,9 @@ def model_family(est: Any) -> str:
 
 def _raw_output(est: Any, z: np.ndarray) -> tuple[np.ndarray, str]:
     """The output TreeExplainer/LinearExplainer explain for ``est`` ("raw" output)."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None and len(names) == z.shape[1]:  # fitted on named columns: call it so
+        z = pd.DataFrame(z, columns=list(names))
     if hasattr(est, "decision_function"):
         return _as_2d(est.decision_function(z)), "decision_function (log-odds for classifiers)"
     if hasattr(est, "predict_proba"):
