@@ -137,11 +137,16 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
         if event == "check_end" and data["id"] == loaded.suite.checks[-1].id:
             channel.phase("writing the report and evidence")
 
+    where: dict[str, Any] = dict(
+        executor=args.executor, executor_options={"address": args.ray_address} if args.ray_address else {}
+    )
     if live is not None:
         with live:
-            outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id)
+            outcome = run_suite(
+                loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id, **where
+            )
     else:
-        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id)
+        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id, **where)
     channel.phase("printing the summary")
     from .terminal import clean
 
@@ -299,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="generation cache shared across runs (default: $LLMGUARD_CACHE or OUT/cache); "
         "a rerun pays only for generations not cached yet",
+    )
+    run.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="where checks run: local (this process) or ray (Ray tasks placed by resources); "
+        "default: the suite's policy.executor",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join with --executor ray (host:port, ray://host:10001 or auto; "
+        "default: $RAY_ADDRESS, else a local Ray started for the run)",
     )
     evidence = run.add_argument_group("evidence")
     evidence.add_argument(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .context import CheckContext
+    from .executors import ExecutorDefinition, Resources
     from .report import Report
     from .results import CheckOutput
     from .suite import DatasetSpec, ModelSpec
@@ -49,7 +50,9 @@ class CheckDefinition:
 
     ``run(ctx, params)`` receives a :class:`~llmguard_ops.context.CheckContext` and an
     instance of ``params`` (a pydantic model validated from the suite's ``with:``) and
-    returns a :class:`~llmguard_ops.results.CheckOutput`.
+    returns a :class:`~llmguard_ops.results.CheckOutput`. ``resources`` are what the check
+    needs by default (CPUs, GPUs, memory) where an executor places checks (``ray``); a
+    suite's ``resources:`` of the check overrides them field by field.
     """
 
     name: str
@@ -59,6 +62,7 @@ class CheckDefinition:
     summary: str
     plugin: str = ""
     plugin_version: str | None = None
+    resources: Resources | None = None
 
     def declares(self, metric: str) -> bool:
         return any(spec.matches(metric) for spec in self.metrics)
@@ -138,6 +142,7 @@ class Registry:
     model_loaders: dict[str, ModelLoader] = field(default_factory=dict)
     dataset_loaders: dict[str, DatasetLoader] = field(default_factory=dict)
     reporters: dict[str, Reporter] = field(default_factory=dict)
+    executors: dict[str, ExecutorDefinition] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     plugins: dict[str, str | None] = field(default_factory=dict)
     #: contributions to one check family, by kind (``"safety probe set"`` → name → item):
@@ -169,6 +174,13 @@ class Registry:
 
     def add_reporter(self, item: Reporter, plugin: str, version: str | None) -> None:
         self._add(self.reporters, "reporter", item, plugin, version)
+
+    def add_executor(self, item: ExecutorDefinition, plugin: str, version: str | None) -> None:
+        from .executors import ExecutorDefinition
+
+        if not isinstance(item, ExecutorDefinition):
+            raise PluginError(f"plugin '{plugin}' registered {item!r}, not an ExecutorDefinition")
+        self._add(self.executors, "executor", item, plugin, version)
 
     def add_extension(self, kind: str) -> Callable[[Any, str, str | None], None]:
         """The ``add`` function recording items of ``kind`` (unique names, with provenance)."""

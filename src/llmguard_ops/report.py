@@ -48,6 +48,9 @@ class Report(BaseModel):
     signed: bool = False
     signing: dict[str, Any] | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
+    executor: dict[str, Any] | None = Field(
+        None, description="where the checks ran: the executor's name and, on a cluster, its nodes, CPUs, GPUs, version"
+    )
 
     model_config = {"populate_by_name": True}
 
