@@ -9,9 +9,9 @@ sha256 against the driver's, and runs the check through the same
 gate). The driver gates nothing itself: it applies waivers, writes the artifacts the
 worker sent back into the run folder and records where each check ran.
 
-Fail closed: a task's worker is used for that task only (``max_calls=1``) and never
-retried (``max_retries=0``), so a worker killed by a signal, ``os._exit`` or Ray's
-memory monitor is an ERROR of that check; a request no node can satisfy is an ERROR
+Fail closed: a task is never retried (``max_retries=0``), so a worker killed by a signal,
+``os._exit`` or Ray's memory monitor is an ERROR of that check; a worker whose check
+timed out (its thread abandoned, as locally) leaves right after replying; a request no node can satisfy is an ERROR
 naming the resource, found before submission; a run that outlives every timeout is
 cancelled and its unfinished checks are Timeout ERRORs. A latency check takes every CPU
 of one node (pinned there) while it times, so no other check shares the machine.
@@ -62,7 +62,7 @@ def _probe(address: str) -> None:
     ``ray.init`` retries an unreachable GCS for minutes; a run should exit 2 at once.
     ``auto`` and ``local`` are left to Ray.
     """
-    target = address.removeprefix("ray://")
+    target = address.removeprefix("ray://").rpartition("@")[2]  # user:token@host:port → host:port
     if target in ("auto", "local") or ":" not in target:
         return
     host, _, port = target.rpartition(":")
@@ -153,7 +153,7 @@ class RayExecutor:
         _attach_inference(session)
         payload, digest = pack_session(session)
         shipped = ray.put(payload)  # once: every task reads the same object
-        task = ray.remote(max_retries=0, max_calls=1, retry_exceptions=False)(_run_on_worker)
+        task = ray.remote(max_retries=0, retry_exceptions=False)(_run_on_worker)
         nodes = self.nodes()
         results: dict[str, CheckResult] = {}
         pending: dict[Any, _Submitted] = {}
@@ -317,9 +317,10 @@ def plan_task(session: Session, config: CheckConfig, nodes: Sequence[Mapping[str
 def pack_session(session: Session) -> tuple[bytes, str]:
     """The session as cloudpickle bytes and their sha256 (what a worker checks on arrival).
 
-    The plugin manager travels as the list of registered plugins (modules by reference,
-    objects by value) and is rebuilt in the worker; the prediction cache, the waiver book
-    and the output folder stay with the driver.
+        The plugin manager travels as the list of registered plugins (modules by reference,
+        objects by value) and is rebuilt in the worker; the prediction cache, the waiver book
+        and the output folder stay with the driver. A worker unpacks it once and keeps it for the
+    run's later tasks (its own prediction cache, shared by the checks it runs).
     """
     from ray import cloudpickle
 
@@ -377,16 +378,39 @@ def unpack_session(payload: bytes, digest: str, out_dir: Path) -> Session:
     return session
 
 
+def _session_in_worker(payload: bytes, digest: str) -> Session:
+    """The run's session in this worker: unpacked once per worker process and run."""
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != digest:  # checked on every arrival, not only the first
+        raise LlmguardError(f"the session arrived with sha256 {actual[:12]}…, not the driver's {digest[:12]}…")
+    session = _SESSIONS.get(digest)
+    if session is None:
+        session = unpack_session(payload, digest, Path(tempfile.mkdtemp(prefix="llmguard-worker-")))
+        _SESSIONS.clear()  # one run at a time per worker: an earlier run's session goes
+        _SESSIONS[digest] = session
+    return session
+
+
+def _leave_soon() -> None:
+    """End this worker shortly after it replies: a check it timed out is still running in
+    an abandoned thread, which must not slow or corrupt the next task given this process."""
+    import threading
+
+    threading.Timer(1.0, os._exit, args=(0,)).start()
+
+
 def _run_on_worker(payload: bytes, digest: str, check_id: str) -> dict[str, Any]:
     """One check in a Ray worker: the result, where it ran, the files it wrote."""
     import ray
 
-    out_dir = Path(tempfile.mkdtemp(prefix="llmguard-worker-"))
     try:
-        session = unpack_session(payload, digest, out_dir)
+        session = _session_in_worker(payload, digest)
+        before = dict(session.cache.calls)
         result = session.run_check(session.loaded.suite.check(check_id))
     except Exception as exc:
         return {"error": {"type": type(exc).__name__, "message": f"{_one_line(exc)}\n{traceback.format_exc()}"}}
+    if result.error is not None and result.error.type == "Timeout":
+        _leave_soon()
     context = ray.get_runtime_context()
     placement = {
         "node_id": context.get_node_id(),
@@ -394,12 +418,11 @@ def _run_on_worker(payload: bytes, digest: str, check_id: str) -> dict[str, Any]
         "pid": os.getpid(),
         "assigned": {k: float(v) for k, v in context.get_assigned_resources().items()},  # type: ignore[no-untyped-call]
     }
+    folder = session.out_dir / "artifacts" / check_id
     files = {
-        p.relative_to(out_dir).as_posix(): p.read_bytes()
-        for p in sorted((out_dir / "artifacts").rglob("*"))
-        if p.is_file()
+        p.relative_to(session.out_dir).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
-    calls = {key: n for key, n in session.cache.calls.items()}
+    calls = {key: n - before.get(key, 0) for key, n in session.cache.calls.items() if n != before.get(key, 0)}
     return {"result": result.model_dump(mode="json"), "placement": placement, "files": files, "calls": calls}
 
 
