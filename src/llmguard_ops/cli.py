@@ -48,18 +48,23 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+#: Offline by default: no hub access, no telemetry from libraries a check imports (also
+#: handed to the workers of a cluster by the Ray executor).
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
 def _quiet_third_parties() -> None:
     """Offline by default: no hub access, no telemetry from libraries a check imports."""
-    for name, value in {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1",
-        "ANONYMIZED_TELEMETRY": "False",
-        "TOKENIZERS_PARALLELISM": "false",
-    }.items():
+    for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
 
 

@@ -80,7 +80,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 class RayExecutor:
-    """Checks as Ray tasks on a cluster (or on a local Ray started for the run)."""
+    """Checks as Ray tasks on a cluster (or on a local Ray started for the run).
+
+    When this process is already connected to Ray (``ray.init`` called by the caller),
+    that connection is used as it is and ``address`` is ignored.
+    """
 
     def __init__(self, address: str | None) -> None:
         import ray
@@ -90,9 +94,14 @@ class RayExecutor:
         if not ray.is_initialized():
             if address:
                 _probe(address)
+            from ..cli import QUIET_ENV
+
+            # workers of a remote cluster do not inherit this process's environment
+            quiet = {name: os.environ.get(name, value) for name, value in QUIET_ENV.items()}
             try:
                 ray.init(
                     address=address or None,
+                    runtime_env={"env_vars": quiet},
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level=logging.ERROR,
