@@ -139,5 +139,5 @@ def test_an_unschedulable_request_is_an_error_naming_the_resource(faulty: tuple[
     report = faulty[0].report
     greedy, huge = report.check("greedy"), report.check("huge")
     assert greedy.status is Status.ERROR and greedy.error.type == "Unschedulable"
-    assert "4 GPU" in greedy.error.message and "most on one node: 0" in greedy.error.message
-    assert huge.error.type == "Unschedulable" and "memory" in huge.error.message
+    assert "requests 4 GPU," in greedy.error.message and "most on one node: 0 GPU)" in greedy.error.message
+    assert huge.error.type == "Unschedulable" and "requests 6.55e+04 GiB of memory" in huge.error.message

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -264,9 +265,19 @@ class ResourceSpec(_Strict):
 
     cpus: float | None = Field(None, ge=0, allow_inf_nan=False, description="CPUs (default 1).")
     gpus: float | None = Field(None, ge=0, allow_inf_nan=False, description="GPUs (default 0; fractions share one).")
-    memory: Annotated[int | None, BeforeValidator(_memory_bytes)] = Field(
-        None, ge=0, description="Memory to reserve: bytes or a size such as 512MiB or 2GB."
-    )
+    memory: Annotated[
+        int | None,
+        BeforeValidator(_memory_bytes),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*[A-Za-z]*\s*$"},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(None, ge=0, description="Memory to reserve: bytes or a size such as 512MiB or 2GB.")
     custom: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=dict, description="Custom cluster resources (e.g. a node label set with ray start --resources)."
     )

@@ -278,16 +278,20 @@ def _fits(want: Mapping[str, float], total: Mapping[str, float]) -> bool:
 
 
 def _shortfall(want: Mapping[str, float], nodes: Sequence[Mapping[str, Any]]) -> str:
-    names = {"CPU": "CPU", "GPU": "GPU", "memory": "bytes of memory"}
+    def amount_of(key: str, value: float) -> str:
+        if key == "memory":
+            return f"{value / 2**30:.3g} GiB of memory"
+        return f"{value:g} {key}" if key in ("CPU", "GPU") else f"{value:g} of resource '{key}'"
+
     for key, amount in want.items():
         if amount <= 0:
             continue
         best = max((n["resources"].get(key, 0.0) for n in nodes), default=0.0)
         if best < amount:
-            what = names.get(key, f"of resource '{key}'")
             return (
-                f"unschedulable: the check requests {amount:g} {what}, and no node of the Ray cluster has that "
-                f"many (the most on one node: {best:g}); lower resources: in the suite or add such a node"
+                f"unschedulable: the check requests {amount_of(key, amount)}, and no node of the Ray cluster has "
+                f"that much (the most on one node: {amount_of(key, best)}); lower resources: in the suite or add "
+                "such a node"
             )
     return (
         f"unschedulable: no single node of the Ray cluster has all of {dict(want)} at once "
