@@ -8,6 +8,8 @@ one run, so that killing, hanging and unschedulable requests cost one Ray round.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,15 @@ def test_a_hang_past_its_timeout_is_a_timeout_error(faulty: tuple[Any, Path]) ->
     result = faulty[0].report.check("hangs")
     assert result.status is Status.ERROR
     assert result.error.type == "Timeout" and "2s" in result.error.message
+    pid = result.placement["pid"]  # the worker replied, then left with the abandoned thread
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the worker {pid} that timed out a check is still alive")
 
 
 def test_an_unschedulable_request_is_an_error_naming_the_resource(faulty: tuple[Any, Path]) -> None:
@@ -141,3 +152,23 @@ def test_an_unschedulable_request_is_an_error_naming_the_resource(faulty: tuple[
     assert greedy.status is Status.ERROR and greedy.error.type == "Unschedulable"
     assert "requests 4 GPU," in greedy.error.message and "most on one node: 0 GPU)" in greedy.error.message
     assert huge.error.type == "Unschedulable" and "requests 6.55e+04 GiB of memory" in huge.error.message
+
+
+@pytest.mark.slow
+def test_the_cli_joins_a_running_cluster_with_ray_address(
+    ray_cluster: Any, demo_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmguard_ops.cli import main
+
+    core = REPO / "suites" / "demo" / "core.yaml"
+    fast = [a for c in ("quality", "calibration", "vs-champion") for a in ("--set", f"checks.{c}.with.n_resamples=30")]
+    out = tmp_path / "out"
+    argv = ["run", str(core), "--out", str(out), "-q", "--no-audit-log", *fast]
+    code = main([*argv, "--executor", "ray", "--ray-address", ray_cluster.address])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["decision"]["decision"] == "PROMOTE"
+    assert report["executor"]["name"] == "ray" and report["executor"]["address"] == ray_cluster.address
+    assert {c["placement"]["node_id"] for c in report["checks"]} <= {
+        n["node_id"] for n in report["executor"]["node_list"]
+    }
