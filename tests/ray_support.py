@@ -1,10 +1,11 @@
-"""Test support for the Ray executor: one Ray for the whole test session, probe checks.
+"""One local Ray cluster per test session (2 CPUs, shut down at the end), and Ray probes.
 
-``ray_cluster`` (session scope) starts one local Ray with 2 CPUs, through
-``ray.cluster_utils.Cluster`` so that ``two_nodes`` can add a second node (1 CPU, 1
-simulated GPU, a custom resource) for one test and take it away after: a run never
-pays twice for starting Ray, and a single process never holds two Ray connections. Use
-them from a test module with ``from ray_support import ray_cluster, two_nodes``.
+Use it as a fixture (``from tests.ray_support import ray_cluster``): it yields the ``ray``
+module connected to that cluster; a test that asks for it runs its Ray work there.
+Starting one costs seconds, so tests share it. The cluster is a
+``ray.cluster_utils.Cluster`` whose head has the 2 CPUs, so that ``two_nodes`` can add a
+second node (1 CPU, 1 simulated GPU, a custom resource) for one test and take it away
+after: a single process never holds two Ray connections.
 
 The probe checks (``ProbePlugin``) report where they ran and misbehave on request: a
 worker that SIGKILLs itself or calls ``os._exit``, a hang past the timeout. This module
@@ -80,25 +81,35 @@ def write_suite(folder: Path, checks: str, name: str = "suite.yaml") -> Path:
     return path
 
 
+_CLUSTER: list[Any] = []  # the session's Cluster, when this module started it
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
-    """One local Ray (2 CPUs) for the whole test session, shut down at its end."""
+    """The ``ray`` module with a local cluster of two CPUs running."""
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
     from ray.cluster_utils import Cluster
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": HEAD_CPUS, "include_dashboard": False})
-    ray.init(address=cluster.address, log_to_driver=False, include_dashboard=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the probes travel by value
+    started = not ray.is_initialized()
+    if started:
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": HEAD_CPUS, "include_dashboard": False})
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        _CLUSTER.append(cluster)
+    yield ray
+    if started:
+        ray.shutdown()
+        _CLUSTER.pop().shutdown()
 
 
 @pytest.fixture
 def two_nodes(ray_cluster: Any) -> Iterator[Any]:
-    """The session's Ray with a second node (``SECOND_NODE``) for one test."""
-    node = ray_cluster.add_node(**SECOND_NODE)
-    ray_cluster.wait_for_nodes()
-    yield ray_cluster
-    ray_cluster.remove_node(node)
+    """The session's Ray with a second node (``SECOND_NODE``) for one test; yields the Cluster."""
+    if not _CLUSTER:
+        pytest.skip("Ray was started outside the test session's cluster: no node can be added")
+    cluster = _CLUSTER[0]
+    node = cluster.add_node(**SECOND_NODE)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.remove_node(node)

@@ -3,7 +3,9 @@
 They stand in for the first-party families in the report tests (those ship separately):
 per-column KS drift (``column.<c>.*``), per-group selection rates with Wilson intervals
 (``group.<g>.*``), single-row latency percentiles (``*_ms``, raw samples in details),
-correlation importances (``importance.<f>``), and a check that raises.
+correlation importances (``importance.<f>``), and a check that raises. The group and
+importance checks declare the model card's Fairness and Explanations sections, as a
+third-party family would.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from llmguard_ops import (
+    CardSection,
     CheckContext,
     CheckDefinition,
     CheckOutput,
@@ -138,6 +141,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             _Params,
             (MetricSpec("group.*"), MetricSpec("demographic_parity_difference")),
             "rates",
+            card_section=CardSection("Fairness", order=10, render="groups"),
         )
     )
     register(CheckDefinition("latency.fixture", run_latency, _Params, (MetricSpec("*_ms"),), "latency"))
@@ -148,6 +152,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             _Params,
             (MetricSpec("importance.*"),),
             "correlation importance",
+            card_section=CardSection("Explanations", order=20, render="features"),
         )
     )
     register(CheckDefinition("broken.fixture", run_broken, _Params, (MetricSpec("x"),), "raises"))

@@ -1,12 +1,13 @@
-"""The examples of the Approvals and Standard formats sections of docs/evidence.md run."""
+"""The examples of the Approvals and Standard formats sections of docs/evidence.md run (that
+the YAML shown is the tested files is checked in test_docs_examples.py)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import pytest
+from tests.docs_support import texts
 
 from evidence_support import cli, make_project
 from llmguard_ops.evidence.keys import generate
@@ -14,23 +15,6 @@ from llmguard_ops.evidence.keys import generate
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "evidence.md"
 DATA = REPO / "tests" / "data" / "evidence" / "approvals"
-
-
-def section(title: str) -> str:
-    text = DOC.read_text(encoding="utf-8")
-    start = text.index(f"## {title}")
-    end = text.find("\n## ", start + 3)
-    return text[start : end if end > 0 else None]
-
-
-def blocks(text: str, lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
-
-
-def test_the_yaml_examples_are_the_tested_files() -> None:
-    policy, trust = blocks(section("Approvals"), "yml")
-    assert policy == (DATA / "policy.yaml").read_text()
-    assert trust == (DATA / "trust.yaml").read_text()
 
 
 def test_the_documented_flow_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -93,7 +77,7 @@ def test_the_standard_formats_example_runs(monkeypatch: pytest.MonkeyPatch, tmp_
         llmguard_ops.run(project.suite(), tmp_path / "llmguard-out", key=project.private_key)
     shutil.copy(project.public_key, tmp_path / "llmguard.pub")
     monkeypatch.chdir(tmp_path)
-    [example] = blocks(section("Standard formats"), "py")
+    [example] = texts(DOC, "py", section="Standard formats")
     namespace: dict[str, object] = {}
     exec(compile(example, str(DOC), "exec"), namespace)
     assert namespace["test_result"]["result"] == "PASSED"  # type: ignore[index]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import llmguard_ops
@@ -11,15 +10,6 @@ from llmguard_ops import Status
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "bias"
 DEMO = ROOT / "suites" / "demo"
-
-
-def test_every_yaml_example_in_the_docs_is_a_tested_file() -> None:
-    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "bias.md").read_text(), re.S)
-    assert len(blocks) >= 3
-    sources = [DEMO / "suite.yaml", *sorted(DATA.glob("*.yaml"))]
-    texts = [p.read_text() for p in sources]
-    for block in blocks:
-        assert any(block in text for text in texts), f"docs example not in any tested file:\n{block}"
 
 
 def test_scored_llm_outputs_example_blocks_on_the_planted_dialect_gap(tmp_path: Path) -> None:
@@ -36,8 +26,8 @@ def test_scored_llm_outputs_example_blocks_on_the_planted_dialect_gap(tmp_path: 
     assert result.metrics["attribute.gender.equalized_odds_difference"].value < 0.1
 
 
-def test_demo_fairness_check_passes_with_intervals(tmp_path: Path, demo_models: Path) -> None:
-    outcome = llmguard_ops.run(DEMO / "suite.yaml", tmp_path, only=["fairness"])
+def test_demo_fairness_check_passes_with_intervals(tmp_path: Path, demo_dir: Path) -> None:
+    outcome = llmguard_ops.run(demo_dir / "suite.yaml", tmp_path, only=["fairness"])
     result = outcome.report.checks[0]
     assert result.status is Status.PASS, result.error or result.failed_gates
     assert outcome.report.decision.decision.value in ("PROMOTE", "REVIEW")

@@ -19,7 +19,6 @@ from llmguard_ops import Decision, Status
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "suites" / "demo"
 
 
 def _suite(tmp_path: Path, body: str) -> Path:
@@ -28,15 +27,15 @@ def _suite(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def _demo_suite(tmp_path: Path, candidate: str, baseline: str, check: str) -> Path:
+def _demo_suite(demo: Path, tmp_path: Path, candidate: str, baseline: str, check: str) -> Path:
     head = textwrap.dedent(f"""\
         apiVersion: llmguard/v1
         name: canary-test
         models:
-          candidate: {{loader: sklearn, path: {DEMO / "models" / candidate}}}
-          baseline:  {{loader: sklearn, path: {DEMO / "models" / baseline}}}
+          candidate: {{loader: sklearn, path: {demo / "models" / candidate}}}
+          baseline:  {{loader: sklearn, path: {demo / "models" / baseline}}}
         datasets:
-          current: {{path: {DEMO / "data" / "holdout.csv"}, target: approved}}
+          current: {{path: {demo / "data" / "holdout.csv"}, target: approved}}
         checks:
         """)
     path = tmp_path / "suite.yaml"
@@ -44,8 +43,8 @@ def _demo_suite(tmp_path: Path, candidate: str, baseline: str, check: str) -> Pa
     return path
 
 
-def test_demo_suite_canary_gates_non_inferiority_with_interval(demo_models: Path, tmp_path: Path) -> None:
-    outcome = llmguard_ops.run(DEMO / "suite.yaml", tmp_path / "out", only=["canary"])
+def test_demo_suite_canary_gates_non_inferiority_with_interval(demo_dir: Path, tmp_path: Path) -> None:
+    outcome = llmguard_ops.run(demo_dir / "suite.yaml", tmp_path / "out", only=["canary"])
     result = next(c for c in outcome.report.checks if c.id == "canary")
     assert result.status is Status.PASS, result.error
     delta = result.metrics["accuracy_delta"]
@@ -61,8 +60,9 @@ def test_demo_suite_canary_gates_non_inferiority_with_interval(demo_models: Path
     assert 0.5 < result.metrics["agreement_rate"].value < 1
 
 
-def test_worse_candidate_fails_non_inferiority_and_blocks(demo_models: Path, tmp_path: Path) -> None:
+def test_worse_candidate_fails_non_inferiority_and_blocks(demo_dir: Path, tmp_path: Path) -> None:
     suite = _demo_suite(
+        demo_dir,
         tmp_path,
         "champion.joblib",
         "candidate.joblib",
@@ -86,8 +86,9 @@ def test_worse_candidate_fails_non_inferiority_and_blocks(demo_models: Path, tmp
     assert outcome.report.prediction_calls  # predictions came through the shared cache
 
 
-def test_equivalence_gate_tests_both_bounds(demo_models: Path, tmp_path: Path) -> None:
+def test_equivalence_gate_tests_both_bounds(demo_dir: Path, tmp_path: Path) -> None:
     suite = _demo_suite(
+        demo_dir,
         tmp_path,
         "candidate.joblib",
         "champion.joblib",
@@ -186,8 +187,9 @@ def test_regression_task(tmp_path: Path) -> None:
     assert result.metrics["replay_regression_detected"].value == 1.0
 
 
-def test_bad_params_are_one_line_errors(demo_models: Path, tmp_path: Path) -> None:
+def test_bad_params_are_one_line_errors(demo_dir: Path, tmp_path: Path) -> None:
     suite = _demo_suite(
+        demo_dir,
         tmp_path,
         "candidate.joblib",
         "champion.joblib",
@@ -201,8 +203,9 @@ def test_bad_params_are_one_line_errors(demo_models: Path, tmp_path: Path) -> No
         llmguard_ops.run(suite, tmp_path / "out")
 
 
-def test_report_json_carries_interval_and_p_value(demo_models: Path, tmp_path: Path) -> None:
+def test_report_json_carries_interval_and_p_value(demo_dir: Path, tmp_path: Path) -> None:
     suite = _demo_suite(
+        demo_dir,
         tmp_path,
         "candidate.joblib",
         "champion.joblib",

@@ -18,7 +18,6 @@ from llmguard_ops.reporters.markdown import append_step_summary, cell, render_su
 from llmguard_ops.results import CheckResult, Decision, ErrorInfo, GateDecision, GateOutcome, Metric
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "suites" / "demo" / "core.yaml"
 # Fewer bootstrap resamples: the same checks and gates, a fraction of the time.
 FAST = [f"checks.{c}.with.n_resamples=30" for c in ("quality", "calibration", "vs-champion")]
 
@@ -156,7 +155,7 @@ def test_summary_table_puts_gated_metrics_first_and_escapes(mixed_report: Report
     assert "**BLOCK**" in text and "release\\|candidate" in text
     row = next(line for line in text.splitlines() if line.startswith("| `quality`"))
     assert row.index("**accuracy**") < row.index("**f1**")
-    assert "0.62 [0.6, 0.64] 95% (min 0.7 @95%) ✗" in row
+    assert "0.62 95% [0.6, 0.64] (min 0.7 @95%) ✗" in row  # one interval format in every report
     crash = next(line for line in text.splitlines() if line.startswith("| `crash`"))
     assert "bad &lt;input&gt;" in crash
     assert "[junit.xml](junit.xml)" in text
@@ -187,11 +186,11 @@ def test_step_summary_is_appended_never_overwritten(
     assert append_step_summary("x", env={}) is None
 
 
-def test_cli_run_writes_junit_and_summary_that_agree_with_the_report(tmp_path: Path) -> None:
+def test_cli_run_writes_junit_and_summary_that_agree_with_the_report(tmp_path: Path, demo_dir: Path) -> None:
     out = tmp_path / "out"
     # one blocker gate that cannot hold, one check timing out: BLOCK with a failure and an error
     overrides = [*FAST, "checks.quality.gate.accuracy.min=0.99", "checks.calibration.timeout=0.001"]
-    code = main(["run", str(DEMO), "--out", str(out), "-q", *_sets(overrides)])
+    code = main(["run", str(demo_dir / "core.yaml"), "--out", str(out), "-q", *_sets(overrides)])
     assert code == 1
     report = read_report(out / "report.json")
     assert report.decision.decision is Decision.BLOCK

@@ -8,13 +8,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from tests.conftest import DEMO
 
 from llmguard_ops.cli import main
 
 
-def test_demo_suite_runs_end_to_end(demo_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(DEMO / "suite.yaml"), "--out", str(tmp_path)])
+def test_demo_suite_runs_end_to_end(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(demo_dir / "suite.yaml"), "--out", str(tmp_path)])
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "report.json").read_text())
     decision = report["decision"]["decision"]
@@ -30,11 +29,11 @@ def test_demo_suite_runs_end_to_end(demo_models: Path, tmp_path: Path, capsys: p
     assert quality["gates"][0]["metric"] == "accuracy" and quality["gates"][0]["passed"]
 
 
-def test_set_override_can_block_the_demo(demo_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_set_override_can_block_the_demo(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [
             "run",
-            str(DEMO / "suite.yaml"),
+            str(demo_dir / "suite.yaml"),
             "--out",
             str(tmp_path),
             "-q",
@@ -49,8 +48,8 @@ def test_set_override_can_block_the_demo(demo_models: Path, tmp_path: Path, caps
     assert any("quality (blocker): accuracy" in r for r in report["decision"]["reasons"])
 
 
-def test_validate_checks_and_schema(demo_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(DEMO / "suite.yaml")]) == 0
+def test_validate_checks_and_schema(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(demo_dir / "suite.yaml")]) == 0
     assert "valid" in capsys.readouterr().out
     assert main(["checks", "--json"]) == 0
     listed = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
@@ -59,16 +58,16 @@ def test_validate_checks_and_schema(demo_models: Path, capsys: pytest.CaptureFix
     schema = json.loads(capsys.readouterr().out)
     jsonschema.Draft202012Validator.check_schema(schema)
     # every shipped suite validates against the published schema
-    for suite in sorted((DEMO.parent).glob("**/*.yaml")):
+    for suite in sorted((demo_dir.parent).glob("**/*.yaml")):
         jsonschema.validate(yaml.safe_load(suite.read_text()), schema)
-    bad = yaml.safe_load((DEMO / "suite.yaml").read_text())
+    bad = yaml.safe_load((demo_dir / "suite.yaml").read_text())
     bad["checks"][0]["with"]["n_resamples"] = "many"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
 
 
-def test_report_json_is_written_atomically(demo_models: Path, tmp_path: Path) -> None:
-    main(["run", str(DEMO / "suite.yaml"), "--out", str(tmp_path), "-q"])
+def test_report_json_is_written_atomically(demo_dir: Path, tmp_path: Path) -> None:
+    main(["run", str(demo_dir / "suite.yaml"), "--out", str(tmp_path), "-q"])
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
     json.loads((tmp_path / "report.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -32,7 +34,9 @@ def test_wasserstein_equals_scipy(a: list[float], b: list[float]) -> None:
 @given(values, values)
 def test_ks_equals_scipy(a: list[float], b: list[float]) -> None:
     d, p = st.ks(st.NumericSample.of(np.array(a), np.array(b)))
-    res = stats.ks_2samp(a, b)
+    with warnings.catch_warnings():  # the oracle may switch to the asymptotic p, as ours does
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+        res = stats.ks_2samp(a, b)
     assert d == pytest.approx(res.statistic, abs=1e-12)
     assert p == pytest.approx(res.pvalue, rel=1e-9, abs=1e-12)
 
@@ -99,7 +103,8 @@ def test_anderson_is_scipys_and_reports_the_cap() -> None:
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=300), rng.normal(1.0, 1, size=300)
     stat, p, note = st.anderson(st.NumericSample.of(a, b))
-    res = stats.anderson_ksamp([np.sort(a), np.sort(b)], variant="midrank")
+    with pytest.warns(UserWarning, match="p-value floored"):  # ours says so in its note instead
+        res = stats.anderson_ksamp([np.sort(a), np.sort(b)], variant="midrank")
     assert stat == pytest.approx(res.statistic, rel=1e-12)
     assert p == pytest.approx(res.pvalue)
     assert p == pytest.approx(0.001) and note and "floored" in note

@@ -15,8 +15,6 @@ import llmguard_ops
 from llmguard_checks.drift import TabularDriftParams
 from llmguard_checks.drift._tabular import compare_frames, correct
 
-DEMO = Path(__file__).resolve().parents[1] / "suites" / "demo" / "suite.yaml"
-
 
 def make_frames(n_ref: int, n_cur: int, seed: int, shift: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Ten mixed columns; the columns named in ``shift`` move in the current frame."""
@@ -246,8 +244,10 @@ def test_prediction_drift_of_a_real_model(tmp_path: Path) -> None:
     assert result.metrics["n_columns"].value == 3.0
 
 
-def test_demo_flags_exactly_income_and_debt_ratio(tmp_path: Path) -> None:
-    outcome = llmguard_ops.run(DEMO, tmp_path / "out", only=["data-drift"], write=False)  # skops: no pickle warning
+def test_demo_flags_exactly_income_and_debt_ratio(tmp_path: Path, demo_dir: Path) -> None:
+    outcome = llmguard_ops.run(
+        demo_dir / "suite.yaml", tmp_path / "out", only=["data-drift"], write=False
+    )  # skops: no pickle warning
     result = outcome.report.checks[0]
     assert result.error is None
     flagged = {r["column"] for r in result.details["columns"] if r["role"] == "feature" and r["drifted"]}

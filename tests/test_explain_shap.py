@@ -258,8 +258,8 @@ def test_importing_the_plugin_loads_no_heavy_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_demo_suite_explain_check(tmp_path: Path, demo_models: Path) -> None:
-    demo = Path(__file__).parents[1] / "suites" / "demo" / "suite.yaml"
+def test_demo_suite_explain_check(tmp_path: Path, demo_dir: Path) -> None:
+    demo = demo_dir / "suite.yaml"
     outcome = llmguard_ops.run(demo, tmp_path / "out", only=["explain"])
     result = outcome.report.checks[0]
     assert result.status is Status.PASS, result.gates

@@ -17,16 +17,6 @@ SUITES = sorted((REPO / "tests" / "data" / "latency").glob("*.yaml"))
 SOURCES = [*SUITES, REPO / "suites" / "demo" / "suite.yaml"]
 
 
-def _yaml_blocks() -> list[str]:
-    return re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.S)
-
-
-@pytest.mark.parametrize("block", _yaml_blocks())
-def test_every_yaml_example_is_an_excerpt_of_a_tested_suite(block: str) -> None:
-    texts = [p.read_text() for p in SOURCES]
-    assert any(block in text for text in texts), f"not found in any tested suite:\n{block}"
-
-
 @pytest.mark.parametrize("suite", SUITES, ids=lambda p: p.name)
 def test_example_suites_validate(suite: Path) -> None:
     registry = get_plugin_manager().registry()

@@ -186,8 +186,8 @@ def test_cuda_model_is_synchronised_and_reports_gpu_memory(tmp_path: Path) -> No
     assert result.details["memory_method"] == "torch.cuda.max_memory_allocated"
 
 
-def test_demo_suite_gates_its_candidate_p95(demo_models: Path, tmp_path: Path) -> None:
-    outcome = _run(REPO / "suites" / "demo" / "suite.yaml", tmp_path, only=["latency"], write=False)
+def test_demo_suite_gates_its_candidate_p95(demo_dir: Path, tmp_path: Path) -> None:
+    outcome = _run(demo_dir / "suite.yaml", tmp_path, only=["latency"], write=False)
     result = _check(outcome, "latency")
     assert result.uses == "latency.inference"
     assert [g.metric for g in result.gates] == ["p95_ms"] and result.gates[0].confidence == 0.95

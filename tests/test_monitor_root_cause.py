@@ -13,8 +13,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from statsmodels.stats.proportion import proportion_confint
 
-pytest_plugins = ["llmguard_ops.testing"]
-
 REGIONS = ["north", "south", "east", "west"]
 
 

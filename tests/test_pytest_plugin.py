@@ -20,14 +20,18 @@ from llmguard_ops.options import RUN_OPTIONS
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = ROOT / "suites" / "demo"
-DEMO = DEMO_DIR / "core.yaml"  # the performance gates only: a stable 3-check suite
 # Fewer bootstrap resamples: the same checks and gates, a fraction of the time.
 FAST = [f"checks.{c}.with.n_resamples=30" for c in ("quality", "calibration", "vs-champion")]
 
 
+@pytest.fixture(scope="module")
+def core(demo_dir: Path) -> Path:
+    """The demo's performance gates only: a stable 3-check suite (in the trained copy)."""
+    return demo_dir / "core.yaml"
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _warm_imports(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _warm_imports(tmp_path_factory: pytest.TempPathFactory, core: Path) -> None:
     """Run the demo once in this process first.
 
     pytester's in-process runs drop the modules they imported afterwards; some compiled
@@ -36,10 +40,10 @@ def _warm_imports(tmp_path_factory: pytest.TempPathFactory) -> None:
     """
     from llmguard_ops import run
 
-    run(DEMO, tmp_path_factory.mktemp("warm"), overrides=FAST)
+    run(core, tmp_path_factory.mktemp("warm"), overrides=FAST)
 
 
-def llmguard_args(*overrides: str, suite: Path | None = DEMO) -> list[str]:
+def llmguard_args(suite: Path | None, *overrides: str) -> list[str]:
     args = ["-p", "no:cacheprovider"]
     if suite is not None:
         args += ["--llmguard-suite", str(suite)]
@@ -48,12 +52,12 @@ def llmguard_args(*overrides: str, suite: Path | None = DEMO) -> list[str]:
     return args
 
 
-def cli_decision(tmp: Path, *overrides: str) -> tuple[int, str]:
+def cli_decision(suite: Path, tmp: Path, *overrides: str) -> tuple[int, str]:
     out = tmp / "cli-out"
     code = main(
         [
             "run",
-            str(DEMO),
+            str(suite),
             "--out",
             str(out),
             "-q",
@@ -68,8 +72,8 @@ def report_decision(out: Path) -> str:
     return str(data["decision"]["decision"])
 
 
-def test_suite_runs_as_items_with_the_cli_decision(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest(*llmguard_args(), "-v", "--junitxml=pytest-junit.xml")
+def test_suite_runs_as_items_with_the_cli_decision(pytester: pytest.Pytester, core: Path) -> None:
+    result = pytester.runpytest(*llmguard_args(core), "-v", "--junitxml=pytest-junit.xml")
     result.assert_outcomes(passed=3)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
@@ -82,7 +86,7 @@ def test_suite_runs_as_items_with_the_cli_decision(pytester: pytest.Pytester) ->
         ]
     )
     out = pytester.path / "llmguard-out"
-    code, decision = cli_decision(pytester.path)
+    code, decision = cli_decision(core, pytester.path)
     assert (code, decision) == (0, "PROMOTE") and report_decision(out) == "PROMOTE"
     ours = JUnitXml.fromfile(str(out / "junit.xml"))
     assert (ours.tests, ours.failures, ours.errors) == (3, 0, 0)
@@ -94,17 +98,17 @@ def test_suite_runs_as_items_with_the_cli_decision(pytester: pytest.Pytester) ->
     assert {"metric.roc_auc_delta", "metric.roc_auc_delta.lower", "gate.roc_auc_delta"} <= names
 
 
-def test_k_runs_one_check_and_decides_over_it(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest(*llmguard_args(), "-k", "vs-champion")
+def test_k_runs_one_check_and_decides_over_it(pytester: pytest.Pytester, core: Path) -> None:
+    result = pytester.runpytest(*llmguard_args(core), "-k", "vs-champion")
     result.assert_outcomes(passed=1, deselected=2)
     result.stdout.fnmatch_lines(["credit-approval-core: PROMOTE (1 of 3 checks ran: 1 pass)"])
     report = json.loads((pytester.path / "llmguard-out" / "report.json").read_text())
     assert [c["id"] for c in report["checks"]] == ["vs-champion"]
 
 
-def test_failed_blocker_fails_the_item_and_blocks_like_the_cli(pytester: pytest.Pytester) -> None:
+def test_failed_blocker_fails_the_item_and_blocks_like_the_cli(pytester: pytest.Pytester, core: Path) -> None:
     gate = "checks.quality.gate.accuracy.min=0.99"
-    result = pytester.runpytest(*llmguard_args(gate), "--junitxml=pytest-junit.xml")
+    result = pytester.runpytest(*llmguard_args(core, gate), "--junitxml=pytest-junit.xml")
     result.assert_outcomes(passed=2, failed=1)
     assert result.ret == 1
     result.stdout.fnmatch_lines(
@@ -114,7 +118,7 @@ def test_failed_blocker_fails_the_item_and_blocks_like_the_cli(pytester: pytest.
             "credit-approval-core: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*",
         ]
     )
-    code, decision = cli_decision(pytester.path, gate)
+    code, decision = cli_decision(core, pytester.path, gate)
     assert (code, decision) == (1, "BLOCK") == (result.ret, report_decision(pytester.path / "llmguard-out"))
     for path in (pytester.path / "pytest-junit.xml", pytester.path / "llmguard-out" / "junit.xml"):
         xml = JUnitXml.fromfile(str(path))
@@ -122,10 +126,10 @@ def test_failed_blocker_fails_the_item_and_blocks_like_the_cli(pytester: pytest.
 
 
 def test_failed_warning_passes_with_a_warning_and_review_fails_the_session(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, core: Path
 ) -> None:
     gate = "checks.calibration.gate.ece.max=0.001"
-    result = pytester.runpytest(*llmguard_args(gate))
+    result = pytester.runpytest(*llmguard_args(core, gate))
     result.assert_outcomes(passed=3, warnings=result.parseoutcomes().get("warnings", 0))
     result.stdout.fnmatch_lines(
         [
@@ -135,20 +139,20 @@ def test_failed_warning_passes_with_a_warning_and_review_fails_the_session(
         ]
     )
     assert result.ret == 1  # the CLI exits 3: non-zero either way
-    code, decision = cli_decision(pytester.path, gate)
+    code, decision = cli_decision(core, pytester.path, gate)
     assert (code, decision) == (3, "REVIEW")
-    relaxed = pytester.runpytest(*llmguard_args(gate), "--llmguard-review=pass")
+    relaxed = pytester.runpytest(*llmguard_args(core, gate), "--llmguard-review=pass")
     assert relaxed.ret == 0
     relaxed.stdout.fnmatch_lines(["*REVIEW does not fail the session*"])
 
 
-def test_check_error_is_a_pytest_error_and_an_allowed_one_xfails(pytester: pytest.Pytester) -> None:
+def test_check_error_is_a_pytest_error_and_an_allowed_one_xfails(pytester: pytest.Pytester, core: Path) -> None:
     overrides = (
         "checks.calibration.timeout=0.001",
         "checks.calibration.allow_error=true",
         "checks.vs-champion.timeout=0.001",
     )
-    result = pytester.runpytest(*llmguard_args(*overrides), "-k", "calibration or vs-champion")
+    result = pytester.runpytest(*llmguard_args(core, *overrides), "-k", "calibration or vs-champion")
     result.assert_outcomes(errors=1, xfailed=1, deselected=1)
     assert result.ret == 1
     result.stdout.fnmatch_lines(
@@ -161,18 +165,18 @@ def test_check_error_is_a_pytest_error_and_an_allowed_one_xfails(pytester: pytes
     result.stdout.fnmatch_lines(["  - calibration: ERROR: timed out after 0.001s*(allowed by allow_error)"])
 
 
-def _copy_demo(pytester: pytest.Pytester, name: str) -> Path:
+def _copy_demo(pytester: pytest.Pytester, core: Path, name: str) -> Path:
     """The demo suite inside the sandbox, next to links to its models and data."""
     for folder in ("models", "data"):
-        (pytester.path / folder).symlink_to(DEMO_DIR / folder, target_is_directory=True)
+        (pytester.path / folder).symlink_to(core.parent / folder, target_is_directory=True)
     target = pytester.path / name
-    shutil.copy(DEMO, target)
+    shutil.copy(core, target)
     return target
 
 
-def test_suite_files_are_collected_by_glob_and_ini(pytester: pytest.Pytester) -> None:
-    _copy_demo(pytester, "llmguard_demo.yaml")
-    result = pytester.runpytest(*llmguard_args(suite=None), "--collect-only", "-q")
+def test_suite_files_are_collected_by_glob_and_ini(pytester: pytest.Pytester, core: Path) -> None:
+    _copy_demo(pytester, core, "llmguard_demo.yaml")
+    result = pytester.runpytest(*llmguard_args(None), "--collect-only", "-q")
     result.stdout.fnmatch_lines(
         [
             "llmguard_demo.yaml::quality",
@@ -181,11 +185,11 @@ def test_suite_files_are_collected_by_glob_and_ini(pytester: pytest.Pytester) ->
         ]
     )
     # severity markers select checks
-    result = pytester.runpytest(*llmguard_args(suite=None), "--collect-only", "-q", "-m", "llmguard_warning")
+    result = pytester.runpytest(*llmguard_args(None), "--collect-only", "-q", "-m", "llmguard_warning")
     result.stdout.fnmatch_lines(["llmguard_demo.yaml::calibration", "*1/3 tests collected (2 deselected)*"])
     (pytester.path / "release.yaml").write_text((pytester.path / "llmguard_demo.yaml").read_text())
     pytester.makeini("[pytest]\nllmguard_files = release*.yaml\n")
-    result = pytester.runpytest(*llmguard_args(suite=None), "--collect-only", "-q")
+    result = pytester.runpytest(*llmguard_args(None), "--collect-only", "-q")
     result.stdout.fnmatch_lines(["release.yaml::quality"])
     assert "llmguard_demo.yaml" not in result.stdout.str()
 
@@ -202,12 +206,12 @@ def test_a_broken_suite_is_a_one_line_collection_error(pytester: pytest.Pytester
     assert "Traceback" not in result.stdout.str()
 
 
-def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest.Pytester) -> None:
-    suite = _copy_demo(pytester, "llmguard_demo.yaml")
+def test_a_model_that_cannot_load_errors_every_item_in_one_line(pytester: pytest.Pytester, core: Path) -> None:
+    suite = _copy_demo(pytester, core, "llmguard_demo.yaml")
     (pytester.path / "broken").mkdir()
     (pytester.path / "broken" / "candidate.skops").write_text("not a model")
     suite.write_text(suite.read_text().replace("models/candidate.skops", "broken/candidate.skops"))
-    result = pytester.runpytest(*llmguard_args(suite=None))
+    result = pytester.runpytest(*llmguard_args(None))
     result.assert_outcomes(errors=3)
     assert result.ret == 1
     result.stdout.fnmatch_lines(
@@ -269,8 +273,8 @@ def test_artifacts_are_reachable(llmguard_suite):
 """
 
 
-def test_fixtures_run_inline_checks(pytester: pytest.Pytester) -> None:
-    _copy_demo(pytester, "demo.yaml")
+def test_fixtures_run_inline_checks(pytester: pytest.Pytester, core: Path) -> None:
+    _copy_demo(pytester, core, "demo.yaml")
     pytester.makepyfile(test_inline=FIXTURE_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
@@ -278,12 +282,12 @@ def test_fixtures_run_inline_checks(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.slow
-def test_xdist_workers_report_to_one_decision(pytester: pytest.Pytester) -> None:
-    _copy_demo(pytester, "demo.yaml")
+def test_xdist_workers_report_to_one_decision(pytester: pytest.Pytester, core: Path) -> None:
+    _copy_demo(pytester, core, "demo.yaml")
     pytester.makepyfile(test_inline=FIXTURE_TESTS)
     # (the inline tests run "quality" with the same overrides, so gate another check)
     gate = "checks.vs-champion.gate.roc_auc_delta.min=0.5"
-    result = pytester.runpytest(*llmguard_args(gate, suite=pytester.path / "demo.yaml"), "test_inline.py", "-n", "2")
+    result = pytester.runpytest(*llmguard_args(pytester.path / "demo.yaml", gate), "test_inline.py", "-n", "2")
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["credit-approval-core: BLOCK (3 of 3 checks ran: 2 pass, 1 fail)*"])
     assert result.ret == 1

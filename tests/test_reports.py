@@ -38,14 +38,14 @@ def _demo_overrides() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> dict[str, Any]:
+def demo(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> dict[str, Any]:
     """Two runs of the demo suite through the console script, sharing one run history."""
     base = tmp_path_factory.mktemp("demo")
     env = {**os.environ, **OFFLINE, "LLMGUARD_HISTORY_DIR": str(base / ".llmguard" / "runs")}
     llmguard = Path(sys.executable).with_name("llmguard")
     runs = []
     for name in ("run1", "run2"):
-        cmd = [str(llmguard), "run", str(DEMO), "--out", str(base / name)]
+        cmd = [str(llmguard), "run", str(demo_dir / "suite.yaml"), "--out", str(base / name)]
         for s in _demo_overrides():
             cmd += ["--set", s]
         proc = subprocess.run(cmd, cwd=base, env=env, capture_output=True, text=True, timeout=600)
@@ -282,7 +282,7 @@ def test_demo_page_in_headless_chromium(demo: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fixture_run(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> Any:
+def fixture_run(tmp_path_factory: pytest.TempPathFactory, checkout_copy: Path) -> Any:
     import llmguard_ops
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -293,7 +293,9 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory, demo_models: Path) -> 
     mp = pytest.MonkeyPatch()
     mp.setenv("LLMGUARD_HISTORY_DIR", "off")
     try:
-        outcome = llmguard_ops.run(FIXTURE_SUITE, out, objects=[("reporting-checks", reporting_checks)])
+        outcome = llmguard_ops.run(
+            checkout_copy / FIXTURE_SUITE.relative_to(ROOT), out, objects=[("reporting-checks", reporting_checks)]
+        )
     finally:
         mp.undo()
     return outcome

@@ -56,7 +56,7 @@ def test_importing_the_cli_does_not_import_rich_jinja_or_matplotlib() -> None:
 
 
 def test_cli_run_uses_the_live_display_on_a_terminal(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, checkout_copy: Path
 ) -> None:
     from llmguard_ops import terminal_live
     from llmguard_ops.cli import main
@@ -64,7 +64,7 @@ def test_cli_run_uses_the_live_display_on_a_terminal(
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     monkeypatch.setattr(terminal_live, "wanted", lambda quiet, stream=None: not quiet)
     monkeypatch.setenv("LLMGUARD_HISTORY_DIR", str(tmp_path / "runs"))  # restored after the test
-    suite = Path(__file__).parent / "data" / "reports_live_suite.yaml"
+    suite = checkout_copy / "tests" / "data" / "reports_live_suite.yaml"
     code = main(["-p", "reporting_checks", "run", str(suite), "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 1, out

@@ -363,6 +363,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
                 for n in ("accuracy", "precision", "recall", "f1")
             ),
             summary="Label-free accuracy, precision, recall, F1 of a binary classifier (NannyML's CBPE).",
+            tags=("model-performance",),
         )
     )
     register(
@@ -375,5 +376,6 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
                 MetricSpec("top_contribution", "the largest segment's part of the drop (what-if)", False),
             ),
             summary="Segments (sensitive groups, categories, numeric bins) ranked by their part of an accuracy drop.",
+            tags=("model-performance", "root-cause", "needs-labels"),
         )
     )

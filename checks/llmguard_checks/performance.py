@@ -338,6 +338,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             summary=(
                 "Accuracy, balanced accuracy, precision, recall, F1, ROC AUC, log loss, ECE with bootstrap intervals."
             ),
+            tags=("model-performance", "needs-labels"),
         )
     )
     register(
@@ -347,5 +348,6 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             params=RegressionParams,
             metrics=_specs(REGRESSION_METRICS),
             summary="MAE, RMSE, R², MAPE with bootstrap intervals.",
+            tags=("model-performance", "needs-labels"),
         )
     )

@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from .generation import flatten as flatten_messages
     from .generation import render as render_prompt
     from .hookspecs import hookimpl, hookspec
-    from .registry import CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
-    from .report import Report
+    from .partitioned import PartitionedDataset, PartitionMap, PartitionTask
+    from .registry import CardSection, CheckDefinition, DatasetLoader, MetricSpec, ModelLoader, Reporter
+    from .report import OutputFile, Report
     from .results import CheckOutput, CheckResult, Decision, GateDecision, GateOutcome, Metric, Severity, Status
     from .runner import RunOutcome, run
+    from .stats.mergeable import CategoryCounts, FixedHistogram, GroupConfusion, Moments, QuantileSketch, Sketched
     from .suite import (
         CheckConfig,
         DatasetRef,
@@ -69,11 +71,16 @@ _EXPORTS = {
     "sample_seed": "generation",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
+    "CardSection": "registry",
+    "PartitionMap": "partitioned",
+    "PartitionTask": "partitioned",
+    "PartitionedDataset": "partitioned",
     "CheckDefinition": "registry",
     "DatasetLoader": "registry",
     "MetricSpec": "registry",
     "ModelLoader": "registry",
     "Reporter": "registry",
+    "OutputFile": "report",
     "Report": "report",
     "CheckOutput": "results",
     "CheckResult": "results",
@@ -85,6 +92,12 @@ _EXPORTS = {
     "Status": "results",
     "RunOutcome": "runner",
     "run": "runner",
+    "CategoryCounts": "stats.mergeable",
+    "FixedHistogram": "stats.mergeable",
+    "GroupConfusion": "stats.mergeable",
+    "Moments": "stats.mergeable",
+    "QuantileSketch": "stats.mergeable",
+    "Sketched": "stats.mergeable",
     "CheckConfig": "suite",
     "DatasetRef": "suite",
     "DatasetSpec": "suite",
@@ -118,6 +131,8 @@ __all__ = [
     "ApprovalCheck",
     "ArtifactError",
     "ArtifactFile",
+    "CardSection",
+    "CategoryCounts",
     "CheckConfig",
     "CheckContext",
     "CheckDefinition",
@@ -129,12 +144,14 @@ __all__ = [
     "DatasetSpec",
     "Decision",
     "ExecutorDefinition",
+    "FixedHistogram",
     "GateBound",
     "GateDecision",
     "GateEvaluation",
     "GateOutcome",
     "GenerationConfig",
     "Generations",
+    "GroupConfusion",
     "LlmguardError",
     "LoadedDataset",
     "LoadedModel",
@@ -143,13 +160,20 @@ __all__ = [
     "ModelLoader",
     "ModelRef",
     "ModelSpec",
+    "Moments",
+    "OutputFile",
+    "PartitionMap",
+    "PartitionTask",
+    "PartitionedDataset",
     "PluginError",
     "PromptSpec",
+    "QuantileSketch",
     "Report",
     "Reporter",
     "Resources",
     "RunOutcome",
     "Severity",
+    "Sketched",
     "Status",
     "SuiteError",
     "VerifiedStatement",

@@ -122,6 +122,14 @@ class LoadedDataset:
     def sensitive(self) -> list[str]:
         return list(self.spec.sensitive)
 
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
     def y(self) -> Any:
         if self.spec.target is None:
             raise ArtifactError(f"dataset '{self.name}' declares no target column")
@@ -173,8 +181,8 @@ class LoadedModel:
             names = list(dataset.spec.features)
         else:
             skip = {dataset.spec.target, dataset.spec.text, *dataset.spec.sensitive}
-            names = [str(c) for c in dataset.frame.columns if c not in skip]
-        missing = [c for c in names if c not in dataset.frame.columns]
+            names = [c for c in dataset.columns if c not in skip]
+        missing = [c for c in names if c not in dataset.columns]
         if missing:
             raise ArtifactError(
                 f"model '{self.name}' needs columns missing from dataset '{dataset.name}': {', '.join(missing)}"
@@ -279,6 +287,10 @@ def load_datasets(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedDa
 def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: DatasetSpec) -> LoadedDataset:
     smap = loaded.source
     path = resolve_path(loaded.base_dir, spec.path)
+    from .partitioned import load_partitioned, wants_partitions
+
+    if wants_partitions(spec, path):
+        return load_partitioned(loaded, name, spec, path)
     loader_name = spec.loader or _loader_by_extension(path, registry)
     if loader_name is None:
         raise smap.error(
@@ -300,7 +312,15 @@ def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: Data
     except Exception as exc:
         message = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
         raise smap.error(("datasets", name, "path"), message) from None
-    columns = [str(c) for c in frame.columns]
+    check_roles(loaded, name, spec, [str(c) for c in frame.columns], path.name)
+    return LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
+
+
+def check_roles(loaded: LoadedSuite, name: str, spec: DatasetSpec, columns: list[str], where: str) -> None:
+    """Raise :class:`~llmguard_ops.loading.SuiteErrors` for each declared column (target,
+    text, sensitive, features) that is not among ``columns`` of ``where``."""
+    from .loading import SuiteErrors
+
     roles: list[tuple[tuple[str | int, ...], str]] = []
     if spec.target:
         roles.append((("datasets", name, "target"), spec.target))
@@ -308,16 +328,13 @@ def _load_dataset(loaded: LoadedSuite, registry: Registry, name: str, spec: Data
         roles.append((("datasets", name, "text"), spec.text))
     roles += [(("datasets", name, "sensitive", i), c) for i, c in enumerate(spec.sensitive)]
     roles += [(("datasets", name, "features", i), c) for i, c in enumerate(spec.features or [])]
-    from .loading import SuiteErrors
-
     missing = [
-        smap.error(where, f"column '{column}' not in {path.name}{did_you_mean(column, columns)}")
-        for where, column in roles
+        loaded.source.error(at, f"column '{column}' not in {where}{did_you_mean(column, columns)}")
+        for at, column in roles
         if column not in columns
     ]
     if missing:
         raise SuiteErrors(missing)
-    return LoadedDataset(name=name, spec=spec, path=path, frame=frame, sha256=sha256_file(path))
 
 
 def _loader_by_extension(path: Path, registry: Registry) -> str | None:

@@ -346,6 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="audit log to append to (default: .llmguard/audit.jsonl)",
     )
     evidence.add_argument("--no-audit-log", action="store_true", help="append to no audit log")
+    fleet = run.add_argument_group("fleets (one supervised run per candidate, into OUT/<candidate>/)")
+    fleet.add_argument(
+        "--matrix",
+        metavar="FILE",
+        help="matrix file (YAML) listing candidates (name + set: overrides); default: the suite's 'matrix:'",
+    )
+    fleet.add_argument("--no-matrix", action="store_true", help="ignore the suite's 'matrix:'; run the suite once")
+    fleet.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="candidates run at a time (default: the CPU count, at most 32; on Ray: as the cluster allows)",
+    )
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a suite and its inputs without running models")
@@ -527,6 +540,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get(CONTROL_ENV):
             _run_child(args)
+        from .fleet import fleet_of, run_fleet_cli
+
+        try:
+            matrix = fleet_of(args)
+        except LlmguardError as exc:
+            from .terminal import clean
+
+            print(clean(str(exc)), file=sys.stderr)
+            return EXIT_ERROR
+        if matrix is not None:  # --executor/--ray-address, where this CLI has them, place the candidates
+            return run_fleet_cli(
+                argv, args, matrix, getattr(args, "executor", None), getattr(args, "ray_address", None)
+            )
         from .terminal_live import wanted
 
         return supervise(argv, args, live=wanted(args.quiet or args.json))

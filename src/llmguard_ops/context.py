@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from .artifacts import LoadedDataset, LoadedModel
     from .generation import Generations
     from .loading import LoadedSuite
+    from .partitioned import PartitionMap
     from .registry import Registry
     from .suite import CheckConfig, GateBound, PromptSpec
+
+R = TypeVar("R")
 
 
 class PredictionCache:
@@ -195,6 +198,33 @@ class CheckContext:
             return self.datasets[name]
         except KeyError:
             raise ArtifactError(f"unknown dataset '{name}'") from None
+
+    def is_partitioned(self, dataset: str) -> bool:
+        """True when ``dataset`` is a folder of Parquet partitions (its ``frame`` is not loaded)."""
+        from .partitioned import PartitionedDataset
+
+        return isinstance(self.dataset(dataset), PartitionedDataset)
+
+    def partition_map(
+        self,
+        dataset: str,
+        fn: Callable[[pd.DataFrame], R],
+        *,
+        columns: list[str] | None = None,
+        memory: int | None = None,
+    ) -> PartitionMap[R]:
+        """``fn(frame)`` on each partition of ``dataset`` (only ``columns``), results in
+        partition order (``.values``), with what each task did (``.tasks``, ``.describe()``).
+
+        Locally one partition after the other in this process; as one Ray task per
+        partition, each with ``memory`` bytes (default: the dataset's ``task_memory_mb``),
+        when Ray is initialised. ``fn`` must be picklable there (a module-level function
+        or a ``functools.partial`` of one). An in-memory dataset is a single partition.
+        Merge the values with the mergeable statistics (``Moments.merge_all`` ...).
+        """
+        from .partitioned import map_partitions
+
+        return map_partitions(self.dataset(dataset), fn, columns, memory)
 
     def confidence(self, metric: str | None = None) -> float:
         """Level at which to compute the interval of ``metric``.

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+#: The host's own packages and the common stack; check families add theirs with
+#: ``CheckDefinition.packages`` (see :meth:`llmguard_ops.registry.Registry.packages`).
 REPORTED_PACKAGES = (
     "llmguard-ops",
     "pluggy",
@@ -25,10 +27,6 @@ REPORTED_PACKAGES = (
     "scikit-learn",
     "torch",
     "transformers",
-    "fairlearn",
-    "aif360",
-    "shap",
-    "deepeval",
     "cryptography",
     "hypothesis",
     "onnxruntime",
@@ -119,7 +117,8 @@ def cpu_model() -> str | None:
     return name or None
 
 
-def collect(suite_dir: Path) -> dict[str, Any]:
+def collect(suite_dir: Path, packages: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, Any]:
+    """The facts of this machine (``packages``: the distributions whose versions to record)."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -128,7 +127,7 @@ def collect(suite_dir: Path) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "processor": cpu_model(),
-        "packages": package_versions(),
+        "packages": package_versions(packages),
         "gpu": (gpus := gpu_info()),
         "gpu_driver": gpu_driver() if gpus else None,
         "git": git_commit(suite_dir),

@@ -72,9 +72,13 @@ def llmguard_register_dataset_loaders(register: Callable[[DatasetLoader], None])
 
 @hookspec
 def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
-    """Register reporters: each writes one output file of a run into the output folder.
+    """Register reporters: each writes output files of a run into the output folder.
 
-    :param register: call once per :class:`~llmguard_ops.Reporter`.
+    :param register: call once per :class:`~llmguard_ops.Reporter`. A reporter declares
+        what it ``needs`` written before it (output files or reporter names, ``"*"`` for
+        every other output) and what it ``provides``; the host runs reporters in that
+        order, after ``report.json``, and hands each the report with ``outputs`` holding
+        every file written so far (path, sha256, size, reporter, plugin).
     """
 
 
@@ -163,8 +167,8 @@ def llmguard_gate_veto(report: Report) -> list[str] | None:
     :param report: the report with every check result and the gate's own decision: a
         deep copy for each implementation, so changing it changes nothing.
 
-    All implementations are called and their reasons collected; any reason turns the
-    decision into BLOCK. The host recomputes the decision from its own results after
+    All implementations are called, one plugin at a time through pluggy, and their reasons
+    collected; any reason turns the decision into BLOCK. The host recomputes the decision from its own results after
     them: a plugin can add reasons to block; it can never turn a block into a pass. An
     implementation that raises, or returns anything but a list of strings, blocks.
     """
@@ -178,8 +182,9 @@ def llmguard_on_decision(report: Report, out_dir: Path) -> None:
         BLOCK).
     :param out_dir: the folder holding ``report.json`` and the attestation.
 
-    All implementations are called (e.g. a registry plugin moves an alias on PROMOTE).
-    An exception is reported as a warning and does not change the decision.
+    All implementations are called, one plugin at a time, each with its own copy of the
+    report (e.g. a registry plugin moves an alias on PROMOTE). An exception is reported as
+    a warning and does not change the decision; the other plugins are still called.
     """
 
 

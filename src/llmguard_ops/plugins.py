@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -62,6 +63,15 @@ def parse_plugin_options(options: Sequence[str]) -> tuple[list[str], list[str]]:
     return load, block
 
 
+@dataclass
+class PluginCall:
+    """One plugin's call of a hook made by :meth:`PluginHost.call_each`."""
+
+    plugin: str
+    result: Any = None
+    error: Exception | None = None
+
+
 class PluginHost:
     """The plugin manager plus what was loaded, what failed, and who provided what."""
 
@@ -91,6 +101,29 @@ class PluginHost:
         self.provenance[name] = (dist, version)
         self._registry = None
         return True
+
+    def call_each(self, hook_name: str, make_kwargs: Callable[[], dict[str, Any]]) -> list[PluginCall]:
+        """Call ``hook_name`` through pluggy one plugin at a time, in registration order.
+
+        Each call goes through ``pm.subset_hook_caller`` with every other implementing
+        plugin removed, so pluggy's tracing and hook-call monitoring (the testing kit's
+        ``hook_names``) see it, and one plugin raising is recorded in its
+        :class:`PluginCall` while the others still run. ``make_kwargs()`` is called
+        afresh for every plugin (each gets its own copies).
+        """
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        plugins = [impl.plugin for impl in impls]
+        calls = []
+        for impl in impls:
+            others = [p for p in plugins if p is not impl.plugin]
+            caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                results = caller(**make_kwargs())
+            except Exception as exc:
+                calls.append(PluginCall(impl.plugin_name, error=exc))
+                continue
+            calls.append(PluginCall(impl.plugin_name, result=results[0] if results else None))
+        return calls
 
     def registry(self) -> Registry:
         """Collect every plugin's registrations (cached until another plugin registers)."""

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
     from .context import CheckContext
     from .executors import ExecutorDefinition, Resources
-    from .report import Report
-    from .results import CheckOutput
+    from .results import CheckOutput, CheckResult
     from .suite import DatasetSpec, ModelSpec
 
 
@@ -45,14 +44,41 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class CardSection:
+    """A section of ``model_card.md`` that the results of a check go into.
+
+    Checks declaring a section with the same ``title`` share it; sections are laid out
+    by ``order`` (then title) between "Metrics and results" and "Bias, risks and
+    limitations". ``render`` says how one check's result shows there: ``"groups"`` (its
+    metrics, then the ``group.<g>.<metric>`` table), ``"features"`` (the most influential
+    features from ``importance.<feature>`` metrics or details, then its metrics),
+    ``"metrics"`` (its metrics table), or a callable ``render(result) -> str`` returning
+    the Markdown itself (user text in it must be escaped by the callable). ``empty`` is
+    the text shown when no check of the section ran.
+    """
+
+    title: str
+    order: int = 100
+    render: str | Callable[[CheckResult], str] = "metrics"
+    empty: str = ""
+
+
+@dataclass(frozen=True)
 class CheckDefinition:
     """A check a plugin provides.
 
     ``run(ctx, params)`` receives a :class:`~llmguard_ops.context.CheckContext` and an
     instance of ``params`` (a pydantic model validated from the suite's ``with:``) and
-    returns a :class:`~llmguard_ops.results.CheckOutput`. ``resources`` are what the check
-    needs by default (CPUs, GPUs, memory) where an executor places checks (``ray``); a
-    suite's ``resources:`` of the check overrides them field by field.
+    returns a :class:`~llmguard_ops.results.CheckOutput`.
+
+    What the host needs to know of a check family is declared here, so the host never
+    names one: ``tags`` (what the check is about: ``"fairness"``, ``"model-performance"``,
+    ``"needs-labels"``, ``"column-drift"``; see docs/plugin-guide.md), ``packages``
+    (distributions whose versions the report's environment records), ``card_section``
+    (where its results go in the model card) and ``unassessed`` (the limitation the model
+    card lists when no check declaring the same text ran). ``resources`` are what the
+    check needs by default (CPUs, GPUs, memory) where an executor places checks
+    (``ray``); a suite's ``resources:`` of the check overrides them field by field.
     """
 
     name: str
@@ -62,7 +88,16 @@ class CheckDefinition:
     summary: str
     plugin: str = ""
     plugin_version: str | None = None
+    tags: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    card_section: CardSection | None = None
+    unassessed: str = ""
     resources: Resources | None = None
+
+    @property
+    def family(self) -> str:
+        """The part of the name before the first dot (``bias`` of ``bias.data``)."""
+        return self.name.split(".", 1)[0]
 
     def declares(self, metric: str) -> bool:
         return any(spec.matches(metric) for spec in self.metrics)
@@ -111,13 +146,26 @@ class DatasetLoader:
 
 @dataclass(frozen=True)
 class Reporter:
-    """Writes one output of a run (``write(report, out_dir)`` returns the paths written)."""
+    """Writes outputs of a run (``write(report, out_dir)`` returns the paths written).
+
+    ``report.outputs`` holds every file written before the reporter runs (path, sha256,
+    who wrote it). ``needs`` names what must be written first: output files (``"model_card.md"``,
+    as listed in another reporter's ``provides``) or reporter names; ``"*"`` means after
+    every reporter that does not itself need this one (a summary of all outputs). The
+    host orders reporters from these declarations (:func:`graphlib.TopologicalSorter`).
+    A reporter that declares nothing (``needs=None``) runs after the builtin reporters
+    that do not need ``"*"``. ``provides`` lists the file names it writes. When ``write``
+    has a parameter named ``registry`` it also gets the run's
+    :class:`~llmguard_ops.registry.Registry` (the checks' model-card sections, tags).
+    """
 
     name: str
-    write: Callable[[Report, Path], list[Path]]
+    write: Callable[..., list[Path]]
     summary: str = ""
     plugin: str = ""
     plugin_version: str | None = None
+    needs: tuple[str, ...] | None = None
+    provides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,9 +242,43 @@ class Registry:
         return add
 
     def failure_for_check(self, name: str) -> PluginFailure | None:
-        """The load failure that most plausibly explains a missing check ``name``."""
+        """The load failure that most plausibly explains a missing check ``name``.
+
+        A plugin that failed registered nothing, so which checks it provides is unknown:
+        the guess is a failed plugin named like the check's family (``acme`` for
+        ``acme.x``, ``acme_checks.acme``), without a match, none.
+        """
         family = name.split(".", 1)[0]
         for failure in self.failures:
             if failure.plugin == family or failure.plugin.endswith(family):
                 return failure
         return None
+
+    def definition(self, uses: str) -> CheckDefinition | None:
+        """The installed definition of check ``uses``, if any."""
+        return self.checks.get(uses)
+
+    def tagged(self, uses: str, tag: str) -> bool:
+        """Whether the installed check ``uses`` declares ``tag``."""
+        definition = self.checks.get(uses)
+        return definition is not None and tag in definition.tags
+
+    def packages(self) -> tuple[str, ...]:
+        """Every distribution the installed checks ask the environment to record, once each."""
+        return tuple(dict.fromkeys(p for c in self.checks.values() for p in c.packages))
+
+    def card_sections(self) -> list[tuple[CardSection, list[str]]]:
+        """Model-card sections in layout order, each with the names of the checks in it."""
+        by_title: dict[str, tuple[CardSection, list[str]]] = {}
+        for check in self.checks.values():
+            if check.card_section is not None:
+                by_title.setdefault(check.card_section.title, (check.card_section, []))[1].append(check.name)
+        return sorted(by_title.values(), key=lambda s: (s[0].order, s[0].title))
+
+    def unassessed(self) -> list[tuple[str, list[str]]]:
+        """Limitation texts in registration order, each with the checks that would assess it."""
+        out: dict[str, list[str]] = {}
+        for check in self.checks.values():
+            if check.unassessed:
+                out.setdefault(check.unassessed, []).append(check.name)
+        return list(out.items())

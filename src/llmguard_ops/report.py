@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import tempfile
@@ -27,6 +28,26 @@ class SuiteInfo(BaseModel):
     overrides: list[str] = Field(default_factory=list)
 
 
+def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339 with milliseconds (``2026-01-02T03:04:05.678Z``)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class OutputFile(BaseModel):
+    """One file a run wrote into its output folder, and who wrote it."""
+
+    path: str = Field(description="relative to the output folder, POSIX separators")
+    sha256: str
+    size: int
+    reporter: str = Field(
+        description="the reporter that wrote it (``report`` for report.json; empty for a check's artifact)"
+    )
+    plugin: str = Field(description="the plugin that registered that reporter (or the check)")
+    check: str | None = Field(default=None, description="the id of the check whose artifact it is")
+
+    model_config = {"frozen": True}
+
+
 class Report(BaseModel):
     """Everything a reviewer or auditor needs to understand and recheck one run."""
 
@@ -47,10 +68,13 @@ class Report(BaseModel):
     waivers: list[dict[str, Any]] = Field(default_factory=list)
     signed: bool = False
     signing: dict[str, Any] | None = None
-    outputs: dict[str, str] = Field(default_factory=dict)
     executor: dict[str, Any] | None = Field(
         None, description="where the checks ran: the executor's name and, on a cluster, its nodes, CPUs, GPUs, version"
     )
+    #: every file written so far, by path: empty in ``report.json`` itself (written first,
+    #: and the attestation's report body is that file); each reporter sees the files written
+    #: before it; complete in the report the decision hooks and the run's caller get.
+    outputs: dict[str, OutputFile] = Field(default_factory=dict)
 
     model_config = {"populate_by_name": True}
 

@@ -46,6 +46,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     the report was edited, or the attestation is another run's.
     """
     from .evidence.verify import report_status
+    from .publish import stored_outputs
     from .reporters.html import write_html
     from .reporters.model_card import write_card
     from .terminal import clean
@@ -54,6 +55,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         os.environ["LLMGUARD_HISTORY_DIR"] = args.history_dir
     path = Path(args.report)
     report = load_stored_report(path)
+    report.outputs = {**stored_outputs(path), **report.outputs}
     status = report_status(path, Path(args.key) if getattr(args, "key", None) else None)
     source = path.parent
     out = Path(args.out) if args.out else source

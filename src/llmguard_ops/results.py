@@ -167,6 +167,11 @@ class GateDecision(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     exit_code: int
 
+    @property
+    def outcome(self) -> Decision:
+        """The decision itself (``report.decision.outcome`` reads better than ``.decision.decision``)."""
+        return self.decision
+
     @classmethod
     def of(cls, decision: Decision, reasons: list[str]) -> GateDecision:
         return cls(decision=decision, reasons=reasons, exit_code=decision.exit_code)

@@ -9,7 +9,6 @@ hangs keeps its (daemon) thread but no longer holds up the run.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import logging
 import threading
 import time
@@ -31,7 +30,7 @@ from .loading import LoadedSuite
 from .outputs import validated
 from .plugins import PluginHost
 from .redact import Redactor, for_text
-from .report import Report, SuiteInfo, write_report
+from .report import Report, SuiteInfo, now_rfc3339
 from .results import CheckOutput, CheckResult, Decision, ErrorInfo, GateDecision, GateOutcome, Status
 from .suite import CheckConfig
 
@@ -61,10 +60,6 @@ class CheckRaised(Exception):
         super().__init__(error)
         self.error = error
         self.formatted = formatted
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
@@ -145,6 +140,8 @@ class Session:
     waivers: WaiverBook | None = None
     redactor: Redactor = field(default_factory=Redactor)
     executor_info: dict[str, Any] | None = None  # what the executor of run_checks describes
+    facts: dict[str, Any] | None = None
+    """The machine's facts (:func:`.environment.collect`), collected once per session."""
 
     @classmethod
     def open(
@@ -306,7 +303,15 @@ class Session:
             self.waivers = WaiverBook(suite_entries(self.loaded))
         self.waivers.apply(result)
 
+    def environment(self) -> dict[str, Any]:
+        """The environment facts of the run: collected (git asked) once, then reused."""
+        if self.facts is None:
+            packages = (*environment.REPORTED_PACKAGES, *self.host.registry().packages())
+            self.facts = environment.collect(self.loaded.base_dir, tuple(dict.fromkeys(packages)))
+        return copy.deepcopy(self.facts)
+
     def report(self, results: list[CheckResult], decision: GateDecision) -> Report:
+        """The run's report over ``results`` (the environment facts are the session's)."""
         suite = self.loaded.suite
         raw = self.loaded.raw
         registry = self.host.registry()
@@ -330,7 +335,7 @@ class Session:
             checks=results,
             models={n: m.describe() for n, m in self.models.items()},
             datasets={n: d.describe() for n, d in self.datasets.items()},
-            environment=environment.collect(self.loaded.base_dir),
+            environment=self.environment(),
             plugins=dict(registry.plugins),
             plugin_failures=[f.line() for f in registry.failures],
             prediction_calls=self.cache.stats(),
@@ -348,29 +353,29 @@ def decide_with_vetoes(session: Session, results: list[CheckResult], signed: boo
     """The gate's decision, then every plugin's veto (which can only add BLOCK reasons).
 
     ``signed``: whether the run is signed with a trusted key (``policy.require_signature``).
+    The draft report is built once; each plugin is called through pluggy on its own
+    (:meth:`~llmguard_ops.plugins.PluginHost.call_each`) with its own deep copy of it.
     """
     policy = session.loaded.suite.policy
     vetoes: list[str] = []
-    hook = session.host.hook.llmguard_gate_veto
-    for impl in hook.get_hookimpls():
-        # each plugin gets its own deep copy: what it changes in it is thrown away
-        draft = session.report(copy.deepcopy(results), decide(policy, results, signed=signed))
-        try:
-            reasons = impl.function(**{k: v for k, v in {"report": draft}.items() if k in impl.argnames})
-        except Exception as exc:  # fail closed: a broken veto blocks
+    draft = session.report(results, decide(policy, results, signed=signed))
+    # each plugin gets its own deep copy: what it changes in it is thrown away
+    for call in session.host.call_each("llmguard_gate_veto", lambda: {"report": draft.model_copy(deep=True)}):
+        reasons = call.result
+        if call.error is not None:  # fail closed: a broken veto blocks
             vetoes.append(
-                f"plugin '{impl.plugin_name}' failed in llmguard_gate_veto: {type(exc).__name__}: {_text_of(exc)}"
+                f"plugin '{call.plugin}' failed in llmguard_gate_veto: {type(call.error).__name__}: "
+                f"{_text_of(call.error)}"
             )
+        elif reasons is None:
             continue
-        if reasons is None:
-            continue
-        if not isinstance(reasons, list | tuple) or not all(isinstance(r, str) for r in reasons):
+        elif not isinstance(reasons, list | tuple) or not all(isinstance(r, str) for r in reasons):
             vetoes.append(
-                f"plugin '{impl.plugin_name}' returned {type(reasons).__name__} from "
+                f"plugin '{call.plugin}' returned {type(reasons).__name__} from "
                 "llmguard_gate_veto, not a list of reasons"
             )
-            continue
-        vetoes.extend(session.redactor.text(r) for r in reasons)
+        else:
+            vetoes.extend(session.redactor.text(r) for r in reasons)
     # recomputed by the host from its own results, whatever a plugin did to its copy
     return decide(policy, results, vetoes, signed=signed)
 
@@ -403,24 +408,22 @@ def run_checks(
 def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str]:
     """Decision hooks, incident hooks on BLOCK/REVIEW, then the suite's webhooks.
 
-    Each plugin is called on its own so that one failing cannot stop the others; every
-    failure becomes a warning and none changes the decision.
+    Each plugin is called on its own through pluggy (with its own deep copy of the
+    report) so that one failing cannot stop the others; every failure becomes a warning
+    and none changes the decision.
     """
     from .notify import decision_payload, post_json
 
     problems = []
-    hooks = [session.host.hook.llmguard_on_decision]
-    if report.decision.decision is not Decision.PROMOTE:
-        hooks.append(session.host.hook.llmguard_on_incident)
-    for hook in hooks:
-        for impl in hook.get_hookimpls():
-            kwargs = {"report": report.model_copy(deep=True), "out_dir": out_dir}
-            try:
-                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-            except Exception as exc:
-                problems.append(f"plugin '{impl.plugin_name}' failed in {hook.name}: {type(exc).__name__}: {exc}")
+    hooks = ["llmguard_on_decision"]
+    if report.decision.outcome is not Decision.PROMOTE:
+        hooks.append("llmguard_on_incident")
+    for name in hooks:
+        for call in session.host.call_each(name, lambda: {"report": report.model_copy(deep=True), "out_dir": out_dir}):
+            if call.error is not None:
+                problems.append(f"plugin '{call.plugin}' failed in {name}: {type(call.error).__name__}: {call.error}")
     for i, target in enumerate(session.loaded.suite.notify):
-        if report.decision.decision.value not in target.when:
+        if report.decision.outcome.value not in target.when:
             continue
         try:
             body = decision_payload(report, target, out_dir, session.loaded.suite.policy.approvals)
@@ -502,15 +505,21 @@ def finish_run(
     warnings: list[str] = [*evidence.warnings, *book_warnings]
     evidence_record = None
     if write:
+        from .plugins import BUILTIN_PLUGINS
+        from .publish import HOST, output_file, publish
+
         clear_previous(out_dir)  # a run killed from here on leaves no stale attestation
-        written.append(write_report(report, out_dir))
-        for reporter in session.host.registry().reporters.values():
-            try:
-                written.extend(reporter.write(report, out_dir))
-            except Exception as exc:
-                warnings.append(f"reporter '{reporter.name}' ({reporter.plugin}) failed: {type(exc).__name__}: {exc}")
-        evidence_record = record(report, session.loaded, out_dir, written, evidence)
+        published = publish(report, out_dir, session.host.registry(), BUILTIN_PLUGINS)
+        written, outputs = published.written, published.outputs
+        warnings += published.warnings
+        # the attestation's report body is report.json as written; its outputs are the predicate's
+        known = {name: entry.sha256 for name, entry in outputs.items()}
+        evidence_record = record(report, session.loaded, out_dir, written, evidence, known)
+        for path in [*evidence_record.files, evidence_record.attestation]:
+            entry = output_file(path, out_dir, "evidence", HOST)
+            outputs[entry.path] = entry
         written.append(evidence_record.attestation)
+        report.outputs = outputs
     warnings.extend(notify_decision(session, report, out_dir))
     return RunOutcome(report=report, out_dir=out_dir, written=written, warnings=warnings, evidence=evidence_record)
 

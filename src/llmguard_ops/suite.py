@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .errors import did_you_mean
+from .matrix import Matrix
 from .monitor.spec import GatePrior, IncidentStep, LearnedBand
 from .results import Severity
 
@@ -147,7 +148,7 @@ class ModelSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """A dataset: a CSV, Parquet or JSONL file, and the roles of its columns."""
+    """A dataset: a CSV, Parquet or JSONL file (or a folder of Parquet partitions), and the roles of its columns."""
 
     path: str = Field(description="Data file, relative to the suite file.")
     loader: str | None = Field(None, description="Dataset loader; by default chosen by file extension.")
@@ -161,6 +162,11 @@ class DatasetSpec(_Strict):
     text: str | None = Field(None, description="Column holding text inputs for language models.")
     options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
     description: str | None = None
+    partitioned: bool = Field(
+        False, description="A folder of Parquet partitions, read one partition at a time (never loaded whole)."
+    )
+    format: Literal["parquet"] | None = Field(None, description="File format of a folder path: parquet partitions.")
+    task_memory_mb: int | None = Field(None, ge=1, description="Memory per partition task on Ray (MiB; default 512).")
 
     @field_validator("sensitive", mode="before")
     @classmethod
@@ -287,7 +293,7 @@ class CheckConfig(_Strict):
     """One check of a suite: ``uses`` names an installed check, ``with`` its parameters."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="Unique id of this check.")]
-    uses: str = Field(description="Installed check name, e.g. performance.classification.")
+    uses: str = Field(description="Installed check name (`llmguard checks` lists them), e.g. template.row_quality.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="Check parameters.")
     gate: dict[str, GateBound] = Field(default_factory=dict, description="Metric name → bounds.")
     severity: Severity = Severity.BLOCKER
@@ -426,6 +432,9 @@ class Suite(_Strict):
     notify: list[Notification] = Field(default_factory=list, description="Webhooks told about the decision.")
     incidents: list[IncidentStep] = Field(
         default_factory=list, description="Playbook run by llmguard monitor on a fired gate or BLOCK."
+    )
+    matrix: Matrix | None = Field(
+        None, description="Candidates of a fleet: 'llmguard run' runs the suite once for each (see --matrix)."
     )
 
     @model_validator(mode="after")

@@ -24,7 +24,6 @@ written only on a normal end). A child that lingers after ``done.json`` is kille
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import select
@@ -139,8 +138,13 @@ class RedactingStream:
 
 def _forward(source: IO[bytes], sink: IO[str], redactor: Redactor) -> None:
     """Copy ``source`` to ``sink`` with secrets masked, at line ends (a secret split across
-    two reads is still masked), flushing a partial line after a quiet moment."""
-    fd = source.fileno()
+    two reads is still masked), flushing a partial line after a quiet moment. The pipe is
+    closed at its end (this thread is its only reader)."""
+    with source:
+        _pump(source.fileno(), sink, redactor)
+
+
+def _pump(fd: int, sink: IO[str], redactor: Redactor) -> None:
     pending = b""
     while True:
         ready, _, _ = select.select([fd], [], [], 0.2)
@@ -187,9 +191,24 @@ def _signal_name(code: int) -> str:
 class Supervisor:
     """One supervised ``llmguard run``."""
 
-    def __init__(self, argv: Sequence[str], args: Any) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        args: Any,
+        *,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``stdout``/``stderr``: where the child's output and the verdict go (default
+        the process's); ``cwd`` and ``env``: the child's folder and base environment
+        (default this process's) — a fleet runs many of these at once, each to its log."""
         self.argv = list(argv)
         self.args = args
+        self._stdout, self._stderr = stdout, stderr
+        self.cwd = cwd
+        self.base_env = env
         self.out_dir = Path(args.out)
         self.run_id = str(uuid.uuid4())
         self.control = Path(tempfile.mkdtemp(prefix="llmguard-run-"))
@@ -200,7 +219,7 @@ class Supervisor:
     # the child -----------------------------------------------------------------------
 
     def _env(self, live: bool) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env[CONTROL_ENV] = str(self.control)
         env[RUN_ID_ENV] = self.run_id
         # the same import path as this process (plugins given with -p, editable installs)
@@ -216,22 +235,31 @@ class Supervisor:
                 env.setdefault("LINES", str(size.lines))
         return env
 
+    @property
+    def out(self) -> IO[str]:
+        return self._stdout or sys.stdout
+
+    @property
+    def err(self) -> IO[str]:
+        return self._stderr or sys.stderr
+
     def run(self, live: bool) -> int:
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "llmguard_ops.cli", *self.argv],
                 env=self._env(live),
+                cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
         except OSError as exc:
-            print(f"error: cannot start the run: {exc}", file=sys.stderr)
+            print(f"error: cannot start the run: {exc}", file=self.err)
             return EXIT_ERROR
         assert proc.stdout is not None and proc.stderr is not None
         pumps = [
-            threading.Thread(target=_forward, args=(proc.stdout, sys.stdout, self.redactor), daemon=True),
-            threading.Thread(target=_forward, args=(proc.stderr, sys.stderr, self.redactor), daemon=True),
+            threading.Thread(target=_forward, args=(proc.stdout, self.out, self.redactor), daemon=True),
+            threading.Thread(target=_forward, args=(proc.stderr, self.err, self.redactor), daemon=True),
         ]
         for pump in pumps:
             pump.start()
@@ -345,7 +373,9 @@ class Supervisor:
         except Exception as exc:  # any failure to verify is a failure
             return f"the attestation does not verify: {type(exc).__name__}: {exc}"
         predicate = verified.predicate
-        digest = hashlib.sha256(report_path.read_bytes()).hexdigest()
+        from .artifacts import sha256_file
+
+        digest = sha256_file(report_path)
         if predicate.get("run_id") != self.run_id:
             return "the attestation is not this run's"
         if (predicate.get("decision") or {}).get("decision") != "PROMOTE":
@@ -362,7 +392,7 @@ class Supervisor:
         ending = self.redactor.text(ending)
         plan = _read_json(self.control / "plan.json")
         if not isinstance(plan, dict):
-            print(f"error: {ending}; no report was written (the suite was never validated)", file=sys.stderr)
+            print(f"error: {ending}; no report was written (the suite was never validated)", file=self.err)
             return EXIT_ERROR
         state = _read_json(self.control / "state.json") or {}
         results: list[CheckResult] = []
@@ -398,9 +428,9 @@ class Supervisor:
             )
             path = write_report(report, self.out_dir)
         except Exception as exc:  # nothing written: exit 2
-            print(f"error: {ending}; the report could not be written: {exc}", file=sys.stderr)
+            print(f"error: {ending}; the report could not be written: {exc}", file=self.err)
             return EXIT_ERROR
-        print(f"BLOCK: {message}\nreport: {path} (written by the supervising process, unsigned)", file=sys.stderr)
+        print(f"BLOCK: {message}\nreport: {path} (written by the supervising process, unsigned)", file=self.err)
         return EXIT_BLOCK
 
 

@@ -184,6 +184,19 @@ class LlmguardProject:
 
 
 @pytest.fixture
-def llmguard_project(tmp_path: Path) -> LlmguardProject:
-    """An empty temporary llmguard project in ``tmp_path``."""
-    return LlmguardProject(root=tmp_path)
+def llmguard_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test in ``tmp_path``: it becomes the current folder and the run history's home.
+
+    A run writes ``.llmguard/`` (run history, audit log) relative to the current folder; with
+    this fixture a test's runs never write into the checkout it was started from. Returns
+    ``tmp_path``. Use it with ``pytestmark = pytest.mark.usefixtures("llmguard_isolated")``.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMGUARD_HISTORY_DIR", str(tmp_path / ".llmguard" / "runs"))
+    return tmp_path
+
+
+@pytest.fixture
+def llmguard_project(llmguard_isolated: Path) -> LlmguardProject:
+    """An empty temporary llmguard project in ``tmp_path`` (isolated: see ``llmguard_isolated``)."""
+    return LlmguardProject(root=llmguard_isolated)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llmguard_ops import CheckDefinition, hookimpl
+from llmguard_ops import CardSection, CheckDefinition, hookimpl
 
 from .bbq import METRICS as BBQ_METRICS
 from .bbq import BBQParams, run_bbq
@@ -36,6 +36,19 @@ __all__ = [
 ]
 
 
+#: What the host needs to know of the bias checks: they are about fairness and read the
+#: labels, record fairlearn's and AIF360's versions, and have the model card's Fairness section.
+FAMILY_TAGS = ("fairness", "needs-labels")
+PACKAGES = ("fairlearn", "aif360")
+FAIRNESS = CardSection(
+    "Fairness",
+    order=10,
+    render="groups",
+    empty="No fairness check (`bias.*`) ran in this suite: how the model treats groups is not assessed.",
+)
+UNASSESSED = "fairness across groups was not assessed (no `bias.*` check)"
+
+
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     """Register the ``bias.*`` checks."""
@@ -47,6 +60,10 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=metric_specs(),
             summary="Disparities between (intersectional) groups from fairlearn and AIF360, "
             "with bootstrap intervals and mitigation advice.",
+            tags=FAMILY_TAGS,
+            packages=PACKAGES,
+            card_section=FAIRNESS,
+            unassessed=UNASSESSED,
         )
     )
     register(
@@ -57,6 +74,10 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=COUNTERFACTUAL_METRICS,
             summary="Swap demographic terms, names and pronouns; flip rate and score gap of a "
             "language model's outputs.",
+            tags=FAMILY_TAGS,
+            packages=PACKAGES,
+            card_section=FAIRNESS,
+            unassessed=UNASSESSED,
         )
     )
     register(
@@ -67,6 +88,10 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=MITIGATION_METRICS,
             summary="Retrain the candidate with fairlearn/AIF360 mitigations; fairness/accuracy "
             "Pareto front on the holdout; the cheapest variant meeting the gates, saved (skops).",
+            tags=FAMILY_TAGS,
+            packages=PACKAGES,
+            card_section=FAIRNESS,
+            unassessed=UNASSESSED,
         )
     )
     register(
@@ -77,6 +102,10 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=DATA_METRICS,
             summary="Bias in training data: representation against the population, label "
             "balance (AIF360), proxies of sensitive columns (mutual information).",
+            tags=FAMILY_TAGS,
+            packages=PACKAGES,
+            card_section=FAIRNESS,
+            unassessed=UNASSESSED,
         )
     )
     register(
@@ -87,5 +116,9 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=BBQ_METRICS,
             summary="Stereotyped answers of a generative model in ambiguous and disambiguated "
             "contexts: BBQ bias scores with intervals over items.",
+            tags=FAMILY_TAGS,
+            packages=PACKAGES,
+            card_section=FAIRNESS,
+            unassessed=UNASSESSED,
         )
     )

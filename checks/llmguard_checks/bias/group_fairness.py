@@ -364,23 +364,33 @@ def _num(x: Any) -> float | None:
 # -- the check ----------------------------------------------------------------------
 
 
-def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckOutput:
+def sensitive_columns(ctx: CheckContext, params: GroupFairnessParams) -> list[str]:
+    """The sensitive columns of the check, each present in the dataset."""
     ds = ctx.dataset(params.dataset)
     columns = list(params.sensitive or ds.sensitive)
     if not columns:
         raise ValueError(f"dataset '{params.dataset}' declares no sensitive columns; set 'sensitive'")
-    missing = [c for c in columns if c not in ds.frame.columns]
+    missing = [c for c in columns if c not in ds.columns]
     if missing:
         raise ValueError(f"sensitive columns not in dataset '{params.dataset}': {', '.join(missing)}")
     unknown = sorted(set(params.privileged) - set(columns))
     if unknown:
         raise ValueError(f"privileged names columns that are not sensitive here: {', '.join(unknown)}")
-    y01, pred, scores, facts = _binary_inputs(ctx, params)
-    labelled = y01 is not None
+    return columns
+
+
+def evaluate_table(
+    ctx: CheckContext,
+    params: GroupFairnessParams,
+    table: cnt.CountTable,
+    columns: list[str],
+    labelled: bool,
+    facts: dict[str, Any],
+) -> tuple[CheckOutput, dict[str, Any]]:
+    """The check's metrics and details from the (group, y, ŷ) table; returns the output
+    and its groupings."""
     if not labelled:
         ctx.note(f"dataset '{params.dataset}' has no target: only selection-rate metrics are reported")
-    labels = y01 if y01 is not None else np.zeros_like(pred)  # unlabelled: one dummy label
-    table = cnt.build_table([ds.frame[c] for c in columns], labels, pred)
     rng = ctx.rng()
     out = CheckOutput()
     groupings = {"&".join(columns): evaluate_grouping(out, ctx, params, table, columns, "", labelled, rng)}
@@ -399,12 +409,27 @@ def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckO
     out.details.update(
         definitions={k: DEFINITIONS[k] for k in (DISPARITIES if labelled else LABEL_FREE)},
         groupings=groupings,
-        n=len(pred),
+        n=int(table.sizes.sum()),
         sensitive=columns,
         min_group_size=params.min_group_size,
         favourable_outcome=facts,
         intervals=f"bootstrap percentile, {params.n_resamples} multinomial resamples of the (group, y, ŷ) count table",
     )
+    return out, groupings
+
+
+def run_group_fairness(ctx: CheckContext, params: GroupFairnessParams) -> CheckOutput:
+    if ctx.is_partitioned(params.dataset):
+        from ._partitioned import run_partitioned
+
+        return run_partitioned(ctx, params)
+    ds = ctx.dataset(params.dataset)
+    columns = sensitive_columns(ctx, params)
+    y01, pred, scores, facts = _binary_inputs(ctx, params)
+    labelled = y01 is not None
+    labels = y01 if y01 is not None else np.zeros_like(pred)  # unlabelled: one dummy label
+    table = cnt.build_table([ds.frame[c] for c in columns], labels, pred)
+    out, groupings = evaluate_table(ctx, params, table, columns, labelled, facts)
     main = next(iter(groupings.values()))
     if params.plot and "groups" in main:
         from .plot import plot_group_rates

@@ -56,6 +56,13 @@ def _run_integrity(ctx: CheckContext, params: Any) -> CheckOutput:
     return run_integrity(ctx, params)
 
 
+#: The limitation the model card lists when a suite has no data check.
+UNASSESSED = (
+    "the evaluation data was not checked for duplicates, training-set copies, leakage or "
+    "label errors (no `data.*` check)"
+)
+
+
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     """Register data.quality and data.integrity."""
@@ -66,6 +73,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             params=QualityParams,
             metrics=QUALITY_METRICS,
             summary="Data contract (pandera), duplicate and conflicting rows, outliers against the reference.",
+            unassessed=UNASSESSED,
         )
     )
     register(
@@ -75,5 +83,6 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             params=IntegrityParams,
             metrics=INTEGRITY_METRICS,
             summary="Train/evaluation overlap, leakage suspects, label errors (cleanlab confident learning).",
+            unassessed=UNASSESSED,
         )
     )

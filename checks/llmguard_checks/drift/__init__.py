@@ -157,6 +157,10 @@ EMBEDDING_METRICS = (
 )
 
 
+#: The limitation the model card lists when a suite has no drift check.
+UNASSESSED = "the evaluation data was not compared with the training data (no `drift.*` check)"
+
+
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     """Register drift.tabular and drift.embedding."""
@@ -169,6 +173,8 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             summary="Per-column drift (KS, chi-square, z, Wasserstein, JS, PSI, Anderson-Darling) "
             "with "
             "BH/Bonferroni control; prediction and target drift.",
+            unassessed=UNASSESSED,
+            tags=("column-drift",),
         )
     )
     register(
@@ -178,5 +184,6 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             params=EmbeddingDriftParams,
             metrics=EMBEDDING_METRICS,
             summary="Embedding drift of texts or vectors: MMD permutation test, classifier AUC.",
+            unassessed=UNASSESSED,
         )
     )

@@ -196,21 +196,7 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
     else:
         labels, rc, cc = st.aligned_counts(ref, cur)
         n_ref, n_cur = int(rc.sum()), int(cc.sum())
-    out.kind = kind
-    out.n_reference, out.n_current = int(n_ref), int(n_cur)
-    if kind == "categorical":
-        out.categories = len(labels)
-        out.unseen_categories = [lab for lab, a, b in zip(labels, rc, cc, strict=True) if a == 0 and b > 0]
-        if out.unseen_categories:
-            share = float(cc[rc == 0].sum() / max(n_cur, 1))
-            out.notes.append(f"{len(out.unseen_categories)} categories unseen in reference ({share:.1%} of current)")
-    if n_ref == 0 or n_cur == 0:
-        side = "reference" if n_ref == 0 else "current"
-        if n_ref == 0 and n_cur == 0:
-            out.notes.append("no values on either side: not compared")
-            return out
-        out.notes.append(f"no non-missing values in {side}: counted as drifted")
-        out.method, out.drifted = "missing", True
+    if not record_sizes(out, kind, labels, rc, cc, int(n_ref), int(n_cur)):
         return out
     method = _choose(kind, len(labels), rules, n_ref, out)
     out.method = method
@@ -221,6 +207,30 @@ def compare_column(name: str, role: str, ref: Any, cur: Any, rules: ColumnRules)
         out.notes.append("reference column is constant")
     _apply(method, kind, sample, rc, cc, rules, out)
     return out
+
+
+def record_sizes(
+    out: ColumnResult, kind: str, labels: list[str], rc: np.ndarray, cc: np.ndarray, n_ref: int, n_cur: int
+) -> bool:
+    """Record kind, sizes and unseen categories; False when a side has no values (then
+    the column is decided here: not compared, or drifted when only one side is empty)."""
+    out.kind = kind
+    out.n_reference, out.n_current = n_ref, n_cur
+    if kind == "categorical":
+        out.categories = len(labels)
+        out.unseen_categories = [lab for lab, a, b in zip(labels, rc, cc, strict=True) if a == 0 and b > 0]
+        if out.unseen_categories:
+            share = float(cc[rc == 0].sum() / max(n_cur, 1))
+            out.notes.append(f"{len(out.unseen_categories)} categories unseen in reference ({share:.1%} of current)")
+    if n_ref == 0 or n_cur == 0:
+        side = "reference" if n_ref == 0 else "current"
+        if n_ref == 0 and n_cur == 0:
+            out.notes.append("no values on either side: not compared")
+            return False
+        out.notes.append(f"no non-missing values in {side}: counted as drifted")
+        out.method, out.drifted = "missing", True
+        return False
+    return True
 
 
 def _apply(

@@ -103,6 +103,17 @@ def _prediction_series(ctx: CheckContext, params: TabularDriftParams) -> tuple[A
     )
 
 
+def absent_column(name: str, params: TabularDriftParams) -> ColumnResult:
+    """A reference column missing from the current data: drifted."""
+    return ColumnResult(
+        column=name,
+        role="feature",
+        method="schema",
+        drifted=True,
+        notes=[f"absent from dataset '{params.current}': counted as drifted"],
+    )
+
+
 def compare_frames(
     ref_frame: pd.DataFrame,
     cur_frame: pd.DataFrame,
@@ -123,15 +134,7 @@ def compare_frames(
     absent: list[ColumnResult] = []
     for name in names:
         if name not in cur_frame.columns:
-            absent.append(
-                ColumnResult(
-                    column=name,
-                    role="feature",
-                    method="schema",
-                    drifted=True,
-                    notes=[f"absent from dataset '{params.current}': counted as drifted"],
-                )
-            )
+            absent.append(absent_column(name, params))
         else:
             jobs.append((name, "feature", ref_frame[name], cur_frame[name]))
     new_cols = [str(c) for c in cur_frame.columns if c not in ref_frame.columns and str(c) not in (skip or set())]
@@ -165,6 +168,10 @@ def compare_frames(
 
 def run_tabular(ctx: CheckContext, params: TabularDriftParams) -> CheckOutput:
     """Run drift.tabular (see the module docstring and docs/drift.md)."""
+    if ctx.is_partitioned(params.reference) or ctx.is_partitioned(params.current):
+        from ._partitioned import run_partitioned
+
+        return run_partitioned(ctx, params)
     ref_ds, cur_ds = ctx.dataset(params.reference), ctx.dataset(params.current)
     ref_frame, cur_frame = ref_ds.frame, cur_ds.frame
     skip = {c for c in (ref_ds.spec.target, ref_ds.spec.text, cur_ds.spec.target) if c}

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmguard_ops import CheckDefinition, DatasetRef, MetricSpec, ModelRef, hookimpl
+from llmguard_ops import CardSection, CheckDefinition, DatasetRef, MetricSpec, ModelRef, hookimpl
 
 
 class ShapParams(BaseModel):
@@ -181,6 +181,15 @@ def _run(ctx: Any, params: ShapParams) -> Any:
     return run_shap(ctx, params)
 
 
+#: The model card's Explanations section, shared by both explainers.
+EXPLANATIONS = CardSection(
+    "Explanations",
+    order=20,
+    render="features",
+    empty="No explanation check (`explain.*`) ran in this suite.",
+)
+
+
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     """Register ``explain.shap`` and ``explain.lime``."""
@@ -191,6 +200,9 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             params=ShapParams,
             metrics=METRICS,
             summary="SHAP importance, top features, stability vs baseline, attribution drift, protected-feature gate.",
+            card_section=EXPLANATIONS,
+            tags=("explanation",),
+            packages=("shap",),
         )
     )
     register(
@@ -201,5 +213,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=LIME_METRICS,
             summary="LIME importance, top features, stability vs baseline, protected-feature gate, "
             "agreement with SHAP.",
+            card_section=EXPLANATIONS,
+            tags=("explanation",),
         )
     )

@@ -389,6 +389,8 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             params=GenerationParams,
             metrics=_specs(),
             summary="Exact match, token F1, local semantic similarity, deepeval metrics with a local judge.",
+            tags=("model-performance", "needs-labels"),
+            packages=("deepeval",),
         )
     )
 

@@ -95,6 +95,10 @@ def _run(ctx: Any, params: PerturbationParams) -> Any:
     return run_perturbation(ctx, params)
 
 
+#: The limitation the model card lists when a suite has no robustness check.
+UNASSESSED = "robustness to perturbed inputs was not tested (no `robustness.*` check)"
+
+
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     """Register ``robustness.perturbation``."""
@@ -106,5 +110,6 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
             metrics=METRICS,
             summary="Invariance under case, whitespace, typo, synonym, look-alike and noise "
             "perturbations (hypothesis), with the minimal failing example.",
+            unassessed=UNASSESSED,
         )
     )

@@ -15,6 +15,9 @@ from llmguard_garak.report import hits, read_report
 import llmguard_ops
 from llmguard_ops import Decision, Status
 
+pytest_plugins = ["llmguard_ops.testing"]
+pytestmark = pytest.mark.usefixtures("llmguard_isolated")  # runs write .llmguard/ in tmp_path
+
 DATA = Path(__file__).with_name("data")
 NEW = DATA / "garak-0.17-report.jsonl"
 OLD = DATA / "garak-0.9.0.4-report.jsonl"  # written by garak 0.9.0.4 (function generator, lmrc probe)

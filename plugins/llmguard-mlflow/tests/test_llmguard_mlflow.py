@@ -32,7 +32,9 @@ mlflow = pytest.importorskip("mlflow", reason="llmguard-mlflow needs mlflow (con
 from llmguard_mlflow import loader  # noqa: E402
 from llmguard_mlflow.attestation import AttestationError, verify_run  # noqa: E402
 
-pytestmark = pytest.mark.slow  # a real registry: sqlite store, logged and registered models
+pytest_plugins = ["llmguard_ops.testing"]
+# a real registry: sqlite store, logged and registered models; runs in tmp_path (.llmguard/ too)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("llmguard_isolated")]
 
 
 @dataclass

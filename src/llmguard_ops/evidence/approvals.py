@@ -34,7 +34,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LlmguardError
-from ..report import atomic_write
+from ..report import atomic_write, now_rfc3339
 from . import dsse
 from .dsse import VerificationError
 from .statement import STATEMENT_TYPE, canonical_bytes, parse_statement
@@ -283,7 +283,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     if args.audit_log:
         entry = {
             "kind": "approval",
-            "time": audit.now_rfc3339(),
+            "time": now_rfc3339(),
             "decision": decision,
             "approver": args.name.strip(),
             "role": args.role.strip(),

@@ -19,16 +19,21 @@ by an unsigned one. A broken log is closed with :func:`seal` (``llmguard audit s
 it is renamed aside and a new log starts with an entry that records the old log's and
 head's sha256.
 
-Appends hold a file lock (``<log>.lock``) so that concurrent runs never interleave
-or fork the chain; each line is written with one ``write`` and fsynced.
+Appends hold a file lock (``<log>.lock``, ``fcntl.flock`` through filelock) so that
+concurrent runs never interleave or fork the chain; each line is written with one
+``write`` and fsynced. The check a run makes before its first check runs
+(:func:`check_appendable_now`) holds the same lock: read between another run's line
+and its new head, the log would look broken.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LlmguardError
-from ..report import atomic_write
+from ..report import atomic_write, now_rfc3339
 from . import dsse
 from .keys import SigningKey
 from .statement import canonical_bytes
@@ -49,10 +54,6 @@ HEAD_TYPE = "https://llmguard.dev/audit-head/v1"
 
 class AuditError(LlmguardError):
     """The log cannot be read or appended to (exit 2)."""
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def head_path(log: Path) -> Path:
@@ -87,37 +88,55 @@ def _last_line(path: Path) -> bytes | None:
     return data[:-1].rsplit(b"\n", 1)[-1]
 
 
-def append(
-    log: Path, record: dict[str, Any], signer: SigningKey | None = None, timeout: float = 120.0
-) -> dict[str, Any]:
-    """Append ``record`` as the next entry (under the log's file lock); returns the entry."""
+@contextlib.contextmanager
+def locked(log: Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the log's file lock (exclusive; other runs wait up to ``timeout`` seconds)."""
     from filelock import FileLock, Timeout  # imported when a run appends, not on every CLI call
 
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with FileLock(str(lock_path(log)), timeout=timeout):
-            check_appendable(log, signer)
-            last = _last_line(log)
-            if last is None:
-                seq, prev = 0, GENESIS
-            else:
-                try:
-                    seq = int(json.loads(last)["seq"])
-                except (ValueError, KeyError, TypeError):
-                    raise AuditError(
-                        f"{log}: the last entry is not valid; run 'llmguard audit verify --log {log}'"
-                    ) from None
-                prev = sha256_hex(last)
-            entry = {**record, "seq": seq + 1, "prev_sha256": prev}
-            line = canonical_bytes(entry)
-            with open(log, "ab") as fh:
-                fh.write(line + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            _write_head(log, seq + 1, sha256_hex(line), signer)
+        lock = FileLock(str(lock_path(log)), timeout=timeout)
+        lock.acquire()
     except Timeout:
         raise AuditError(f"{log}: another run holds the audit-log lock ({lock_path(log)})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def check_appendable_now(log: Path, signer: SigningKey | None, timeout: float = 120.0) -> None:
+    """:func:`check_appendable` under the log's lock, so a concurrent append is never half seen."""
+    with locked(log, timeout):
+        check_appendable(log, signer)
+
+
+def append(
+    log: Path, record: dict[str, Any], signer: SigningKey | None = None, timeout: float = 120.0
+) -> dict[str, Any]:
+    """Append ``record`` as the next entry (under the log's file lock); returns the entry."""
+    log = Path(log)
+    with locked(log, timeout):
+        check_appendable(log, signer)
+        last = _last_line(log)
+        if last is None:
+            seq, prev = 0, GENESIS
+        else:
+            try:
+                seq = int(json.loads(last)["seq"])
+            except (ValueError, KeyError, TypeError):
+                raise AuditError(
+                    f"{log}: the last entry is not valid; run 'llmguard audit verify --log {log}'"
+                ) from None
+            prev = sha256_hex(last)
+        entry = {**record, "seq": seq + 1, "prev_sha256": prev}
+        line = canonical_bytes(entry)
+        with open(log, "ab") as fh:
+            fh.write(line + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        _write_head(log, seq + 1, sha256_hex(line), signer)
     return entry
 
 

@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LlmguardError
-from ..report import atomic_write
+from ..report import atomic_write, now_rfc3339
 from . import dsse
-from .audit import now_rfc3339
 from .keys import SigningKey
 from .statement import canonical_bytes
 
@@ -93,7 +92,7 @@ def dataset_facts(loaded: LoadedSuite, registry: Registry | None) -> dict[str, d
 
         registry = get_plugin_manager().registry()
     return {
-        name: {"path": str(d.path), "sha256": d.sha256, "rows": len(d.frame)}
+        name: {"path": str(d.path), "sha256": d.sha256, "rows": d.rows}
         for name, d in load_datasets(loaded, registry).items()
     }
 

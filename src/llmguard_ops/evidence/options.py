@@ -116,9 +116,9 @@ def prepare(
             )
         lock_facts = check_lock(loaded, Path(lock), public, keyid, registry)
     if audit_log is not None:  # refuse a broken log before any check runs (exit 2)
-        from .audit import check_appendable
+        from .audit import check_appendable_now
 
-        check_appendable(Path(audit_log), signer)
+        check_appendable_now(Path(audit_log), signer)
     return EvidenceOptions(
         signer=signer,
         audit_log=Path(audit_log) if audit_log is not None else None,

@@ -9,11 +9,13 @@ the same for CI, the statement is there to read, and no verifier accepts it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..report import atomic_write
+from ..artifacts import sha256_file
+from ..report import atomic_write, now_rfc3339
 from . import audit, dsse
 from .keys import public_pem
 from .statement import build_statement, canonical_bytes
@@ -39,21 +41,18 @@ class EvidenceRecord:
     audit_entry: dict[str, Any] | None = None
     audit_log: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    """The other files it wrote beside the attestation (test result, development public key)."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[str, str]:
+def output_digests(
+    out_dir: Path, written: list[Path], report: Report, known: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """sha256 of every file this run wrote: its outputs and the artifacts its checks list.
 
     Only files the run names are digested, so stale files left in a reused output folder
-    are never attested as this run's.
+    are never attested as this run's. ``known`` (name → sha256, the digests taken as the
+    files were written) saves reading those files again.
     """
     files = {Path(p) for p in written}
     for check in report.checks:
@@ -69,7 +68,7 @@ def output_digests(out_dir: Path, written: list[Path], report: Report) -> dict[s
             name = path.resolve().relative_to(out_dir.resolve()).as_posix()
         except ValueError:
             name = str(path)
-        out[name] = _sha256(path)
+        out[name] = known[name] if known and name in known else sha256_file(path)
     return out
 
 
@@ -96,8 +95,9 @@ def record(
     out_dir: Path,
     written: list[Path],
     options: EvidenceOptions,
+    known: Mapping[str, str] | None = None,
 ) -> EvidenceRecord:
-    """Write the attestation and append the audit-log entry."""
+    """Write the attestation and append the audit-log entry (``known``: see :func:`output_digests`)."""
     signer = options.signer
     extra: list[Path] = []
     if signer is not None and signer.development:
@@ -113,7 +113,7 @@ def record(
         report,
         loaded,
         signer=options.signing_info(),
-        outputs=output_digests(out_dir, [*written, *extra], report),
+        outputs=output_digests(out_dir, [*written, *extra], report, known),
         lock=options.lock,
     )
     payload = canonical_bytes(statement)
@@ -126,16 +126,17 @@ def record(
         attestation_sha256=digest,
         signed=options.trusted,
         keyid=signer.keyid if signer else None,
+        files=extra,
     )
     if options.audit_log is not None:
         report_file = out_dir / "report.json"
         entry = {
             "run_id": report.run_id,
-            "time": audit.now_rfc3339(),
+            "time": now_rfc3339(),
             "suite": {"name": report.suite.name, "sha256": report.suite.sha256},
             "decision": report.decision.decision.value,
             "attestation_sha256": digest,
-            "report_sha256": _sha256(report_file) if report_file.is_file() else None,
+            "report_sha256": sha256_file(report_file) if report_file.is_file() else None,
             "out_dir": str(out_dir.resolve()),
             "signed": options.trusted,
             "keyid": signer.keyid if signer and not signer.development else None,

@@ -149,8 +149,8 @@ def add_commands(sub: Any) -> None:
         "--labelled",
         action="append",
         metavar="CHECK",
-        help="a check left out of label-free windows (repeatable; default: performance.*, bias.*, "
-        "fairness.* and monitor.root_cause on realised accuracy)",
+        help="a check left out of label-free windows (repeatable; default: the checks tagged "
+        "needs-labels, e.g. performance and fairness checks, root-cause checks on realised accuracy)",
     )
     mon.add_argument("--labels", metavar="PATH", help="late labels (CSV/Parquet/JSONL) joined to the log on --label-id")
     mon.add_argument("--label-id", metavar="COLUMN", help="id column joining --labels to the log")

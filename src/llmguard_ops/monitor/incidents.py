@@ -132,7 +132,8 @@ def run_playbook(
                 record.update(status="failed", outcome=f"{type(exc).__name__}: {exc}")
         records.append(record)
         if audit_log is not None:
-            from ..evidence.audit import append, now_rfc3339
+            from ..evidence.audit import append
+            from ..report import now_rfc3339
 
             append(
                 audit_log,

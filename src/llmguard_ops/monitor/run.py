@@ -70,22 +70,20 @@ def _write_window_data(window: Window, folder: Path, time_column: str) -> Path:
     return path
 
 
-def labelled_checks(checks: Iterable[Any], dataset: str, explicit: list[str] | None) -> list[str]:
+def labelled_checks(checks: Iterable[Any], dataset: str, explicit: list[str] | None, registry: Any) -> list[str]:
     """Ids of the checks that need the window's labels.
 
-    ``explicit`` when given; else the checks reading ``dataset`` whose kind needs a
-    target: ``performance.*``, ``bias.*``, ``fairness.*``, and ``monitor.root_cause``
-    unless its metric is ``cbpe_accuracy``.
+    ``explicit`` when given; else the checks reading ``dataset`` whose definition is
+    tagged ``needs-labels`` (``CheckDefinition.tags``), except a ``root-cause`` check
+    ranking an estimated, label-free metric (``cbpe_accuracy``).
     """
     if explicit is not None:
         return list(explicit)
     found = []
     for c in checks:
         reads = dataset in {str(v) for v in c.with_.values() if isinstance(v, str)} or "dataset" not in c.with_
-        kind = c.uses.startswith(("performance.", "bias.", "fairness.")) or (
-            c.uses == "monitor.root_cause" and c.with_.get("metric") != "cbpe_accuracy"
-        )
-        if reads and kind:
+        estimated = registry.tagged(c.uses, "root-cause") and c.with_.get("metric") == "cbpe_accuracy"
+        if reads and registry.tagged(c.uses, "needs-labels") and not estimated:
             found.append(c.id)
     return found
 
@@ -120,7 +118,7 @@ def run_window(
         )
     left_out: list[str] = []
     if label_free:
-        left_out = labelled_checks(loaded.suite.checks, opts.dataset, opts.labelled)
+        left_out = labelled_checks(loaded.suite.checks, opts.dataset, opts.labelled, host.registry())
         loaded.suite.checks = [c for c in loaded.suite.checks if c.id not in left_out]
     applied = resolve_gates(loaded, store, window.key)
     record: dict[str, Any] = {
@@ -154,7 +152,7 @@ def run_window(
     )
     from . import rootcause
 
-    hints = rootcause.root_causes(report)
+    hints = rootcause.root_causes(report, host.registry())
     if hints is not None:
         rootcause.save(folder, hints)
     steps: list[dict[str, Any]] = []

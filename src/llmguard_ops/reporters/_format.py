@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..results import CheckResult, GateOutcome, Metric
 
 
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for people: 4 significant digits, ``—`` for missing."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
 def number(x: float | None) -> str:
-    """A metric value in four significant digits (``n/a`` for a missing one)."""
-    return "n/a" if x is None else f"{x:.4g}"
+    """A metric value as :func:`fmt` writes it (``n/a`` for a missing one)."""
+    return "n/a" if x is None else fmt(x)
+
+
+def fmt_range(lower: float | None, upper: float | None, confidence: float | None = None) -> str:
+    """An interval as every report writes it: ``95% [0.81, 0.86]`` (the level when known)."""
+    level = f"{confidence:.0%} " if confidence is not None else ""
+    return f"{level}[{fmt(lower)}, {fmt(upper)}]"
+
+
+def fmt_interval(m: Metric) -> str:
+    """The confidence interval of ``m`` (see :func:`fmt_range`), ``""`` when it has none."""
+    return fmt_range(m.lower, m.upper, m.confidence) if m.has_interval else ""
+
+
+def jinja_env() -> Any:
+    """The template environment shared by the HTML report and the model card."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("llmguard_ops", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["fmt"] = fmt
+    return env
 
 
 @dataclass(frozen=True)
@@ -22,11 +68,7 @@ class KeyMetric:
     gate: GateOutcome | None = None
 
     def interval(self) -> str:
-        m = self.metric
-        if not m.has_interval:
-            return ""
-        level = f" {m.confidence:.0%}" if m.confidence is not None else ""
-        return f"[{number(m.lower)}, {number(m.upper)}]{level}"
+        return fmt_interval(self.metric)
 
     def bound(self) -> str:
         """The gate as ``min 0.7`` / ``max 0.05`` (with ``@95%`` when tested on the interval)."""
@@ -42,7 +84,7 @@ class KeyMetric:
         return ", ".join(parts) + at
 
     def text(self) -> str:
-        """``name = value [lo, hi] 95%`` in plain text."""
+        """``name = value 95% [lo, hi]`` in plain text."""
         ci = self.interval()
         return f"{self.name} = {number(self.metric.value)}" + (f" {ci}" if ci else "")
 

@@ -355,5 +355,7 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
             name="compliance",
             write=write_compliance,
             summary="compliance.md: evidence mapped to EU AI Act Annex IV, NIST AI RMF, ISO/IEC 42001",
+            needs=(),
+            provides=("compliance.md",),
         )
     )

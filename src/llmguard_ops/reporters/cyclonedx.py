@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hookspecs import hookimpl
-from ..registry import Reporter
+from ..registry import Registry, Reporter
 from ..report import Report, atomic_write
 from ..results import CheckResult
 
@@ -51,9 +51,9 @@ def _metric(check: CheckResult, name: str, slice_: str | None = None) -> dict[st
     return out
 
 
-def _performance(check: CheckResult) -> list[dict[str, Any]]:
+def _performance(check: CheckResult, fairness: bool) -> list[dict[str, Any]]:
     rows = [_metric(check, n) for n in check.metrics if "." not in n]
-    if check.uses.startswith("bias."):  # group.ATTR=VALUE.METRIC → sliced by that group
+    if fairness:  # group.ATTR=VALUE.METRIC → sliced by that group
         for name in check.metrics:
             parts = name.split(".")
             if len(parts) == 3 and parts[0] == "group" and parts[2] != "count":
@@ -96,8 +96,17 @@ def _fairness(check: CheckResult) -> list[dict[str, Any]]:
     return out
 
 
-def build_bom(report: Report) -> dict[str, Any]:
-    """The BOM as JSON data (library-built components, with the model cards added)."""
+def build_bom(report: Report, registry: Registry | None = None) -> dict[str, Any]:
+    """The BOM as JSON data (library-built components, with the model cards added).
+
+    Checks whose definition is tagged ``fairness`` (in ``registry``, by default the
+    installed plugins') give the cards' fairness assessments and per-group metrics.
+    """
+    if registry is None:
+        from ..plugins import get_plugin_manager
+
+        registry = get_plugin_manager().registry()
+    fair = {c.uses for c in report.checks if registry.tagged(c.uses, "fairness")}
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
@@ -154,10 +163,10 @@ def build_bom(report: Report) -> dict[str, Any]:
         card: dict[str, Any] = {}
         if used:
             card["modelParameters"] = {"datasets": [{"ref": f"dataset:{d}"} for d in used]}
-        metrics = [row for c in checks for row in _performance(c)]
+        metrics = [row for c in checks for row in _performance(c, c.uses in fair)]
         if metrics:
             card["quantitativeAnalysis"] = {"performanceMetrics": metrics}
-        fairness = [row for c in checks if c.uses.startswith("bias.") for row in _fairness(c)]
+        fairness = [row for c in checks if c.uses in fair for row in _fairness(c)]
         if fairness:
             card["considerations"] = {"fairnessAssessments": fairness}
         if card:
@@ -165,12 +174,12 @@ def build_bom(report: Report) -> dict[str, Any]:
     return data
 
 
-def write_bom(report: Report, out_dir: Path) -> list[Path]:
+def write_bom(report: Report, out_dir: Path, registry: Registry | None = None) -> list[Path]:
     try:
         import cyclonedx  # noqa: F401
     except ImportError:  # the `evidence` extra is not installed
         return []
-    text = json.dumps(build_bom(report), indent=2, sort_keys=True, ensure_ascii=False)
+    text = json.dumps(build_bom(report, registry), indent=2, sort_keys=True, ensure_ascii=False)
     return [atomic_write(out_dir / FILENAME, text + "\n")]
 
 
@@ -181,5 +190,7 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
             name="cyclonedx",
             write=write_bom,
             summary="bom.cdx.json, a CycloneDX 1.6 ML-BOM with model cards (needs [evidence])",
+            needs=(),
+            provides=("bom.cdx.json",),
         )
     )

@@ -19,17 +19,13 @@ from ..registry import Reporter
 from ..report import Report, atomic_write
 from ..results import Decision
 from . import plots
-from .view import (
-    VERIFY_COMMAND,
-    Table,
-    check_view,
-    digest_file,
-    failed_gates_table,
-    fmt,
-    overview_plot,
-)
+from ._blocks import Table
+from ._format import fmt, jinja_env
+from .view import VERIFY_COMMAND, artifacts_view, check_view, failed_gates_table, overview_plot
 
-#: Files of a run whose digests the page lists (when present in the output folder).
+__all__ = ["jinja_env", "render_html", "write_html"]
+
+#: Files of a run the page lists first (when written before it); other outputs follow.
 EVIDENCE_FILES = (
     "report.json",
     "attestation.dsse.json",
@@ -38,36 +34,17 @@ EVIDENCE_FILES = (
     "model_card.md",
     "compliance.md",
 )
+#: What the page lists the digests of, so what must be written before it.
+NEEDS = ("junit.xml", "model_card.md", "compliance.md")
 HISTORY_LIMIT = 20
 
 
-def jinja_env() -> Any:
-    """The template environment shared by the HTML report and the model card."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("llmguard_ops", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["fmt"] = fmt
-    return env
-
-
-def fresh(path: Path, report: Report) -> bool:
-    """Whether ``path`` exists and was written by this run or later (not left by an earlier run)."""
-    import datetime as dt
-
-    if not path.is_file():
-        return False
-    try:
-        started = dt.datetime.fromisoformat(report.started_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return True
-    return path.stat().st_mtime >= started - 1.0
+def output_digests(report: Report) -> list[list[str]]:
+    """``[name, sha256]`` of the run's outputs written so far (``report.outputs``), the
+    evidence files first; check artifacts are listed with their checks instead."""
+    files = {path: entry.sha256 for path, entry in report.outputs.items() if entry.check is None}
+    first = [name for name in EVIDENCE_FILES if name in files]
+    return [[name, files[name]] for name in [*first, *sorted(set(files) - set(first))]]
 
 
 def _evidence(report: Report, source_dir: Path) -> dict[str, Any]:
@@ -98,13 +75,11 @@ def _evidence(report: Report, source_dir: Path) -> dict[str, Any]:
             for name, d in report.datasets.items()
         ],
     )
-    files = [[name, digest_file(source_dir / name)] for name in EVIDENCE_FILES if fresh(source_dir / name, report)]
+    files = output_digests(report)
     artifacts: list[list[str]] = []
     for check in report.checks:
-        from .view import artifacts_view
-
         artifacts += artifacts_view(check, source_dir)[1]
-    attestation = fresh(source_dir / "attestation.dsse.json", report)
+    attestation = "attestation.dsse.json" in report.outputs
     return {
         "models": models,
         "datasets": datasets,
@@ -262,5 +237,7 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
             name="html",
             write=lambda report, out_dir: write_html(report, out_dir),
             summary="self-contained report.html for reviewers",
+            needs=NEEDS,
+            provides=("report.html",),
         )
     )

@@ -167,4 +167,8 @@ def write_junit(report: Report, out_dir: Path) -> list[Path]:
 
 @hookimpl
 def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
-    register(Reporter("junit", write_junit, "JUnit XML (junit.xml) for CI test reporters."))
+    register(
+        Reporter(
+            "junit", write_junit, "JUnit XML (junit.xml) for CI test reporters.", needs=(), provides=("junit.xml",)
+        )
+    )

@@ -127,11 +127,12 @@ def render_summary(report: Report, outputs: list[str], run_url: str | None = Non
     return "\n".join(lines)
 
 
-def _outputs(out_dir: Path) -> list[str]:
-    """Files the run has written so far next to the summary (plus the summary itself)."""
-    names = {p.name for p in out_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+def _outputs(report: Report) -> list[str]:
+    """The run's outputs written before the summary (``report.outputs``), plus the summary
+    itself; the checks' artifacts as one ``artifacts/`` entry."""
+    names = {p for p, entry in report.outputs.items() if entry.check is None and not Path(p).is_absolute()}
     names.add(FILENAME)
-    if (out_dir / "artifacts").is_dir() and any((out_dir / "artifacts").rglob("*.*")):
+    if any(entry.check is not None for entry in report.outputs.values()):
         names.add("artifacts/")
     first = ["report.json", "report.html", "junit.xml", "attestation.dsse.json", FILENAME]
     return [n for n in first if n in names] + sorted(names - set(first))
@@ -153,7 +154,7 @@ def write_summary(report: Report, out_dir: Path) -> list[Path]:
     """Write ``summary.md`` and append it to the GitHub step summary when there is one."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = _outputs(out_dir)
+    outputs = _outputs(report)
     written = [atomic_write(out_dir / FILENAME, render_summary(report, outputs))]
     if os.environ.get(STEP_SUMMARY_ENV):
         append_step_summary(render_summary(report, outputs, github_run_url(os.environ), relative_links=False))
@@ -167,5 +168,7 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
             "markdown",
             write_summary,
             "Markdown summary (summary.md), also to $GITHUB_STEP_SUMMARY.",
+            needs=("*",),  # it links every other output
+            provides=(FILENAME,),
         )
     )

@@ -3,8 +3,9 @@
 Laid out in the spirit of *Model Cards for Model Reporting* (Mitchell et al., 2019) and
 the Hugging Face model-card template: YAML metadata with a ``model-index`` of results
 (readable by ``huggingface_hub``), then model details, intended use (from the suite's
-``metadata``), evaluation data, metrics with their intervals and gates, fairness results
-(from ``bias.*`` checks), an explanation summary (from ``explain.*`` checks), limitations,
+``metadata``), evaluation data, metrics with their intervals and gates, the sections the
+installed checks declare (``CheckDefinition.card_section``: fairness, explanations, ...),
+limitations (with what no check of the suite assessed: ``CheckDefinition.unassessed``),
 and the digests that tie the card to the evidence of the run.
 
 Suite ``metadata`` keys the card reads: ``intended_use``, ``out_of_scope_use``,
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..hookspecs import hookimpl
-from ..registry import Reporter
+from ..registry import CardSection, Registry, Reporter
 from ..report import Report, atomic_write
 from ..results import CheckResult, Status
-from ._format import md_block, md_code, md_inline
-from .view import VERIFY_COMMAND, digest_file, fmt, fmt_bound, fmt_interval
+from ._format import fmt, fmt_interval, jinja_env, md_block, md_code, md_inline
+from .panels import group_rows
+from .view import VERIFY_COMMAND, fmt_bound
 
 _KNOWN_KEYS = {
     "intended_use",
@@ -80,20 +82,6 @@ def _metric_rows(check: CheckResult, names: list[str]) -> list[dict[str, str]]:
     return rows
 
 
-def _groups(check: CheckResult) -> tuple[list[str], list[list[str]]]:
-    from .panels import _GROUP, _split
-
-    split = _split(check, _GROUP)
-    rows = []
-    for group, fields in split.by_key.items():
-        cells = []
-        for f in split.fields:
-            m = fields.get(f)
-            cells.append("—" if m is None else f"{fmt(m.value)} {fmt_interval(m)}".strip())
-        rows.append([group, *cells])
-    return split.fields, rows
-
-
 def _top_features(check: CheckResult, k: int = 10) -> list[tuple[str, str]]:
     importance = {
         n.removeprefix("importance."): m.value for n, m in check.metrics.items() if n.startswith("importance.")
@@ -121,7 +109,7 @@ def _listify(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _limitations(report: Report) -> list[str]:
+def _limitations(report: Report, registry: Registry) -> list[str]:
     """Limitation lines as Markdown: ids as code spans, every other text escaped."""
     c_, t_ = md_code, md_inline
     meta = report.suite.metadata
@@ -150,15 +138,8 @@ def _limitations(report: Report) -> list[str]:
                     f"{c_(c.id)}: {t_(risk['failed'])} of {t_(risk.get('cases'))} {c_(risk.get('id'))} "
                     f"cases failed ({t_(taxonomy)})"
                 )
-    families = {c.uses.split(".", 1)[0] for c in report.checks}
-    missing = {
-        "bias": "fairness across groups was not assessed (no `bias.*` check)",
-        "drift": "the evaluation data was not compared with the training data (no `drift.*` check)",
-        "robustness": "robustness to perturbed inputs was not tested (no `robustness.*` check)",
-        "data": "the evaluation data was not checked for duplicates, training-set copies, leakage or "
-        "label errors (no `data.*` check)",
-    }
-    items += [text for family, text in missing.items() if family not in families]
+    ran = {c.uses for c in report.checks}
+    items += [text for text, checks in registry.unassessed() if not ran.intersection(checks)]
     used = {str(c.params["dataset"]) for c in report.checks if isinstance(c.params.get("dataset"), str)}
     sizes = [
         f"{c_(name)} ({d['rows']:,} rows)"
@@ -173,12 +154,8 @@ def _limitations(report: Report) -> list[str]:
     return items
 
 
-def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
-    """The template's context for ``model_card.md``."""
-    import yaml
-
-    meta = report.suite.metadata
-    subject = subject_model(report)
+def _headline_tables(report: Report) -> list[tuple[CheckResult, list[dict[str, str]]]]:
+    """Every check's headline metrics, each metric of a (check, model, dataset) shown once."""
     headline = []
     shown: set[tuple[str, str, str, str]] = set()
     for c in report.checks:
@@ -188,7 +165,11 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
         shown |= {(*where, n) for n in names}
         if names:
             headline.append((c, _metric_rows(c, names)))
-    index_metrics: list[dict[str, Any]] = []
+    return headline
+
+
+def _model_index(report: Report, subject: str | None) -> list[dict[str, Any]]:
+    """The ``model-index`` results of the subject model (Hugging Face card metadata)."""
     seen: set[tuple[str, str, str]] = set()
     results = []
     for check in report.checks:
@@ -221,46 +202,78 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
                     "metrics": metrics,
                 }
             )
-            index_metrics += metrics
+    return results
+
+
+def _front_matter(report: Report, subject: str | None) -> str:
+    """The card's YAML metadata block (tags, model name, license, model-index)."""
+    import yaml
+
+    meta = report.suite.metadata
     front: dict[str, Any] = {
         "tags": ["llmguard", *_listify(meta.get("tags"))],
         "model_name": str(meta.get("model_name") or subject or report.suite.name),
     }
     if meta.get("license"):
         front["license"] = str(meta["license"])
+    results = _model_index(report, subject)
     if results:
         front["model-index"] = [{"name": front["model_name"], "results": results}]
-    from .html import fresh
+    return str(yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip())
 
-    evidence = [
-        (name, digest_file(source_dir / name))
-        for name in ("report.json", "attestation.dsse.json")
-        if fresh(source_dir / name, report)
-    ]
-    bias = [
-        (
-            c,
-            _metric_rows(
-                c,
-                [n for n in c.metrics if "." not in n][:HEADLINE_LIMIT] if not c.gates else _headline(c),
-            ),
-            _groups(c),
+
+def _section_entry(check: CheckResult, section: CardSection) -> dict[str, Any]:
+    """How one check's result shows in its section (see :class:`~llmguard_ops.CardSection`)."""
+    untagged = [n for n in check.metrics if "." not in n][:HEADLINE_LIMIT]
+    if callable(section.render):
+        return {"style": "text", "check": check, "text": section.render(check)}
+    if section.render == "groups":
+        rows = _metric_rows(check, untagged if not check.gates else _headline(check))
+        return {"style": "groups", "check": check, "rows": rows, "groups": group_rows(check)}
+    if section.render == "features":
+        return {"style": "features", "check": check, "top": _top_features(check), "rows": _metric_rows(check, untagged)}
+    return {"style": "metrics", "check": check, "rows": _metric_rows(check, _headline(check))}
+
+
+def _sections(report: Report, registry: Registry) -> list[dict[str, Any]]:
+    """The sections the installed checks declare, in order, with the results that go there."""
+    sections = []
+    for section, names in registry.card_sections():
+        checks = [c for c in report.checks if c.uses in names]
+        sections.append(
+            {
+                "title": section.title,
+                "empty": section.empty,
+                "entries": [_section_entry(c, section) for c in checks],
+            }
         )
-        for c in report.checks
-        if c.uses.startswith("bias.")
-    ]
-    explain = [
-        (
-            c,
-            _top_features(c),
-            _metric_rows(c, [n for n in c.metrics if "." not in n][:HEADLINE_LIMIT]),
-        )
-        for c in report.checks
-        if c.uses.startswith("explain.")
-    ]
+    return sections
+
+
+def _evidence(report: Report) -> list[tuple[str, str]]:
+    """Digests of the report and the attestation, when written before the card."""
+    names = ("report.json", "attestation.dsse.json")
+    return [(name, report.outputs[name].sha256) for name in names if name in report.outputs]
+
+
+def _installed() -> Registry:
+    from ..plugins import get_plugin_manager
+
+    return get_plugin_manager().registry()
+
+
+def build_card(report: Report, source_dir: Path, registry: Registry | None = None) -> dict[str, Any]:
+    """The template's context for ``model_card.md``.
+
+    ``registry`` (the run's) says which sections the checks declare; by default the
+    installed plugins are asked.
+    """
+    registry = registry if registry is not None else _installed()
+    meta = report.suite.metadata
+    subject = subject_model(report)
     return {
         "report": report,
-        "front_matter": yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(),
+        "front_matter": _front_matter(report, subject),
         "subject": subject,
         "subject_info": report.models.get(subject or "", {}),
         "others": {n: m for n, m in report.models.items() if n != subject},
@@ -268,32 +281,35 @@ def build_card(report: Report, source_dir: Path) -> dict[str, Any]:
         "extra_meta": {k: v for k, v in meta.items() if k not in _KNOWN_KEYS},
         "intended": meta.get("intended_use"),
         "out_of_scope": meta.get("out_of_scope_use") or meta.get("out_of_scope"),
-        "headline": headline,
-        "bias": bias,
-        "explain": explain,
-        "limitations": _limitations(report),
-        "evidence": evidence,
+        "headline": _headline_tables(report),
+        "sections": _sections(report, registry),
+        "limitations": _limitations(report, registry),
+        "evidence": _evidence(report),
         "verify": VERIFY_COMMAND,
         "git": (report.environment.get("git") or {}),
     }
 
 
-def render_card(report: Report, source_dir: Path, verification: Any = None) -> str:
-    from .html import jinja_env
-
+def render_card(report: Report, source_dir: Path, verification: Any = None, registry: Registry | None = None) -> str:
     env = jinja_env()
     env.filters["cell"] = md_cell
     env.filters["md"] = md_inline
     env.filters["mdblock"] = md_block
     env.filters["code"] = md_code
     env.filters["code_cell"] = lambda value: md_code(value, table=True)
-    context = {**build_card(report, source_dir), "verification": verification}
+    context = {**build_card(report, source_dir, registry), "verification": verification}
     return str(env.get_template("model_card.md.j2").render(**context))
 
 
-def write_card(report: Report, out_dir: Path, source_dir: Path | None = None, verification: Any = None) -> list[Path]:
+def write_card(
+    report: Report,
+    out_dir: Path,
+    source_dir: Path | None = None,
+    verification: Any = None,
+    registry: Registry | None = None,
+) -> list[Path]:
     """Render and write ``model_card.md`` into ``out_dir``."""
-    text = render_card(report, source_dir or out_dir, verification)
+    text = render_card(report, source_dir or out_dir, verification, registry)
     return [atomic_write(out_dir / "model_card.md", text)]
 
 
@@ -302,7 +318,9 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
     register(
         Reporter(
             name="model_card",
-            write=lambda report, out_dir: write_card(report, out_dir),
+            write=lambda report, out_dir, registry: write_card(report, out_dir, registry=registry),
             summary="model_card.md in the Model Cards / Hugging Face layout",
+            needs=(),
+            provides=("model_card.md",),
         )
     )

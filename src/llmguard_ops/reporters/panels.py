@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from ..results import CheckResult, GateOutcome, Metric
 from . import plots
+from ._blocks import Image, Panel, Table, estimate
+from ._format import fmt, fmt_interval, fmt_range
 from .plots import Estimate
-from .view import Image, Panel, Table, estimate, fmt, fmt_interval
 
 _COLUMN = re.compile(r"^column\.(?P<key>.+)\.(?P<field>[^.]+)$")
 _GROUP = re.compile(r"^group\.(?P<key>.+)\.(?P<field>[^.]+)$")
@@ -90,11 +91,19 @@ def columns_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
     return panel, split.names
 
 
+def group_rows(result: CheckResult) -> tuple[list[str], list[list[str]]]:
+    """The ``group.<group>.<metric>`` metrics of ``result`` as a table: metric names, and
+    one row per group (the group, then each metric's value with its interval)."""
+    split = _split(result, _GROUP)
+    rows = [[group, *[_value_cell(fields.get(f)) for f in split.fields]] for group, fields in split.by_key.items()]
+    return split.fields, rows
+
+
 def groups_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
     split = _split(result, _GROUP)
     if not split.by_key:
         return None, set()
-    rows = [[group, *[_value_cell(fields.get(f)) for f in split.fields]] for group, fields in split.by_key.items()]
+    _, rows = group_rows(result)
     bars = {
         f: [
             Estimate(g, fields[f].value, fields[f].lower, fields[f].upper)
@@ -142,7 +151,7 @@ def latency_panel(result: CheckResult) -> Panel | None:
         cells = []
         for label in labels:
             e = by_label.get(label)
-            interval = f" [{fmt(e.lower)}, {fmt(e.upper)}]" if e and e.lower is not None else ""
+            interval = f" {fmt_range(e.lower, e.upper)}" if e and e.lower is not None else ""
             cells.append(f"{fmt(e.value)}{interval}" if e else "—")
         rows.append([name or "per request", *cells])
     return Panel(
@@ -186,7 +195,7 @@ def importance_panel(result: CheckResult) -> tuple[Panel | None, set[str]]:
             [
                 e.label,
                 fmt(e.value),
-                f"[{fmt(e.lower)}, {fmt(e.upper)}]" if e.lower is not None else "",
+                fmt_range(e.lower, e.upper) if e.lower is not None else "",
             ]
             for e in ordered
         ],

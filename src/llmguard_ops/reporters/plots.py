@@ -242,7 +242,7 @@ def ladder(series: dict[str, list[Estimate]], unit: str = "ms") -> str | None:
     for i, (name, points) in enumerate(series.items()):
         xs = list(range(len(points)))
         colour = palette[i % len(palette)]
-        ax.plot(xs, [p.value for p in points], marker="o", color=colour, label=name or "latency")
+        ax.plot(xs, [p.value for p in points], marker="o", color=colour, label=name or "per request")
         for x, p in zip(xs, points, strict=True):
             if p.lower is not None and p.upper is not None:
                 ax.plot([x, x], [p.lower, p.upper], color=colour, linewidth=2, alpha=0.6)

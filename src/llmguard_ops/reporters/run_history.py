@@ -32,5 +32,7 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
             name="history",
             write=store,
             summary="a copy of report.json in the run history (.llmguard/runs)",
+            needs=(),
+            provides=(),
         )
     )

@@ -11,18 +11,22 @@ top (see :mod:`.panels`): ``column.<name>.*`` (drift per column), ``group.<g>.*`
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import sha256_file
 from ..report import Report
-from ..results import CheckResult, GateOutcome, Metric, Status
+from ..results import CheckResult, GateOutcome, Status
 from . import plots
+from ._blocks import Image, Panel, Table, estimate
+from ._format import fmt, fmt_interval
+from .panels import specific_panels
 from .plots import Estimate
+
+__all__ = ["Image", "Panel", "Table", "estimate", "fmt", "fmt_interval"]  # shared pieces, re-exported
 
 IMAGE_TYPES = {
     ".png": "image/png",
@@ -35,30 +39,6 @@ IMAGE_TYPES = {
 MAX_IMAGE_BYTES = 8 * 2**20
 MAX_ROWS = 50
 VERIFY_COMMAND = "llmguard verify attestation.dsse.json --key PUBLIC_KEY"
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number for people: 4 significant digits, ``—`` for missing."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
-            return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def fmt_interval(m: Metric) -> str:
-    if not m.has_interval:
-        return ""
-    level = f"{m.confidence:.0%} " if m.confidence is not None else ""
-    return f"{level}[{fmt(m.lower)}, {fmt(m.upper)}]"
 
 
 def fmt_bound(g: GateOutcome) -> str:
@@ -80,44 +60,6 @@ def fmt_tested(g: GateOutcome) -> str:
     if g.tested_high is not None and g.tested_high != g.tested_low:
         parts.append(fmt(g.tested_high))
     return " / ".join(parts) or fmt(g.value)
-
-
-@dataclass
-class Table:
-    """A table to render: header cells, rows of text cells, a CSS class per row."""
-
-    headers: list[str]
-    rows: list[list[str]]
-    classes: list[str] = field(default_factory=list)
-    note: str = ""
-
-    def compact(self) -> Table:
-        """Drop columns (after the first) that are empty in every row."""
-        keep = [0] + [i for i in range(1, len(self.headers)) if any(row[i] not in ("", "—") for row in self.rows)]
-        return Table(
-            [self.headers[i] for i in keep],
-            [[row[i] for i in keep] for row in self.rows],
-            self.classes,
-            self.note,
-        )
-
-
-@dataclass
-class Image:
-    src: str
-    alt: str
-    caption: str = ""
-
-
-@dataclass
-class Panel:
-    """One block of a check section: a title, an optional plot, an optional table."""
-
-    title: str
-    image: Image | None = None
-    table: Table | None = None
-    note: str = ""
-    pre: str = ""
 
 
 @dataclass
@@ -150,18 +92,6 @@ def _cell(value: Any) -> str:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def estimate(label: str, m: Metric, gate: GateOutcome | None = None) -> Estimate:
-    return Estimate(
-        label=label,
-        value=m.value,
-        lower=m.lower,
-        upper=m.upper,
-        min=gate.min if gate else None,
-        max=gate.max if gate else None,
-        passed=gate.passed if gate else None,
-    )
 
 
 def metrics_table(result: CheckResult, names: Sequence[str]) -> Table | None:
@@ -258,14 +188,6 @@ def details_view(result: CheckResult) -> tuple[Table | None, list[Panel]]:
     return table, panels
 
 
-def digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(2**20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_artifact(path: str, source_dir: Path, check_id: str) -> Path | None:
     """The artifact file, if it lies inside the run's output folder (nothing else is read)."""
     p = Path(path)
@@ -294,7 +216,7 @@ def artifacts_view(result: CheckResult, source_dir: Path) -> tuple[list[Image], 
             rows.append([result.id, label, path, "missing (not under the output folder)", ""])
             continue
         size = found.stat().st_size
-        rows.append([result.id, label, _relative(found, source_dir), digest_file(found), f"{size:,} B"])
+        rows.append([result.id, label, _relative(found, source_dir), sha256_file(found), f"{size:,} B"])
         mime = IMAGE_TYPES.get(found.suffix.lower())
         if mime and size <= MAX_IMAGE_BYTES:
             data = base64.b64encode(found.read_bytes()).decode("ascii")
@@ -310,8 +232,6 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def check_view(result: CheckResult, source_dir: Path) -> CheckView:
-    from .panels import specific_panels
-
     panels, consumed = specific_panels(result)
     gated = [g.metric for g in result.gates]
     names = gated + [n for n in result.metrics if n not in gated and n not in consumed]
