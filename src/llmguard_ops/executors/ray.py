@@ -159,7 +159,6 @@ class RayExecutor:
     def run(self, session: Session, configs: Sequence[CheckConfig], progress: ProgressFn | None) -> list[CheckResult]:
         import ray
 
-        _attach_inference(session)
         payload, digest = pack_session(session)
         shipped = ray.put(payload)  # once: every task reads the same object
         task = ray.remote(max_retries=0, retry_exceptions=False)(_run_on_worker)
@@ -399,6 +398,11 @@ def _session_in_worker(payload: bytes, digest: str) -> Session:
     session = _SESSIONS.get(digest)
     if session is None:
         session = unpack_session(payload, digest, Path(tempfile.mkdtemp(prefix="llmguard-worker-")))
+        # Inference wiring, the one place for it: an inference backend for this worker's
+        # cache (``session.cache.backend = RayInference(...)`` from ``.ray_data``) belongs
+        # here, as checks and so their model calls run in this task. Not set yet: a check
+        # task holding CPUs while its nested actor pool waits for CPUs can starve a small
+        # cluster, so the pool's size must come from the run's options first.
         _SESSIONS.clear()  # one run at a time per worker: an earlier run's session goes
         _SESSIONS[digest] = session
     return session
@@ -466,19 +470,6 @@ def error_result(session: Session, config: CheckConfig, kind: str, message: str,
     if session.redactor:
         result = CheckResult.model_validate(session.redactor.data(result.model_dump(mode="json")))
     return result
-
-
-def _attach_inference(session: Session) -> None:
-    """The one place where the Ray Data inference backend is wired into the run's cache.
-
-    ``llmguard_ops.executors.ray_data`` (inference over a Ray Data actor pool) is optional:
-    without it predictions are computed by each check's task, as locally.
-    """
-    try:
-        from .ray_data import RayInference  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return
-    session.cache.backend = RayInference(session)  # type: ignore[attr-defined, unused-ignore]
 
 
 def open_ray(options: Mapping[str, Any]) -> RayExecutor:
