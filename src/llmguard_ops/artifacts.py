@@ -440,6 +440,13 @@ def release_facts(loaded: LoadedSuite, name: str) -> dict[str, Any]:
     return facts
 
 
+def model_digest(loader: ModelLoader, spec: ModelSpec, base_dir: Path) -> tuple[str, str]:
+    """``(sha256, kind)`` of what ``loader`` loads for ``spec``: its own digest, else the path's."""
+    if loader.digest is not None:
+        return loader.digest(spec, base_dir)
+    return sha256_path(resolve_path(base_dir, spec.path or ""))
+
+
 def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedModel]:
     """Load every model once with its loader and digest it, each within ``policy.load_timeout``."""
     check_model_paths(loaded, registry)
@@ -452,10 +459,7 @@ def load_models(loaded: LoadedSuite, registry: Registry) -> dict[str, LoadedMode
         check_signature(loaded, name, spec)  # before the loader runs any code of the model
 
         def work(loader: ModelLoader = loader, spec: ModelSpec = spec) -> tuple[str, str, Any]:
-            if loader.digest is not None:
-                digest, kind = loader.digest(spec, loaded.base_dir)
-            else:
-                digest, kind = sha256_path(resolve_path(loaded.base_dir, spec.path or ""))
+            digest, kind = model_digest(loader, spec, loaded.base_dir)
             return digest, kind, loader.load(spec, loaded.base_dir)
 
         try:

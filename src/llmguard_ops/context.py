@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -22,27 +22,64 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .artifacts import LoadedDataset, LoadedModel
-    from .generation import Generations
+    from .generation import Bulk, Conversation, Generations
     from .loading import LoadedSuite
     from .partitioned import PartitionMap
-    from .registry import Registry
+    from .registry import ModelLoader, Registry
     from .suite import CheckConfig, GateBound, PromptSpec
 
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """What an inference backend needs to load a run's model again elsewhere.
+
+    ``model`` is the driver's loaded model (its spec, loader name and sha256 digest: the
+    backend's copy must digest the same), ``base_dir`` the suite's folder (relative paths
+    start there) and ``loader`` the registered loader that loaded it (``None`` when the
+    context has no registry: the backend looks it up by ``model.loader``).
+    """
+
+    model: LoadedModel
+    base_dir: Path
+    loader: ModelLoader | None = None
+
+
+class InferenceBackend(Protocol):
+    """Computes a run's model calls in bulk somewhere else (a Ray actor pool, say).
+
+    Set on :attr:`PredictionCache.backend`; the cache, the seeds, the generation store
+    and the token counts stay with the run, only the model calls move. Both methods
+    answer in the order asked, one answer per item.
+    """
+
+    def predict(self, handle: ModelHandle, inputs: Any, method: str) -> np.ndarray:
+        """``model.<method>(inputs)`` (a frame, an array or a list of texts), in row order."""
+        ...
+
+    def generate(
+        self, handle: ModelHandle, requests: list[tuple[Conversation, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """One answer record per ``(conversation, settings)``, as :func:`~llmguard_ops.generation.call_model`."""
+        ...
 
 
 class PredictionCache:
     """Each (model, dataset, method) is computed at most once per run, whatever the checks.
 
     ``calls`` counts the real model calls, so tests (and the report) can show it.
+    ``backend`` (an :class:`InferenceBackend`, ``None`` by default) computes predictions
+    and generations in bulk elsewhere; without one every call runs here, in this process.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend: InferenceBackend | None = None) -> None:
         self._values: dict[tuple[str, str, str], Any] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self.calls: Counter[tuple[str, str, str]] = Counter()
         self.generation_store: Any = None  # a GenerationStore, opened on the first generation
+        self.backend: InferenceBackend | None = backend
 
     def get(self, key: tuple[str, str, str], compute: Callable[[], Any]) -> Any:
         with self._guard:
@@ -253,6 +290,9 @@ class CheckContext:
             fn = getattr(loaded.obj, method, None)
             if fn is None:
                 raise ArtifactError(f"model '{model}' ({type(loaded.obj).__name__}) has no {method}()")
+            backend = self.cache.backend
+            if backend is not None:
+                return np.asarray(backend.predict(self._handle(loaded), loaded.inputs(data), method))
             return np.asarray(fn(loaded.inputs(data)))
 
         out: np.ndarray = self.cache.get((model, dataset, method), compute)
@@ -288,6 +328,7 @@ class CheckContext:
             samples=samples,
             rows=rows,
             on_call=self._counter((model, dataset, "generate")),
+            bulk=self._bulk(loaded),
         )
         self._note_all(out.warnings)
         return out
@@ -319,9 +360,25 @@ class CheckContext:
             run_seed=self.suite.suite.seed,
             samples=samples,
             on_call=self._counter((model, "conversations", "chat")),
+            bulk=self._bulk(loaded),
         )
         self._note_all(out.warnings)
         return out
+
+    def _handle(self, loaded: LoadedModel) -> ModelHandle:
+        loader = self.registry.model_loaders.get(loaded.loader) if self.registry is not None else None
+        return ModelHandle(model=loaded, base_dir=self.base_dir, loader=loader)
+
+    def _bulk(self, loaded: LoadedModel) -> Bulk | None:
+        backend = self.cache.backend
+        if backend is None:
+            return None
+        handle = self._handle(loaded)
+
+        def bulk(requests: list[tuple[Conversation, dict[str, Any]]]) -> list[dict[str, Any]]:
+            return backend.generate(handle, requests)
+
+        return bulk
 
     def _generation_store(self) -> Any:
         from . import generation as gen

@@ -37,6 +37,7 @@ import inspect
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 Message = dict[str, str]
 Conversation = list[Message]
+Bulk = Callable[[list[tuple[Conversation, dict[str, Any]]]], list[dict[str, Any]]]
+"""An inference backend's entry: answers for ``(conversation, settings)`` pairs, in order."""
 
 CACHE_ENV = "LLMGUARD_CACHE"
 """Environment variable naming a generation cache folder shared across runs (``--cache``)."""
@@ -288,6 +291,21 @@ def _count(obj: Any, text: str) -> tuple[int, str]:
     return len(text.split()), "words"
 
 
+def _record(obj: Any, ans: dict[str, Any], conversation: Conversation, stop: list[str]) -> dict[str, Any]:
+    """What the store keeps of one answer: the text cut at ``stop``, its token counts."""
+    text = _cut(str(ans.get("text", "")), stop)
+    rec: dict[str, Any] = {"text": text, "truncated": bool(ans.get("truncated", False))}
+    if ans.get("output_tokens") is not None and text == ans.get("text"):
+        rec["output_tokens"] = int(ans["output_tokens"])
+    else:
+        rec["output_tokens"], rec["unit"] = _count(obj, text)
+    if ans.get("prompt_tokens") is not None:
+        rec["prompt_tokens"] = int(ans["prompt_tokens"])
+    else:
+        rec["prompt_tokens"], rec["unit"] = _count(obj, flatten(conversation))
+    return rec
+
+
 def generate(
     model: LoadedModel,
     dataset: LoadedDataset,
@@ -299,13 +317,14 @@ def generate(
     samples: int | None = None,
     rows: list[int] | None = None,
     on_call: Any = None,
+    bulk: Bulk | None = None,
 ) -> Generations:
     """Generate for ``rows`` of ``dataset`` (all by default), ``samples`` per row."""
     records = dataset.frame.to_dict(orient="records")
     index = list(range(len(records))) if rows is None else list(rows)
     convs = [render(prompt, records[i], text_column=dataset.spec.text) for i in index]
     out = generate_conversations(
-        model, convs, config=config, store=store, run_seed=run_seed, samples=samples, on_call=on_call
+        model, convs, config=config, store=store, run_seed=run_seed, samples=samples, on_call=on_call, bulk=bulk
     )
     out.dataset = dataset.name
     out.prompt = prompt.model_dump(exclude_none=True) if prompt is not None else None
@@ -321,8 +340,16 @@ def generate_conversations(
     run_seed: int,
     samples: int | None = None,
     on_call: Any = None,
+    bulk: Bulk | None = None,
 ) -> Generations:
-    """Generate for ready conversations (a judge's prompts, attacks), ``samples`` each."""
+    """Generate for ready conversations (a judge's prompts, attacks), ``samples`` each.
+
+    ``bulk`` (an inference backend's entry, see :attr:`PredictionCache.backend
+    <llmguard_ops.context.PredictionCache>`) answers every missing ``(conversation,
+    settings)`` of every sample in one call instead of one :func:`call_model` per sample;
+    seeds, cache keys, the store's records and their order, and the token counts are
+    the same either way.
+    """
     cfg = config or default_config()
     k = samples if samples is not None else cfg.samples
     index = list(range(len(convs)))
@@ -342,30 +369,32 @@ def generate_conversations(
     otok = [[0] * k for _ in index]
     truncated = hits = 0
     unit = "tokens"
+    plans: list[tuple[list[str], list[int], dict[str, Any]]] = []  # per sample: keys, missing rows, settings
     for j in range(k):
         seed = sample_seed(base_seed, j)
         keys = [cache_key(model, c, cfg_dict, seed, j) for c in convs]
         missing = [i for i, key in enumerate(keys) if store.get(key) is None]
         hits += len(keys) - len(missing)
+        settings = {**settings_base, "seed": seed}
+        if "truncate" in settings and not callable(getattr(obj, "render_chat", None)):
+            settings.pop("truncate")
+        plans.append((keys, missing, settings))
+    answered: dict[int, list[dict[str, Any]]] = {}
+    if bulk is not None:  # every sample's missing prompts at once, answers in the order asked
+        asked = [(convs[i], settings) for _, missing, settings in plans for i in missing]
+        flat = list(bulk(asked)) if asked else []
+        if len(flat) != len(asked):
+            raise ArtifactError(f"the inference backend answered {len(flat)} of {len(asked)} prompts")
+        start = 0
+        for j, (_, missing, _) in enumerate(plans):
+            answered[j], start = flat[start : start + len(missing)], start + len(missing)
+    for j, (keys, missing, settings) in enumerate(plans):
         if missing:
-            settings = {**settings_base, "seed": seed}
-            if "truncate" in settings and not callable(getattr(obj, "render_chat", None)):
-                settings.pop("truncate")
-            answers = call_model(obj, [convs[i] for i in missing], settings)
+            answers = answered[j] if bulk is not None else call_model(obj, [convs[i] for i in missing], settings)
             if on_call is not None:
                 on_call(len(missing))
             for i, ans in zip(missing, answers, strict=True):
-                text = _cut(str(ans.get("text", "")), cfg.stop)
-                rec: dict[str, Any] = {"text": text, "truncated": bool(ans.get("truncated", False))}
-                if ans.get("output_tokens") is not None and text == ans.get("text"):
-                    rec["output_tokens"] = int(ans["output_tokens"])
-                else:
-                    rec["output_tokens"], rec["unit"] = _count(obj, text)
-                if ans.get("prompt_tokens") is not None:
-                    rec["prompt_tokens"] = int(ans["prompt_tokens"])
-                else:
-                    rec["prompt_tokens"], rec["unit"] = _count(obj, flatten(convs[i]))
-                store.put(keys[i], rec)
+                store.put(keys[i], _record(obj, ans, convs[i], cfg.stop))
         for i, key in enumerate(keys):
             rec = store.get(key) or {}
             texts[i][j] = str(rec.get("text", ""))

@@ -47,8 +47,9 @@ class MetricSpec:
 class CardSection:
     """A section of ``model_card.md`` that the results of a check go into.
 
-    Checks declaring a section with the same ``title`` share it; sections are laid out
-    by ``order`` (then title) between "Metrics and results" and "Bias, risks and
+    Checks declaring a section with the same ``title`` share it (the first registered
+    declaration gives its ``order`` and ``empty``; each check renders as its own says);
+    sections are laid out by ``order`` (then title) between "Metrics and results" and "Bias, risks and
     limitations". ``render`` says how one check's result shows there: ``"groups"`` (its
     metrics, then the ``group.<g>.<metric>`` table), ``"features"`` (the most influential
     features from ``importance.<feature>`` metrics or details, then its metrics),

@@ -239,14 +239,12 @@ def _sections(report: Report, registry: Registry) -> list[dict[str, Any]]:
     """The sections the installed checks declare, in order, with the results that go there."""
     sections = []
     for section, names in registry.card_sections():
-        checks = [c for c in report.checks if c.uses in names]
-        sections.append(
-            {
-                "title": section.title,
-                "empty": section.empty,
-                "entries": [_section_entry(c, section) for c in checks],
-            }
-        )
+        entries = []
+        for check in report.checks:
+            declared = registry.checks[check.uses].card_section if check.uses in names else None
+            if declared is not None:  # each check renders as its own declaration says
+                entries.append(_section_entry(check, declared))
+        sections.append({"title": section.title, "empty": section.empty, "entries": entries})
     return sections
 
 
