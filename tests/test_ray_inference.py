@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tests.ray_support import ray_cluster  # noqa: F401  # the session's Ray cluster fixture
 
 from llmguard_ops import Status
-from ray_support import ray_cluster  # noqa: F401  # the session's Ray cluster fixture
 
 pytest.importorskip("ray.data")
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .cli import main
     from .context import ArtifactFile, CheckContext
     from .errors import ArtifactError, CheckSkipped, LlmguardError, PluginError, SuiteError
+    from .executors import ExecutorDefinition, Resources
     from .gate import GateEvaluation, evaluate_gates
     from .generation import Generations, sample_seed
     from .generation import flatten as flatten_messages
@@ -60,6 +61,8 @@ _EXPORTS = {
     "LlmguardError": "errors",
     "PluginError": "errors",
     "SuiteError": "errors",
+    "ExecutorDefinition": "executors",
+    "Resources": "executors",
     "GateEvaluation": "gate",
     "evaluate_gates": "gate",
     "Generations": "generation",
@@ -140,6 +143,7 @@ __all__ = [
     "DatasetRef",
     "DatasetSpec",
     "Decision",
+    "ExecutorDefinition",
     "FixedHistogram",
     "GateBound",
     "GateDecision",
@@ -166,6 +170,7 @@ __all__ = [
     "QuantileSketch",
     "Report",
     "Reporter",
+    "Resources",
     "RunOutcome",
     "Severity",
     "Sketched",

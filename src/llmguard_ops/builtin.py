@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from .artifacts import resolve_path, sha256_path
 from .errors import ArtifactError
+from .executors import ExecutorDefinition
 from .hookspecs import hookimpl
 from .registry import DatasetLoader, ModelLoader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import pandas as pd
 
@@ -189,6 +190,33 @@ def llmguard_register_model_loaders(register: Callable[[ModelLoader], None]) -> 
         )
     )
     register(ModelLoader("onnx", _load_onnx, "An ONNX graph run with onnxruntime."))
+
+
+# -- executors --------------------------------------------------------------------------
+
+
+def _open_local(options: Mapping[str, Any]) -> Any:
+    from .executors.local import open_local
+
+    return open_local(options)
+
+
+def _open_ray(options: Mapping[str, Any]) -> Any:
+    from .executors.ray import open_ray  # imports ray: only when a run chooses it
+
+    return open_ray(options)
+
+
+@hookimpl
+def llmguard_register_executors(register: Callable[[ExecutorDefinition], None]) -> None:
+    register(ExecutorDefinition("local", _open_local, "Every check in this process, in suite order (default)."))
+    register(
+        ExecutorDefinition(
+            "ray",
+            _open_ray,
+            "Each check a Ray task placed by its resources (llmguard-ops[ray]; --ray-address ADDR).",
+        )
+    )
 
 
 # -- the default check runner -----------------------------------------------------------

@@ -48,18 +48,23 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+#: Offline by default: no hub access, no telemetry from libraries a check imports (also
+#: handed to the workers of a cluster by the Ray executor).
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
 def _quiet_third_parties() -> None:
     """Offline by default: no hub access, no telemetry from libraries a check imports."""
-    for name, value in {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1",
-        "ANONYMIZED_TELEMETRY": "False",
-        "TOKENIZERS_PARALLELISM": "false",
-    }.items():
+    for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
 
 
@@ -137,11 +142,16 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
         if event == "check_end" and data["id"] == loaded.suite.checks[-1].id:
             channel.phase("writing the report and evidence")
 
+    where: dict[str, Any] = dict(
+        executor=args.executor, executor_options={"address": args.ray_address} if args.ray_address else {}
+    )
     if live is not None:
         with live:
-            outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id)
+            outcome = run_suite(
+                loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id, **where
+            )
     else:
-        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id)
+        outcome = run_suite(loaded, host, out_dir, progress=progress, evidence=evidence, run_id=channel.run_id, **where)
     channel.phase("printing the summary")
     from .terminal import clean
 
@@ -299,6 +309,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="generation cache shared across runs (default: $LLMGUARD_CACHE or OUT/cache); "
         "a rerun pays only for generations not cached yet",
+    )
+    run.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="where checks run: local (this process) or ray (Ray tasks placed by resources); "
+        "default: the suite's policy.executor",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join with --executor ray (host:port, ray://host:10001 or auto; "
+        "default: $RAY_ADDRESS, else a local Ray started for the run)",
     )
     evidence = run.add_argument_group("evidence")
     evidence.add_argument(

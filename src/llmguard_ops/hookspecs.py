@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .context import CheckContext
+    from .executors import ExecutorDefinition
     from .registry import CheckDefinition, DatasetLoader, ModelLoader, Reporter
     from .report import Report
     from .results import CheckOutput
@@ -78,6 +79,23 @@ def llmguard_register_reporters(register: Callable[[Reporter], None]) -> None:
         every other output) and what it ``provides``; the host runs reporters in that
         order, after ``report.json``, and hands each the report with ``outputs`` holding
         every file written so far (path, sha256, size, reporter, plugin).
+    """
+
+
+@hookspec
+def llmguard_register_executors(register: Callable[[ExecutorDefinition], None]) -> None:
+    """Register executors: engines that run a run's checks (``policy.executor``,
+    ``llmguard run --executor NAME``).
+
+    :param register: call once per :class:`~llmguard_ops.ExecutorDefinition`. Names are
+        unique across plugins, as for checks; the host's builtin plugin registers
+        ``local`` (the default: in this process) and ``ray`` (each check a Ray task
+        placed by its :class:`~llmguard_ops.Resources`).
+
+    Called once per plugin when the registry is built. ``open(options)`` is called only
+    when a run chooses the executor, so an engine's heavy imports belong inside it. An
+    executor returns one result per check and turns every fault of a check (a dead
+    worker, a hang, an unschedulable request) into an ERROR of that check.
     """
 
 

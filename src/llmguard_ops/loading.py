@@ -290,6 +290,15 @@ def load_suite(
                     f"unknown model loader '{model.loader}'{did_you_mean(model.loader, registry.model_loaders)}",
                 )
             )
+    executor = suite.policy.executor
+    if executor not in registry.executors:
+        listed = ", ".join(sorted(registry.executors)) or "none"
+        errors.append(
+            smap.error(
+                ("policy", "executor"),
+                f"unknown executor '{executor}'{did_you_mean(executor, registry.executors)}; installed: {listed}",
+            )
+        )
     if errors:
         raise SuiteErrors(errors)
     return loaded

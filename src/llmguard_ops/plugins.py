@@ -138,6 +138,7 @@ class PluginHost:
             ("llmguard_register_model_loaders", "register", reg.add_model_loader),
             ("llmguard_register_dataset_loaders", "register", reg.add_dataset_loader),
             ("llmguard_register_reporters", "register", reg.add_reporter),
+            ("llmguard_register_executors", "register", reg.add_executor),
             ("llmguard_register_safety_probe_sets", "register", reg.add_extension("safety probe set")),
             ("llmguard_register_safety_converters", "register", reg.add_extension("safety converter")),
             ("llmguard_register_safety_detectors", "register", reg.add_extension("safety detector")),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .context import CheckContext
+    from .executors import ExecutorDefinition, Resources
     from .results import CheckOutput, CheckResult
     from .suite import DatasetSpec, ModelSpec
 
@@ -76,7 +77,9 @@ class CheckDefinition:
     ``"needs-labels"``, ``"column-drift"``; see docs/plugin-guide.md), ``packages``
     (distributions whose versions the report's environment records), ``card_section``
     (where its results go in the model card) and ``unassessed`` (the limitation the model
-    card lists when no check declaring the same text ran).
+    card lists when no check declaring the same text ran). ``resources`` are what the
+    check needs by default (CPUs, GPUs, memory) where an executor places checks
+    (``ray``); a suite's ``resources:`` of the check overrides them field by field.
     """
 
     name: str
@@ -90,6 +93,7 @@ class CheckDefinition:
     packages: tuple[str, ...] = ()
     card_section: CardSection | None = None
     unassessed: str = ""
+    resources: Resources | None = None
 
     @property
     def family(self) -> str:
@@ -187,6 +191,7 @@ class Registry:
     model_loaders: dict[str, ModelLoader] = field(default_factory=dict)
     dataset_loaders: dict[str, DatasetLoader] = field(default_factory=dict)
     reporters: dict[str, Reporter] = field(default_factory=dict)
+    executors: dict[str, ExecutorDefinition] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     plugins: dict[str, str | None] = field(default_factory=dict)
     #: contributions to one check family, by kind (``"safety probe set"`` → name → item):
@@ -218,6 +223,13 @@ class Registry:
 
     def add_reporter(self, item: Reporter, plugin: str, version: str | None) -> None:
         self._add(self.reporters, "reporter", item, plugin, version)
+
+    def add_executor(self, item: ExecutorDefinition, plugin: str, version: str | None) -> None:
+        from .executors import ExecutorDefinition
+
+        if not isinstance(item, ExecutorDefinition):
+            raise PluginError(f"plugin '{plugin}' registered {item!r}, not an ExecutorDefinition")
+        self._add(self.executors, "executor", item, plugin, version)
 
     def add_extension(self, kind: str) -> Callable[[Any, str, str | None], None]:
         """The ``add`` function recording items of ``kind`` (unique names, with provenance)."""

@@ -68,6 +68,9 @@ class Report(BaseModel):
     waivers: list[dict[str, Any]] = Field(default_factory=list)
     signed: bool = False
     signing: dict[str, Any] | None = None
+    executor: dict[str, Any] | None = Field(
+        None, description="where the checks ran: the executor's name and, on a cluster, its nodes, CPUs, GPUs, version"
+    )
     #: every file written so far, by path: empty in ``report.json`` itself (written first,
     #: and the attestation's report body is that file); each reporter sees the files written
     #: before it; complete in the report the decision hooks and the run's caller get.

@@ -151,6 +151,9 @@ class CheckResult(BaseModel):
     seed: int | None = None
     duration_s: float = 0.0
     waiver: dict[str, Any] | None = None
+    placement: dict[str, Any] | None = Field(
+        None, description="where the check ran on a cluster (node, pid, resources); None in this process"
+    )
 
     @property
     def failed_gates(self) -> list[GateOutcome]:

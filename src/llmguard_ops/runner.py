@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +139,7 @@ class Session:
     t0: float = field(default_factory=time.perf_counter)
     waivers: WaiverBook | None = None
     redactor: Redactor = field(default_factory=Redactor)
+    executor_info: dict[str, Any] | None = None  # what the executor of run_checks describes
     facts: dict[str, Any] | None = None
     """The machine's facts (:func:`.environment.collect`), collected once per session."""
 
@@ -201,16 +202,7 @@ class Session:
         ctx = self.context(config)
         params = params.model_copy(deep=True)
         timeout = config.timeout or self.loaded.suite.policy.default_timeout
-        base: dict[str, Any] = dict(
-            id=config.id,
-            uses=config.uses,
-            plugin=definition.plugin,
-            plugin_version=definition.plugin_version,
-            severity=config.severity,
-            allow_error=config.allow_error,
-            params=raw,
-            seed=ctx.seed,
-        )
+        base = self.result_fields(config, raw, ctx.seed)
         start = time.perf_counter()
 
         def call() -> Any:
@@ -282,6 +274,20 @@ class Session:
         self._apply_waiver(result)
         return result
 
+    def result_fields(self, config: CheckConfig, raw: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The provenance every result of ``config`` carries, whoever ran it (an executor too)."""
+        definition = self.host.registry().checks[config.uses]
+        return dict(
+            id=config.id,
+            uses=config.uses,
+            plugin=definition.plugin,
+            plugin_version=definition.plugin_version,
+            severity=config.severity,
+            allow_error=config.allow_error,
+            params=raw,
+            seed=seed,
+        )
+
     def _relative(self, path: str | Path) -> str:
         """Artifact paths relative to the output folder, so a moved folder stays valid."""
         p = Path(path)
@@ -334,6 +340,7 @@ class Session:
             plugin_failures=[f.line() for f in registry.failures],
             prediction_calls=self.cache.stats(),
             waivers=list(self.waivers.used) if self.waivers else [],
+            executor=self.executor_info,
         )
 
 
@@ -374,20 +381,28 @@ def decide_with_vetoes(session: Session, results: list[CheckResult], signed: boo
 
 
 def run_checks(
-    session: Session, only: Iterable[str] | None = None, progress: ProgressFn | None = None
+    session: Session,
+    only: Iterable[str] | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    executor: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> list[CheckResult]:
+    """Every wanted check's result, in suite order, from the run's executor.
+
+    ``executor`` (default: the suite's ``policy.executor``) names a registered executor;
+    ``executor_options`` are handed to its ``open`` (``{"address": ...}`` for ``ray``).
+    """
+    from .executors import open_executor
+
     wanted = set(only) if only is not None else None
-    results = []
-    for config in session.loaded.suite.checks:
-        if wanted is not None and config.id not in wanted:
-            continue
-        if progress:
-            progress("check_start", {"id": config.id, "uses": config.uses})
-        result = session.run_check(config)
-        if progress:
-            progress("check_end", {"id": config.id, "result": result})
-        results.append(result)
-    return results
+    configs = [c for c in session.loaded.suite.checks if wanted is None or c.id in wanted]
+    engine = open_executor(session, executor, executor_options or {})
+    try:
+        session.executor_info = engine.describe()
+        return engine.run(session, configs, progress)
+    finally:
+        engine.close()
 
 
 def notify_decision(session: Session, report: Report, out_dir: Path) -> list[str]:
@@ -437,6 +452,8 @@ def run_suite(
     write: bool = True,
     evidence: EvidenceOptions | None = None,
     run_id: str | None = None,
+    executor: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Run a validated suite end to end and write its outputs into ``out_dir``.
 
@@ -454,7 +471,7 @@ def run_suite(
     session = Session.open(loaded, host, out_dir, waivers=book, run_id=run_id)
     if progress:
         progress("loaded", {"models": list(session.models), "datasets": list(session.datasets)})
-    results = run_checks(session, only, progress)
+    results = run_checks(session, only, progress, executor=executor, executor_options=executor_options)
     return finish_run(session, results, out_dir, write=write, evidence=evidence)
 
 
@@ -523,6 +540,8 @@ def run(
     lock_key: str | Path | None = None,
     waivers: Iterable[str | Path] = (),
     audit_log: str | Path | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> RunOutcome:
     """Library entry point: load plugins, validate ``suite`` and run it.
 
@@ -530,6 +549,8 @@ def run(
     ``dev_key`` signs with a throw-away key instead, ``lock``/``lock_key`` hold the run
     to a signed suite lock, ``waivers`` adds waiver files, and ``audit_log`` (none by
     default in the library; the CLI uses ``.llmguard/audit.jsonl``) gets the run's entry.
+    ``executor`` (default: the suite's ``policy.executor``) says where checks run and
+    ``ray_address`` which Ray cluster the ``ray`` executor joins (default: a local one).
 
     Raises :class:`~llmguard_ops.SuiteError` for problems in the suite or its inputs;
     check faults never raise, they become ERROR results.
@@ -550,4 +571,14 @@ def run(
         audit_log=audit_log,
         registry=host.registry(),
     )
-    return run_suite(loaded, host, Path(out_dir), only=only, write=write, evidence=evidence)
+    options = {"address": ray_address} if ray_address else {}
+    return run_suite(
+        loaded,
+        host,
+        Path(out_dir),
+        only=only,
+        write=write,
+        evidence=evidence,
+        executor=executor,
+        executor_options=options,
+    )

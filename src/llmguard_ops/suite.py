@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -229,6 +231,64 @@ class Waiver(_Strict):
         return v
 
 
+_MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "ki": 2**10,
+    "kib": 2**10,
+    "mi": 2**20,
+    "mib": 2**20,
+    "gi": 2**30,
+    "gib": 2**30,
+    "ti": 2**40,
+    "tib": 2**40,
+}
+
+
+def _memory_bytes(v: Any) -> Any:
+    """``512MiB``, ``2GB``, ``4Gi`` or a number of bytes → bytes (an int)."""
+    if isinstance(v, str):
+        import re
+
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", v)
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in _MEMORY_UNITS:
+            raise ValueError(f"expected bytes or a size such as 512MiB or 2GB, got {v!r}")
+        return int(float(match.group(1)) * _MEMORY_UNITS[str(unit)])
+    return v
+
+
+class ResourceSpec(_Strict):
+    """What one check needs where checks are placed on machines (``policy.executor: ray``)."""
+
+    cpus: float | None = Field(None, ge=0, allow_inf_nan=False, description="CPUs (default 1).")
+    gpus: float | None = Field(None, ge=0, allow_inf_nan=False, description="GPUs (default 0; fractions share one).")
+    memory: Annotated[
+        int | None,
+        BeforeValidator(_memory_bytes),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*[A-Za-z]*\s*$"},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(None, ge=0, description="Memory to reserve: bytes or a size such as 512MiB or 2GB.")
+    custom: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="Custom cluster resources (e.g. a node label set with ray start --resources)."
+    )
+
+
 class CheckConfig(_Strict):
     """One check of a suite: ``uses`` names an installed check, ``with`` its parameters."""
 
@@ -241,6 +301,9 @@ class CheckConfig(_Strict):
         None, gt=0, allow_inf_nan=False, description="Seconds before the check becomes ERROR."
     )
     allow_error: bool = Field(False, description="An ERROR of this check does not block (explicit exception).")
+    resources: ResourceSpec | None = Field(
+        None, description="CPUs, GPUs and memory the check needs where an executor places checks (ray)."
+    )
     description: str | None = None
 
 
@@ -322,6 +385,10 @@ class Policy(_Strict):
     require_model_signature: bool = Field(False, description="Refuse (exit 2) to load a model that names no signature.")
     approvals: ApprovalPolicy | None = Field(
         None, description="Signed approvals that turn a REVIEW into an accepted promotion."
+    )
+    executor: str = Field(
+        "local",
+        description="Where checks run: 'local' (this process) or 'ray' (Ray tasks); llmguard run --executor overrides.",
     )
 
 
