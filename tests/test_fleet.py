@@ -101,11 +101,16 @@ def test_each_candidate_is_the_run_it_would_be_alone(fleet_project: dict[str, An
         assert f"**{cand['decision']}**" in row and cand["report_sha256"][:12] in row
     # the summary is signed over fleet.json's bytes; tampering is caught
     assert verify_fleet(out, public, keyid) == []
+    assert main(["fleet", "verify", str(out), "--key", str(fleet_project["pub"])]) == 0
+    _, other, _ = generate(root / "other-keys")
+    assert main(["fleet", "verify", str(out), "--key", str(other)]) == 1
     copy = root / "tampered"
     shutil.copytree(out, copy)
     report = copy / "m0" / "report.json"
     report.write_text(report.read_text().replace('"PROMOTE"', '"BLOCK"'))
     assert verify_fleet(copy, public, keyid) == ["m0: m0/report.json was changed since the fleet ran"]
+    shutil.copy(out / "m1" / "attestation.dsse.json", copy / "m0" / "attestation.dsse.json")
+    assert "m0: m0/attestation.dsse.json was changed since the fleet ran" in verify_fleet(copy, public, keyid)
     (copy / "fleet.json").write_text((copy / "fleet.json").read_text().replace('"BLOCK"', '"PROMOTE"'))
     assert verify_fleet(copy, public, keyid) == ["fleet.json is not the file fleet.dsse.json signed"]
 

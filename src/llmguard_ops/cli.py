@@ -261,6 +261,12 @@ def cmd_audit_seal(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_fleet_verify(args: argparse.Namespace) -> int:
+    from .fleet import cmd_fleet_verify as run
+
+    return run(args)
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     from .evidence.lock import cmd_lock as run
 
@@ -447,6 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
     audit_seal.add_argument("--key", metavar="PATH", help="private key signing the new log's head (the runs' key)")
     audit_seal.add_argument("--reason", metavar="TEXT", help="why the log is sealed (recorded)")
     audit_seal.set_defaults(func=cmd_audit_seal)
+
+    fleet_cmd = sub.add_parser("fleet", help="fleet commands (a fleet is 'llmguard run SUITE --matrix FILE')")
+    fleet_sub = fleet_cmd.add_subparsers(dest="fleet_command", metavar="COMMAND")
+    fleet_sub.required = True
+    fleet_verify = fleet_sub.add_parser(
+        "verify", help="check fleet.dsse.json and the digests and attestations it names (0 intact, 1 not, 2 error)"
+    )
+    fleet_verify.add_argument("out", metavar="OUT", help="the fleet's output folder (holding fleet.json)")
+    fleet_verify.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
+    fleet_verify.set_defaults(func=cmd_fleet_verify)
 
     lock = sub.add_parser("lock", help="sign a suite's gates, severities and policy into a lock file")
     lock.add_argument("suite")
