@@ -191,6 +191,15 @@ def test_matrix_errors_name_file_line_and_key(tmp_path: Path, capsys: pytest.Cap
     assert (info.value.line, info.value.key) == (15, "matrix.candidates[0].set")
     assert main(["run", str(suite), "--jobs", "2", "--no-matrix", "--out", str(tmp_path / "o")]) == 2
     assert "--jobs applies to fleets only" in capsys.readouterr().err
+    # a broken audit log stops the fleet before any candidate runs
+    good = tmp_path / "good.yaml"
+    good.write_text("candidates: [{name: a}]\n")
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"seq": 1}\n')
+    args = ["run", str(suite), "--no-matrix", "--matrix", str(good), "--out", str(tmp_path / "o")]
+    assert main(args) == 2 and "exclude each other" in capsys.readouterr().err
+    assert main([*args[:2], *args[3:], "--audit-log", str(log)]) == 2
+    assert "refusing to append" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_candidate_argv_and_exit_rule(tmp_path: Path) -> None:

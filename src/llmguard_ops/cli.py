@@ -538,15 +538,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             matrix = fleet_of(args)
-        except LlmguardError as exc:
+            if matrix is not None:  # --executor/--ray-address, where this CLI has them, place the candidates
+                return run_fleet_cli(
+                    argv, args, matrix, getattr(args, "executor", None), getattr(args, "ray_address", None)
+                )
+        except LlmguardError as exc:  # a bad matrix, key or audit log: before any candidate runs
             from .terminal import clean
 
             print(clean(str(exc)), file=sys.stderr)
             return EXIT_ERROR
-        if matrix is not None:  # --executor/--ray-address, where this CLI has them, place the candidates
-            return run_fleet_cli(
-                argv, args, matrix, getattr(args, "executor", None), getattr(args, "ray_address", None)
-            )
         from .terminal_live import wanted
 
         return supervise(argv, args, live=wanted(args.quiet or args.json))

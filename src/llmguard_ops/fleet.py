@@ -554,6 +554,13 @@ def run_fleet(
     if executor not in ("local", "ray"):
         raise FleetError(f"unknown fleet executor {executor!r} (local or ray)")
     signer = _signer(args)
+    audit_log = (
+        None if getattr(args, "no_audit_log", False) else Path(getattr(args, "audit_log", ".llmguard/audit.jsonl"))
+    )
+    if audit_log is not None:  # one clear error now rather than the same one from every candidate
+        from .evidence.audit import check_appendable_now
+
+        check_appendable_now(audit_log, signer)
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     candidates = matrix.matrix.candidates
@@ -595,9 +602,6 @@ def run_fleet(
         records = run_ray(specs, jobs, done, ray_address) if executor == "ray" else run_local(specs, jobs, done)
     except _Interrupted as exc:
         records, interrupted = exc.records, True
-    audit_log = (
-        None if getattr(args, "no_audit_log", False) else Path(getattr(args, "audit_log", ".llmguard/audit.jsonl"))
-    )
     positions = _audit_positions(audit_log)
     for record in records:
         record["audit_seq"] = positions.get(record["run_id"]) if record["run_id"] else None
