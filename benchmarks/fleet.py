@@ -93,14 +93,14 @@ def main() -> None:
 
 
 RAY_FLEET = """\
-import sys
+import os, sys
 import ray
 from llmguard_ops.cli import build_parser
 from llmguard_ops.fleet import run_fleet
 from llmguard_ops.matrix import load_matrix
 
 suite, matrix, out = sys.argv[1:4]
-ray.init(include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
 argv = ["run", suite, "--out", out, "-q"]
 sys.exit(run_fleet(argv, build_parser().parse_args(argv), load_matrix(matrix), executor="ray", quiet=True))
 """

@@ -101,11 +101,16 @@ def test_each_candidate_is_the_run_it_would_be_alone(fleet_project: dict[str, An
         assert f"**{cand['decision']}**" in row and cand["report_sha256"][:12] in row
     # the summary is signed over fleet.json's bytes; tampering is caught
     assert verify_fleet(out, public, keyid) == []
+    assert main(["fleet", "verify", str(out), "--key", str(fleet_project["pub"])]) == 0
+    _, other, _ = generate(root / "other-keys")
+    assert main(["fleet", "verify", str(out), "--key", str(other)]) == 1
     copy = root / "tampered"
     shutil.copytree(out, copy)
     report = copy / "m0" / "report.json"
     report.write_text(report.read_text().replace('"PROMOTE"', '"BLOCK"'))
     assert verify_fleet(copy, public, keyid) == ["m0: m0/report.json was changed since the fleet ran"]
+    shutil.copy(out / "m1" / "attestation.dsse.json", copy / "m0" / "attestation.dsse.json")
+    assert "m0: m0/attestation.dsse.json was changed since the fleet ran" in verify_fleet(copy, public, keyid)
     (copy / "fleet.json").write_text((copy / "fleet.json").read_text().replace('"BLOCK"', '"PROMOTE"'))
     assert verify_fleet(copy, public, keyid) == ["fleet.json is not the file fleet.dsse.json signed"]
 
@@ -186,6 +191,15 @@ def test_matrix_errors_name_file_line_and_key(tmp_path: Path, capsys: pytest.Cap
     assert (info.value.line, info.value.key) == (15, "matrix.candidates[0].set")
     assert main(["run", str(suite), "--jobs", "2", "--no-matrix", "--out", str(tmp_path / "o")]) == 2
     assert "--jobs applies to fleets only" in capsys.readouterr().err
+    # a broken audit log stops the fleet before any candidate runs
+    good = tmp_path / "good.yaml"
+    good.write_text("candidates: [{name: a}]\n")
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"seq": 1}\n')
+    args = ["run", str(suite), "--no-matrix", "--matrix", str(good), "--out", str(tmp_path / "o")]
+    assert main(args) == 2 and "exclude each other" in capsys.readouterr().err
+    assert main([*args[:2], *args[3:], "--audit-log", str(log)]) == 2
+    assert "refusing to append" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_candidate_argv_and_exit_rule(tmp_path: Path) -> None:

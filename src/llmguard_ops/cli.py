@@ -271,6 +271,12 @@ def cmd_audit_seal(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_fleet_verify(args: argparse.Namespace) -> int:
+    from .fleet import cmd_fleet_verify as run
+
+    return run(args)
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     from .evidence.lock import cmd_lock as run
 
@@ -470,6 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
     audit_seal.add_argument("--reason", metavar="TEXT", help="why the log is sealed (recorded)")
     audit_seal.set_defaults(func=cmd_audit_seal)
 
+    fleet_cmd = sub.add_parser("fleet", help="fleet commands (a fleet is 'llmguard run SUITE --matrix FILE')")
+    fleet_sub = fleet_cmd.add_subparsers(dest="fleet_command", metavar="COMMAND")
+    fleet_sub.required = True
+    fleet_verify = fleet_sub.add_parser(
+        "verify", help="check fleet.dsse.json and the digests and attestations it names (0 intact, 1 not, 2 error)"
+    )
+    fleet_verify.add_argument("out", metavar="OUT", help="the fleet's output folder (holding fleet.json)")
+    fleet_verify.add_argument("--key", required=True, metavar="PUB", help="the signer's public key (PEM)")
+    fleet_verify.set_defaults(func=cmd_fleet_verify)
+
     lock = sub.add_parser("lock", help="sign a suite's gates, severities and policy into a lock file")
     lock.add_argument("suite")
     lock.add_argument("--key", required=True, metavar="PATH", help="ed25519 private key (PEM)")
@@ -544,15 +560,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             matrix = fleet_of(args)
-        except LlmguardError as exc:
+            if matrix is not None:  # --executor/--ray-address, where this CLI has them, place the candidates
+                return run_fleet_cli(
+                    argv, args, matrix, getattr(args, "executor", None), getattr(args, "ray_address", None)
+                )
+        except LlmguardError as exc:  # a bad matrix, key or audit log: before any candidate runs
             from .terminal import clean
 
             print(clean(str(exc)), file=sys.stderr)
             return EXIT_ERROR
-        if matrix is not None:  # --executor/--ray-address, where this CLI has them, place the candidates
-            return run_fleet_cli(
-                argv, args, matrix, getattr(args, "executor", None), getattr(args, "ray_address", None)
-            )
         from .terminal_live import wanted
 
         return supervise(argv, args, live=wanted(args.quiet or args.json))

@@ -435,8 +435,11 @@ def verify_fleet(out: Path, public_key: Any, keyid: str | None) -> list[str]:
         return [f"{FLEET_DSSE}: {exc}"]
     if verified.payload != data:
         return [f"{FLEET_JSON} is not the file {FLEET_DSSE} signed"]
+    summary = json.loads(data)
+    # the runs were signed with the fleet's key, unless each made its own development key
+    same_key = not (summary.get("signing") or {}).get("development_key", False)
     problems = []
-    for cand in json.loads(data)["candidates"]:
+    for cand in summary["candidates"]:
         for kind in ("report", "attestation"):
             name, digest = cand.get(kind), cand.get(f"{kind}_sha256")
             if name is None:
@@ -446,7 +449,39 @@ def verify_fleet(out: Path, public_key: Any, keyid: str | None) -> list[str]:
                 problems.append(f"{cand['name']}: {name} is missing")
             elif sha256_file(path) != digest:
                 problems.append(f"{cand['name']}: {name} was changed since the fleet ran")
+            elif kind == "attestation" and cand.get("signed") and same_key:
+                problems += _attestation_problems(cand, path, public_key, keyid)
     return problems
+
+
+def _attestation_problems(cand: dict[str, Any], path: Path, public_key: Any, keyid: str | None) -> list[str]:
+    from .evidence.dsse import VerificationError
+    from .evidence.verify import verify_attestation
+
+    try:
+        verified = verify_attestation(path.read_bytes(), public_key, keyid or "")
+    except VerificationError as exc:
+        return [f"{cand['name']}: its attestation does not verify with this key: {exc}"]
+    if verified.predicate.get("run_id") != cand.get("run_id"):
+        return [f"{cand['name']}: its attestation is not the run the fleet recorded"]
+    return []
+
+
+def cmd_fleet_verify(args: Any) -> int:
+    """``llmguard fleet verify OUT --key PUB``: 0 intact, 1 not, 2 error."""
+    from .evidence.keys import load_public
+
+    public, keyid = load_public(Path(args.key))
+    problems = verify_fleet(Path(args.out), public, keyid)
+    data = _read_json(Path(args.out) / FLEET_JSON) or {}
+    if not problems and (data.get("signing") or {}).get("development_key"):
+        print("note: signed with a throw-away development key: integrity only, not who signed")
+    for problem in problems:
+        print(f"{Path(args.out) / FLEET_JSON}: {problem}")
+    if not problems:
+        counts = ", ".join(f"{n} {d}" for d, n in (data.get("counts") or {}).items() if n)
+        print(f"{Path(args.out) / FLEET_JSON}: verified ({len(data.get('candidates') or [])} candidates: {counts})")
+    return 1 if problems else 0
 
 
 def _audit_positions(log: Path | None) -> dict[str, int]:
@@ -508,6 +543,13 @@ def run_fleet(
     if executor not in ("local", "ray"):
         raise FleetError(f"unknown fleet executor {executor!r} (local or ray)")
     signer = _signer(args)
+    audit_log = (
+        None if getattr(args, "no_audit_log", False) else Path(getattr(args, "audit_log", ".llmguard/audit.jsonl"))
+    )
+    if audit_log is not None:  # one clear error now rather than the same one from every candidate
+        from .evidence.audit import check_appendable_now
+
+        check_appendable_now(audit_log, signer)
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     candidates = matrix.matrix.candidates
@@ -549,9 +591,6 @@ def run_fleet(
         records = run_ray(specs, jobs, done, ray_address) if executor == "ray" else run_local(specs, jobs, done)
     except _Interrupted as exc:
         records, interrupted = exc.records, True
-    audit_log = (
-        None if getattr(args, "no_audit_log", False) else Path(getattr(args, "audit_log", ".llmguard/audit.jsonl"))
-    )
     positions = _audit_positions(audit_log)
     for record in records:
         record["audit_seq"] = positions.get(record["run_id"]) if record["run_id"] else None
