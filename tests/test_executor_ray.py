@@ -176,3 +176,36 @@ def test_the_cli_joins_a_running_cluster_with_ray_address(
     assert {c["placement"]["node_id"] for c in report["checks"]} <= {
         n["node_id"] for n in report["executor"]["node_list"]
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_inference_actors_give_the_same_metrics_with_either_executor(
+    executor: str, ray_cluster: Any, demo_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmguard_ops.executors.ray_data import RayInference
+
+    pooled_calls: list[str] = []
+    original = RayInference.predict
+
+    def counted(self: RayInference, handle: Any, inputs: Any, method: str) -> Any:
+        pooled_calls.append(method)
+        return original(self, handle, inputs, method)
+
+    monkeypatch.setattr(RayInference, "predict", counted)  # seen where the checks run in this process
+    core = REPO / "suites" / "demo" / "core.yaml"
+    fast = [f"checks.{c}.with.n_resamples=30" for c in ("quality", "calibration", "vs-champion")]
+    plain = run(core, tmp_path / "plain", overrides=fast).report
+    # one check on Ray: its task holds one CPU of the two, the actor pool the other
+    only = ["quality"] if executor == "ray" else None
+    pooled = run(core, tmp_path / "pooled", overrides=fast, executor=executor, inference_actors=1, only=only).report
+    assert pooled.executor is not None and pooled.executor["inference"] == {"backend": "ray_data", "actors": 1}
+    assert plain.executor is not None and "inference" not in plain.executor
+    for there in pooled.checks:
+        here = plain.check(there.id)
+        assert there.error is None, there.error
+        assert there.status is here.status
+        for name, metric in here.metrics.items():
+            assert there.metrics[name].value == pytest.approx(metric.value, abs=1e-12), (there.id, name)
+    if executor == "local":
+        assert pooled_calls, "the checks' predictions did not go through the actor pool"

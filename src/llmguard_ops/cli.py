@@ -142,9 +142,10 @@ def cmd_run(args: argparse.Namespace, channel: Any = None) -> int:
         if event == "check_end" and data["id"] == loaded.suite.checks[-1].id:
             channel.phase("writing the report and evidence")
 
-    where: dict[str, Any] = dict(
-        executor=args.executor, executor_options={"address": args.ray_address} if args.ray_address else {}
-    )
+    options: dict[str, Any] = {"address": args.ray_address} if args.ray_address else {}
+    if args.inference_actors is not None:
+        options["inference_actors"] = args.inference_actors
+    where: dict[str, Any] = dict(executor=args.executor, executor_options=options)
     if live is not None:
         with live:
             outcome = run_suite(
@@ -283,6 +284,17 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _actors(value: str) -> int:
+    """``--inference-actors``: a count from 0 (no actor pool) to 1024."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 0 <= n <= 1024:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1024, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmguard",
@@ -327,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="Ray cluster to join with --executor ray (host:port, ray://host:10001 or auto; "
         "default: $RAY_ADDRESS, else a local Ray started for the run)",
+    )
+    run.add_argument(
+        "--inference-actors",
+        metavar="N",
+        type=_actors,
+        help="compute model predictions and generations on N Ray actors (Ray Data), with either "
+        "executor; 0: in each check's own process (default: the suite's policy.inference_actors)",
     )
     evidence = run.add_argument_group("evidence")
     evidence.add_argument(

@@ -397,9 +397,18 @@ def run_checks(
 
     wanted = set(only) if only is not None else None
     configs = [c for c in session.loaded.suite.checks if wanted is None or c.id in wanted]
-    engine = open_executor(session, executor, executor_options or {})
+    options = dict(executor_options or {})
+    actors = options.pop("inference_actors", None)
+    actors = session.loaded.suite.policy.inference_actors if actors is None else int(actors)
+    engine = open_executor(session, executor, options)
     try:
-        session.executor_info = engine.describe()
+        info = engine.describe()
+        if actors > 0:  # after the executor joined its cluster: the actor pool is started on it
+            from .executors.ray_data import RayInference
+
+            session.cache.backend = RayInference(actors=actors, address=options.get("address"))
+            info = {**info, "inference": {"backend": "ray_data", "actors": actors}}
+        session.executor_info = info
         return engine.run(session, configs, progress)
     finally:
         engine.close()
@@ -542,6 +551,7 @@ def run(
     audit_log: str | Path | None = None,
     executor: str | None = None,
     ray_address: str | None = None,
+    inference_actors: int | None = None,
 ) -> RunOutcome:
     """Library entry point: load plugins, validate ``suite`` and run it.
 
@@ -550,7 +560,9 @@ def run(
     to a signed suite lock, ``waivers`` adds waiver files, and ``audit_log`` (none by
     default in the library; the CLI uses ``.llmguard/audit.jsonl``) gets the run's entry.
     ``executor`` (default: the suite's ``policy.executor``) says where checks run and
-    ``ray_address`` which Ray cluster the ``ray`` executor joins (default: a local one).
+    ``ray_address`` which Ray cluster the ``ray`` executor joins (default: a local one),
+    ``inference_actors`` how many Ray actors compute the run's model calls (default: the
+    suite's ``policy.inference_actors``; 0: none, each check's process calls the model).
 
     Raises :class:`~llmguard_ops.SuiteError` for problems in the suite or its inputs;
     check faults never raise, they become ERROR results.
@@ -571,7 +583,9 @@ def run(
         audit_log=audit_log,
         registry=host.registry(),
     )
-    options = {"address": ray_address} if ray_address else {}
+    options: dict[str, Any] = {"address": ray_address} if ray_address else {}
+    if inference_actors is not None:
+        options["inference_actors"] = inference_actors
     return run_suite(
         loaded,
         host,

@@ -390,6 +390,14 @@ class Policy(_Strict):
         "local",
         description="Where checks run: 'local' (this process) or 'ray' (Ray tasks); llmguard run --executor overrides.",
     )
+    inference_actors: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Model predictions and generations computed by this many Ray actors (Ray Data map_batches; "
+        "needs the ray extra), whichever executor runs the checks; 0: in the check's own process. "
+        "llmguard run --inference-actors overrides.",
+    )
 
 
 def _known(kind: str) -> Any:

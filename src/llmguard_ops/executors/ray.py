@@ -350,6 +350,7 @@ def pack_session(session: Session) -> tuple[bytes, str]:
         "started_at": session.started_at,
         "run_id": session.run_id,
         "redactor": session.redactor,
+        "backend": session.cache.backend,  # an inference actor pool (RayInference) or None
     }
     data: bytes = cloudpickle.dumps(state)  # type: ignore[no-untyped-call]
     return data, hashlib.sha256(data).hexdigest()
@@ -387,6 +388,7 @@ def unpack_session(payload: bytes, digest: str, out_dir: Path) -> Session:
         waivers=WaiverBook([]),  # the driver applies the run's waivers
         redactor=state["redactor"],
     )
+    session.cache.backend = state.get("backend")
     return session
 
 
@@ -398,11 +400,8 @@ def _session_in_worker(payload: bytes, digest: str) -> Session:
     session = _SESSIONS.get(digest)
     if session is None:
         session = unpack_session(payload, digest, Path(tempfile.mkdtemp(prefix="llmguard-worker-")))
-        # Inference wiring, the one place for it: an inference backend for this worker's
-        # cache (``session.cache.backend = RayInference(...)`` from ``.ray_data``) belongs
-        # here, as checks and so their model calls run in this task. Not set yet: a check
-        # task holding CPUs while its nested actor pool waits for CPUs can starve a small
-        # cluster, so the pool's size must come from the run's options first.
+        # the inference backend (policy.inference_actors) travelled with the session: this
+        # worker's checks send their model calls to the run's actor pool
         _SESSIONS.clear()  # one run at a time per worker: an earlier run's session goes
         _SESSIONS[digest] = session
     return session
