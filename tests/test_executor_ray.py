@@ -129,6 +129,7 @@ def test_a_killed_worker_is_an_error_of_its_check_and_the_report_is_complete(fau
     written = json.loads((out / "report.json").read_text())
     assert [c["id"] for c in written["checks"]] == ["killed", "exits", "hangs", "greedy", "huge", "fine"]
     assert written["executor"]["name"] == "ray"
+    assert "Checks ran on Ray 2." in (out / "summary.md").read_text() and "2 CPUs" in (out / "summary.md").read_text()
     assert report.signed
     statement = verify_attestation_file(out / "attestation.dsse.json", public)
     assert statement.run_id == report.run_id and statement.decision == "BLOCK"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..hookspecs import hookimpl
 from ..registry import Reporter
@@ -92,6 +93,9 @@ def render_summary(report: Report, outputs: list[str], run_url: str | None = Non
         f"{'signed' if report.signed else 'unsigned'} · run `{report.run_id[:8]}`",
         "",
     ]
+    where = _cluster_line(report.executor)
+    if where:
+        lines += [where, ""]
     if d.reasons:
         lines += ["**Reasons**", ""]
         lines += [f"- {cell(r)}" for r in d.reasons]
@@ -125,6 +129,18 @@ def render_summary(report: Report, outputs: list[str], run_url: str | None = Non
         "",
     ]
     return "\n".join(lines)
+
+
+def _cluster_line(executor: Mapping[str, Any] | None) -> str | None:
+    """Where the checks ran, when not in the run's own process (``Report.executor``)."""
+    if not executor or executor.get("name") == "local":
+        return None
+    if executor.get("name") != "ray":
+        return f"Checks ran on executor {md_code(str(executor.get('name')))}."
+    return (
+        f"Checks ran on Ray {cell(str(executor.get('ray_version')))}: {executor.get('nodes')} nodes, "
+        f"{executor.get('cpus', 0):g} CPUs, {executor.get('gpus', 0):g} GPUs."
+    )
 
 
 def _outputs(report: Report) -> list[str]:
