@@ -20,6 +20,7 @@ Standard library only (``http.client``), one keep-alive connection per thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -121,6 +122,20 @@ class TransportStats:
     transient_errors: int = 0
 
 
+class _Closer:
+    """Closes a thread's kept-alive connection when the thread's locals go (the worker thread
+    ended, or the model was dropped), instead of leaving the socket to the garbage collector."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: http.client.HTTPConnection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown there is nothing to release
+            self.conn.close()
+
+
 class HttpModel:
     """An OpenAI-compatible text endpoint with ``predict``/``generate`` and timed streaming."""
 
@@ -156,8 +171,6 @@ class HttpModel:
         self._secrets = [v for v in (api_key, *headers.values()) if v and len(v) >= 4]
         self.concurrency = 1  # requests in flight in chat(); options.concurrency
         self._local = threading.local()
-        # every open connection by thread, so none is left for the garbage collector to close
-        self._open: dict[int, http.client.HTTPConnection] = {}
 
     def __repr__(self) -> str:  # never the headers: they may hold the key
         return f"HttpModel({self.description['base_url']!r}, api={self.api!r}, model={self.model_name!r})"
@@ -170,8 +183,7 @@ class HttpModel:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = cls(self._host, self._port, timeout=self.timeout_s)
             self._local.conn = conn
-            with self._stats_lock:
-                self._open[threading.get_ident()] = conn
+            self._local.closer = _Closer(conn)
         if conn.sock is None:
             conn.connect()
             sock = conn.sock
@@ -185,29 +197,7 @@ class HttpModel:
         if conn is not None:
             conn.close()
         self._local.conn = None
-        with self._stats_lock:
-            self._open.pop(threading.get_ident(), None)
-
-    def _close_other_threads(self) -> None:
-        """Close the connections of threads other than this one (a finished worker pool's)."""
-        me = threading.get_ident()
-        with self._stats_lock:
-            others = [t for t in self._open if t != me]
-            conns = [self._open.pop(t) for t in others]
-        for conn in conns:
-            conn.close()
-
-    def close(self) -> None:
-        """Close every kept-alive connection (they reopen on the next request)."""
-        self._close_other_threads()
-        self._drop_connection()
-
-    def __del__(self) -> None:
-        try:
-            for conn in list(getattr(self, "_open", {}).values()):
-                conn.close()
-        except Exception:  # interpreter shutdown: nothing left to release
-            pass
+        self._local.closer = None
 
     @property
     def _path(self) -> str:
@@ -375,11 +365,8 @@ class HttpModel:
         from concurrent.futures import ThreadPoolExecutor
 
         # one keep-alive connection per worker thread (threading.local), answers in order
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmguard-chat") as pool:
-                return list(pool.map(one, conversations))
-        finally:
-            self._close_other_threads()  # the workers are gone: their connections with them
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmguard-chat") as pool:
+            return list(pool.map(one, conversations))
 
     def stream_timed(self, prompt: str, max_new_tokens: int, ignore_eos: bool = False) -> StreamTiming:
         """One streamed request, with the clock read at send, at each content chunk and at the end.
