@@ -6,7 +6,6 @@ import contextlib
 import io
 import os
 import shutil
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -61,45 +60,19 @@ def demo_models(demo_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tabular_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a generated binary-classification dataset and two fitted models."""
-    import joblib
-    import numpy as np
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.tree import DecisionTreeClassifier
+    from llmguard_ops.testing import tabular_project  # (after pytest_plugins registered the kit)
 
-    root = tmp_path_factory.mktemp("tabular")
-    rng = np.random.default_rng(0)
-    n = 600
-    frame = pd.DataFrame(
-        {
-            "x1": rng.normal(size=n),
-            "x2": rng.normal(size=n),
-            "x3": rng.uniform(size=n),
-            "group": rng.choice(["a", "b"], size=n),
-            "row_id": np.arange(n),
-        }
-    )
-    logit = 1.5 * frame.x1 - frame.x2 + 0.5 * frame.x3
-    frame["label"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
-    frame.iloc[:400].to_csv(root / "train.csv", index=False)
-    frame.iloc[400:].to_csv(root / "test.csv", index=False)
-    train = frame.iloc[:400]
-    features = ["x1", "x2", "x3"]
-    joblib.dump(LogisticRegression().fit(train[features], train.label), root / "good.joblib")
-    joblib.dump(
-        DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[features], train.label), root / "weak.joblib"
-    )
-    return root
+    return tabular_project(tmp_path_factory.mktemp("tabular"))
 
 
 @pytest.fixture
 def write_suite(tmp_path: Path, tabular_project: Path) -> Callable[[str], Path]:
     """Write a suite file next to the tabular project's data; returns its path."""
 
+    from llmguard_ops.testing import write_suite as kit_write_suite
+
     def write(text: str, name: str = "suite.yaml") -> Path:
-        path = tabular_project / name
-        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-        return path
+        return kit_write_suite(tabular_project, text, name=name)
 
     return write
 

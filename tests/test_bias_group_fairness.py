@@ -21,6 +21,7 @@ from llmguard_checks.bias._libraries import (
     fairlearn_by_group,
 )
 from llmguard_ops import Status
+from llmguard_ops import testing as kit
 
 fairlearn_metrics = pytest.importorskip("fairlearn.metrics")
 am = _import_aif360_metrics()
@@ -81,9 +82,8 @@ def write_suite(
     severity: str = "warning",
     target: str = "y",
 ) -> Path:
-    frame.to_csv(folder / "data.csv", index=False)
     target_line = f", target: {target}" if target else ""
-    (folder / "suite.yaml").write_text(f"""\
+    text = f"""\
 apiVersion: llmguard/v1
 name: planted
 datasets:
@@ -94,8 +94,8 @@ checks:
     with: {with_}
     gate: {gate}
     severity: {severity}
-""")
-    return folder / "suite.yaml"
+"""
+    return kit.write_suite(folder, text, frames={"data.csv": frame})
 
 
 def run_check(path: Path, out: Path) -> llmguard_ops.CheckResult:

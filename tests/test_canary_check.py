@@ -15,16 +15,11 @@ import pytest
 
 import llmguard_ops
 from llmguard_ops import Decision, Status
+from llmguard_ops.testing import write_suite
 
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _suite(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "suite.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def _demo_suite(demo: Path, tmp_path: Path, candidate: str, baseline: str, check: str) -> Path:
@@ -159,7 +154,7 @@ def test_regression_task(tmp_path: Path) -> None:
     joblib.dump(LinearRegression().fit(x[:400], frame.y[:400]), tmp_path / "lin.joblib")
     joblib.dump(DecisionTreeRegressor(max_depth=3).fit(x[:400], frame.y[:400]), tmp_path / "tree.joblib")
     frame[400:].to_csv(tmp_path / "test.csv", index=False)
-    suite = _suite(
+    suite = write_suite(
         tmp_path,
         """\
         apiVersion: llmguard/v1

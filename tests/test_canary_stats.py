@@ -72,7 +72,8 @@ def _slow_delong(y: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[float, 
     m, n = int(y.sum()), int((~y).sum())
     cov = s10 / m + s01 / n
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
-    z = (aucs[0] - aucs[1]) / math.sqrt(var)
+    with np.errstate(divide="ignore", invalid="ignore"):  # var 0 (both separate perfectly): NaN
+        z = (aucs[0] - aucs[1]) / math.sqrt(var)
     return z, 2 * stats.norm.sf(abs(z))
 
 

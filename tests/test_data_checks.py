@@ -18,6 +18,7 @@ import pytest
 
 import llmguard_ops
 from llmguard_ops import Decision, Status
+from llmguard_ops.testing import write_suite
 
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 
@@ -153,9 +154,7 @@ def test_rates_carry_clopper_pearson_intervals(defective_run: llmguard_ops.RunOu
 
 
 def _suite(tmp_path: Path, checks: str, datasets: str) -> Path:
-    path = tmp_path / "suite.yaml"
-    path.write_text(f"apiVersion: llmguard/v1\nname: data-test\ndatasets:\n{datasets}\nchecks:\n{checks}")
-    return path
+    return write_suite(tmp_path, f"apiVersion: llmguard/v1\nname: data-test\ndatasets:\n{datasets}\nchecks:\n{checks}")
 
 
 def test_conflicts_outliers_and_declared_contract(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 import llmguard_ops
 from llmguard_checks.drift import _embedding as emb
+from llmguard_ops import testing as kit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,17 +70,15 @@ def test_domain_classifier_auc_is_the_mann_whitney_u() -> None:
 
 
 def write_suite(tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame, with_: str, text: bool = False) -> Path:
-    ref.to_csv(tmp_path / "ref.csv", index=False)
-    cur.to_csv(tmp_path / "cur.csv", index=False)
     role = ", text: text" if text else ""
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(
+    return kit.write_suite(
+        tmp_path,
         "apiVersion: llmguard/v1\nname: emb\n"
         f"datasets:\n  reference: {{path: ref.csv{role}}}\n  current: {{path: cur.csv{role}}}\n"
         "checks:\n  - id: emb\n    uses: drift.embedding\n"
-        f"    with: {with_}\n    gate: {{drifted: {{max: 0}}}}\n"
+        f"    with: {with_}\n    gate: {{drifted: {{max: 0}}}}\n",
+        frames={"ref.csv": ref, "cur.csv": cur},
     )
-    return suite
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.5])

@@ -14,6 +14,7 @@ import pytest
 import llmguard_ops
 from llmguard_checks.drift import TabularDriftParams
 from llmguard_checks.drift._tabular import compare_frames, correct
+from llmguard_ops import testing as kit
 
 
 def make_frames(n_ref: int, n_cur: int, seed: int, shift: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -171,18 +172,16 @@ def test_forced_methods_per_column_and_errors() -> None:
 
 
 def write_suite(tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame, check: str, models: str = "") -> Path:
-    ref.to_csv(tmp_path / "ref.csv", index=False)
-    cur.to_csv(tmp_path / "cur.csv", index=False)
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(
+    return kit.write_suite(
+        tmp_path,
         "apiVersion: llmguard/v1\nname: drift-test\n"
         + models
         + "datasets:\n  reference: {path: ref.csv, target: y}\n"
         + "  current: {path: cur.csv, target: y}\n"
         + "checks:\n"
-        + check
+        + check,
+        frames={"ref.csv": ref, "cur.csv": cur},
     )
-    return suite
 
 
 def test_suite_run_reports_metrics_details_and_gates(tmp_path: Path) -> None:

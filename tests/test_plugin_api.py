@@ -185,13 +185,6 @@ class _Probe:
         )
 
 
-@pytest.fixture
-def llmguard_project(tmp_path: Path) -> Any:
-    from llmguard_ops.testing import LlmguardProject
-
-    return LlmguardProject(root=tmp_path)
-
-
 def test_the_context_api_of_a_check(llmguard_project: Any) -> None:
     from sklearn.linear_model import LogisticRegression
 

@@ -18,6 +18,7 @@ through the same library call as the CLI, and returns a :class:`ProjectOutcome`:
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,16 @@ import yaml
 from .plugins import get_plugin_manager
 from .report import Report
 from .results import CheckResult, Decision
+
+__all__ = [
+    "HookCall",
+    "LlmguardProject",
+    "ProjectOutcome",
+    "llmguard_isolated",
+    "llmguard_project",
+    "tabular_project",
+    "write_suite",
+]
 
 
 @dataclass
@@ -153,9 +164,7 @@ class LlmguardProject:
 
     def write_suite(self, text: str | None = None) -> Path:
         """Write the suite (or the given YAML text) to ``suite.yaml`` and return its path."""
-        path = self.root / "suite.yaml"
-        path.write_text(text if text is not None else yaml.safe_dump(self.suite(), sort_keys=False), encoding="utf-8")
-        return path
+        return write_suite(self.root, text if text is not None else self.suite())
 
     def run(
         self, *, text: str | None = None, entry_points: bool = True, overrides: list[str] | None = None
@@ -181,6 +190,68 @@ class LlmguardProject:
         finally:
             undo()
         return ProjectOutcome(result.report, result.out_dir, result.written, calls, result.warnings)
+
+
+def write_suite(
+    root: Path, suite: Mapping[str, Any] | str, *, name: str = "suite.yaml", frames: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a suite file into ``root`` and return its path.
+
+    ``suite`` is a mapping (dumped as YAML in its order) or YAML text (dedented, so a
+    triple-quoted string can be indented with the test). ``frames`` maps file names to pandas
+    DataFrames written beside it as CSV, for the suite's ``datasets`` to name::
+
+        suite = {"apiVersion": "llmguard/v1", "name": "drift", "checks": [],
+                 "datasets": {"reference": {"path": "ref.csv"}, "current": {"path": "cur.csv"}}}
+        path = write_suite(tmp_path, suite, frames={"ref.csv": ref, "cur.csv": cur})
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for file_name, frame in (frames or {}).items():
+        frame.to_csv(root / file_name, index=False)
+    if isinstance(suite, str):
+        text = textwrap.dedent(suite).lstrip("\n")
+    else:
+        text = yaml.safe_dump(dict(suite), sort_keys=False)
+    path = root / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def tabular_project(root: Path, *, n: int = 600, seed: int = 0) -> Path:
+    """A tabular project in ``root``: ``train.csv`` (400 rows) and ``test.csv``, generated, and
+    two fitted models on ``x1..x3``: ``good.joblib`` (logistic regression) and ``weak.joblib``
+    (a depth-1 tree). Columns: ``x1``, ``x2``, ``x3``, ``group`` (a/b), ``row_id``, ``label``
+    (0/1, logistic in the features). Returns ``root``."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "x3": rng.uniform(size=n),
+            "group": rng.choice(["a", "b"], size=n),
+            "row_id": np.arange(n),
+        }
+    )
+    logit = 1.5 * frame.x1 - frame.x2 + 0.5 * frame.x3
+    frame["label"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    split = n * 2 // 3
+    frame.iloc[:split].to_csv(root / "train.csv", index=False)
+    frame.iloc[split:].to_csv(root / "test.csv", index=False)
+    train = frame.iloc[:split]
+    features = ["x1", "x2", "x3"]
+    joblib.dump(LogisticRegression().fit(train[features], train.label), root / "good.joblib")
+    weak = DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[features], train.label)
+    joblib.dump(weak, root / "weak.joblib")
+    return root
 
 
 @pytest.fixture
