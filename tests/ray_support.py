@@ -61,14 +61,15 @@ def probe(ctx: CheckContext, params: ProbeParams) -> CheckOutput:
 
 class ProbePlugin:
     """``probe.where`` (1 CPU by default), ``probe.gpu`` (1 GPU by default) and
-    ``latency.probe`` (a latency-family check: pinned to one node, alone there)."""
+    ``timing.probe`` (declares ``Resources(exclusive=True)``: pinned to one node, alone there)."""
 
     @hookimpl
     def llmguard_register_checks(self, register: Callable[[CheckDefinition], None]) -> None:
         metrics = (MetricSpec("ran"), MetricSpec("spin_total"))
         register(CheckDefinition("probe.where", probe, ProbeParams, metrics, "where it ran"))
         register(CheckDefinition("probe.gpu", probe, ProbeParams, metrics, "needs a GPU", resources=Resources(gpus=1)))
-        register(CheckDefinition("latency.probe", probe, ProbeParams, metrics, "times something"))
+        timing = Resources(exclusive=True)
+        register(CheckDefinition("timing.probe", probe, ProbeParams, metrics, "times something", resources=timing))
 
 
 PROBES = [("ray-probes", ProbePlugin())]

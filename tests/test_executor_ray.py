@@ -78,7 +78,7 @@ def test_checks_are_placed_on_nodes_by_their_resources(two_nodes: Any, tmp_path:
         "  - {id: gpu, uses: probe.gpu}\n"
         "  - {id: wide, uses: probe.where, resources: {cpus: 2}}\n"
         "  - {id: slot, uses: probe.where, resources: {cpus: 0.5, custom: {accelerator_slot: 1}}}\n"
-        "  - {id: timing, uses: latency.probe}\n",
+        "  - {id: timing, uses: timing.probe}\n",
     )
     report = run(suite, tmp_path / "out", objects=PROBES, executor="ray").report
     assert [c.status for c in report.checks] == [Status.PASS] * 4, [c.error for c in report.checks]

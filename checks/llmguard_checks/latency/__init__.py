@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from llmguard_ops import CheckDefinition, MetricSpec, ModelLoader, hookimpl
+from llmguard_ops import CheckDefinition, MetricSpec, ModelLoader, Resources, hookimpl
 
 from .params import CapacityParams, GenerationLatencyParams, InferenceParams
+
+#: a latency check times: an executor that places checks gives it a machine of its own
+TIMING = Resources(exclusive=True)
 
 if TYPE_CHECKING:
     from llmguard_ops import CheckContext, CheckOutput
@@ -124,6 +127,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="latency.inference",
+            resources=TIMING,
             run=_run_inference,
             params=InferenceParams,
             metrics=_latency_specs(),
@@ -133,6 +137,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="latency.generation",
+            resources=TIMING,
             run=_run_generation,
             params=GenerationLatencyParams,
             metrics=_generation_specs(),
@@ -142,6 +147,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="latency.capacity",
+            resources=TIMING,
             run=_run_capacity,
             params=CapacityParams,
             metrics=_capacity_specs(),

@@ -31,12 +31,16 @@ class Resources:
     suite's ``resources:`` of a check overrides the check's own defaults field by field.
     The local executor records but does not enforce them; the Ray executor asks Ray for
     exactly these (``num_cpus``, ``num_gpus``, ``memory``, ``resources``).
+
+    ``exclusive`` (a check's own declaration, not a suite's): the check measures time, so
+    the Ray executor pins it to one node and gives it every CPU there while it runs.
     """
 
     cpus: float | None = None
     gpus: float | None = None
     memory: int | None = None
     custom: Mapping[str, float] = field(default_factory=dict)
+    exclusive: bool = False
 
     def merged(self, override: Resources | None) -> Resources:
         """These defaults with every field ``override`` sets taking precedence."""
@@ -47,6 +51,7 @@ class Resources:
             gpus=override.gpus if override.gpus is not None else self.gpus,
             memory=override.memory if override.memory is not None else self.memory,
             custom={**self.custom, **override.custom},
+            exclusive=self.exclusive or override.exclusive,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -56,6 +61,8 @@ class Resources:
             out["memory"] = self.memory
         if self.custom:
             out["custom"] = dict(self.custom)
+        if self.exclusive:
+            out["exclusive"] = True
         return out
 
 
@@ -96,11 +103,6 @@ class ExecutorDefinition:
     summary: str = ""
     plugin: str = ""
     plugin_version: str | None = None
-
-
-def family_of(uses: str) -> str:
-    """The family of a check name (``latency.inference`` → ``latency``)."""
-    return uses.split(".", 1)[0]
 
 
 def resources_for(session: Session, config: CheckConfig) -> Resources:

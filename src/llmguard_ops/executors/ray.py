@@ -35,15 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LlmguardError
-from . import Resources, family_of, resources_for
+from . import Resources, resources_for
 
 if TYPE_CHECKING:
     from ..results import CheckResult
     from ..runner import ProgressFn, Session
     from ..suite import CheckConfig
 
-#: Check families that measure time: pinned to one node, which they do not share.
-EXCLUSIVE_FAMILIES = frozenset({"latency"})
 #: Seconds to wait for a TCP connection to the cluster before calling it unreachable.
 CONNECT_TIMEOUT_S = 5.0
 #: Extra seconds, per check, the whole run may take beyond the sum of its timeouts
@@ -314,7 +312,7 @@ def plan_task(session: Session, config: CheckConfig, nodes: Sequence[Mapping[str
     if custom:
         options["resources"] = custom
     requested: dict[str, Any] = {**res.describe(), "cpus": want["CPU"], "gpus": want["GPU"]}
-    if family_of(config.uses) in EXCLUSIVE_FAMILIES:
+    if res.exclusive:  # a check that times: pinned to one node, which it does not share
         # the node with the most CPUs that fits; the task takes all of them while it times
         node = max(fitting, key=lambda n: (n["resources"].get("CPU", 0.0), n["node_id"]))
         options["num_cpus"] = node["resources"].get("CPU", 0.0)
