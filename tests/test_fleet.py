@@ -153,7 +153,9 @@ def test_a_ray_task_fleet_gives_the_local_results(
             assert _metrics(mine) == _metrics(local)
 
 
-def test_matrix_errors_name_file_line_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_matrix_errors_name_file_line_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cases = {
         "candidates:\n  - name: a\n    sett: {x: 1}\n": (3, "candidates[0].sett", "unknown key 'sett'"),
         "candidates:\n  - name: a\n  - name: A\n": (3, "candidates[1].name", "used twice"),
@@ -166,7 +168,14 @@ def test_matrix_errors_name_file_line_and_key(tmp_path: Path, capsys: pytest.Cap
         "set: {}\n": (1, "candidates", "missing required key 'candidates'"),
         "candidates:\n  - name: logs\n": (2, "candidates[0].name", "reserved"),
         "candidates: [\n": (2, None, "invalid YAML"),
+        # a resolved secret would travel as --set into every report's overrides: refused
+        "candidates:\n  - name: a\n    set: {models.candidate.options.api_key: '${FLEET_TEST_SECRET}'}\n": (
+            3,
+            "candidates[0].set.models.candidate.options.api_key",
+            "environment references are not allowed",
+        ),
     }
+    monkeypatch.setenv("FLEET_TEST_SECRET", "s3cr3t-value-never-written")
     for i, (text, (line, key, words)) in enumerate(cases.items()):
         path = tmp_path / f"m{i}.yaml"
         path.write_text(text)
@@ -177,6 +186,7 @@ def test_matrix_errors_name_file_line_and_key(tmp_path: Path, capsys: pytest.Cap
         if key is not None:
             assert err.key == key, (text, err.format())
         assert words in err.format(), (text, err.format())
+        assert "s3cr3t" not in err.format()
     # through the CLI: exit 2, one located line, no run started
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)

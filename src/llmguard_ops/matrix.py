@@ -88,6 +88,24 @@ def _value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON is YAML: --set parses it back exactly
 
 
+def _no_environment(data: Any, raw: Any, smap: SourceMap, at: Path_) -> None:
+    """Refuse ``${ENV}`` in a matrix: the fleet would resolve it and hand the value to each
+    candidate as ``--set`` (visible in the process list, written into each report's
+    ``suite.overrides``), where a suite's own references stay masked."""
+    if isinstance(raw, dict) and isinstance(data, dict):
+        for key, value in raw.items():
+            _no_environment(data.get(key), value, smap, (*at, key))
+    elif isinstance(raw, list) and isinstance(data, list):
+        for i, (value, resolved) in enumerate(zip(raw, data, strict=False)):
+            _no_environment(resolved, value, smap, (*at, i))
+    elif raw != data:
+        raise smap.error(
+            at,
+            "${...} environment references are not allowed in a matrix (their values would be recorded "
+            "in every report); reference the variable in the suite itself",
+        )
+
+
 def _check(data: Any, smap: SourceMap, prefix: Path_) -> Matrix:
     from .loading import SuiteErrors, _located, parse_override
 
@@ -148,7 +166,8 @@ def load_matrix(path: str | Path) -> LoadedMatrix:
     """Read and validate a matrix file; raises :class:`SuiteError` naming file, line and key."""
     path = Path(path)
     text = _read(path)
-    data, _, smap = load_yaml(text, str(path))
+    data, raw, smap = load_yaml(text, str(path))
+    _no_environment(data, raw, smap, ())
     return LoadedMatrix(_check(data, smap, ()), str(path), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
@@ -160,9 +179,10 @@ def suite_matrix(suite: str | Path) -> LoadedMatrix | None:
     path = Path(suite)
     try:
         text = read_suite_text(path)
-        data, _, smap = load_yaml(text, str(path))
+        data, raw, smap = load_yaml(text, str(path))
     except (SuiteError, yaml.YAMLError):
         return None
     if not isinstance(data, dict) or data.get("matrix") is None:
         return None
+    _no_environment(data["matrix"], raw.get("matrix") if isinstance(raw, dict) else None, smap, ("matrix",))
     return LoadedMatrix(_check(data["matrix"], smap, ("matrix",)), str(path), hashlib.sha256(text.encode()).hexdigest())
