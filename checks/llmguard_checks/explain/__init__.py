@@ -8,10 +8,10 @@ statistics behind them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from llmguard_ops import CardSection, CheckDefinition, MetricSpec, hookimpl
 
+from .._lazy import lazy_function
 from .params import LimeParams, ShapParams
 
 METRICS = (
@@ -63,18 +63,6 @@ LIME_METRICS = (
 )
 
 
-def _run_lime(ctx: Any, params: LimeParams) -> Any:
-    from ._lime_check import run_lime
-
-    return run_lime(ctx, params)
-
-
-def _run(ctx: Any, params: ShapParams) -> Any:
-    from ._check import run_shap
-
-    return run_shap(ctx, params)
-
-
 #: The model card's Explanations section, shared by both explainers.
 EXPLANATIONS = CardSection(
     "Explanations",
@@ -90,7 +78,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="explain.shap",
-            run=_run,
+            run=lazy_function(f"{__name__}._check", "run_shap"),
             params=ShapParams,
             metrics=METRICS,
             summary="SHAP importance, top features, stability vs baseline, attribution drift, protected-feature gate.",
@@ -102,7 +90,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="explain.lime",
-            run=_run_lime,
+            run=lazy_function(f"{__name__}._lime_check", "run_lime"),
             params=LimeParams,
             metrics=LIME_METRICS,
             summary="LIME importance, top features, stability vs baseline, protected-feature gate, "

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmguard_ops import CheckDefinition, DatasetRef, MetricSpec, ModelRef, hookimpl
 
+from .._lazy import lazy_function
+
 Kind = Literal[
     "case",
     "whitespace",
@@ -89,12 +91,6 @@ METRICS = (
 )
 
 
-def _run(ctx: Any, params: PerturbationParams) -> Any:
-    from ._check import run_perturbation
-
-    return run_perturbation(ctx, params)
-
-
 #: The limitation the model card lists when a suite has no robustness check.
 UNASSESSED = "robustness to perturbed inputs was not tested (no `robustness.*` check)"
 
@@ -105,7 +101,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="robustness.perturbation",
-            run=_run,
+            run=lazy_function(f"{__name__}._check", "run_perturbation"),
             params=PerturbationParams,
             metrics=METRICS,
             summary="Invariance under case, whitespace, typo, synonym, look-alike and noise "
