@@ -8,14 +8,11 @@ check runs. See ``docs/data.md`` for parameters, metrics and methods.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from llmguard_ops import CheckDefinition, MetricSpec, hookimpl
 
+from .._lazy import lazy_function
 from .params import IntegrityParams, QualityParams
-
-if TYPE_CHECKING:
-    from llmguard_ops import CheckContext, CheckOutput
 
 _CP = "(Clopper-Pearson interval)"
 
@@ -44,18 +41,6 @@ INTEGRITY_METRICS = (
 )
 
 
-def _run_quality(ctx: CheckContext, params: Any) -> CheckOutput:
-    from .quality import run_quality
-
-    return run_quality(ctx, params)
-
-
-def _run_integrity(ctx: CheckContext, params: Any) -> CheckOutput:
-    from .integrity import run_integrity
-
-    return run_integrity(ctx, params)
-
-
 #: The limitation the model card lists when a suite has no data check.
 UNASSESSED = (
     "the evaluation data was not checked for duplicates, training-set copies, leakage or "
@@ -69,7 +54,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="data.quality",
-            run=_run_quality,
+            run=lazy_function(f"{__name__}.quality", "run_quality"),
             params=QualityParams,
             metrics=QUALITY_METRICS,
             summary="Data contract (pandera), duplicate and conflicting rows, outliers against the reference.",
@@ -79,7 +64,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="data.integrity",
-            run=_run_integrity,
+            run=lazy_function(f"{__name__}.integrity", "run_integrity"),
             params=IntegrityParams,
             metrics=INTEGRITY_METRICS,
             summary="Train/evaluation overlap, leakage suspects, label errors (cleanlab confident learning).",

@@ -14,14 +14,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmguard_ops import (
-    CheckContext,
     CheckDefinition,
-    CheckOutput,
     DatasetRef,
     MetricSpec,
     ModelRef,
     hookimpl,
 )
+
+from .._lazy import lazy_function
 
 Method = Literal["auto", "ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi", "anderson"]
 
@@ -112,20 +112,6 @@ class EmbeddingDriftParams(BaseModel):
         return self
 
 
-def run_tabular(ctx: CheckContext, params: TabularDriftParams) -> CheckOutput:
-    """drift.tabular (implementation imported on first use)."""
-    from ._tabular import run_tabular as run
-
-    return run(ctx, params)
-
-
-def run_embedding(ctx: CheckContext, params: EmbeddingDriftParams) -> CheckOutput:
-    """drift.embedding (implementation imported on first use)."""
-    from ._embedding import run_embedding as run
-
-    return run(ctx, params)
-
-
 def _per_column(prefix: str, what: str) -> list[MetricSpec]:
     return [
         MetricSpec(f"{prefix}.statistic", f"test statistic or distance of {what}", None),
@@ -167,7 +153,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="drift.tabular",
-            run=run_tabular,
+            run=lazy_function(f"{__name__}._tabular", "run_tabular"),
             params=TabularDriftParams,
             metrics=TABULAR_METRICS,
             summary="Per-column drift (KS, chi-square, z, Wasserstein, JS, PSI, Anderson-Darling) "
@@ -180,7 +166,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
     register(
         CheckDefinition(
             name="drift.embedding",
-            run=run_embedding,
+            run=lazy_function(f"{__name__}._embedding", "run_embedding"),
             params=EmbeddingDriftParams,
             metrics=EMBEDDING_METRICS,
             summary="Embedding drift of texts or vectors: MMD permutation test, classifier AUC.",

@@ -17,16 +17,16 @@ import numpy as np
 from llmguard_ops import CheckContext, CheckOutput
 
 from . import _stats as st
-from ._check import (
-    _budget,
-    _class_index,
-    _compare,
-    _feed,
-    _importance_metrics,
-    _plain,
-    _protected,
-    _ranking,
-    _sample,
+from ._common import (
+    budget,
+    class_index,
+    compare_baseline,
+    feed,
+    importance_metrics,
+    plain,
+    protected_gate,
+    ranking,
+    sample_rows,
 )
 from ._stats import _rowwise_spearman
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from llmguard_ops import LoadedModel
 
-    from . import LimeParams
+    from .params import LimeParams
 
 
 def _as_shap(params: LimeParams) -> Any:
@@ -70,9 +70,9 @@ def _explain(
         loaded.obj,
         ds.frame[features].iloc[rows],
         bg.reindex(columns=features),
-        _feed(loaded),
+        feed(loaded),
         params.num_samples,
-        _class_index(loaded, params.class_label),
+        class_index(loaded, params.class_label),
         ctx.seed,
         params.time_limit_s,
         params.discretize_continuous,
@@ -83,13 +83,13 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
     out = CheckOutput()
     rng = ctx.rng()
     ds = ctx.dataset(params.dataset)
-    rows = _sample(len(ds.frame), params.max_samples, rng)
+    rows = sample_rows(len(ds.frame), params.max_samples, rng)
     _budget_check(params, len(rows))
     bg_source = ctx.dataset(params.reference or params.dataset).frame
-    background = bg_source.iloc[_sample(len(bg_source), params.background, rng)]
+    background = bg_source.iloc[sample_rows(len(bg_source), params.background, rng)]
     cand, fit = _explain(ctx, params, loaded, rows, background)
     abs_cand = cand.abs_values()
-    _importance_metrics(out, ctx, _as_shap(params), cand.features, abs_cand)
+    importance_metrics(out, ctx, _as_shap(params), cand.features, abs_cand)
     imp = st.importance(abs_cand)
     top = st.top_k(cand.features, imp, params.top_k)
     out.add("local_fit", float(np.mean(fit)), n=len(fit))
@@ -109,7 +109,7 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
             "time_limit_s": params.time_limit_s,
         },
         top_features=top,
-        ranking=_ranking(cand.features, imp),
+        ranking=ranking(cand.features, imp),
         seed=ctx.seed,
     )
     if params.baseline:
@@ -117,8 +117,8 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
         if base_loaded.input_kind == "text":
             raise ValueError(f"baseline '{params.baseline}' is a text model; '{params.model}' is tabular")
         base, _ = _explain(ctx, params, base_loaded, rows[: len(cand.data)], background)
-        _compare(out, ctx, _as_shap(params), cand.features, abs_cand, base.features, base.abs_values())
-    _protected(out, _as_shap(params), ds.frame, ds.sensitive, cand.features, top)
+        compare_baseline(out, ctx, _as_shap(params), cand.features, abs_cand, base.features, base.abs_values())
+    protected_gate(out, _as_shap(params), ds.frame, ds.sensitive, cand.features, top)
     if params.shap_agreement:
         from ._tabular import explain_tabular
 
@@ -126,10 +126,10 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
             loaded.obj,
             ds.frame[cand.features].iloc[rows[: len(cand.data)]],
             background.reindex(columns=cand.features),
-            _feed(loaded),
-            _budget(cast(Any, params)),
+            feed(loaded),
+            budget(cast(Any, params)),
             "auto",
-            _class_index(loaded, params.class_label),
+            class_index(loaded, params.class_label),
             ctx.seed,
         )
         n = min(len(shap_attr.data), len(cand.data))
@@ -137,7 +137,7 @@ def _run_tabular(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> 
         out.details["shap_explainer"] = shap_attr.explainer
     out.details["local_explanations"] = [
         {
-            "row": _plain(ds.frame.index[rows[i]]),
+            "row": plain(ds.frame.index[rows[i]]),
             "local_fit_r2": float(fit[i]),
             "intercept": float(cand.base[i, 0]),
             "local_prediction": float(cand.output[i, 0]),
@@ -234,16 +234,16 @@ def _run_text(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> Che
     out = CheckOutput()
     rng = ctx.rng()
     texts = list(ctx.inputs(params.model, params.dataset))
-    rows = _sample(len(texts), params.max_samples, rng)
+    rows = sample_rows(len(texts), params.max_samples, rng)
     _budget_check(params, len(rows))
     chosen = [texts[i] for i in rows]
-    index = _class_index(loaded, params.class_label)
+    index = class_index(loaded, params.class_label)
     cand, fit = explain_text_lime(loaded.obj, chosen, params.num_samples, index, ctx.seed, params.time_limit_s)
     vocab, abs_cand = cand.abs_matrix()
     imp = st.importance(abs_cand)
     top = st.top_k(vocab, imp, params.top_k)
     shown = st.top_k(vocab, imp, max(params.top_k, 20))
-    _importance_metrics(out, ctx, _as_shap(params), vocab, abs_cand, only=shown)
+    importance_metrics(out, ctx, _as_shap(params), vocab, abs_cand, only=shown)
     out.add("local_fit", float(np.mean(fit)), n=len(fit))
     out.warnings.extend(cand.notes)
     out.details.update(
@@ -259,7 +259,7 @@ def _run_text(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> Che
             "max_model_rows": params.max_model_rows,
         },
         top_features=top,
-        ranking=_ranking(vocab, imp)[:50],
+        ranking=ranking(vocab, imp)[:50],
         seed=ctx.seed,
     )
     if params.baseline:
@@ -267,7 +267,7 @@ def _run_text(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> Che
             ctx.model(params.baseline).obj, cand.texts, params.num_samples, index, ctx.seed, None
         )
         base_vocab, base_abs = base.abs_matrix()
-        _compare(out, ctx, _as_shap(params), vocab, abs_cand, base_vocab, base_abs)
+        compare_baseline(out, ctx, _as_shap(params), vocab, abs_cand, base_vocab, base_abs)
     if params.protected:
         wanted = {p.lower() for p in params.protected}
         in_top = [t for t in top if t.lower() in wanted]
@@ -276,7 +276,7 @@ def _run_text(ctx: CheckContext, params: LimeParams, loaded: LoadedModel) -> Che
     if params.shap_agreement:
         from ._text import explain_text
 
-        shap_attr = explain_text(loaded.obj, cand.texts, _budget(cast(Any, params)), index, ctx.seed)
+        shap_attr = explain_text(loaded.obj, cand.texts, budget(cast(Any, params)), index, ctx.seed)
         union = list(dict.fromkeys([*vocab, *shap_attr.vocabulary()]))
         lime_m, shap_m = cand.abs_matrix(union)[1], shap_attr.abs_matrix(union)[1]
         present = np.zeros_like(lime_m, dtype=bool)

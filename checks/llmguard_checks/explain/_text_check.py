@@ -9,22 +9,22 @@ import numpy as np
 from llmguard_ops import CheckContext, CheckOutput
 
 from . import _stats as st
-from ._check import (
-    _additivity,
-    _budget,
-    _class_index,
-    _compare,
-    _drift,
-    _importance_metrics,
-    _ranking,
-    _sample,
+from ._common import (
+    additivity,
+    budget,
+    class_index,
+    compare_baseline,
+    importance_metrics,
+    ranking,
+    report_drift,
+    sample_rows,
 )
 from ._text import TextAttribution, explain_text
 
 if TYPE_CHECKING:
     from llmguard_ops import LoadedModel
 
-    from . import ShapParams
+    from .params import ShapParams
 
 
 def run_text(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> CheckOutput:
@@ -32,16 +32,16 @@ def run_text(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> Chec
     out = CheckOutput()
     rng = ctx.rng()
     texts = list(ctx.inputs(params.model, params.dataset))
-    rows = _sample(len(texts), params.max_samples, rng)
+    rows = sample_rows(len(texts), params.max_samples, rng)
     chosen = [texts[i] for i in rows]
-    index = _class_index(loaded, params.class_label)
-    cand = explain_text(loaded.obj, chosen, _budget(params), index, ctx.seed)
+    index = class_index(loaded, params.class_label)
+    cand = explain_text(loaded.obj, chosen, budget(params), index, ctx.seed)
     vocab, abs_cand = cand.abs_matrix()
     imp = st.importance(abs_cand)
     top = st.top_k(vocab, imp, params.top_k)
     shown = st.top_k(vocab, imp, max(params.top_k, 20))
-    _importance_metrics(out, ctx, params, vocab, abs_cand, only=shown)
-    _additivity(out, params, "additivity_error", cand.additivity_error)
+    importance_metrics(out, ctx, params, vocab, abs_cand, only=shown)
+    additivity(out, params, "additivity_error", cand.additivity_error)
     out.warnings.extend(cand.notes)
     out.details.update(
         explainer=cand.explainer,
@@ -56,20 +56,20 @@ def run_text(ctx: CheckContext, params: ShapParams, loaded: LoadedModel) -> Chec
             "top_k": params.top_k,
         },
         top_features=top,
-        ranking=_ranking(vocab, imp)[:50],
+        ranking=ranking(vocab, imp)[:50],
     )
     if params.baseline:
         base_loaded = ctx.model(params.baseline)
-        base = explain_text(base_loaded.obj, cand.texts, _budget(params), index, ctx.seed)
+        base = explain_text(base_loaded.obj, cand.texts, budget(params), index, ctx.seed)
         base_vocab, base_abs = base.abs_matrix()
-        _compare(out, ctx, params, vocab, abs_cand, base_vocab, base_abs)
+        compare_baseline(out, ctx, params, vocab, abs_cand, base_vocab, base_abs)
         out.details["baseline_additivity_error"] = base.additivity_error
     if params.reference:
         ref_texts = list(ctx.inputs(params.model, params.reference))
-        ref_rows = _sample(len(ref_texts), params.max_samples, rng)
-        ref = explain_text(loaded.obj, [ref_texts[i] for i in ref_rows], _budget(params), index, ctx.seed)
+        ref_rows = sample_rows(len(ref_texts), params.max_samples, rng)
+        ref = explain_text(loaded.obj, [ref_texts[i] for i in ref_rows], budget(params), index, ctx.seed)
         union = list(dict.fromkeys([*vocab, *ref.vocabulary()]))
-        _drift(out, ctx, params, ref.abs_matrix(union)[1], cand.abs_matrix(union)[1], union)
+        report_drift(out, ctx, params, ref.abs_matrix(union)[1], cand.abs_matrix(union)[1], union)
     if params.protected:
         wanted = {p.lower() for p in params.protected}
         in_top = [t for t in top if t.lower() in wanted]

@@ -8,17 +8,14 @@ See ``docs/latency.md`` for parameters, metrics and the statistics.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from llmguard_ops import CheckDefinition, MetricSpec, ModelLoader, Resources, hookimpl
 
+from .._lazy import lazy_function
 from .params import CapacityParams, GenerationLatencyParams, InferenceParams
 
 #: a latency check times: an executor that places checks gives it a machine of its own
 TIMING = Resources(exclusive=True)
-
-if TYPE_CHECKING:
-    from llmguard_ops import CheckContext, CheckOutput
 
 _PCT = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
 
@@ -104,31 +101,13 @@ def _capacity_specs() -> tuple[MetricSpec, ...]:
     )
 
 
-def _run_capacity(ctx: CheckContext, params: Any) -> CheckOutput:
-    from .capacity import run_capacity
-
-    return run_capacity(ctx, params)
-
-
-def _run_inference(ctx: CheckContext, params: Any) -> CheckOutput:
-    from .inference import run_inference
-
-    return run_inference(ctx, params)
-
-
-def _run_generation(ctx: CheckContext, params: Any) -> CheckOutput:
-    from .generation import run_generation
-
-    return run_generation(ctx, params)
-
-
 @hookimpl
 def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> None:
     register(
         CheckDefinition(
             name="latency.inference",
             resources=TIMING,
-            run=_run_inference,
+            run=lazy_function(f"{__name__}.inference", "run_inference"),
             params=InferenceParams,
             metrics=_latency_specs(),
             summary="Per-request latency percentiles with order-statistic bounds; single_stream, server, offline.",
@@ -138,7 +117,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
         CheckDefinition(
             name="latency.generation",
             resources=TIMING,
-            run=_run_generation,
+            run=lazy_function(f"{__name__}.generation", "run_generation"),
             params=GenerationLatencyParams,
             metrics=_generation_specs(),
             summary="TTFT, TPOT and tokens/s of streamed generation (local causal LM or HTTP endpoint).",
@@ -148,7 +127,7 @@ def llmguard_register_checks(register: Callable[[CheckDefinition], None]) -> Non
         CheckDefinition(
             name="latency.capacity",
             resources=TIMING,
-            run=_run_capacity,
+            run=lazy_function(f"{__name__}.capacity", "run_capacity"),
             params=CapacityParams,
             metrics=_capacity_specs(),
             summary=(

@@ -28,8 +28,8 @@ from llmguard_ops import CheckContext, CheckOutput, CheckSkipped
 if TYPE_CHECKING:
     from hypothesis import strategies as st
 
-    from . import PerturbationParams
     from ._strategies import Perturbed
+    from .params import PerturbationParams
 
 DEFAULT_TEXT = ["case", "whitespace", "punctuation", "typos"]
 
