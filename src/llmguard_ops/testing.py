@@ -327,7 +327,7 @@ def tiny_tokenizer(
     roles = {_SPECIAL_ROLES[t]: t for t in specials if t in _SPECIAL_ROLES}
     if pad_token is not None:
         roles["pad_token"] = pad_token
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **roles)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **roles)  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     if chat_template is not None:
         fast.chat_template = chat_template
     if folder is not None:
@@ -356,7 +356,7 @@ def tiny_causal_lm(folder: Path, tokenizer: Any = None, *, seed: int | None = 0,
     config.setdefault("n_embd", 32)
     if seed is not None:
         torch.manual_seed(seed)
-    GPT2LMHeadModel(GPT2Config(**config)).eval().save_pretrained(folder)
+    GPT2LMHeadModel(GPT2Config(**config)).eval().save_pretrained(folder)  # type: ignore[no-untyped-call]
     return folder
 
 
