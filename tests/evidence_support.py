@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from llmguard_ops.testing import write_suite
+
 SUITE = """\
 apiVersion: llmguard/v1
 name: evidence-unit
@@ -42,10 +44,8 @@ class Project:
         folder: Path | None = None,
     ) -> Path:
         """Write a suite using this project's model and data; ``extra`` is appended as is."""
-        path = (folder or self.root) / name
         text = SUITE.format(model=self.model, data=self.data, minimum=minimum, extra=extra)
-        path.write_text(text, encoding="utf-8")
-        return path
+        return write_suite(folder or self.root, text, name=name)
 
 
 def make_project(root: Path) -> Project:

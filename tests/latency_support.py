@@ -58,31 +58,10 @@ PROMPTS = [
 
 def build_tiny_lm(folder: Path) -> Path:
     """Train a word-level tokenizer and save a 2-layer GPT-2 with it into ``folder``."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from llmguard_ops.testing import tiny_causal_lm, tiny_tokenizer
 
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(
-        [" ".join(WORDS)] * 3 + PROMPTS, trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[EOS]"])
-    )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=tok.get_vocab_size(),
-        n_positions=256,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=2,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    model = GPT2LMHeadModel(config).eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    tokenizer = tiny_tokenizer([" ".join(WORDS)] * 3 + PROMPTS, special_tokens=["[PAD]", "[UNK]", "[EOS]"])
+    tiny_causal_lm(folder, tokenizer, n_positions=256, bos_token_id=2, eos_token_id=2, pad_token_id=0)
     return folder
 
 

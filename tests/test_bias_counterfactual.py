@@ -110,22 +110,10 @@ def test_bad_term_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def _word_tokenizer(folder: Path, words: set[str]) -> None:
     """A WordLevel tokenizer trained on nothing but our vocabulary, saved for AutoTokenizer."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from llmguard_ops.testing import tiny_tokenizer
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[EOS]"]
-    vocab = {w: i for i, w in enumerate([*specials, *sorted(words)])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        eos_token="[EOS]",
-    )
-    fast.save_pretrained(folder)
+    tiny_tokenizer(vocabulary=sorted(words), special_tokens=specials, folder=folder)
 
 
 def _vocabulary(templates: list[str]) -> set[str]:

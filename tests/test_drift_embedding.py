@@ -152,26 +152,17 @@ def test_texts_with_the_packaged_minilm_encoder(tmp_path: Path) -> None:
 
 def tiny_encoder(folder: Path) -> Path:
     """A 2-layer BERT with a locally trained WordPiece tokenizer, saved as a plain folder."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
 
-    corpus = texts(["cooking", "finance"], 200, 9)
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer()
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(
-        corpus,
-        trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]),
+    from llmguard_ops.testing import tiny_tokenizer
+
+    fast = tiny_tokenizer(
+        texts(["cooking", "finance"], 200, 9),
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        pre_tokenizer="bert",
+        wordpiece_size=200,
+        folder=folder,
     )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    fast.save_pretrained(folder)
     import torch
 
     torch.manual_seed(0)

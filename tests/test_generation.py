@@ -52,28 +52,10 @@ def test_normalize() -> None:
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer GPT-2 with a locally trained tokenizer, saved and loaded like any folder."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from llmguard_ops.testing import tiny_causal_lm, tiny_tokenizer
 
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[EOS]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]")
-    fast.save_pretrained(folder)
-    config = GPT2Config(
-        vocab_size=fast.vocab_size,
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        n_positions=2048,
-        eos_token_id=1,
-        bos_token_id=1,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(folder)
+    fast = tiny_tokenizer(CORPUS, special_tokens=["[UNK]", "[EOS]"], pad_token="[EOS]")
+    folder = tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"), fast, n_positions=2048, eos_token_id=1, bos_token_id=1)
     return folder
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import llmguard_ops
 from llmguard_ops import Decision, Status
+from llmguard_ops.testing import tiny_causal_lm, tiny_tokenizer, write_suite
 
 MODELS = '''
 import json
@@ -112,9 +113,7 @@ def _suite(project: Path, body: str) -> Path:
     datasets:
       qa: {path: qa.csv, text: question, target: answer}
     """
-    path = project / "suite.yaml"
-    path.write_text(textwrap.dedent(head) + textwrap.dedent(body))
-    return path
+    return write_suite(project, textwrap.dedent(head) + textwrap.dedent(body))
 
 
 def _models(cand_wrong: int, base_wrong: int) -> str:
@@ -357,37 +356,26 @@ def test_unknown_prompt_is_a_located_error(project: Path) -> None:
 
 
 def test_model_folder_without_tokenizer_is_one_line_error(tmp_path: Path) -> None:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     from llmguard_ops.adapters import load_transformers
 
-    GPT2LMHeadModel(GPT2Config(vocab_size=10, n_layer=1, n_head=1, n_embd=8, n_positions=16)).save_pretrained(
-        tmp_path / "lm"
-    )
+    tiny_causal_lm(tmp_path / "lm", seed=None, vocab_size=10, n_layer=1, n_head=1, n_embd=8, n_positions=16)
     with pytest.raises(llmguard_ops.ArtifactError, match="has no tokenizer files") as err:
         load_transformers(tmp_path / "lm", {})
     assert "\n" not in str(err.value)
 
 
 def _tiny_causal_lm(folder: Path, seed: int, chat_template: str | None) -> Path:
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     words = ["what is the capital of item city user system assistant : answer briefly ."]
-    tok.train_from_iterator(words, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[EOS]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[EOS]")
-    if chat_template:
-        fast.chat_template = chat_template
-    fast.save_pretrained(folder)
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=fast.vocab_size, n_layer=1, n_head=1, n_embd=16, n_positions=12, eos_token_id=1, bos_token_id=1
+    fast = tiny_tokenizer(
+        words,
+        special_tokens=["[UNK]", "[EOS]"],
+        pad_token="[EOS]",
+        pre_tokenizer="whitespace_split",
+        chat_template=chat_template,
     )
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
+    return tiny_causal_lm(
+        folder, fast, seed=seed, n_layer=1, n_head=1, n_embd=16, n_positions=12, eos_token_id=1, bos_token_id=1
+    )
 
 
 def test_canary_compare_runs_on_local_causal_lms(tmp_path: Path) -> None:

@@ -56,3 +56,31 @@ def test_tabular_project_is_deterministic(tmp_path: Path) -> None:
 def test_isolated_tests_run_in_tmp_path(llmguard_isolated: Path) -> None:
     assert Path.cwd() == llmguard_isolated
     assert os.environ["LLMGUARD_HISTORY_DIR"] == str(llmguard_isolated / ".llmguard" / "runs")
+
+
+def test_tiny_tokenizer_ids_and_roles(tmp_path: Path) -> None:
+    from llmguard_ops.testing import tiny_tokenizer
+
+    fixed = tiny_tokenizer(vocabulary=["b", "a"], special_tokens=["[PAD]", "[UNK]", "[CLS]"], folder=tmp_path / "t")
+    assert fixed.get_vocab() == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "b": 3, "a": 4}
+    assert (fixed.pad_token, fixed.unk_token, fixed.cls_token) == ("[PAD]", "[UNK]", "[CLS]")
+    assert (tmp_path / "t" / "tokenizer.json").is_file()
+    trained = tiny_tokenizer(["x y y"], special_tokens=["[UNK]", "[EOS]"], pad_token="[EOS]", template="$A [EOS]")
+    assert trained.pad_token == trained.eos_token == "[EOS]"
+    assert trained("y x z")["input_ids"] == [2, 3, 0, 1]  # by frequency after the specials; z unknown; [EOS] added
+
+
+def test_tiny_causal_lm_loads_back(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmguard_ops.testing import tiny_causal_lm, tiny_tokenizer
+
+    tok = tiny_tokenizer(["a b c"], special_tokens=["[UNK]", "[EOS]"], pad_token="[EOS]")
+    one = tiny_causal_lm(tmp_path / "one", tok, n_positions=8, n_layer=1)
+    two = tiny_causal_lm(tmp_path / "two", tok, n_positions=8, n_layer=1)
+    model = AutoModelForCausalLM.from_pretrained(one)
+    assert model.config.vocab_size == len(AutoTokenizer.from_pretrained(one)) == 5
+    assert (model.config.n_layer, model.config.n_embd) == (1, 32)
+    other = AutoModelForCausalLM.from_pretrained(two)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), other.parameters(), strict=True))

@@ -19,7 +19,7 @@ through the same library call as the CLI, and returns a :class:`ProjectOutcome`:
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ __all__ = [
     "llmguard_isolated",
     "llmguard_project",
     "tabular_project",
+    "tiny_causal_lm",
+    "tiny_tokenizer",
     "write_suite",
 ]
 
@@ -252,6 +254,110 @@ def tabular_project(root: Path, *, n: int = 600, seed: int = 0) -> Path:
     weak = DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[features], train.label)
     joblib.dump(weak, root / "weak.joblib")
     return root
+
+
+#: the ``PreTrainedTokenizerFast`` role each conventional special token takes
+_SPECIAL_ROLES = {
+    "[PAD]": "pad_token",
+    "[UNK]": "unk_token",
+    "[CLS]": "cls_token",
+    "[SEP]": "sep_token",
+    "[MASK]": "mask_token",
+    "[EOS]": "eos_token",
+}
+
+
+def tiny_tokenizer(
+    corpus: Iterable[str] = (),
+    *,
+    vocabulary: Sequence[str] | None = None,
+    special_tokens: Sequence[str] = ("[PAD]", "[UNK]", "[EOS]"),
+    pad_token: str | None = None,
+    pre_tokenizer: str = "whitespace",
+    lowercase: bool = False,
+    wordpiece_size: int | None = None,
+    template: str | None = None,
+    chat_template: str | None = None,
+    folder: Path | None = None,
+) -> Any:
+    """A small ``transformers.PreTrainedTokenizerFast`` built locally (no hub).
+
+    A word-level tokenizer trained on ``corpus`` (special tokens first, then words by
+    frequency), or, with ``vocabulary``, fixed ids: ``special_tokens`` then ``vocabulary`` in
+    its order. ``wordpiece_size`` trains a WordPiece tokenizer of that size instead. Each
+    special token takes its conventional role (``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``,
+    ``[MASK]``, ``[EOS]``); ``pad_token`` overrides the padding token (e.g. ``"[EOS]"`` where
+    there is no ``[PAD]``). ``pre_tokenizer`` is ``"whitespace"`` (words and punctuation),
+    ``"whitespace_split"`` (split on spaces only) or ``"bert"`` (BERT's normaliser and
+    pre-tokenizer); ``lowercase`` adds a lowercasing normaliser; ``template`` a single-sequence
+    post-processor such as ``"[CLS] $A [SEP]"``. With ``folder``, it is saved there too.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = list(special_tokens)
+    if wordpiece_size is not None:
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    elif vocabulary is not None:
+        ids = {w: i for i, w in enumerate([*specials, *vocabulary])}
+        tok = Tokenizer(models.WordLevel(vocab=ids, unk_token="[UNK]"))
+    else:
+        tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    if pre_tokenizer == "bert":
+        tok.normalizer = normalizers.BertNormalizer()
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    elif pre_tokenizer == "whitespace_split":
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    elif pre_tokenizer == "whitespace":
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    else:
+        raise ValueError(f"tiny_tokenizer: unknown pre_tokenizer {pre_tokenizer!r}")
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    if wordpiece_size is not None:
+        trainer = trainers.WordPieceTrainer(vocab_size=wordpiece_size, special_tokens=specials)
+        tok.train_from_iterator(list(corpus), trainer)
+    elif vocabulary is None:
+        tok.train_from_iterator(list(corpus), trainers.WordLevelTrainer(special_tokens=specials))
+    if template is not None:
+        named = [t for t in specials if t in template]
+        tok.post_processor = processors.TemplateProcessing(
+            single=template, special_tokens=[(t, tok.token_to_id(t)) for t in named]
+        )
+    roles = {_SPECIAL_ROLES[t]: t for t in specials if t in _SPECIAL_ROLES}
+    if pad_token is not None:
+        roles["pad_token"] = pad_token
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **roles)  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+    if chat_template is not None:
+        fast.chat_template = chat_template
+    if folder is not None:
+        fast.save_pretrained(folder)
+    return fast
+
+
+def tiny_causal_lm(folder: Path, tokenizer: Any = None, *, seed: int | None = 0, **config: Any) -> Path:
+    """A randomly initialised transformers GPT-2 built from a config and saved to ``folder``
+    (with ``tokenizer`` beside it, when given), for ``loader: transformers`` to load back.
+
+    ``config`` goes to ``GPT2Config`` (``vocab_size`` defaults to the tokenizer's size, and
+    the layers to 2 layers, 2 heads, 32 wide); ``seed`` seeds torch first (``None`` leaves
+    the generator as it is). Returns ``folder``.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+        config.setdefault("vocab_size", len(tokenizer))
+    config.setdefault("n_layer", 2)
+    config.setdefault("n_head", 2)
+    config.setdefault("n_embd", 32)
+    if seed is not None:
+        torch.manual_seed(seed)
+    GPT2LMHeadModel(GPT2Config(**config)).eval().save_pretrained(folder)  # type: ignore[no-untyped-call]
+    return folder
 
 
 @pytest.fixture
